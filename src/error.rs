@@ -1,0 +1,194 @@
+//! The one error type of litepool, and its `Result` alias.
+//!
+//! Messages are lowercase and name what went wrong: the file (or environment variable), the key,
+//! the value and what is allowed.
+
+use std::path::PathBuf;
+
+/// `Result` with litepool's [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A value that could not be parsed: what it was meant to be, the text, and what is allowed.
+///
+/// Returned by every `FromStr` in [`crate::pragma`]; the settings loader adds the file and key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what} {value:?}: expected {allowed}")]
+pub struct ParseValueError {
+    /// What was being parsed, e.g. `journal_mode` or `size`.
+    pub what: &'static str,
+    /// The text as given.
+    pub value: String,
+    /// What is allowed, in words.
+    pub allowed: String,
+}
+
+impl ParseValueError {
+    pub(crate) fn new(
+        what: &'static str,
+        value: impl Into<String>,
+        allowed: impl Into<String>,
+    ) -> Self {
+        Self {
+            what,
+            value: value.into(),
+            allowed: allowed.into(),
+        }
+    }
+}
+
+/// Everything that can go wrong in litepool.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration source (file or environment variable) is invalid.
+    ///
+    /// `origin` is the file path or the environment variable; `key` the dotted key, if known.
+    #[error("{origin}: {}{message}", key.as_ref().map(|k| format!("key `{k}`: ")).unwrap_or_default())]
+    Config {
+        /// The file or environment variable the bad value came from.
+        origin: String,
+        /// The dotted key, e.g. `databases.jobs.pragmas.journal_mode`.
+        key: Option<String>,
+        /// What is wrong, with the value and what is allowed.
+        message: String,
+    },
+
+    /// A value failed to parse outside of a configuration file (e.g. from code or the CLI).
+    #[error(transparent)]
+    Parse(#[from] ParseValueError),
+
+    /// `pools.get(name)` with a name that is not configured.
+    #[error("unknown database {name:?}: configured databases are {}", known.join(", "))]
+    UnknownDatabase {
+        /// The name asked for.
+        name: String,
+        /// The configured names.
+        known: Vec<String>,
+    },
+
+    /// The path points at something that is not an SQLite database; nothing was written to it.
+    #[error("database {database:?}: {path} is not an sqlite database ({reason}); the file was not modified")]
+    NotADatabase {
+        /// The configured database name.
+        database: String,
+        /// The path.
+        path: PathBuf,
+        /// Why: a directory, a bad header, ...
+        reason: String,
+    },
+
+    /// The file does not exist and `create_if_missing` is false, or its directory is missing.
+    #[error("database {database:?}: {path}: {reason}")]
+    Missing {
+        /// The configured database name.
+        database: String,
+        /// The path.
+        path: PathBuf,
+        /// What is missing.
+        reason: String,
+    },
+
+    /// A file-level pragma (`page_size`, `auto_vacuum`) differs from the existing file.
+    #[error(
+        "database {database:?}: {pragma} is {actual} in the existing file {path} but the profile \
+         wants {wanted}; {pragma} of an existing database only changes with a VACUUM \
+         (see https://sqlite.org/pragma.html#pragma_{pragma}); the file was not modified"
+    )]
+    NeedsVacuum {
+        /// The configured database name.
+        database: String,
+        /// The path.
+        path: PathBuf,
+        /// `page_size` or `auto_vacuum`.
+        pragma: &'static str,
+        /// The profile's value.
+        wanted: String,
+        /// The file's value.
+        actual: String,
+    },
+
+    /// A pragma read back a different value than was set: it did not take effect.
+    #[error("database {database:?}: pragma {pragma} did not take effect: wanted {wanted}, sqlite reports {actual}")]
+    Mismatch {
+        /// The configured database name.
+        database: String,
+        /// The pragma.
+        pragma: &'static str,
+        /// The value asked for, as SQLite would report it.
+        wanted: String,
+        /// The value SQLite reports.
+        actual: String,
+    },
+
+    /// Setting or reading a pragma failed with an SQLite error.
+    #[error("database {database:?}: pragma {pragma}: {source}")]
+    Pragma {
+        /// The configured database name.
+        database: String,
+        /// The pragma.
+        pragma: &'static str,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// The configured worst-case page-cache memory is over `limits.memory_budget` and a profile
+    /// sets `enforce_budget = true`.
+    #[error("memory budget exceeded: worst case {worst} (max_size x cache_size over all pools) is over limits.memory_budget = {budget}; enforced by {}", enforced_by.join(", "))]
+    OverBudget {
+        /// Worst case, formatted.
+        worst: String,
+        /// The budget, formatted.
+        budget: String,
+        /// Databases whose profile sets `enforce_budget`.
+        enforced_by: Vec<String>,
+    },
+
+    /// The pool could not give a connection; `cause` is the last error of the customizer, which
+    /// r2d2 itself reports only as a timeout.
+    #[error("database {database:?}: {source}{}", cause.as_ref().map(|c| format!(" (last connection error: {c})")).unwrap_or_default())]
+    Pool {
+        /// The configured database name.
+        database: String,
+        /// r2d2's error.
+        #[source]
+        source: r2d2::Error,
+        /// The last error recorded by the customizer, if any.
+        cause: Option<String>,
+    },
+
+    /// An SQLite error outside of a pragma.
+    #[error("database {database:?}: {source}")]
+    Sqlite {
+        /// The configured database name.
+        database: String,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// A file system error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// True when the error is about configuration or files refused before any database file was
+    /// touched (exit code 2 of `litepool check`); false when a setting did not take effect on a
+    /// live connection (exit code 1).
+    pub fn is_config_error(&self) -> bool {
+        !matches!(
+            self,
+            Error::Mismatch { .. }
+                | Error::Pragma { .. }
+                | Error::Pool { .. }
+                | Error::Sqlite { .. }
+        )
+    }
+}

@@ -1,0 +1,13 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod pragma;
+pub mod profile;
+
+pub use error::{Error, ParseValueError, Result};
+pub use profile::{PragmaSet, Profile};
+pub use r2d2;
+pub use r2d2_sqlite;
+pub use rusqlite;
