@@ -5,9 +5,11 @@
 pub mod error;
 pub mod pragma;
 pub mod profile;
+pub mod settings;
 
 pub use error::{Error, ParseValueError, Result};
 pub use profile::{PragmaSet, Profile};
 pub use r2d2;
 pub use r2d2_sqlite;
 pub use rusqlite;
+pub use settings::{DatabaseSettings, PoolSettings, Settings};
