@@ -2,12 +2,18 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod budget;
+pub mod customizer;
 pub mod error;
+pub mod file;
 pub mod pragma;
 pub mod profile;
+pub mod pools;
 pub mod settings;
 
+pub use customizer::PragmaCustomizer;
 pub use error::{Error, ParseValueError, Result};
+pub use pools::{PoolStats, Pools};
 pub use profile::{PragmaSet, Profile};
 pub use r2d2;
 pub use r2d2_sqlite;

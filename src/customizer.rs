@@ -1,0 +1,138 @@
+//! [`PragmaCustomizer`]: when a profile runs. r2d2 calls it once per new physical connection.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Instant, SystemTime};
+
+use r2d2::CustomizeConnection;
+use rusqlite::Connection;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::profile::Profile;
+
+/// The last error of a customizer, kept because r2d2 reports a failed `on_acquire` to the caller
+/// of `get()` only as "timed out waiting for connection".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LastError {
+    /// The error message, naming the database and pragma.
+    pub message: String,
+    /// When it happened.
+    pub at: SystemTime,
+}
+
+/// A shared handle to a customizer's last error.
+pub type LastErrorHandle = Arc<Mutex<Option<LastError>>>;
+
+/// Applies a [`Profile`] to every new connection of an r2d2 pool, and reads it back.
+///
+/// The first connection (or [`PragmaCustomizer::bootstrap`], which [`crate::Pools`] calls before
+/// building the pool) switches `journal_mode` and sets the file-level pragmas of a new database,
+/// under a lock, so that pooled connections never race to switch it. Later connections set the
+/// per-connection pragmas and verify the rest. Any pragma that does not read back as asked fails
+/// the connection with [`Error::Mismatch`], logged with `tracing` and kept for
+/// [`PragmaCustomizer::last_error`].
+///
+/// ```no_run
+/// use litepool::{PragmaCustomizer, PragmaSet, Profile};
+/// use litepool::pragma::JournalMode;
+/// use r2d2_sqlite::SqliteConnectionManager;
+///
+/// let mut pragmas = PragmaSet::default();
+/// pragmas.busy_timeout = Some("5s".parse()?);
+/// pragmas.journal_mode = Some(JournalMode::Wal);
+/// pragmas.cache_size = Some("64MiB".parse()?);
+/// let profile = Profile::new("jobs", pragmas)?;
+///
+/// let pool = r2d2::Pool::builder()
+///     .connection_customizer(Box::new(PragmaCustomizer::new("jobs", profile)))
+///     .build(SqliteConnectionManager::file("data/jobs.db"))?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct PragmaCustomizer {
+    database: String,
+    profile: Profile,
+    bootstrapped: Mutex<bool>,
+    last_error: LastErrorHandle,
+}
+
+impl PragmaCustomizer {
+    /// A customizer for the database called `database` (used in messages and logs).
+    pub fn new(database: impl Into<String>, profile: Profile) -> Self {
+        PragmaCustomizer {
+            database: database.into(),
+            profile,
+            bootstrapped: Mutex::new(false),
+            last_error: LastErrorHandle::default(),
+        }
+    }
+
+    /// The profile.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// A handle to the last error, which stays readable after the customizer moves into a pool.
+    pub fn last_error(&self) -> LastErrorHandle {
+        self.last_error.clone()
+    }
+
+    /// Applies the whole profile on a dedicated connection, including the `journal_mode` switch
+    /// and the file-level pragmas of a new database, and verifies it. Pooled connections opened
+    /// afterwards only set per-connection pragmas and verify.
+    pub fn bootstrap(&self, conn: &mut Connection) -> Result<()> {
+        let mut done = self.bootstrapped.lock().unwrap_or_else(PoisonError::into_inner);
+        self.run(conn, true)?;
+        *done = true;
+        Ok(())
+    }
+
+    fn run(&self, conn: &mut Connection, first: bool) -> Result<()> {
+        let span = tracing::debug_span!(
+            "litepool.on_acquire",
+            database = %self.database,
+            profile = %self.profile.name(),
+            first
+        );
+        let _guard = span.enter();
+        let start = Instant::now();
+        let result = self
+            .profile
+            .apply(conn, &self.database, first)
+            .and_then(|()| self.profile.verify(conn, &self.database));
+        match &result {
+            Ok(readings) => tracing::debug!(
+                pragmas = readings.len(),
+                elapsed_us = start.elapsed().as_micros() as u64,
+                "profile applied and verified"
+            ),
+            Err(e) => {
+                tracing::warn!(database = %self.database, error = %e, "connection refused: profile did not take effect");
+                *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(LastError {
+                    message: e.to_string(),
+                    at: SystemTime::now(),
+                });
+            }
+        }
+        result.map(drop)
+    }
+}
+
+impl CustomizeConnection<Connection, rusqlite::Error> for PragmaCustomizer {
+    fn on_acquire(&self, conn: &mut Connection) -> Result<(), rusqlite::Error> {
+        let result = {
+            let mut done = self.bootstrapped.lock().unwrap_or_else(PoisonError::into_inner);
+            if *done {
+                drop(done);
+                self.run(conn, false)
+            } else {
+                let r = self.run(conn, true);
+                *done = r.is_ok();
+                r
+            }
+        };
+        // rusqlite has no general "other" variant; this one displays our error as is and keeps
+        // it as `source()`, so it can be downcast to `litepool::Error`.
+        result.map_err(|e: Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+    }
+}

@@ -1,0 +1,136 @@
+//! Reading a database file's header without opening it with SQLite, so that a path that is not a
+//! database, or a file-level setting that cannot change, is refused before anything is written.
+//!
+//! Header layout: <https://sqlite.org/fileformat.html#the_database_header>.
+
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::pragma::AutoVacuum;
+use crate::settings::DatabaseSettings;
+
+const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// What is at a database path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum FileState {
+    /// No file yet; it will be created.
+    Missing,
+    /// An empty file, which SQLite treats as a new database.
+    Empty,
+    /// An SQLite database.
+    Database {
+        /// Bytes of the main file.
+        bytes: u64,
+        /// `page_size` from the header.
+        page_size: u32,
+        /// `auto_vacuum` from the header.
+        auto_vacuum: AutoVacuum,
+        /// True when the header says WAL.
+        wal: bool,
+    },
+}
+
+impl FileState {
+    /// Bytes of the main database file (0 when missing or empty).
+    pub fn bytes(&self) -> u64 {
+        match self {
+            FileState::Database { bytes, .. } => *bytes,
+            _ => 0,
+        }
+    }
+
+    /// The page size of an existing database.
+    pub fn page_size(&self) -> Option<u32> {
+        match self {
+            FileState::Database { page_size, .. } => Some(*page_size),
+            _ => None,
+        }
+    }
+}
+
+/// Looks at `db.path` without writing: refuses a directory, a special file, a non-SQLite file, a
+/// missing directory, a missing file when `create_if_missing` is false, and an existing database
+/// whose `page_size` or `auto_vacuum` differs from the profile.
+pub fn inspect(db: &DatabaseSettings) -> Result<FileState> {
+    let path = &db.path;
+    let not_db = |reason: &str| Error::NotADatabase {
+        database: db.name.clone(),
+        path: path.clone(),
+        reason: reason.to_owned(),
+    };
+    let missing = |reason: String| Error::Missing {
+        database: db.name.clone(),
+        path: path.clone(),
+        reason,
+    };
+    let meta = match fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            if !parent.is_dir() {
+                return Err(missing(format!(
+                    "directory {} does not exist; create it first",
+                    parent.display()
+                )));
+            }
+            if !db.create_if_missing {
+                return Err(missing("file does not exist and create_if_missing = false".into()));
+            }
+            return Ok(FileState::Missing);
+        }
+        Err(source) => return Err(Error::Io { path: path.clone(), source }),
+    };
+    if meta.is_dir() {
+        return Err(not_db("it is a directory"));
+    }
+    if !meta.is_file() {
+        return Err(not_db("it is not a regular file"));
+    }
+    if meta.len() == 0 {
+        return Ok(FileState::Empty);
+    }
+    let mut header = [0u8; 100];
+    let mut f = fs::File::open(path).map_err(|source| Error::Io { path: path.clone(), source })?;
+    if f.read_exact(&mut header).is_err() || &header[..16] != MAGIC {
+        return Err(not_db("no sqlite header"));
+    }
+    let raw_page = u16::from_be_bytes([header[16], header[17]]);
+    let page_size = if raw_page == 1 { 65536 } else { u32::from(raw_page) };
+    let be32 = |at: usize| u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]);
+    let auto_vacuum = match (be32(52), be32(64)) {
+        (0, _) => AutoVacuum::None,
+        (_, 0) => AutoVacuum::Full,
+        _ => AutoVacuum::Incremental,
+    };
+    let state = FileState::Database {
+        bytes: meta.len(),
+        page_size,
+        auto_vacuum,
+        wal: header[18] == 2 && header[19] == 2,
+    };
+    let set = db.profile.pragmas();
+    let differs = [
+        set.page_size
+            .filter(|p| p.bytes() != page_size)
+            .map(|p| ("page_size", p.bytes().to_string(), page_size.to_string())),
+        set.auto_vacuum
+            .filter(|a| *a != auto_vacuum)
+            .map(|a| ("auto_vacuum", a.to_string(), auto_vacuum.to_string())),
+    ];
+    if let Some((pragma, wanted, actual)) = differs.into_iter().flatten().next() {
+        return Err(Error::NeedsVacuum {
+            database: db.name.clone(),
+            path: path.clone(),
+            pragma,
+            wanted,
+            actual,
+        });
+    }
+    Ok(state)
+}
