@@ -81,7 +81,10 @@ impl PragmaCustomizer {
     /// and the file-level pragmas of a new database, and verifies it. Pooled connections opened
     /// afterwards only set per-connection pragmas and verify.
     pub fn bootstrap(&self, conn: &mut Connection) -> Result<()> {
-        let mut done = self.bootstrapped.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut done = self
+            .bootstrapped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         self.run(conn, true)?;
         *done = true;
         Ok(())
@@ -108,7 +111,10 @@ impl PragmaCustomizer {
             ),
             Err(e) => {
                 tracing::warn!(database = %self.database, error = %e, "connection refused: profile did not take effect");
-                *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(LastError {
+                *self
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(LastError {
                     message: e.to_string(),
                     at: SystemTime::now(),
                 });
@@ -121,7 +127,10 @@ impl PragmaCustomizer {
 impl CustomizeConnection<Connection, rusqlite::Error> for PragmaCustomizer {
     fn on_acquire(&self, conn: &mut Connection) -> Result<(), rusqlite::Error> {
         let result = {
-            let mut done = self.bootstrapped.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut done = self
+                .bootstrapped
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             if *done {
                 drop(done);
                 self.run(conn, false)

@@ -72,7 +72,10 @@ pub fn inspect(db: &DatabaseSettings) -> Result<FileState> {
     let meta = match fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let parent = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             if !parent.is_dir() {
                 return Err(missing(format!(
                     "directory {} does not exist; create it first",
@@ -80,11 +83,18 @@ pub fn inspect(db: &DatabaseSettings) -> Result<FileState> {
                 )));
             }
             if !db.create_if_missing {
-                return Err(missing("file does not exist and create_if_missing = false".into()));
+                return Err(missing(
+                    "file does not exist and create_if_missing = false".into(),
+                ));
             }
             return Ok(FileState::Missing);
         }
-        Err(source) => return Err(Error::Io { path: path.clone(), source }),
+        Err(source) => {
+            return Err(Error::Io {
+                path: path.clone(),
+                source,
+            })
+        }
     };
     if meta.is_dir() {
         return Err(not_db("it is a directory"));
@@ -96,13 +106,22 @@ pub fn inspect(db: &DatabaseSettings) -> Result<FileState> {
         return Ok(FileState::Empty);
     }
     let mut header = [0u8; 100];
-    let mut f = fs::File::open(path).map_err(|source| Error::Io { path: path.clone(), source })?;
+    let mut f = fs::File::open(path).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
     if f.read_exact(&mut header).is_err() || &header[..16] != MAGIC {
         return Err(not_db("no sqlite header"));
     }
     let raw_page = u16::from_be_bytes([header[16], header[17]]);
-    let page_size = if raw_page == 1 { 65536 } else { u32::from(raw_page) };
-    let be32 = |at: usize| u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]);
+    let page_size = if raw_page == 1 {
+        65536
+    } else {
+        u32::from(raw_page)
+    };
+    let be32 = |at: usize| {
+        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
     let auto_vacuum = match (be32(52), be32(64)) {
         (0, _) => AutoVacuum::None,
         (_, 0) => AutoVacuum::Full,

@@ -3,12 +3,13 @@
 #![warn(missing_docs)]
 
 pub mod budget;
+pub mod check;
 pub mod customizer;
 pub mod error;
 pub mod file;
+pub mod pools;
 pub mod pragma;
 pub mod profile;
-pub mod pools;
 pub mod settings;
 
 pub use customizer::PragmaCustomizer;

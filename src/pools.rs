@@ -31,6 +31,19 @@ pub struct PoolStats {
     pub in_use: u32,
 }
 
+impl PoolStats {
+    /// A snapshot of any r2d2 pool.
+    pub fn of<M: r2d2::ManageConnection>(pool: &Pool<M>) -> PoolStats {
+        let s = pool.state();
+        PoolStats {
+            max_size: pool.max_size(),
+            connections: s.connections,
+            idle: s.idle_connections,
+            in_use: s.connections - s.idle_connections,
+        }
+    }
+}
+
 struct Entry {
     pool: Pool<SqliteConnectionManager>,
     last_error: LastErrorHandle,
@@ -43,21 +56,29 @@ pub struct Pools {
 
 impl std::fmt::Debug for Pools {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pools").field("names", &self.pools.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("Pools")
+            .field("names", &self.pools.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
 /// Checks every configured file before any is touched: see [`file::inspect`] and the enforced
 /// memory budget. Returns each file's state, in `settings.databases` order.
 pub fn preflight(settings: &Settings) -> Result<Vec<FileState>> {
-    let files = settings.databases.values().map(file::inspect).collect::<Result<Vec<_>>>()?;
+    let files = settings
+        .databases
+        .values()
+        .map(file::inspect)
+        .collect::<Result<Vec<_>>>()?;
     Budget::new(settings, &files).enforce()?;
     Ok(files)
 }
 
 /// Bootstraps one database (journal switch, file-level pragmas on a new file, verification on a
 /// dedicated connection) and builds its pool. [`Pools::new`] runs [`preflight`] first.
-pub fn open_pool(db: &DatabaseSettings) -> Result<(Pool<SqliteConnectionManager>, LastErrorHandle)> {
+pub fn open_pool(
+    db: &DatabaseSettings,
+) -> Result<(Pool<SqliteConnectionManager>, LastErrorHandle)> {
     let customizer = PragmaCustomizer::new(&db.name, db.profile.clone());
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if db.create_if_missing {
@@ -125,7 +146,9 @@ impl Pools {
     /// A connection from the named pool. A timeout carries the customizer's last error.
     pub fn get(&self, name: &str) -> Result<Conn> {
         let e = self.entry(name)?;
-        e.pool.get().map_err(|source| pool_error(name, source, &e.last_error))
+        e.pool
+            .get()
+            .map_err(|source| pool_error(name, source, &e.last_error))
     }
 
     /// The named r2d2 pool.
@@ -140,14 +163,7 @@ impl Pools {
 
     /// A snapshot of the named pool.
     pub fn stats_for(&self, name: &str) -> Result<PoolStats> {
-        let pool = &self.entry(name)?.pool;
-        let s = pool.state();
-        Ok(PoolStats {
-            max_size: pool.max_size(),
-            connections: s.connections,
-            idle: s.idle_connections,
-            in_use: s.connections - s.idle_connections,
-        })
+        Ok(PoolStats::of(&self.entry(name)?.pool))
     }
 
     /// A snapshot of every pool, by name.

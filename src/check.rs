@@ -1,0 +1,340 @@
+//! `litepool check`: build every pool, take all of its connections at once, and read every pragma
+//! back on each. The verification the original team never had.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use rusqlite::{Connection, OpenFlags};
+use serde::Serialize;
+
+use crate::budget::Budget;
+use crate::error::{Error, Result};
+use crate::file::FileState;
+use crate::pools::{open_pool, preflight, PoolStats};
+use crate::profile::{Raw, Reading, Scope};
+use crate::settings::{DatabaseSettings, Settings};
+
+/// One pragma of one database, over all its connections.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Row {
+    /// The pragma.
+    pub pragma: &'static str,
+    /// The value in the user's units.
+    pub configured: String,
+    /// What SQLite must report.
+    pub wanted: Raw,
+    /// What SQLite reported: the first differing value, else the common one.
+    pub sqlite: Raw,
+    /// Where SQLite keeps it.
+    pub scope: Scope,
+    /// Connections that reported `wanted`.
+    pub connections_ok: u32,
+    /// Connections read.
+    pub connections: u32,
+}
+
+impl Row {
+    /// True when every connection reported `wanted`.
+    pub fn ok(&self) -> bool {
+        self.connections > 0 && self.connections_ok == self.connections
+    }
+}
+
+/// The check of one database.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatabaseReport {
+    /// The name.
+    pub name: String,
+    /// The file.
+    pub path: PathBuf,
+    /// The profile name.
+    pub profile: String,
+    /// The file as found before the check.
+    pub file_before: FileState,
+    /// The file after the check: the settings SQLite stores in it.
+    pub file_after: Option<FileState>,
+    /// Connections checked out at once and verified.
+    pub connections: u32,
+    /// Per pragma.
+    pub pragmas: Vec<Row>,
+    /// The pool after the check, if it was built.
+    pub pool: Option<PoolStats>,
+    /// Why verification failed, if it did.
+    pub error: Option<String>,
+    /// True when every pragma read back as asked on every connection.
+    pub verified: bool,
+}
+
+/// The whole check.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    /// The environment name.
+    pub env: String,
+    /// The configuration sources read.
+    pub sources: Vec<String>,
+    /// Per database, by name.
+    pub databases: Vec<DatabaseReport>,
+    /// Page-cache memory against `limits.memory_budget`.
+    pub memory: Budget,
+    /// Warnings, e.g. over budget when not enforced.
+    pub warnings: Vec<String>,
+    /// True when every database verified.
+    pub verified: bool,
+}
+
+impl CheckReport {
+    /// 0 when everything verified, 1 when something did not take effect.
+    pub fn exit_code(&self) -> u8 {
+        if self.verified {
+            0
+        } else {
+            1
+        }
+    }
+}
+
+/// Runs the check. `Err` is a configuration or file error found before any database was touched
+/// (exit code 2); a setting that did not take effect is reported in the [`CheckReport`].
+pub fn check(settings: &Settings, progress: &mut dyn FnMut(&str)) -> Result<CheckReport> {
+    let files = preflight(settings)?;
+    let memory = Budget::new(settings, &files);
+    let mut warnings = Vec::new();
+    if memory.over() {
+        warnings.push(format!(
+            "memory budget exceeded: worst case {} (max_size x cache_size over all pools) is over limits.memory_budget = {}; set enforce_budget = true in a profile to make this an error",
+            crate::budget::human(memory.worst_case),
+            crate::budget::human(memory.budget.unwrap_or(0)),
+        ));
+    }
+    let databases: Vec<DatabaseReport> = settings
+        .databases
+        .values()
+        .zip(files)
+        .map(|(db, file)| {
+            progress(&format!(
+                "{}: opening {} connection(s) and verifying every pragma",
+                db.name, db.pool.max_size
+            ));
+            check_one(db, file)
+        })
+        .collect();
+    Ok(CheckReport {
+        env: settings.env.clone(),
+        sources: settings.sources.clone(),
+        verified: databases.iter().all(|d| d.verified),
+        databases,
+        memory,
+        warnings,
+    })
+}
+
+fn check_one(db: &DatabaseSettings, file_before: FileState) -> DatabaseReport {
+    let mut report = DatabaseReport {
+        name: db.name.clone(),
+        path: db.path.clone(),
+        profile: db.profile.name().to_owned(),
+        file_before,
+        file_after: None,
+        connections: 0,
+        pragmas: Vec::new(),
+        pool: None,
+        error: None,
+        verified: false,
+    };
+    let mut readings: Vec<Vec<Reading>> = Vec::new();
+    match open_pool(db) {
+        Ok((pool, _)) => {
+            let conns: Result<Vec<_>, _> = (0..pool.max_size()).map(|_| pool.get()).collect();
+            match conns {
+                Ok(conns) => {
+                    for c in &conns {
+                        match db.profile.read_back(c, &db.name) {
+                            Ok(r) => readings.push(r),
+                            Err(e) => report.error = Some(e.to_string()),
+                        }
+                    }
+                    report.connections = conns.len() as u32;
+                }
+                Err(e) => report.error = Some(e.to_string()),
+            }
+            report.pool = Some(PoolStats::of(&pool));
+        }
+        Err(e) => {
+            report.error = Some(e.to_string());
+            // Show what SQLite reports on a plain connection with the profile applied.
+            if let Ok(r) = diagnose(db) {
+                report.connections = 1;
+                readings.push(r);
+            }
+        }
+    }
+    report.file_after = crate::file::inspect(db).ok();
+    report.pragmas = aggregate(&readings);
+    report.verified = report.error.is_none() && report.pragmas.iter().all(Row::ok);
+    report
+}
+
+fn diagnose(db: &DatabaseSettings) -> Result<Vec<Reading>> {
+    let mut conn = Connection::open_with_flags(&db.path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .map_err(|source| Error::Sqlite {
+            database: db.name.clone(),
+            source,
+        })?;
+    let _ = db.profile.apply(&mut conn, &db.name, false);
+    db.profile.read_back(&conn, &db.name)
+}
+
+fn aggregate(readings: &[Vec<Reading>]) -> Vec<Row> {
+    let Some(first) = readings.first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let all = readings.iter().map(|c| &c[i]);
+            let bad = all.clone().find(|x| !x.ok());
+            Row {
+                pragma: r.pragma,
+                configured: r.configured.clone(),
+                wanted: r.wanted.clone(),
+                sqlite: bad.unwrap_or(r).actual.clone(),
+                scope: r.scope,
+                connections_ok: all.filter(|x| x.ok()).count() as u32,
+                connections: readings.len() as u32,
+            }
+        })
+        .collect()
+}
+
+impl fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::budget::human;
+        writeln!(
+            f,
+            "litepool check: env {} ({})",
+            self.env,
+            self.sources.join(" + ")
+        )?;
+        for d in &self.databases {
+            writeln!(f)?;
+            let file = match d.file_before {
+                FileState::Missing | FileState::Empty => "new file".to_owned(),
+                FileState::Database { bytes, .. } => format!("existing file, {}", human(bytes)),
+            };
+            writeln!(
+                f,
+                "{}  {}  ({file}; profile {}; {} connection(s) verified at once)",
+                d.name,
+                d.path.display(),
+                d.profile,
+                d.connections
+            )?;
+            writeln!(
+                f,
+                "  {:<20} {:<12} {:<12} {:<11} status",
+                "pragma", "configured", "sqlite", "stored in"
+            )?;
+            for r in &d.pragmas {
+                let status = if r.ok() {
+                    format!("ok {}/{}", r.connections_ok, r.connections)
+                } else {
+                    format!(
+                        "NOT APPLIED: wanted {} ({}/{} ok)",
+                        r.wanted, r.connections_ok, r.connections
+                    )
+                };
+                let scope = match r.scope {
+                    Scope::File => "file",
+                    Scope::Connection => "connection",
+                };
+                writeln!(
+                    f,
+                    "  {:<20} {:<12} {:<12} {:<11} {status}",
+                    r.pragma,
+                    r.configured,
+                    r.sqlite.to_string(),
+                    scope
+                )?;
+            }
+            if let Some(FileState::Database {
+                page_size,
+                auto_vacuum,
+                wal,
+                ..
+            }) = d.file_after
+            {
+                let journal = if wal {
+                    "wal"
+                } else {
+                    "rollback (delete, truncate or persist, per connection)"
+                };
+                writeln!(f, "  stored in the file: journal {journal}, page_size {page_size}, auto_vacuum {auto_vacuum}")?;
+            }
+            if let Some(p) = d.pool {
+                writeln!(
+                    f,
+                    "  pool: max_size {}, connections {}, idle {}, in use {}",
+                    p.max_size, p.connections, p.idle, p.in_use
+                )?;
+            }
+            if let Some(e) = &d.error {
+                writeln!(f, "  error: {e}")?;
+            }
+            writeln!(
+                f,
+                "  {}",
+                if d.verified {
+                    "verified"
+                } else {
+                    "NOT VERIFIED"
+                }
+            )?;
+        }
+        writeln!(f)?;
+        writeln!(
+            f,
+            "memory budget (page cache; cache_size is per connection, mmap is not counted)"
+        )?;
+        writeln!(
+            f,
+            "  {:<20} {:>8} {:>12} {:>12} {:>14}",
+            "database", "max_size", "cache/conn", "worst case", "bound by file"
+        )?;
+        for p in &self.memory.pools {
+            writeln!(
+                f,
+                "  {:<20} {:>8} {:>12} {:>12} {:>14}",
+                p.database,
+                p.max_size,
+                human(p.cache_per_connection),
+                human(p.worst_case),
+                human(p.bound_by_file)
+            )?;
+        }
+        let budget = self.memory.budget.map_or("none".to_owned(), human);
+        writeln!(
+            f,
+            "  {:<20} {:>8} {:>12} {:>12} {:>14}  budget {budget}{}",
+            "total",
+            "",
+            "",
+            human(self.memory.worst_case),
+            human(self.memory.bound_by_file),
+            if self.memory.over() { " EXCEEDED" } else { "" }
+        )?;
+        for w in &self.warnings {
+            writeln!(f, "warning: {w}")?;
+        }
+        writeln!(f)?;
+        write!(
+            f,
+            "{}",
+            if self.verified {
+                "all settings verified"
+            } else {
+                "some settings did NOT take effect"
+            }
+        )
+    }
+}
