@@ -1,1 +1,8 @@
+//! Integration tests, built as one binary. Real database files in temp directories.
 
+mod cli;
+mod common;
+mod customizer;
+mod errors;
+mod pools;
+mod settings;
