@@ -84,7 +84,9 @@ pub struct PoolSettings {
     pub max_lifetime: Option<Duration>,
     /// Run a query on every checkout to test the connection. Default: **false** (r2d2's is true).
     /// A local SQLite connection does not go stale the way a network connection does, and the
-    /// test costs about 2µs of a 10µs point read.
+    /// test (`SELECT 1`) is paid on every checkout: measured in `benches/acquire.rs` on a 2-core
+    /// machine, a warm checkout took 970ns with it and 269ns without, against 2.2µs for
+    /// checkout plus a point read by primary key.
     pub test_on_check_out: bool,
 }
 
