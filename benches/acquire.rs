@@ -41,7 +41,11 @@ fn litepool_pools(dir: &std::path::Path, path: &std::path::Path) -> Pools {
         ),
     )
     .unwrap();
-    let settings = Settings::loader().dir(config).vars(Default::default()).load().unwrap();
+    let settings = Settings::loader()
+        .dir(config)
+        .vars(Default::default())
+        .load()
+        .unwrap();
     Pools::new(&settings).unwrap()
 }
 

@@ -177,18 +177,3 @@ pub enum Error {
         source: std::io::Error,
     },
 }
-
-impl Error {
-    /// True when the error is about configuration or files refused before any database file was
-    /// touched (exit code 2 of `litepool check`); false when a setting did not take effect on a
-    /// live connection (exit code 1).
-    pub fn is_config_error(&self) -> bool {
-        !matches!(
-            self,
-            Error::Mismatch { .. }
-                | Error::Pragma { .. }
-                | Error::Pool { .. }
-                | Error::Sqlite { .. }
-        )
-    }
-}

@@ -27,7 +27,17 @@ fn check_on_the_shipped_config_verifies_and_prints_json() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("data")).unwrap();
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    let out = litepool(dir.path(), &["check", "--config", config.to_str().unwrap(), "--env", "test", "--json"]);
+    let out = litepool(
+        dir.path(),
+        &[
+            "check",
+            "--config",
+            config.to_str().unwrap(),
+            "--env",
+            "test",
+            "--json",
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(json["verified"], true);
@@ -46,22 +56,38 @@ fn check_on_the_shipped_config_verifies_and_prints_json() {
         assert_eq!(cache["sqlite"], -32768);
         assert_eq!(cache["connections_ok"].as_u64().unwrap(), max);
         let journal = rows.iter().find(|r| r["pragma"] == "journal_mode").unwrap();
-        assert_eq!((&journal["sqlite"], &journal["scope"]), (&"wal".into(), &"file".into()));
+        assert_eq!(
+            (&journal["sqlite"], &journal["scope"]),
+            (&"wal".into(), &"file".into())
+        );
         let name = db["name"].as_str().unwrap();
         assert!(dir.path().join(format!("data/{name}.db")).is_file());
     }
     // test.toml: pools of 2, 2 and 1 with 32MiB each.
-    assert_eq!(json["memory"]["worst_case"].as_u64().unwrap(), 5 * (32 << 20));
-    assert!(stderr(&out).contains("jobs: opening 2 connection(s)"), "{}", stderr(&out));
+    assert_eq!(
+        json["memory"]["worst_case"].as_u64().unwrap(),
+        5 * (32 << 20)
+    );
+    assert!(
+        stderr(&out).contains("jobs: opening 2 connection(s)"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn check_prints_tables_and_warns_over_budget() {
-    let f = Fixture::new(&(one_db("cache_size = \"64MiB\"", "max_size = 3") + "[limits]\nmemory_budget = \"100MiB\"\n"));
+    let f = Fixture::new(
+        &(one_db("cache_size = \"64MiB\"", "max_size = 3")
+            + "[limits]\nmemory_budget = \"100MiB\"\n"),
+    );
     let out = litepool(f.dir.path(), &["check"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("cache_size           64MiB        -65536       connection  ok 3/3"), "{text}");
+    assert!(
+        text.contains("cache_size           64MiB        -65536       connection  ok 3/3"),
+        "{text}"
+    );
     assert!(text.contains("192.0 MiB"), "{text}");
     assert!(text.contains("warning: memory budget exceeded"), "{text}");
     assert!(text.ends_with("all settings verified\n"), "{text}");
@@ -72,7 +98,11 @@ fn check_exits_2_on_a_configuration_error_and_creates_nothing() {
     let f = Fixture::new(&one_db("journal_mode = \"walx\"", "max_size = 2"));
     let out = litepool(f.dir.path(), &["check", "--config", "config"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("key `profiles.p.journal_mode`: invalid journal_mode \"walx\""), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("key `profiles.p.journal_mode`: invalid journal_mode \"walx\""),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(stdout(&out), "");
     assert!(!f.path("data/main.db").exists());
 }
@@ -81,20 +111,36 @@ fn check_exits_2_on_a_configuration_error_and_creates_nothing() {
 fn check_exits_1_when_a_setting_does_not_take_effect() {
     // The file is in WAL and another connection is reading: a switch back to `delete` needs
     // exclusive access it cannot get, so journal_mode stays `wal`.
-    let f = Fixture::new(&one_db("journal_mode = \"delete\"\nbusy_timeout = \"100ms\"", "max_size = 2"));
+    let f = Fixture::new(&one_db(
+        "journal_mode = \"delete\"\nbusy_timeout = \"100ms\"",
+        "max_size = 2",
+    ));
     let path = f.path("data/main.db");
     make_db(&path);
     let reader = rusqlite::Connection::open(&path).unwrap();
     reader.pragma_update(None, "journal_mode", "wal").unwrap();
-    reader.execute_batch("BEGIN; SELECT count(*) FROM customers;").unwrap();
+    reader
+        .execute_batch("BEGIN; SELECT count(*) FROM customers;")
+        .unwrap();
     let out = litepool(f.dir.path(), &["check", "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(json["verified"], false);
     let db = &json["databases"][0];
     let err = db["error"].as_str().unwrap();
-    assert!(err.contains("pragma journal_mode") && err.contains("database is locked"), "{err}");
-    let journal = db["pragmas"].as_array().unwrap().iter().find(|r| r["pragma"] == "journal_mode").unwrap();
-    assert_eq!((&journal["wanted"], &journal["sqlite"]), (&"delete".into(), &"wal".into()));
+    assert!(
+        err.contains("pragma journal_mode") && err.contains("database is locked"),
+        "{err}"
+    );
+    let journal = db["pragmas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["pragma"] == "journal_mode")
+        .unwrap();
+    assert_eq!(
+        (&journal["wanted"], &journal["sqlite"]),
+        (&"delete".into(), &"wal".into())
+    );
     reader.execute_batch("COMMIT").unwrap();
 }

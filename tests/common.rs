@@ -37,7 +37,9 @@ impl Fixture {
     }
 
     pub fn loader(&self) -> Loader {
-        Settings::loader().dir(self.path("config")).vars(HashMap::new())
+        Settings::loader()
+            .dir(self.path("config"))
+            .vars(HashMap::new())
     }
 
     pub fn load(&self) -> litepool::Result<Settings> {
@@ -46,7 +48,10 @@ impl Fixture {
 }
 
 pub fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 pub fn sha256(path: &Path) -> String {

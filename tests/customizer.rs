@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use litepool::pragma::JournalMode;
-use litepool::{Error, PragmaCustomizer, PragmaSet, Pools, Profile};
+use litepool::{Error, Pools, PragmaCustomizer, PragmaSet, Profile};
 use r2d2_sqlite::SqliteConnectionManager;
 
 use crate::common::*;
@@ -21,7 +21,9 @@ fn customizer_alone_on_a_plain_r2d2_sqlite_pool() {
         .unwrap();
     let conns: Vec<_> = (0..3).map(|_| pool.get().unwrap()).collect();
     for c in &conns {
-        let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        let mode: String = c
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
         let cache: i64 = c.query_row("PRAGMA cache_size", [], |r| r.get(0)).unwrap();
         assert_eq!((mode.as_str(), cache), ("wal", -8192));
     }
@@ -43,7 +45,11 @@ fn a_pragma_that_does_not_take_effect_fails_the_connection_and_keeps_the_cause()
     let want = "database \"jobs\": pragma journal_mode did not take effect: wanted wal, sqlite reports memory";
     assert_eq!(last.lock().unwrap().as_ref().unwrap().message, want);
     // r2d2's own error says only "timed out" plus, once, the message.
-    assert!(err.to_string().starts_with("timed out waiting for connection"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("timed out waiting for connection"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -56,11 +62,18 @@ fn pools_get_reports_the_customizer_cause_not_just_a_timeout() {
     ));
     let pools = Pools::new(&f.load().unwrap()).unwrap();
     let first = pools.get("main").unwrap();
-    first.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0)).unwrap();
+    first
+        .query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap();
     let err = pools.get("main").map(drop).unwrap_err();
     assert!(matches!(err, Error::Pool { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(msg.contains("timed out waiting for connection"), "{msg}");
-    assert!(msg.contains("last connection error: database \"main\": pragma"), "{msg}");
+    assert!(
+        msg.contains("last connection error: database \"main\": pragma"),
+        "{msg}"
+    );
     assert!(msg.contains("database is locked"), "{msg}");
 }

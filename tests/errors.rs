@@ -35,22 +35,38 @@ fn bad_values_in_a_file_name_file_key_value_and_allowed() {
         (
             "jornal_mode = \"wal\"",
             "max_size = 2",
-            &["key `profiles.p`", "unknown field `jornal_mode`", "expected one of", "`journal_mode`"],
+            &[
+                "key `profiles.p`",
+                "unknown field `jornal_mode`",
+                "expected one of",
+                "`journal_mode`",
+            ],
         ),
         (
             "journal_mode = \"walx\"",
             "max_size = 2",
-            &["key `profiles.p.journal_mode`", "invalid journal_mode \"walx\"", "delete, truncate, persist, wal"],
+            &[
+                "key `profiles.p.journal_mode`",
+                "invalid journal_mode \"walx\"",
+                "delete, truncate, persist, wal",
+            ],
         ),
         (
             "journal_mode = \"wal; DROP TABLE customers\"",
             "max_size = 2",
-            &["key `profiles.p.journal_mode`", "\"wal; DROP TABLE customers\""],
+            &[
+                "key `profiles.p.journal_mode`",
+                "\"wal; DROP TABLE customers\"",
+            ],
         ),
         (
             "cache_size = \"500 MB!\"",
             "max_size = 2",
-            &["key `profiles.p.cache_size`", "\"500 MB!\"", "{ pages = N }"],
+            &[
+                "key `profiles.p.cache_size`",
+                "\"500 MB!\"",
+                "{ pages = N }",
+            ],
         ),
         (
             "cache_size = -500",
@@ -60,46 +76,85 @@ fn bad_values_in_a_file_name_file_key_value_and_allowed() {
         (
             "busy_timeout = \"5 parsecs\"",
             "max_size = 2",
-            &["key `profiles.p.busy_timeout`", "\"5 parsecs\"", "a duration such as \"5s\""],
+            &[
+                "key `profiles.p.busy_timeout`",
+                "\"5 parsecs\"",
+                "a duration such as \"5s\"",
+            ],
         ),
         (
             "mmap_size = \"3GiB\"",
             "max_size = 2",
-            &["key `profiles.p.mmap_size`", "\"3GiB\"", "at most 2147418112"],
+            &[
+                "key `profiles.p.mmap_size`",
+                "\"3GiB\"",
+                "at most 2147418112",
+            ],
         ),
         (
             "synchronous = \"off\"",
             "max_size = 2",
-            &["key `profiles.p.synchronous`", "synchronous = \"off\" is unsafe", "allow_unsafe = true"],
+            &[
+                "key `profiles.p.synchronous`",
+                "synchronous = \"off\" is unsafe",
+                "allow_unsafe = true",
+            ],
         ),
         (
             "journal_mode = \"memory\"",
             "max_size = 2",
             &["key `profiles.p.journal_mode`", "\"memory\" is unsafe"],
         ),
-        ("", "max_size = 0", &["key `databases.main.pool.max_size`", "invalid max_size 0", "at least 1"]),
+        (
+            "",
+            "max_size = 0",
+            &[
+                "key `databases.main.pool.max_size`",
+                "invalid max_size 0",
+                "at least 1",
+            ],
+        ),
         (
             "",
             "max_size = 2\nmin_idle = 3",
-            &["key `databases.main.pool.min_idle`", "invalid min_idle 3", "at most max_size (2)"],
+            &[
+                "key `databases.main.pool.min_idle`",
+                "invalid min_idle 3",
+                "at most max_size (2)",
+            ],
         ),
         (
             "",
             "max_size = \"many\"",
-            &["key `databases.main.pool.max_size`", "\"many\"", "expected an integer"],
+            &[
+                "key `databases.main.pool.max_size`",
+                "\"many\"",
+                "expected an integer",
+            ],
         ),
         (
             "",
             "connection_timeout = \"0s\"",
-            &["key `databases.main.pool.connection_timeout`", "\"0s\"", "above zero"],
+            &[
+                "key `databases.main.pool.connection_timeout`",
+                "\"0s\"",
+                "above zero",
+            ],
         ),
-        ("", "max_sise = 2", &["key `databases.main.pool`", "unknown field `max_sise`"]),
+        (
+            "",
+            "max_sise = 2",
+            &["key `databases.main.pool`", "unknown field `max_sise`"],
+        ),
     ];
     for (profile, pool, parts) in cases {
         let (f, hash) = with_existing_db(profile, pool);
         let msg = fails(&f, &[]);
         let file = f.path("config/default.toml").display().to_string();
-        assert!(msg.starts_with(&format!("{file}: ")), "{msg:?} should name {file}");
+        assert!(
+            msg.starts_with(&format!("{file}: ")),
+            "{msg:?} should name {file}"
+        );
         assert_has(&msg, parts);
         assert_eq!(sha256(&f.path("data/main.db")), hash, "{msg}");
     }
@@ -107,11 +162,17 @@ fn bad_values_in_a_file_name_file_key_value_and_allowed() {
 
 #[test]
 fn unknown_profile_lists_the_known_ones() {
-    let f = Fixture::new("[profiles.web]\n[databases.main]\npath = \"{data}/main.db\"\nprofile = \"wbe\"\n");
+    let f = Fixture::new(
+        "[profiles.web]\n[databases.main]\npath = \"{data}/main.db\"\nprofile = \"wbe\"\n",
+    );
     let msg = fails(&f, &[]);
     assert_has(
         &msg,
-        &["default.toml: key `databases.main.profile`", "unknown profile \"wbe\"", "expected one of web"],
+        &[
+            "default.toml: key `databases.main.profile`",
+            "unknown profile \"wbe\"",
+            "expected one of web",
+        ],
     );
     assert!(!f.path("data/main.db").exists(), "nothing is created");
 }
@@ -120,15 +181,34 @@ fn unknown_profile_lists_the_known_ones() {
 fn bad_environment_variables_name_the_variable() {
     let (f, hash) = with_existing_db("", "max_size = 2");
     let cases: &[(&str, &str, &[&str])] = &[
-        ("LITEPOOL__DATABASES__MAIN__POOL__MAX_SIZE", "0", &["invalid max_size 0"]),
+        (
+            "LITEPOOL__DATABASES__MAIN__POOL__MAX_SIZE",
+            "0",
+            &["invalid max_size 0"],
+        ),
         ("LITEPOOL__DATABASES__MAIN__POOL__MAX_SIZE", "-3", &["-3"]),
-        ("LITEPOOL__DATABASES__MAIN__PRAGMAS__SYNCHRONOUS", "sometimes", &["invalid synchronous \"sometimes\""]),
-        ("LITEPOOL__DATABASES__MAIN__PRAGMAS__JORNAL_MODE", "wal", &["unknown field `jornal_mode`"]),
-        ("LITEPOOL__DATABASES__MAIN__PRAGMAS__CACHE_SIZE", "12 furlongs", &["\"12 furlongs\""]),
+        (
+            "LITEPOOL__DATABASES__MAIN__PRAGMAS__SYNCHRONOUS",
+            "sometimes",
+            &["invalid synchronous \"sometimes\""],
+        ),
+        (
+            "LITEPOOL__DATABASES__MAIN__PRAGMAS__JORNAL_MODE",
+            "wal",
+            &["unknown field `jornal_mode`"],
+        ),
+        (
+            "LITEPOOL__DATABASES__MAIN__PRAGMAS__CACHE_SIZE",
+            "12 furlongs",
+            &["\"12 furlongs\""],
+        ),
     ];
     for (var, value, parts) in cases {
         let msg = fails(&f, &[(var, value)]);
-        assert!(msg.starts_with(&format!("environment variable {var}: key `")), "{msg}");
+        assert!(
+            msg.starts_with(&format!("environment variable {var}: key `")),
+            "{msg}"
+        );
         assert_has(&msg, parts);
         assert_eq!(sha256(&f.path("data/main.db")), hash);
     }
@@ -137,13 +217,19 @@ fn bad_environment_variables_name_the_variable() {
 #[test]
 fn a_bad_env_file_is_named() {
     let f = Fixture::new(&one_db("", "max_size = 2"));
-    let file = f.config("staging.toml", "[databases.main.pool]\nmax_size = 2\nmin_idle = [\n");
+    let file = f.config(
+        "staging.toml",
+        "[databases.main.pool]\nmax_size = 2\nmin_idle = [\n",
+    );
     let msg = f.loader().env("staging").load().unwrap_err().to_string();
     assert!(msg.starts_with(&file.display().to_string()), "{msg}");
     let f = Fixture::new(&one_db("", "max_size = 2"));
     f.config("staging.toml", "[databases.main.pool]\nmin_idle = 9\n");
     let msg = f.loader().env("staging").load().unwrap_err().to_string();
-    assert!(msg.contains("staging.toml: key `databases.main.pool.min_idle`: invalid min_idle 9"), "{msg}");
+    assert!(
+        msg.contains("staging.toml: key `databases.main.pool.min_idle`: invalid min_idle 9"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -162,7 +248,13 @@ fn a_text_file_is_not_a_database_and_is_left_alone() {
     let hash = sha256(&path);
     let err = f.load().and_then(|s| Pools::new(&s).map(drop)).unwrap_err();
     assert!(matches!(err, Error::NotADatabase { .. }));
-    assert_has(&err.to_string(), &["database \"main\"", "main.db is not an sqlite database (no sqlite header)"]);
+    assert_has(
+        &err.to_string(),
+        &[
+            "database \"main\"",
+            "main.db is not an sqlite database (no sqlite header)",
+        ],
+    );
     assert_eq!(sha256(&path), hash);
     assert!(!f.path("data/main.db-wal").exists());
 }
@@ -170,12 +262,19 @@ fn a_text_file_is_not_a_database_and_is_left_alone() {
 #[test]
 fn directories_and_missing_directories_are_refused() {
     let f = Fixture::new("[databases.main]\npath = \"{data}\"\n");
-    assert_has(&fails(&f, &[]), &["is not an sqlite database (it is a directory)"]);
+    assert_has(
+        &fails(&f, &[]),
+        &["is not an sqlite database (it is a directory)"],
+    );
     let f = Fixture::new("[databases.main]\npath = \"{data}/nope/main.db\"\n");
     assert_has(&fails(&f, &[]), &["directory", "nope does not exist"]);
     assert!(!f.path("data/nope").exists());
-    let f = Fixture::new("[databases.main]\npath = \"{data}/main.db\"\ncreate_if_missing = false\n");
-    assert_has(&fails(&f, &[]), &["file does not exist and create_if_missing = false"]);
+    let f =
+        Fixture::new("[databases.main]\npath = \"{data}/main.db\"\ncreate_if_missing = false\n");
+    assert_has(
+        &fails(&f, &[]),
+        &["file does not exist and create_if_missing = false"],
+    );
     assert!(!f.path("data/main.db").exists());
 }
 
@@ -183,10 +282,24 @@ fn directories_and_missing_directories_are_refused() {
 fn page_size_of_an_existing_file_needs_a_vacuum() {
     let (f, hash) = with_existing_db("page_size = \"8KiB\"", "max_size = 2");
     let msg = fails(&f, &[]);
-    assert_has(&msg, &["page_size is 4096 in the existing file", "wants 8192", "VACUUM"]);
+    assert_has(
+        &msg,
+        &[
+            "page_size is 4096 in the existing file",
+            "wants 8192",
+            "VACUUM",
+        ],
+    );
     assert_eq!(sha256(&f.path("data/main.db")), hash);
     let (f, hash) = with_existing_db("auto_vacuum = \"full\"", "max_size = 2");
-    assert_has(&fails(&f, &[]), &["auto_vacuum is none in the existing file", "wants full", "VACUUM"]);
+    assert_has(
+        &fails(&f, &[]),
+        &[
+            "auto_vacuum is none in the existing file",
+            "wants full",
+            "VACUUM",
+        ],
+    );
     assert_eq!(sha256(&f.path("data/main.db")), hash);
 }
 
@@ -195,10 +308,19 @@ fn an_enforced_memory_budget_refuses_before_touching_files() {
     let (f, hash) = with_existing_db("", "max_size = 4");
     f.config(
         "default.toml",
-        &(one_db("enforce_budget = true\ncache_size = \"100MiB\"", "max_size = 4")
-            + "[limits]\nmemory_budget = \"256MiB\"\n"),
+        &(one_db(
+            "enforce_budget = true\ncache_size = \"100MiB\"",
+            "max_size = 4",
+        ) + "[limits]\nmemory_budget = \"256MiB\"\n"),
     );
     let msg = fails(&f, &[]);
-    assert_has(&msg, &["memory budget exceeded: worst case 400MiB", "256MiB", "enforced by main"]);
+    assert_has(
+        &msg,
+        &[
+            "memory budget exceeded: worst case 400MiB",
+            "256MiB",
+            "enforced by main",
+        ],
+    );
     assert_eq!(sha256(&f.path("data/main.db")), hash);
 }

@@ -38,7 +38,10 @@ fn pragma(conn: &rusqlite::Connection, name: &str) -> String {
 
 #[test]
 fn every_pragma_is_applied_on_every_connection_checked_out_at_once() {
-    let f = Fixture::new(&one_db(EVERY_PRAGMA, "max_size = 4\nconnection_timeout = \"5s\""));
+    let f = Fixture::new(&one_db(
+        EVERY_PRAGMA,
+        "max_size = 4\nconnection_timeout = \"5s\"",
+    ));
     let settings = f.load().unwrap();
     let pools = Pools::new(&settings).unwrap();
     let conns: Vec<_> = (0..4).map(|_| pools.get("main").unwrap()).collect();
@@ -90,7 +93,10 @@ fn transaction_behavior_immediate_takes_the_write_lock_at_begin() {
     let tx = a.transaction().unwrap();
     // With a deferred BEGIN, `a` would hold no lock yet; immediate holds the write lock.
     let err = b.execute_batch("BEGIN IMMEDIATE").unwrap_err();
-    assert_eq!(err.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy));
+    assert_eq!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy)
+    );
     tx.rollback().unwrap();
 }
 
@@ -122,7 +128,10 @@ fn unknown_pool_name_lists_the_known_ones() {
     let f = Fixture::new(&one_db("", "max_size = 1"));
     let pools = Pools::new(&f.load().unwrap()).unwrap();
     let e = pools.get("jbos").unwrap_err().to_string();
-    assert_eq!(e, "unknown database \"jbos\": configured databases are main");
+    assert_eq!(
+        e,
+        "unknown database \"jbos\": configured databases are main"
+    );
     assert_eq!(pools.names().collect::<Vec<_>>(), ["main"]);
     assert!(pools.pool("main").is_ok());
     let stats = serde_json::to_value(pools.stats()).unwrap();
@@ -140,7 +149,10 @@ fn test_on_check_out_defaults_to_false_and_toml_turns_it_on() {
 
 #[test]
 fn file_level_pragmas_apply_to_a_new_file_only() {
-    let f = Fixture::new(&one_db("page_size = \"16KiB\"\nauto_vacuum = \"full\"", "max_size = 1"));
+    let f = Fixture::new(&one_db(
+        "page_size = \"16KiB\"\nauto_vacuum = \"full\"",
+        "max_size = 1",
+    ));
     drop(Pools::new(&f.load().unwrap()).unwrap());
     let plain = rusqlite::Connection::open(f.path("data/main.db")).unwrap();
     assert_eq!(pragma(&plain, "page_size"), "16384");

@@ -54,7 +54,15 @@ fn layers_default_then_env_file_then_variables() {
         "environment variable LITEPOOL__DATABASES__JOBS__PRAGMAS__SYNCHRONOUS"
     );
     // The profile's busy_timeout survives every layer.
-    assert_eq!(s.databases["jobs"].profile.pragmas().busy_timeout.unwrap().millis(), 5000);
+    assert_eq!(
+        s.databases["jobs"]
+            .profile
+            .pragmas()
+            .busy_timeout
+            .unwrap()
+            .millis(),
+        5000
+    );
 }
 
 #[test]
@@ -73,12 +81,22 @@ fn config_dir_comes_from_litepool_config_dir() {
 fn shipped_config_files_all_load() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     for env in ["development", "test", "production"] {
-        let s = Settings::loader().dir(&dir).env(env).vars(Default::default()).load().unwrap();
+        let s = Settings::loader()
+            .dir(&dir)
+            .env(env)
+            .vars(Default::default())
+            .load()
+            .unwrap();
         let names: Vec<_> = s.databases.keys().map(String::as_str).collect();
         assert_eq!(names, ["audit", "jobs", "prod_customer_data"], "{env}");
         assert_eq!(s.sources.len(), 2, "{env}: {:?}", s.sources);
     }
-    let prod = Settings::loader().dir(&dir).env("production").vars(Default::default()).load().unwrap();
+    let prod = Settings::loader()
+        .dir(&dir)
+        .env("production")
+        .vars(Default::default())
+        .load()
+        .unwrap();
     let p = prod.databases["prod_customer_data"].profile.pragmas();
     let cache = p.cache_size.unwrap().pragma_value();
     assert_eq!(cache, -512_000, "the original intent, 500MiB, correctly");
@@ -89,7 +107,10 @@ fn shipped_config_files_all_load() {
 
 #[test]
 fn reference_toml_documents_and_parses_every_key() {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/reference.toml")).unwrap();
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/reference.toml"),
+    )
+    .unwrap();
     let f = Fixture::new(&text);
     let s = f.load().unwrap();
     let db = &s.databases["example"];
@@ -97,10 +118,19 @@ fn reference_toml_documents_and_parses_every_key() {
     let set = serde_json::to_value(db.profile.pragmas()).unwrap();
     let all_keys = serde_json::to_value(PragmaSet::default()).unwrap();
     for key in all_keys.as_object().unwrap().keys() {
-        assert!(!set[key].is_null(), "reference.toml does not show profile key {key}");
-        assert!(text.contains(&format!("\n{key} =")), "reference.toml misses {key}");
+        assert!(
+            !set[key].is_null(),
+            "reference.toml does not show profile key {key}"
+        );
+        assert!(
+            text.contains(&format!("\n{key} =")),
+            "reference.toml misses {key}"
+        );
     }
-    assert_eq!(db.profile.pragmas().cache_size.unwrap().to_string(), "2000 pages");
+    assert_eq!(
+        db.profile.pragmas().cache_size.unwrap().to_string(),
+        "2000 pages"
+    );
     assert_eq!(db.pool.min_idle, Some(2));
     assert_eq!(s.memory_budget.unwrap().bytes(), 2 << 30);
 }
@@ -110,5 +140,8 @@ fn lifetimes_can_be_turned_off() {
     let f = Fixture::new(&one_db("", "idle_timeout = \"off\"\nmax_lifetime = \"1h\""));
     let pool = &f.load().unwrap().databases["main"].pool;
     assert_eq!(pool.idle_timeout, None);
-    assert_eq!(pool.max_lifetime, Some(std::time::Duration::from_secs(3600)));
+    assert_eq!(
+        pool.max_lifetime,
+        Some(std::time::Duration::from_secs(3600))
+    );
 }
