@@ -70,8 +70,13 @@ fn acquire(c: &mut Criterion) {
     g.bench_function("r2d2_sqlite, test_on_check_out=false", |b| {
         b.iter(|| drop(r2d2_no_test.get().unwrap()))
     });
-    g.bench_function("litepool Pools::get (test_on_check_out=false)", |b| {
-        b.iter(|| drop(pools.get("bench").unwrap()))
+    let named = pools.named("bench").unwrap();
+    g.bench_function(
+        "litepool NamedPool::get, stats on (events + cache sampling)",
+        |b| b.iter(|| drop(named.get().unwrap())),
+    );
+    g.bench_function("litepool pool via r2d2 get, event handler only", |b| {
+        b.iter(|| drop(lite.get().unwrap()))
     });
     g.finish();
 

@@ -10,9 +10,10 @@ use serde::Serialize;
 use crate::budget::Budget;
 use crate::error::{Error, Result};
 use crate::file::FileState;
-use crate::pools::{open_pool, preflight, PoolStats};
+use crate::pools::{preflight, NamedPool};
 use crate::profile::{Raw, Reading, Scope};
 use crate::settings::{DatabaseSettings, Settings};
+use crate::stats::PoolStats;
 
 /// One pragma of one database, over all its connections.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -142,9 +143,9 @@ fn check_one(db: &DatabaseSettings, file_before: FileState) -> DatabaseReport {
         verified: false,
     };
     let mut readings: Vec<Vec<Reading>> = Vec::new();
-    match open_pool(db) {
-        Ok((pool, _)) => {
-            let conns: Result<Vec<_>, _> = (0..pool.max_size()).map(|_| pool.get()).collect();
+    match NamedPool::open(db) {
+        Ok(pool) => {
+            let conns: Result<Vec<_>, _> = (0..db.pool.max_size).map(|_| pool.get()).collect();
             match conns {
                 Ok(conns) => {
                     for c in &conns {
@@ -157,7 +158,7 @@ fn check_one(db: &DatabaseSettings, file_before: FileState) -> DatabaseReport {
                 }
                 Err(e) => report.error = Some(e.to_string()),
             }
-            report.pool = Some(PoolStats::of(&pool));
+            report.pool = Some(pool.stats());
         }
         Err(e) => {
             report.error = Some(e.to_string());
@@ -271,12 +272,10 @@ impl fmt::Display for CheckReport {
                 };
                 writeln!(f, "  stored in the file: journal {journal}, page_size {page_size}, auto_vacuum {auto_vacuum}")?;
             }
-            if let Some(p) = d.pool {
-                writeln!(
-                    f,
-                    "  pool: max_size {}, connections {}, idle {}, in use {}",
-                    p.max_size, p.connections, p.idle, p.in_use
-                )?;
+            if let Some(p) = &d.pool {
+                for line in p.to_string().lines() {
+                    writeln!(f, "  pool {line}")?;
+                }
             }
             if let Some(e) = &d.error {
                 writeln!(f, "  error: {e}")?;

@@ -1,7 +1,9 @@
-//! [`Pools`]: one named r2d2 pool per configured database.
+//! [`Pools`]: one named r2d2 pool per configured database, with statistics.
 
 use std::collections::BTreeMap;
-use std::sync::PoisonError;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, PoisonError};
 
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
@@ -13,52 +15,143 @@ use crate::customizer::{LastErrorHandle, PragmaCustomizer};
 use crate::error::{Error, Result};
 use crate::file::{self, FileState};
 use crate::settings::{DatabaseSettings, Settings};
+use crate::stats::{PoolCounters, PoolStats, StatsHandler};
 
-/// A connection checked out of a litepool pool.
-pub type Conn = PooledConnection<SqliteConnectionManager>;
-
-/// A point-in-time view of one pool: eventually consistent, as r2d2's `State` is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct PoolStats {
-    /// The configured maximum.
-    pub max_size: u32,
-    /// Connections open (idle and in use).
-    pub connections: u32,
-    /// Connections idle.
-    pub idle: u32,
-    /// Connections checked out.
-    pub in_use: u32,
+/// A connection checked out of a litepool pool. Derefs to [`rusqlite::Connection`]; on drop it
+/// samples SQLite's page-cache counters into the pool's statistics and goes back to the pool.
+pub struct Conn {
+    inner: PooledConnection<SqliteConnectionManager>,
+    counters: Arc<PoolCounters>,
 }
 
-impl PoolStats {
-    /// A snapshot of any r2d2 pool.
-    pub fn of<M: r2d2::ManageConnection>(pool: &Pool<M>) -> PoolStats {
-        let s = pool.state();
-        PoolStats {
-            max_size: pool.max_size(),
-            connections: s.connections,
-            idle: s.idle_connections,
-            in_use: s.connections - s.idle_connections,
-        }
+impl Deref for Conn {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.inner
     }
 }
 
-struct Entry {
+impl DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.inner
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.counters.sample_cache(&mut self.inner);
+    }
+}
+
+impl fmt::Debug for Conn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Conn").finish_non_exhaustive()
+    }
+}
+
+/// One database's pool: the r2d2 pool, its customizer's last error and its counters.
+pub struct NamedPool {
+    name: String,
     pool: Pool<SqliteConnectionManager>,
     last_error: LastErrorHandle,
+    counters: Arc<PoolCounters>,
 }
 
-/// One r2d2 pool per configured database, each with a [`PragmaCustomizer`].
-pub struct Pools {
-    pools: BTreeMap<String, Entry>,
+impl fmt::Debug for NamedPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NamedPool")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
-impl std::fmt::Debug for Pools {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pools")
-            .field("names", &self.pools.keys().collect::<Vec<_>>())
-            .finish()
+impl NamedPool {
+    /// Bootstraps one database (journal switch, file-level pragmas on a new file, verification on
+    /// a dedicated connection) and builds its pool with statistics. [`Pools::new`] runs
+    /// [`preflight`] first; call it yourself when using this alone.
+    pub fn open(db: &DatabaseSettings) -> Result<NamedPool> {
+        let customizer = PragmaCustomizer::new(&db.name, db.profile.clone());
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if db.create_if_missing {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+        {
+            let mut conn =
+                Connection::open_with_flags(&db.path, flags).map_err(|source| Error::Sqlite {
+                    database: db.name.clone(),
+                    source,
+                })?;
+            tracing::info!(database = %db.name, path = %db.path.display(), "bootstrapping");
+            customizer.bootstrap(&mut conn)?;
+        }
+        let last_error = customizer.last_error();
+        let counters = Arc::new(PoolCounters::new(
+            &db.name,
+            db.pool.max_lifetime,
+            last_error.clone(),
+        ));
+        let p = &db.pool;
+        // The file exists now: pooled connections never create it again.
+        let manager = SqliteConnectionManager::file(&db.path)
+            .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX);
+        let pool = Pool::builder()
+            .max_size(p.max_size)
+            .min_idle(p.min_idle)
+            .connection_timeout(p.connection_timeout)
+            .idle_timeout(p.idle_timeout)
+            .max_lifetime(p.max_lifetime)
+            .test_on_check_out(p.test_on_check_out)
+            .connection_customizer(Box::new(customizer))
+            .event_handler(Box::new(StatsHandler(counters.clone())))
+            .error_handler(Box::new(StatsHandler(counters.clone())))
+            .build(manager)
+            .map_err(|source| pool_error(&db.name, source, &last_error))?;
+        tracing::info!(database = %db.name, max_size = p.max_size, "pool ready");
+        Ok(NamedPool {
+            name: db.name.clone(),
+            pool,
+            last_error,
+            counters,
+        })
+    }
+
+    /// A connection. A timeout carries the customizer's last error.
+    pub fn get(&self) -> Result<Conn> {
+        match self.pool.get() {
+            Ok(inner) => Ok(Conn {
+                inner,
+                counters: self.counters.clone(),
+            }),
+            Err(source) => Err(pool_error(&self.name, source, &self.last_error)),
+        }
+    }
+
+    /// The r2d2 pool. Connections taken from it directly are counted by the event handler, but
+    /// their page-cache counters are sampled only through [`NamedPool::get`].
+    pub fn pool(&self) -> &Pool<SqliteConnectionManager> {
+        &self.pool
+    }
+
+    /// A snapshot of the statistics.
+    pub fn stats(&self) -> PoolStats {
+        self.counters.snapshot(&self.pool)
+    }
+
+    /// Zeroes the counters and histograms.
+    pub fn reset_stats(&self) {
+        self.counters.reset()
+    }
+}
+
+fn pool_error(database: &str, source: r2d2::Error, last_error: &LastErrorHandle) -> Error {
+    Error::Pool {
+        database: database.to_owned(),
+        source,
+        cause: last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|e| e.message.clone()),
     }
 }
 
@@ -74,54 +167,29 @@ pub fn preflight(settings: &Settings) -> Result<Vec<FileState>> {
     Ok(files)
 }
 
-/// Bootstraps one database (journal switch, file-level pragmas on a new file, verification on a
-/// dedicated connection) and builds its pool. [`Pools::new`] runs [`preflight`] first.
-pub fn open_pool(
-    db: &DatabaseSettings,
-) -> Result<(Pool<SqliteConnectionManager>, LastErrorHandle)> {
-    let customizer = PragmaCustomizer::new(&db.name, db.profile.clone());
-    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    if db.create_if_missing {
-        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+/// Statistics of every pool, by name. Serialises as a map; displays as a compact table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Snapshot(pub BTreeMap<String, PoolStats>);
+
+impl fmt::Display for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for s in self.0.values() {
+            if !first {
+                writeln!(f)?;
+            }
+            first = false;
+            write!(f, "{s}")?;
+        }
+        Ok(())
     }
-    let sqlite_err = |source| Error::Sqlite {
-        database: db.name.clone(),
-        source,
-    };
-    {
-        let mut conn = Connection::open_with_flags(&db.path, flags).map_err(sqlite_err)?;
-        tracing::info!(database = %db.name, path = %db.path.display(), "bootstrapping");
-        customizer.bootstrap(&mut conn)?;
-    }
-    let last_error = customizer.last_error();
-    let p = &db.pool;
-    // The file exists now: pooled connections never create it again.
-    let manager = SqliteConnectionManager::file(&db.path)
-        .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX);
-    let pool = Pool::builder()
-        .max_size(p.max_size)
-        .min_idle(p.min_idle)
-        .connection_timeout(p.connection_timeout)
-        .idle_timeout(p.idle_timeout)
-        .max_lifetime(p.max_lifetime)
-        .test_on_check_out(p.test_on_check_out)
-        .connection_customizer(Box::new(customizer))
-        .build(manager)
-        .map_err(|source| pool_error(&db.name, source, &last_error))?;
-    tracing::info!(database = %db.name, max_size = p.max_size, "pool ready");
-    Ok((pool, last_error))
 }
 
-fn pool_error(database: &str, source: r2d2::Error, last_error: &LastErrorHandle) -> Error {
-    Error::Pool {
-        database: database.to_owned(),
-        source,
-        cause: last_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .map(|e| e.message.clone()),
-    }
+/// One r2d2 pool per configured database, each with a [`PragmaCustomizer`] and statistics.
+#[derive(Debug)]
+pub struct Pools {
+    pools: BTreeMap<String, NamedPool>,
 }
 
 impl Pools {
@@ -130,13 +198,13 @@ impl Pools {
         preflight(settings)?;
         let mut pools = BTreeMap::new();
         for db in settings.databases.values() {
-            let (pool, last_error) = open_pool(db)?;
-            pools.insert(db.name.clone(), Entry { pool, last_error });
+            pools.insert(db.name.clone(), NamedPool::open(db)?);
         }
         Ok(Pools { pools })
     }
 
-    fn entry(&self, name: &str) -> Result<&Entry> {
+    /// The named pool with its statistics.
+    pub fn named(&self, name: &str) -> Result<&NamedPool> {
         self.pools.get(name).ok_or_else(|| Error::UnknownDatabase {
             name: name.to_owned(),
             known: self.pools.keys().cloned().collect(),
@@ -145,15 +213,12 @@ impl Pools {
 
     /// A connection from the named pool. A timeout carries the customizer's last error.
     pub fn get(&self, name: &str) -> Result<Conn> {
-        let e = self.entry(name)?;
-        e.pool
-            .get()
-            .map_err(|source| pool_error(name, source, &e.last_error))
+        self.named(name)?.get()
     }
 
     /// The named r2d2 pool.
     pub fn pool(&self, name: &str) -> Result<&Pool<SqliteConnectionManager>> {
-        Ok(&self.entry(name)?.pool)
+        Ok(self.named(name)?.pool())
     }
 
     /// The configured names, sorted.
@@ -163,13 +228,21 @@ impl Pools {
 
     /// A snapshot of the named pool.
     pub fn stats_for(&self, name: &str) -> Result<PoolStats> {
-        Ok(PoolStats::of(&self.entry(name)?.pool))
+        Ok(self.named(name)?.stats())
     }
 
-    /// A snapshot of every pool, by name.
-    pub fn stats(&self) -> BTreeMap<String, PoolStats> {
-        self.names()
-            .map(|n| (n.to_owned(), self.stats_for(n).expect("name from names()")))
-            .collect()
+    /// A snapshot of every pool.
+    pub fn stats(&self) -> Snapshot {
+        Snapshot(
+            self.pools
+                .iter()
+                .map(|(n, p)| (n.clone(), p.stats()))
+                .collect(),
+        )
+    }
+
+    /// Zeroes the counters and histograms of every pool.
+    pub fn reset_stats(&self) {
+        self.pools.values().for_each(NamedPool::reset_stats)
     }
 }

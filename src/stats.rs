@@ -1,0 +1,391 @@
+//! Pool statistics: counters fed by r2d2's [`HandleEvent`] and [`HandleError`], page-cache
+//! counters sampled from SQLite at check-in, and [`PoolStats`] snapshots.
+//!
+//! Everything is atomic: recording takes no lock on the checkout path, and a snapshot is
+//! **eventually consistent** (counters read one by one while the pool keeps running).
+
+use std::fmt;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use r2d2::event::{AcquireEvent, CheckinEvent, CheckoutEvent, ReleaseEvent, TimeoutEvent};
+use r2d2::{HandleError, HandleEvent};
+use serde::Serialize;
+
+use crate::customizer::{LastError, LastErrorHandle};
+use crate::histogram::{Histogram, Summary};
+use crate::sys::{cache_touched, take_cache_sample};
+
+/// A checkout that took at least this long counts as having waited. An idle connection is handed
+/// out in well under a microsecond; opening one, or waiting for a check-in, takes far longer.
+pub const WAIT_THRESHOLD: Duration = Duration::from_micros(50);
+
+/// The live counters of one pool. Shared by its event handler, error handler and connections.
+#[derive(Debug)]
+pub struct PoolCounters {
+    database: String,
+    max_lifetime: Option<Duration>,
+    last_error: LastErrorHandle,
+    waited: AtomicU64,
+    timeouts: AtomicU64,
+    created: AtomicU64,
+    closed: AtomicU64,
+    closed_max_lifetime: AtomicU64,
+    errors: AtomicU64,
+    customizer_failures: AtomicU64,
+    wait: Histogram,
+    hold: Histogram,
+    cache_hit: AtomicU64,
+    cache_miss: AtomicU64,
+    cache_write: AtomicU64,
+    cache_spill: AtomicU64,
+    cache_used: AtomicI64,
+}
+
+/// The bytes one connection's cache held at its last sample; removes them from the pool's sum
+/// when r2d2 drops the connection (its extensions drop with it).
+struct CacheUsed {
+    bytes: i64,
+    counters: Arc<PoolCounters>,
+}
+
+impl Drop for CacheUsed {
+    fn drop(&mut self) {
+        self.counters.cache_used.fetch_sub(self.bytes, Relaxed);
+    }
+}
+
+impl PoolCounters {
+    /// Counters for the pool of `database`. `max_lifetime` classifies closed connections;
+    /// `last_error` is the customizer's.
+    pub fn new(
+        database: impl Into<String>,
+        max_lifetime: Option<Duration>,
+        last_error: LastErrorHandle,
+    ) -> Self {
+        let zero = || AtomicU64::new(0);
+        PoolCounters {
+            database: database.into(),
+            max_lifetime,
+            last_error,
+            waited: zero(),
+            timeouts: zero(),
+            created: zero(),
+            closed: zero(),
+            closed_max_lifetime: zero(),
+            errors: zero(),
+            customizer_failures: zero(),
+            wait: Histogram::default(),
+            hold: Histogram::default(),
+            cache_hit: zero(),
+            cache_miss: zero(),
+            cache_write: zero(),
+            cache_spill: zero(),
+            cache_used: AtomicI64::new(0),
+        }
+    }
+
+    /// Adds the page-cache counters of `conn` since its last sample (they are reset by reading)
+    /// and updates the bytes its cache holds. Called as a connection is checked in.
+    pub(crate) fn sample_cache(
+        self: &Arc<Self>,
+        conn: &mut r2d2::PooledConnection<r2d2_sqlite::SqliteConnectionManager>,
+    ) {
+        if !cache_touched(conn) {
+            return;
+        }
+        let s = take_cache_sample(conn);
+        self.cache_hit.fetch_add(s.hit, Relaxed);
+        self.cache_miss.fetch_add(s.miss, Relaxed);
+        self.cache_write.fetch_add(s.write, Relaxed);
+        self.cache_spill.fetch_add(s.spill, Relaxed);
+        let used = i64::try_from(s.used).unwrap_or(i64::MAX);
+        let ext = r2d2::PooledConnection::extensions_mut(conn);
+        match ext.get_mut::<CacheUsed>() {
+            Some(prev) => {
+                self.cache_used.fetch_add(used - prev.bytes, Relaxed);
+                prev.bytes = used;
+            }
+            None => {
+                self.cache_used.fetch_add(used, Relaxed);
+                ext.insert(CacheUsed {
+                    bytes: used,
+                    counters: self.clone(),
+                });
+            }
+        }
+    }
+
+    /// Zeroes the counters and histograms. Gauges (connections, cache bytes) are not counters and
+    /// stay. Not atomic with respect to events recorded meanwhile.
+    pub fn reset(&self) {
+        for c in [
+            &self.waited,
+            &self.timeouts,
+            &self.created,
+            &self.closed,
+            &self.closed_max_lifetime,
+            &self.errors,
+            &self.customizer_failures,
+            &self.cache_hit,
+            &self.cache_miss,
+            &self.cache_write,
+            &self.cache_spill,
+        ] {
+            c.store(0, Relaxed);
+        }
+        self.wait.reset();
+        self.hold.reset();
+    }
+
+    /// A snapshot, with r2d2's state of `pool`.
+    pub fn snapshot<M: r2d2::ManageConnection>(&self, pool: &r2d2::Pool<M>) -> PoolStats {
+        let state = pool.state();
+        // Timeouts are recorded in the wait histogram too; checkouts and check-ins are its counts.
+        let timeouts = self.timeouts.load(Relaxed);
+        let (wait, hold) = (self.wait.summary(), self.hold.summary());
+        let (hit, miss) = (self.cache_hit.load(Relaxed), self.cache_miss.load(Relaxed));
+        let closed = self.closed.load(Relaxed);
+        let closed_max_lifetime = self.closed_max_lifetime.load(Relaxed);
+        PoolStats {
+            database: self.database.clone(),
+            max_size: pool.max_size(),
+            connections: state.connections,
+            idle: state.idle_connections,
+            in_use: state.connections - state.idle_connections,
+            checkouts: wait.count.saturating_sub(timeouts),
+            checkins: hold.count,
+            waited: self.waited.load(Relaxed),
+            timeouts,
+            wait,
+            hold,
+            connections_created: self.created.load(Relaxed),
+            connections_closed: closed,
+            closed_max_lifetime,
+            closed_idle_timeout_or_broken: closed.saturating_sub(closed_max_lifetime),
+            connection_errors: self.errors.load(Relaxed),
+            customizer_failures: self.customizer_failures.load(Relaxed),
+            last_customizer_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+            cache: CacheStats {
+                hit,
+                miss,
+                write: self.cache_write.load(Relaxed),
+                spill: self.cache_spill.load(Relaxed),
+                used_bytes: self.cache_used.load(Relaxed).max(0) as u64,
+                hit_ratio: (hit + miss > 0).then(|| hit as f64 / (hit + miss) as f64),
+            },
+        }
+    }
+}
+
+/// Feeds a pool's [`PoolCounters`] from r2d2's events and errors, and emits each with `tracing`.
+#[derive(Debug, Clone)]
+pub struct StatsHandler(pub Arc<PoolCounters>);
+
+impl HandleEvent for StatsHandler {
+    fn handle_acquire(&self, e: AcquireEvent) {
+        self.0.created.fetch_add(1, Relaxed);
+        tracing::debug!(pool = %self.0.database, connection_id = e.connection_id(), "connection opened");
+    }
+
+    fn handle_release(&self, e: ReleaseEvent) {
+        let c = &self.0;
+        c.closed.fetch_add(1, Relaxed);
+        let by_lifetime = c.max_lifetime.is_some_and(|l| e.age() >= l);
+        if by_lifetime {
+            c.closed_max_lifetime.fetch_add(1, Relaxed);
+        }
+        tracing::debug!(
+            pool = %c.database,
+            connection_id = e.connection_id(),
+            age_ms = e.age().as_millis() as u64,
+            reason = if by_lifetime { "max_lifetime" } else { "idle_timeout or broken" },
+            "connection closed"
+        );
+    }
+
+    fn handle_checkout(&self, e: CheckoutEvent) {
+        let c = &self.0;
+        c.wait.record(e.duration());
+        if e.duration() >= WAIT_THRESHOLD {
+            c.waited.fetch_add(1, Relaxed);
+        }
+        tracing::trace!(pool = %c.database, connection_id = e.connection_id(), wait_us = e.duration().as_micros() as u64, "checkout");
+    }
+
+    fn handle_timeout(&self, e: TimeoutEvent) {
+        let c = &self.0;
+        // Recorded before it is counted: a snapshot reads the count first, so checkouts
+        // (wait count minus timeouts) never go below zero.
+        c.wait.record(e.timeout());
+        c.timeouts.fetch_add(1, Relaxed);
+        c.waited.fetch_add(1, Relaxed);
+        let cause = c
+            .last_error
+            .lock()
+            .ok()
+            .and_then(|l| l.as_ref().map(|l| l.message.clone()));
+        tracing::warn!(
+            pool = %c.database,
+            timeout_ms = e.timeout().as_millis() as u64,
+            cause = cause.as_deref().unwrap_or("all connections in use"),
+            "timed out waiting for a connection"
+        );
+    }
+
+    fn handle_checkin(&self, e: CheckinEvent) {
+        let c = &self.0;
+        c.hold.record(e.duration());
+        tracing::trace!(pool = %c.database, connection_id = e.connection_id(), held_us = e.duration().as_micros() as u64, "checkin");
+    }
+}
+
+impl HandleError<rusqlite::Error> for StatsHandler {
+    fn handle_error(&self, error: rusqlite::Error) {
+        let c = &self.0;
+        let from_customizer = std::error::Error::source(&error)
+            .is_some_and(|s| s.downcast_ref::<crate::Error>().is_some());
+        if from_customizer {
+            // The customizer has logged it and kept it as the last error.
+            c.customizer_failures.fetch_add(1, Relaxed);
+        } else {
+            c.errors.fetch_add(1, Relaxed);
+            tracing::warn!(pool = %c.database, error = %error, "connection error");
+        }
+    }
+}
+
+/// Page-cache counters summed over a pool's connections, from `sqlite3_db_status`.
+///
+/// Sampled as each connection is checked in through [`crate::Pools::get`], so a connection still
+/// checked out is not counted yet. Pages read through memory-mapped I/O (`mmap_size`) do not go
+/// through the page cache and are counted neither as hits nor as misses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Pages found in the cache.
+    pub hit: u64,
+    /// Pages read from the file (or the OS cache).
+    pub miss: u64,
+    /// Pages written.
+    pub write: u64,
+    /// Dirty pages written early because a transaction outgrew the cache.
+    pub spill: u64,
+    /// Bytes held by the caches of the pool's open connections, at their last check-in.
+    pub used_bytes: u64,
+    /// `hit / (hit + miss)`, if any page was looked up.
+    pub hit_ratio: Option<f64>,
+}
+
+/// A snapshot of one pool. Eventually consistent: read field by field while the pool runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// The database name.
+    pub database: String,
+    /// The configured maximum.
+    pub max_size: u32,
+    /// Connections open (idle and in use), from r2d2's `State`.
+    pub connections: u32,
+    /// Connections idle.
+    pub idle: u32,
+    /// Connections checked out.
+    pub in_use: u32,
+    /// Successful checkouts.
+    pub checkouts: u64,
+    /// Check-ins.
+    pub checkins: u64,
+    /// Checkouts that waited at least [`WAIT_THRESHOLD`], and timeouts.
+    pub waited: u64,
+    /// `get()` calls that timed out.
+    pub timeouts: u64,
+    /// Time to get a connection (timeouts count with their full timeout).
+    pub wait: Summary,
+    /// Time from checkout to check-in.
+    pub hold: Summary,
+    /// Physical connections opened and customized.
+    pub connections_created: u64,
+    /// Physical connections closed by the pool.
+    pub connections_closed: u64,
+    /// Closed because they reached `max_lifetime`.
+    pub closed_max_lifetime: u64,
+    /// Closed for being idle past `idle_timeout`, or broken (r2d2 does not say which; with
+    /// `test_on_check_out` off, r2d2_sqlite never reports a connection broken).
+    pub closed_idle_timeout_or_broken: u64,
+    /// Connections that failed to open, or failed r2d2's checkout test.
+    pub connection_errors: u64,
+    /// Connections refused by the [`crate::PragmaCustomizer`].
+    pub customizer_failures: u64,
+    /// The customizer's last error, with its time: the real cause behind a timeout.
+    pub last_customizer_error: Option<LastError>,
+    /// SQLite page-cache counters.
+    pub cache: CacheStats,
+}
+
+fn us(d: Duration) -> String {
+    let us = d.as_nanos() as f64 / 1000.0;
+    if us >= 1000.0 {
+        format!("{:.1}ms", us / 1000.0)
+    } else {
+        format!("{us:.1}µs")
+    }
+}
+
+impl fmt::Display for PoolStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{}: {} of {} connections open, {} idle, {} in use",
+            self.database, self.connections, self.max_size, self.idle, self.in_use
+        )?;
+        writeln!(
+            f,
+            "  checkouts {} (waited {}, timeouts {})  wait p50 {} p90 {} p99 {} max {}",
+            self.checkouts,
+            self.waited,
+            self.timeouts,
+            us(self.wait.p50),
+            us(self.wait.p90),
+            us(self.wait.p99),
+            us(self.wait.max)
+        )?;
+        writeln!(
+            f,
+            "  hold p50 {} p99 {} max {}  connections created {} closed {} (max_lifetime {}, idle/broken {}) errors {} customizer failures {}",
+            us(self.hold.p50),
+            us(self.hold.p99),
+            us(self.hold.max),
+            self.connections_created,
+            self.connections_closed,
+            self.closed_max_lifetime,
+            self.closed_idle_timeout_or_broken,
+            self.connection_errors,
+            self.customizer_failures
+        )?;
+        let ratio = self
+            .cache
+            .hit_ratio
+            .map_or("-".to_owned(), |r| format!("{:.1}%", r * 100.0));
+        write!(
+            f,
+            "  page cache: hits {} misses {} (hit ratio {ratio}) writes {} spills {} holding {}",
+            self.cache.hit,
+            self.cache.miss,
+            self.cache.write,
+            self.cache.spill,
+            crate::budget::human(self.cache.used_bytes)
+        )?;
+        if let Some(e) = &self.last_customizer_error {
+            let ago =
+                e.at.elapsed()
+                    .map_or("just now".to_owned(), |d| format!("{}s ago", d.as_secs()));
+            write!(f, "\n  last customizer error ({ago}): {}", e.message)?;
+        }
+        Ok(())
+    }
+}
