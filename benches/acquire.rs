@@ -88,12 +88,24 @@ fn acquire(c: &mut Criterion) {
             point_read(&r2d2_default.get().unwrap(), id)
         })
     });
-    g.bench_function("litepool pool (test_on_check_out=false)", |b| {
-        b.iter(|| {
-            id = id % 10_000 + 1;
-            point_read(&lite.get().unwrap(), id)
-        })
-    });
+    g.bench_function(
+        "r2d2_sqlite, test_on_check_out=false (no event handler)",
+        |b| {
+            b.iter(|| {
+                id = id % 10_000 + 1;
+                point_read(&r2d2_no_test.get().unwrap(), id)
+            })
+        },
+    );
+    g.bench_function(
+        "litepool NamedPool::get, stats on (events + cache sampling)",
+        |b| {
+            b.iter(|| {
+                id = id % 10_000 + 1;
+                point_read(&named.get().unwrap(), id)
+            })
+        },
+    );
     g.finish();
 }
 

@@ -1,5 +1,6 @@
 //! [`Pools`]: one named r2d2 pool per configured database, with statistics.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -19,31 +20,41 @@ use crate::stats::{PoolCounters, PoolStats, StatsHandler};
 
 /// A connection checked out of a litepool pool. Derefs to [`rusqlite::Connection`]; on drop it
 /// samples SQLite's page-cache counters into the pool's statistics and goes back to the pool.
-pub struct Conn {
+///
+/// It borrows the pool (no reference count to bump on the checkout path). Where a `'static`
+/// connection is needed, take one from [`NamedPool::pool`]: it is counted by the event handler,
+/// but its page-cache counters are sampled only when a later `Conn` checks that connection in.
+pub struct Conn<'a> {
     inner: PooledConnection<SqliteConnectionManager>,
-    counters: Arc<PoolCounters>,
+    counters: &'a Arc<PoolCounters>,
+    /// Set on first use: a connection checked out and back unused has nothing to sample.
+    used: Cell<bool>,
 }
 
-impl Deref for Conn {
+impl Deref for Conn<'_> {
     type Target = Connection;
     fn deref(&self) -> &Connection {
+        self.used.set(true);
         &self.inner
     }
 }
 
-impl DerefMut for Conn {
+impl DerefMut for Conn<'_> {
     fn deref_mut(&mut self) -> &mut Connection {
+        self.used.set(true);
         &mut self.inner
     }
 }
 
-impl Drop for Conn {
+impl Drop for Conn<'_> {
     fn drop(&mut self) {
-        self.counters.sample_cache(&mut self.inner);
+        if self.used.get() {
+            self.counters.sample_cache(&mut self.inner);
+        }
     }
 }
 
-impl fmt::Debug for Conn {
+impl fmt::Debug for Conn<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Conn").finish_non_exhaustive()
     }
@@ -116,18 +127,19 @@ impl NamedPool {
     }
 
     /// A connection. A timeout carries the customizer's last error.
-    pub fn get(&self) -> Result<Conn> {
+    pub fn get(&self) -> Result<Conn<'_>> {
         match self.pool.get() {
             Ok(inner) => Ok(Conn {
                 inner,
-                counters: self.counters.clone(),
+                counters: &self.counters,
+                used: Cell::new(false),
             }),
             Err(source) => Err(pool_error(&self.name, source, &self.last_error)),
         }
     }
 
     /// The r2d2 pool. Connections taken from it directly are counted by the event handler, but
-    /// their page-cache counters are sampled only through [`NamedPool::get`].
+    /// their page-cache counters are sampled only when a [`Conn`] checks them in.
     pub fn pool(&self) -> &Pool<SqliteConnectionManager> {
         &self.pool
     }
@@ -212,7 +224,7 @@ impl Pools {
     }
 
     /// A connection from the named pool. A timeout carries the customizer's last error.
-    pub fn get(&self, name: &str) -> Result<Conn> {
+    pub fn get(&self, name: &str) -> Result<Conn<'_>> {
         self.named(name)?.get()
     }
 

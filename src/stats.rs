@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::customizer::{LastError, LastErrorHandle};
 use crate::histogram::{Histogram, Summary};
-use crate::sys::{cache_touched, take_cache_sample};
+use crate::sys::take_cache_sample;
 
 /// A checkout that took at least this long counts as having waited. An idle connection is handed
 /// out in well under a microsecond; opening one, or waiting for a check-in, takes far longer.
@@ -87,14 +87,11 @@ impl PoolCounters {
     }
 
     /// Adds the page-cache counters of `conn` since its last sample (they are reset by reading)
-    /// and updates the bytes its cache holds. Called as a connection is checked in.
+    /// and updates the bytes its cache holds. Called as a used connection is checked in.
     pub(crate) fn sample_cache(
         self: &Arc<Self>,
         conn: &mut r2d2::PooledConnection<r2d2_sqlite::SqliteConnectionManager>,
     ) {
-        if !cache_touched(conn) {
-            return;
-        }
         let s = take_cache_sample(conn);
         self.cache_hit.fetch_add(s.hit, Relaxed);
         self.cache_miss.fetch_add(s.miss, Relaxed);
