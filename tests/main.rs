@@ -6,3 +6,4 @@ mod customizer;
 mod errors;
 mod pools;
 mod settings;
+mod stats;
