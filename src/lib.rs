@@ -14,6 +14,7 @@ pub mod profile;
 pub mod settings;
 pub mod stats;
 mod sys;
+pub mod workload;
 
 pub use customizer::PragmaCustomizer;
 pub use error::{Error, ParseValueError, Result};

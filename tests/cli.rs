@@ -144,3 +144,74 @@ fn check_exits_1_when_a_setting_does_not_take_effect() {
     );
     reader.execute_batch("COMMIT").unwrap();
 }
+
+#[test]
+fn stats_runs_a_workload_and_reports_every_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let args = [
+        "stats",
+        "--config",
+        config.to_str().unwrap(),
+        "--env",
+        "test",
+        "--json",
+        "--workload",
+        "0.5",
+        "--threads",
+        "2",
+    ];
+    let out = litepool(dir.path(), &args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let w = &json["workload"];
+    let (reads, writes) = (w["reads"].as_u64().unwrap(), w["writes"].as_u64().unwrap());
+    assert!(reads > 0 && writes > 0, "{w}");
+    assert_eq!(
+        (w["busy"].as_u64(), w["errors"].as_u64()),
+        (Some(0), Some(0)),
+        "{w}"
+    );
+    let pools = json["pools"].as_object().unwrap();
+    assert_eq!(
+        pools.keys().collect::<Vec<_>>(),
+        ["audit", "jobs", "prod_customer_data"]
+    );
+    // Every operation is one checkout; setup and teardown add two per database.
+    let checkouts: u64 = pools
+        .values()
+        .map(|p| p["checkouts"].as_u64().unwrap())
+        .sum();
+    assert_eq!(checkouts, reads + writes + 2 * 3, "{json}");
+    for p in pools.values() {
+        assert_eq!(p["checkins"], p["checkouts"]);
+        assert!(p["cache"]["hit"].as_u64().unwrap() > 0, "{p}");
+    }
+    // The workload table is gone afterwards.
+    let conn = rusqlite::Connection::open(dir.path().join("data/jobs.db")).unwrap();
+    let n: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'litepool_workload'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn stats_rejects_a_bad_workload_duration() {
+    let f = Fixture::new(&one_db("", "max_size = 1"));
+    let out = litepool(f.dir.path(), &["stats", "--workload", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("invalid --workload 0: expected seconds above 0"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !f.path("data/main.db").exists(),
+        "refused before any file is touched"
+    );
+}

@@ -4,9 +4,12 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::time::Duration;
+
 use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 use litepool::check::check;
-use litepool::Settings;
+use litepool::{workload, Pools, Settings};
 
 /// Verified SQLite pragma profiles for r2d2 pools.
 #[derive(Parser)]
@@ -27,6 +30,22 @@ enum Command {
         /// Print one JSON document instead of tables.
         #[arg(long)]
         json: bool,
+    },
+    /// Build the pools, optionally run a short read/write workload, and print pool statistics.
+    ///
+    /// The workload uses its own table, litepool_workload, dropped at the end.
+    Stats {
+        #[command(flatten)]
+        source: Source,
+        /// Print one JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Run the built-in workload (80% point reads, 20% updates) for this many seconds.
+        #[arg(long, value_name = "SECONDS")]
+        workload: Option<f64>,
+        /// Threads for the workload.
+        #[arg(long, default_value_t = 4)]
+        threads: usize,
     },
 }
 
@@ -83,6 +102,61 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 writeln!(out, "{report}")?;
             }
             Ok(ExitCode::from(report.exit_code()))
+        }
+        Command::Stats {
+            source,
+            json,
+            workload,
+            threads,
+        } => {
+            if let Some(secs) = workload.filter(|s| !(*s > 0.0 && *s <= 3600.0)) {
+                anyhow::bail!("invalid --workload {secs}: expected seconds above 0, at most 3600");
+            }
+            let settings = source.load()?;
+            eprintln!("litepool: building {} pool(s)", settings.databases.len());
+            let pools = Pools::new(&settings)?;
+            let report = match workload {
+                Some(secs) => {
+                    let bar = ProgressBar::new(1000).with_style(
+                        ProgressStyle::with_template("{msg} [{bar:40}] {elapsed}/{duration}")?
+                            .progress_chars("=> "),
+                    );
+                    bar.set_message(format!("workload, {threads} threads"));
+                    let seconds = Duration::from_secs_f64(secs);
+                    let report = workload::run(&pools, seconds, threads.max(1), &|f| {
+                        bar.set_position((f * 1000.0) as u64)
+                    })?;
+                    bar.finish_and_clear();
+                    Some(report)
+                }
+                None => None,
+            };
+            let stats = pools.stats();
+            let mut out = std::io::stdout().lock();
+            if json {
+                let doc = serde_json::json!({ "pools": stats, "workload": report });
+                serde_json::to_writer_pretty(&mut out, &doc)?;
+                writeln!(out)?;
+            } else {
+                if let Some(r) = &report {
+                    writeln!(
+                        out,
+                        "workload: {:.1}s on {} threads: {} reads, {} writes ({:.0} ops/s), {} busy, {} errors",
+                        r.seconds,
+                        r.threads,
+                        r.reads,
+                        r.writes,
+                        (r.reads + r.writes) as f64 / r.seconds.max(1e-9),
+                        r.busy,
+                        r.errors
+                    )?;
+                    for s in &r.skipped {
+                        writeln!(out, "  skipped: {s}")?;
+                    }
+                }
+                writeln!(out, "{stats}")?;
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

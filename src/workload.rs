@@ -1,0 +1,155 @@
+//! A short built-in read/write workload through the pools, for `litepool stats --workload`.
+//!
+//! It works on its own table, `litepool_workload`, created in each database and dropped at the
+//! end: 80% point reads, 20% single-row updates in a transaction (the profile's
+//! `transaction_behavior` applies). Databases that refuse the table (e.g. `query_only`) are left
+//! out and reported.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::pools::Pools;
+
+const TABLE_ROWS: i64 = 1000;
+
+/// What the workload did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct WorkloadReport {
+    /// Seconds it ran.
+    pub seconds: f64,
+    /// Threads.
+    pub threads: usize,
+    /// Point reads done.
+    pub reads: u64,
+    /// Update transactions committed.
+    pub writes: u64,
+    /// Operations that failed with SQLITE_BUSY ("database is locked").
+    pub busy: u64,
+    /// Operations that failed otherwise.
+    pub errors: u64,
+    /// Databases left out, with the reason.
+    pub skipped: Vec<String>,
+}
+
+/// A small xorshift generator: deterministic per thread, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn setup(pools: &Pools, name: &str) -> Result<()> {
+    let conn = pools.get(name)?;
+    conn.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS litepool_workload(id INTEGER PRIMARY KEY, payload BLOB);
+         INSERT OR IGNORE INTO litepool_workload(id, payload)
+           WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {TABLE_ROWS})
+           SELECT i, randomblob(200) FROM n;"
+    ))
+    .map_err(|source| Error::Sqlite {
+        database: name.to_owned(),
+        source,
+    })
+}
+
+/// Runs the workload for `duration` on `threads` threads; `progress` gets the fraction done.
+pub fn run(
+    pools: &Pools,
+    duration: Duration,
+    threads: usize,
+    progress: &(dyn Fn(f64) + Sync),
+) -> Result<WorkloadReport> {
+    let mut report = WorkloadReport {
+        threads,
+        ..Default::default()
+    };
+    let mut names = Vec::new();
+    for name in pools.names() {
+        match setup(pools, name) {
+            Ok(()) => names.push(name),
+            Err(e) => report.skipped.push(e.to_string()),
+        }
+    }
+    if names.is_empty() {
+        return Ok(report);
+    }
+    let start = Instant::now();
+    let deadline = start + duration;
+    let results: Vec<[u64; 4]> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let names = &names;
+                s.spawn(move || {
+                    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1));
+                    let mut counts = [0u64; 4]; // reads, writes, busy, errors
+                    let mut i = 0usize;
+                    while Instant::now() < deadline {
+                        let name = names[(t + i) % names.len()];
+                        i += 1;
+                        let id = (rng.next() % TABLE_ROWS as u64) as i64 + 1;
+                        let write = rng.next() % 10 < 2;
+                        let result = pools.get(name).and_then(|mut conn| {
+                            let sql = |source| Error::Sqlite {
+                                database: name.to_owned(),
+                                source,
+                            };
+                            if write {
+                                let tx = conn.transaction().map_err(sql)?;
+                                tx.execute(
+                                    "UPDATE litepool_workload SET payload = randomblob(200) WHERE id = ?1",
+                                    [id],
+                                )
+                                .map_err(sql)?;
+                                tx.commit().map_err(sql)
+                            } else {
+                                conn.prepare_cached("SELECT length(payload) FROM litepool_workload WHERE id = ?1")
+                                    .and_then(|mut st| st.query_row([id], |r| r.get::<_, i64>(0)))
+                                    .map(drop)
+                                    .map_err(sql)
+                            }
+                        });
+                        match result {
+                            Ok(()) => counts[usize::from(write)] += 1,
+                            Err(Error::Sqlite { source, .. })
+                                if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) =>
+                            {
+                                counts[2] += 1
+                            }
+                            Err(_) => counts[3] += 1,
+                        }
+                        if t == 0 && i % 64 == 0 {
+                            progress((start.elapsed().as_secs_f64() / duration.as_secs_f64()).min(1.0));
+                        }
+                    }
+                    counts
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("workload thread"))
+            .collect()
+    });
+    progress(1.0);
+    report.seconds = start.elapsed().as_secs_f64();
+    for c in results {
+        report.reads += c[0];
+        report.writes += c[1];
+        report.busy += c[2];
+        report.errors += c[3];
+    }
+    for name in names {
+        if let Ok(conn) = pools.get(name) {
+            let _ = conn.execute_batch("DROP TABLE IF EXISTS litepool_workload");
+        }
+    }
+    Ok(report)
+}
