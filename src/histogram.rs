@@ -148,6 +148,7 @@ impl Slot {
     }
 
     /// Called by the owning thread only: a load and a store, no locked instruction.
+    #[inline]
     fn record(&self, ns: u64, epoch: u64) {
         let b = &self.buckets[bucket(ns)];
         b.store(b.load(Relaxed) + 1, Relaxed);
@@ -234,22 +235,17 @@ impl Default for Histogram {
 impl Histogram {
     /// Records one duration into this thread's slot.
     pub fn record(&self, d: Duration) {
-        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let ns = d
+            .as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(d.subsec_nanos()));
         let epoch = self.inner.epoch.load(Relaxed);
         let recorded = SLOTS.try_with(|slots| {
             let mut slots = slots.borrow_mut();
-            if let Some(h) = slots.iter().find(|h| h.id == self.inner.id) {
-                return h.slot.record(ns, epoch);
+            match slots.iter().find(|h| h.id == self.inner.id) {
+                Some(h) => h.slot.record(ns, epoch),
+                None => self.first_record(&mut slots, ns, epoch),
             }
-            slots.retain(|h| h.owner.strong_count() > 0);
-            let slot = Arc::new(Slot::new());
-            slot.record(ns, epoch);
-            self.inner.lock().live.push(slot.clone());
-            slots.push(Held {
-                id: self.inner.id,
-                slot,
-                owner: Arc::downgrade(&self.inner),
-            });
         });
         if recorded.is_err() {
             // The thread is exiting and its slots are gone: record straight into the totals.
@@ -257,6 +253,19 @@ impl Histogram {
             one.record(ns, epoch);
             self.inner.lock().retired.add(&one, epoch);
         }
+    }
+
+    #[cold]
+    fn first_record(&self, slots: &mut Vec<Held>, ns: u64, epoch: u64) {
+        slots.retain(|h| h.owner.strong_count() > 0);
+        let slot = Arc::new(Slot::new());
+        slot.record(ns, epoch);
+        self.inner.lock().live.push(slot.clone());
+        slots.push(Held {
+            id: self.inner.id,
+            slot,
+            owner: Arc::downgrade(&self.inner),
+        });
     }
 
     /// Starts counting from zero: later summaries subtract today's counts, and the maximum

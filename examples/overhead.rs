@@ -1,0 +1,154 @@
+//! The cost of litepool's statistics on the checkout path, two ways that hold up on a noisy,
+//! shared machine:
+//!
+//! - `overhead VARIANT N` runs one variant N times, for counting instructions under callgrind
+//!   (`benches/overhead.sh` runs each variant twice and takes the difference, so setup cancels);
+//! - `overhead compare ROUNDS` times a bare r2d2_sqlite pool (no event handler) and litepool's
+//!   `NamedPool::get` (statistics on) in alternating blocks in one process, and prints the median
+//!   time per operation of each and their ratio, for `get()+drop` and `get()+point read+drop`.
+
+use litepool::{Pools, Settings};
+use r2d2_sqlite::SqliteConnectionManager;
+
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (variant, n): (&str, u64) = (&args[1], args[2].parse().unwrap());
+    if variant == "compare" {
+        return compare(n);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bench.db");
+    let setup = rusqlite::Connection::open(&path).unwrap();
+    setup
+        .execute_batch(
+            "PRAGMA journal_mode = wal;
+             CREATE TABLE customers(id INTEGER PRIMARY KEY, email TEXT);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+             INSERT INTO customers SELECT i, 'user' || i || '@example.com' FROM n;",
+        )
+        .unwrap();
+    let read = |c: &rusqlite::Connection, i: u64| {
+        c.prepare_cached("SELECT email FROM customers WHERE id = ?1")
+            .unwrap()
+            .query_row([(i % 1000 + 1) as i64], |r| r.get::<_, String>(0))
+            .unwrap()
+    };
+    match variant {
+        "bare" | "bare-read" => {
+            let pool = r2d2::Pool::builder()
+                .max_size(4)
+                .test_on_check_out(false)
+                .build(SqliteConnectionManager::file(&path))
+                .unwrap();
+            for i in 0..n {
+                let c = pool.get().unwrap();
+                if variant == "bare-read" {
+                    read(&c, i);
+                }
+            }
+        }
+        "litepool" | "litepool-read" => {
+            let config = dir.path().join("config");
+            std::fs::create_dir(&config).unwrap();
+            let toml = format!(
+                "[databases.bench]\npath = {:?}\n[databases.bench.pragmas]\njournal_mode = \"wal\"\n[databases.bench.pool]\nmax_size = 4\n",
+                path.display().to_string()
+            );
+            std::fs::write(config.join("default.toml"), toml).unwrap();
+            let settings = Settings::loader()
+                .dir(config)
+                .vars(Default::default())
+                .load()
+                .unwrap();
+            let pools = Pools::new(&settings).unwrap();
+            let pool = pools.named("bench").unwrap();
+            for i in 0..n {
+                let c = pool.get().unwrap();
+                if variant == "litepool-read" {
+                    read(&c, i);
+                }
+            }
+        }
+        other => panic!("unknown variant {other}"),
+    }
+}
+
+fn setup_db(path: &std::path::Path) {
+    let setup = rusqlite::Connection::open(path).unwrap();
+    setup
+        .execute_batch(
+            "PRAGMA journal_mode = wal;
+             CREATE TABLE customers(id INTEGER PRIMARY KEY, email TEXT);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+             INSERT INTO customers SELECT i, 'user' || i || '@example.com' FROM n;",
+        )
+        .unwrap();
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn compare(rounds: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bench.db");
+    setup_db(&path);
+    let bare = r2d2::Pool::builder()
+        .max_size(4)
+        .test_on_check_out(false)
+        .build(SqliteConnectionManager::file(&path))
+        .unwrap();
+    let config = dir.path().join("config");
+    std::fs::create_dir(&config).unwrap();
+    let toml = format!(
+        "[databases.bench]\npath = {:?}\n[databases.bench.pool]\nmax_size = 4\n",
+        path.display().to_string()
+    );
+    std::fs::write(config.join("default.toml"), toml).unwrap();
+    let settings = Settings::loader()
+        .dir(config)
+        .vars(Default::default())
+        .load()
+        .unwrap();
+    let pools = Pools::new(&settings).unwrap();
+    let lite = pools.named("bench").unwrap();
+    let read = |c: &rusqlite::Connection, i: u64| {
+        c.prepare_cached("SELECT email FROM customers WHERE id = ?1")
+            .unwrap()
+            .query_row([(i % 1000 + 1) as i64], |r| r.get::<_, String>(0))
+            .unwrap()
+    };
+    const BLOCK: u64 = 20_000;
+    for with_read in [false, true] {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let per_op = |t: Instant, n: u64| t.elapsed().as_nanos() as f64 / n as f64;
+        for _ in 0..rounds {
+            let t = Instant::now();
+            for i in 0..BLOCK {
+                let c = bare.get().unwrap();
+                if with_read {
+                    read(&c, i);
+                }
+            }
+            a.push(per_op(t, BLOCK));
+            let t = Instant::now();
+            for i in 0..BLOCK {
+                let c = lite.get().unwrap();
+                if with_read {
+                    read(&c, i);
+                }
+            }
+            b.push(per_op(t, BLOCK));
+        }
+        let (a, b) = (median(a), median(b));
+        let what = if with_read {
+            "get()+point read+drop"
+        } else {
+            "get()+drop"
+        };
+        println!("{what:<22} bare r2d2_sqlite {a:8.1} ns/op   litepool stats on {b:8.1} ns/op   ratio {:.3}", b / a);
+    }
+}
