@@ -273,8 +273,8 @@ impl fmt::Display for CheckReport {
                 writeln!(f, "  stored in the file: journal {journal}, page_size {page_size}, auto_vacuum {auto_vacuum}")?;
             }
             if let Some(p) = &d.pool {
-                for line in p.to_string().lines() {
-                    writeln!(f, "  pool {line}")?;
+                for (i, line) in p.to_string().lines().enumerate() {
+                    writeln!(f, "  {}{line}", if i == 0 { "pool " } else { "" })?;
                 }
             }
             if let Some(e) = &d.error {
