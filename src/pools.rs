@@ -26,7 +26,7 @@ use crate::stats::{PoolCounters, PoolStats, StatsHandler};
 /// but its page-cache counters are sampled only when a later `Conn` checks that connection in.
 pub struct Conn<'a> {
     inner: PooledConnection<SqliteConnectionManager>,
-    counters: &'a Arc<PoolCounters>,
+    counters: Option<&'a Arc<PoolCounters>>,
     /// Set on first use: a connection checked out and back unused has nothing to sample.
     used: Cell<bool>,
 }
@@ -48,8 +48,8 @@ impl DerefMut for Conn<'_> {
 
 impl Drop for Conn<'_> {
     fn drop(&mut self) {
-        if self.used.get() {
-            self.counters.sample_cache(&mut self.inner);
+        if let Some(counters) = self.counters.filter(|_| self.used.get()) {
+            counters.sample_cache(&mut self.inner);
         }
     }
 }
@@ -66,6 +66,7 @@ pub struct NamedPool {
     pool: Pool<SqliteConnectionManager>,
     last_error: LastErrorHandle,
     counters: Arc<PoolCounters>,
+    stats: bool,
 }
 
 impl fmt::Debug for NamedPool {
@@ -105,16 +106,20 @@ impl NamedPool {
         // The file exists now: pooled connections never create it again.
         let manager = SqliteConnectionManager::file(&db.path)
             .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX);
-        let pool = Pool::builder()
+        let mut builder = Pool::builder()
             .max_size(p.max_size)
             .min_idle(p.min_idle)
             .connection_timeout(p.connection_timeout)
             .idle_timeout(p.idle_timeout)
             .max_lifetime(p.max_lifetime)
             .test_on_check_out(p.test_on_check_out)
-            .connection_customizer(Box::new(customizer))
-            .event_handler(Box::new(StatsHandler(counters.clone())))
-            .error_handler(Box::new(StatsHandler(counters.clone())))
+            .connection_customizer(Box::new(customizer));
+        if p.stats {
+            builder = builder
+                .event_handler(Box::new(StatsHandler(counters.clone())))
+                .error_handler(Box::new(StatsHandler(counters.clone())));
+        }
+        let pool = builder
             .build(manager)
             .map_err(|source| pool_error(&db.name, source, &last_error))?;
         tracing::info!(database = %db.name, max_size = p.max_size, "pool ready");
@@ -123,6 +128,7 @@ impl NamedPool {
             pool,
             last_error,
             counters,
+            stats: p.stats,
         })
     }
 
@@ -131,7 +137,7 @@ impl NamedPool {
         match self.pool.get() {
             Ok(inner) => Ok(Conn {
                 inner,
-                counters: &self.counters,
+                counters: self.stats.then_some(&self.counters),
                 used: Cell::new(false),
             }),
             Err(source) => Err(pool_error(&self.name, source, &self.last_error)),
