@@ -1,10 +1,17 @@
-//! Checkout cost on a warm pool: r2d2's default `test_on_check_out(true)` against litepool's
-//! default `false`, a bare r2d2_sqlite pool against litepool's `Pools`, and a point read for
-//! scale. Run: `cargo bench --bench acquire`.
+//! Checkout and connection-creation costs. Run: `cargo bench --bench acquire`.
+//!
+//! - `checkout`: `get()`+drop on a warm pool of 4: r2d2_sqlite with r2d2's defaults
+//!   (`test_on_check_out(true)`), the same with `test_on_check_out(false)`, and litepool's pool
+//!   (test off) with statistics on and off.
+//! - `checkout+point_read`: the same with a point read by primary key, for scale.
+//! - `connect/<profile>`: opening one connection and applying the profile, with and without
+//!   reading every pragma back.
 
+use std::path::Path;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use litepool::bench::DEFAULT_PROFILES;
 use litepool::{Pools, Settings};
 use r2d2_sqlite::SqliteConnectionManager;
 
@@ -22,7 +29,7 @@ fn setup() -> (tempfile::TempDir, std::path::PathBuf) {
     (dir, path)
 }
 
-fn bare(path: &std::path::Path, test_on_check_out: bool) -> r2d2::Pool<SqliteConnectionManager> {
+fn bare(path: &Path, test_on_check_out: bool) -> r2d2::Pool<SqliteConnectionManager> {
     r2d2::Pool::builder()
         .max_size(4)
         .test_on_check_out(test_on_check_out)
@@ -30,22 +37,18 @@ fn bare(path: &std::path::Path, test_on_check_out: bool) -> r2d2::Pool<SqliteCon
         .unwrap()
 }
 
-fn litepool_pools(dir: &std::path::Path, path: &std::path::Path) -> Pools {
-    let config = dir.join("config");
+fn litepool_pools(dir: &Path, path: &Path, stats: bool) -> Pools {
+    let config = dir.join(format!("config-{stats}"));
     std::fs::create_dir_all(&config).unwrap();
     std::fs::write(
         config.join("default.toml"),
         format!(
-            "[databases.bench]\npath = {:?}\n[databases.bench.pragmas]\njournal_mode = \"wal\"\nbusy_timeout = \"5s\"\n[databases.bench.pool]\nmax_size = 4\n",
+            "[databases.bench]\npath = {:?}\n[databases.bench.pragmas]\njournal_mode = \"wal\"\nbusy_timeout = \"5s\"\n[databases.bench.pool]\nmax_size = 4\nstats = {stats}\n",
             path.display().to_string()
         ),
     )
     .unwrap();
-    let settings = Settings::loader()
-        .dir(config)
-        .vars(Default::default())
-        .load()
-        .unwrap();
+    let settings = Settings::loader().dir(config).vars(Default::default()).load().unwrap();
     Pools::new(&settings).unwrap()
 }
 
@@ -60,8 +63,10 @@ fn acquire(c: &mut Criterion) {
     let (dir, path) = setup();
     let r2d2_default = bare(&path, true);
     let r2d2_no_test = bare(&path, false);
-    let pools = litepool_pools(dir.path(), &path);
-    let lite = pools.pool("bench").unwrap();
+    let with_stats = litepool_pools(dir.path(), &path, true);
+    let without_stats = litepool_pools(dir.path(), &path, false);
+    let named = with_stats.named("bench").unwrap();
+    let named_off = without_stats.named("bench").unwrap();
 
     let mut g = c.benchmark_group("checkout");
     g.bench_function("r2d2_sqlite, test_on_check_out=true (r2d2 default)", |b| {
@@ -70,48 +75,57 @@ fn acquire(c: &mut Criterion) {
     g.bench_function("r2d2_sqlite, test_on_check_out=false", |b| {
         b.iter(|| drop(r2d2_no_test.get().unwrap()))
     });
-    let named = pools.named("bench").unwrap();
-    g.bench_function(
-        "litepool NamedPool::get, stats on (events + cache sampling)",
-        |b| b.iter(|| drop(named.get().unwrap())),
-    );
-    g.bench_function("litepool pool via r2d2 get, event handler only", |b| {
-        b.iter(|| drop(lite.get().unwrap()))
-    });
+    g.bench_function("litepool, stats off", |b| b.iter(|| drop(named_off.get().unwrap())));
+    g.bench_function("litepool, stats on", |b| b.iter(|| drop(named.get().unwrap())));
     g.finish();
 
     let mut g = c.benchmark_group("checkout+point_read");
     let mut id = 0i64;
+    let mut next = || {
+        id = id % 10_000 + 1;
+        id
+    };
     g.bench_function("r2d2_sqlite, test_on_check_out=true (r2d2 default)", |b| {
-        b.iter(|| {
-            id = id % 10_000 + 1;
-            point_read(&r2d2_default.get().unwrap(), id)
-        })
+        b.iter(|| point_read(&r2d2_default.get().unwrap(), next()))
     });
-    g.bench_function(
-        "r2d2_sqlite, test_on_check_out=false (no event handler)",
-        |b| {
+    g.bench_function("r2d2_sqlite, test_on_check_out=false", |b| {
+        b.iter(|| point_read(&r2d2_no_test.get().unwrap(), next()))
+    });
+    g.bench_function("litepool, stats off", |b| b.iter(|| point_read(&named_off.get().unwrap(), next())));
+    g.bench_function("litepool, stats on", |b| b.iter(|| point_read(&named.get().unwrap(), next())));
+    g.finish();
+
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let settings = Settings::loader().dir(config).env("bench").vars(Default::default()).load().unwrap();
+    let mut g = c.benchmark_group("connect");
+    for name in DEFAULT_PROFILES {
+        let profile = &settings.profiles[name];
+        // Bootstrap once, so that every measured connection is a pooled one (journal verified).
+        let mut first = rusqlite::Connection::open(&path).unwrap();
+        profile.apply(&mut first, "bench", true).unwrap();
+        drop(first);
+        g.bench_function(format!("{name}: open + apply"), |b| {
             b.iter(|| {
-                id = id % 10_000 + 1;
-                point_read(&r2d2_no_test.get().unwrap(), id)
+                let mut conn = rusqlite::Connection::open(&path).unwrap();
+                profile.apply(&mut conn, "bench", false).unwrap();
+                conn
             })
-        },
-    );
-    g.bench_function(
-        "litepool NamedPool::get, stats on (events + cache sampling)",
-        |b| {
+        });
+        g.bench_function(format!("{name}: open + apply + read back"), |b| {
             b.iter(|| {
-                id = id % 10_000 + 1;
-                point_read(&named.get().unwrap(), id)
+                let mut conn = rusqlite::Connection::open(&path).unwrap();
+                profile.apply(&mut conn, "bench", false).unwrap();
+                profile.verify(&conn, "bench").unwrap();
+                conn
             })
-        },
-    );
+        });
+    }
     g.finish();
 }
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
     targets = acquire
 }
 criterion_main!(benches);

@@ -2,9 +2,11 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod budget;
 pub mod check;
 pub mod customizer;
+pub mod datagen;
 pub mod error;
 pub mod file;
 pub mod histogram;

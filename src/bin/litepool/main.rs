@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use litepool::check::check;
-use litepool::{workload, Pools, Settings};
+use litepool::{bench, workload, Pools, Settings};
 
 /// Verified SQLite pragma profiles for r2d2 pools.
 #[derive(Parser)]
@@ -28,6 +28,28 @@ enum Command {
         #[command(flatten)]
         source: Source,
         /// Print one JSON document instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare profiles on copies of the configured databases: ops/s and p50/p99 latency per
+    /// workload, with the ratio to the first profile. The originals are never written.
+    Bench {
+        #[command(flatten)]
+        source: Source,
+        /// Profiles to compare, comma-separated [default: sqlite_defaults, original_as_run,
+        /// original_intent, recommended — those that exist]
+        #[arg(long, value_delimiter = ',')]
+        profiles: Vec<String>,
+        /// Seconds per workload and profile.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+        /// Multiply the row counts of generated data (for databases that do not exist).
+        #[arg(long, default_value_t = 1)]
+        scale: u32,
+        /// Seed for generated data and the workloads' random choices.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print one JSON document instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -102,6 +124,64 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 writeln!(out, "{report}")?;
             }
             Ok(ExitCode::from(report.exit_code()))
+        }
+        Command::Bench {
+            source,
+            profiles,
+            seconds,
+            scale,
+            seed,
+            json,
+        } => {
+            if !(seconds > 0.0 && seconds <= 600.0) {
+                anyhow::bail!("invalid --seconds {seconds}: expected above 0, at most 600");
+            }
+            if !(1..=1000).contains(&scale) {
+                anyhow::bail!("invalid --scale {scale}: expected 1 to 1000");
+            }
+            let settings = source.load()?;
+            let names: Vec<String> = if profiles.is_empty() {
+                bench::DEFAULT_PROFILES
+                    .iter()
+                    .filter(|p| settings.profiles.contains_key(**p))
+                    .map(|p| p.to_string())
+                    .collect()
+            } else {
+                profiles
+            };
+            let chosen = names
+                .iter()
+                .map(|n| {
+                    settings.profiles.get(n).cloned().ok_or_else(|| {
+                        let known: Vec<_> = settings.profiles.keys().map(String::as_str).collect();
+                        anyhow::anyhow!("unknown profile {n:?} in --profiles: configured profiles are {}", known.join(", "))
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            if chosen.is_empty() {
+                anyhow::bail!("no profiles to compare: name some with --profiles");
+            }
+            let path = |name: &str| settings.databases.get(name).map(|d| d.path.clone());
+            let from = bench::Sources {
+                customers: path("prod_customer_data"),
+                jobs: path("jobs"),
+                audit: path("audit"),
+            };
+            let bar = ProgressBar::new(1).with_style(ProgressStyle::with_template("{msg:40} [{bar:30}] {pos}/{len} {elapsed}")?.progress_chars("=> "));
+            let comparison = bench::Comparison::run(&chosen, &from, seconds, scale, seed, &mut |step, steps, what| {
+                bar.set_length(steps as u64);
+                bar.set_position(step as u64);
+                bar.set_message(what.to_owned());
+            })?;
+            bar.finish_and_clear();
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &comparison)?;
+                writeln!(out)?;
+            } else {
+                write!(out, "{comparison}")?;
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Stats {
             source,

@@ -1,0 +1,455 @@
+//! The benchmark workloads, shared by `benches/workload.rs` and `litepool bench`.
+//!
+//! Every operation takes one connection from a pool and gives it back, as a web handler would.
+//! Writes go through `Connection::transaction()`, so a profile's `transaction_behavior` decides
+//! between `BEGIN DEFERRED` and `BEGIN IMMEDIATE`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use rusqlite::{params, Connection, OpenFlags, MAIN_DB};
+use serde::Serialize;
+
+use crate::datagen::{self, assignee, Dataset, Rng, ASSIGNEES};
+use crate::error::{Error, ParseValueError, Result};
+use crate::histogram::{Histogram, Summary};
+use crate::pools::NamedPool;
+use crate::profile::Profile;
+use crate::settings::{DatabaseSettings, PoolSettings};
+
+/// One benchmark workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Workload {
+    /// A customer by primary key.
+    PointRead,
+    /// The batches of one assignee with their customer counts (an indexed join).
+    AssignedBatches,
+    /// One audit row inserted per transaction.
+    AuditInsert,
+    /// Read one job's status, then update it, in one transaction.
+    JobUpdate,
+    /// 8 threads: 40% point reads, 40% assigned batches, 10% audit inserts, 10% job updates.
+    Mixed,
+}
+
+impl Workload {
+    /// Every workload, in table order.
+    pub const ALL: [Workload; 5] = [
+        Workload::PointRead,
+        Workload::AssignedBatches,
+        Workload::AuditInsert,
+        Workload::JobUpdate,
+        Workload::Mixed,
+    ];
+
+    /// The name used in tables and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Workload::PointRead => "point_read",
+            Workload::AssignedBatches => "assigned_batches",
+            Workload::AuditInsert => "audit_insert",
+            Workload::JobUpdate => "job_update",
+            Workload::Mixed => "mixed",
+        }
+    }
+
+    /// Threads this workload runs on.
+    pub fn threads(self) -> usize {
+        if self == Workload::Mixed {
+            8
+        } else {
+            1
+        }
+    }
+}
+
+impl fmt::Display for Workload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Workload {
+    type Err = ParseValueError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Workload::ALL
+            .into_iter()
+            .find(|w| w.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                let names: Vec<_> = Workload::ALL.iter().map(|w| w.as_str()).collect();
+                ParseValueError::new("workload", s, format!("one of {}", names.join(", ")))
+            })
+    }
+}
+
+/// Where the three databases come from: an existing file to copy, or generated data.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// `prod_customer_data`.
+    pub customers: Option<PathBuf>,
+    /// `jobs`.
+    pub jobs: Option<PathBuf>,
+    /// `audit`.
+    pub audit: Option<PathBuf>,
+}
+
+const NAMES: [(&str, Dataset); 3] = [
+    ("prod_customer_data", Dataset::Customers),
+    ("jobs", Dataset::Jobs),
+    ("audit", Dataset::Audit),
+];
+
+/// Makes the three source databases in `dir`: a copy (SQLite backup API, the original opened
+/// read-only) of each existing source, else an empty file; then fills missing tables with
+/// generated data. Originals are never written.
+pub fn prepare_sources(dir: &Path, from: &Sources, seed: u64, scale: u32) -> Result<[PathBuf; 3]> {
+    let originals = [&from.customers, &from.jobs, &from.audit];
+    let mut out = Vec::new();
+    for ((name, dataset), original) in NAMES.into_iter().zip(originals) {
+        let dest = dir.join(format!("{name}.db"));
+        let sql = |source| Error::Sqlite {
+            database: name.to_owned(),
+            source,
+        };
+        if let Some(src) = original.as_ref().filter(|p| p.exists()) {
+            let src = Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sql)?;
+            src.backup(MAIN_DB, &dest, None).map_err(sql)?;
+        }
+        let mut conn = Connection::open(&dest).map_err(sql)?;
+        datagen::generate(&mut conn, dataset, seed, scale).map_err(sql)?;
+        out.push(dest);
+    }
+    Ok(out.try_into().expect("three databases"))
+}
+
+/// Copies a prepared source database for one run (SQLite backup API).
+fn copy(src: &Path, dest: &Path, name: &str) -> Result<()> {
+    let sql = |source| Error::Sqlite {
+        database: name.to_owned(),
+        source,
+    };
+    let src = Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sql)?;
+    src.backup(MAIN_DB, dest, None).map_err(sql)
+}
+
+/// The three databases behind pools with one profile.
+#[derive(Debug)]
+pub struct Target {
+    customers: NamedPool,
+    jobs: NamedPool,
+    audit: NamedPool,
+    max_customer: i64,
+    max_job: i64,
+}
+
+/// Pools of this size, as the issue's web app uses.
+pub const POOL_SIZE: u32 = 8;
+
+impl Target {
+    /// Copies the prepared `sources` into `dir` and opens a pool of [`POOL_SIZE`] on each copy
+    /// with `profile`.
+    pub fn open(dir: &Path, sources: &[PathBuf; 3], profile: &Profile) -> Result<Target> {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let mut pools = Vec::new();
+        for ((name, _), src) in NAMES.into_iter().zip(sources) {
+            let path = dir.join(format!("{name}.db"));
+            copy(src, &path, name)?;
+            let db = DatabaseSettings {
+                name: name.to_owned(),
+                path,
+                create_if_missing: false,
+                profile: profile.clone(),
+                pool: PoolSettings {
+                    max_size: POOL_SIZE,
+                    ..PoolSettings::default()
+                },
+            };
+            crate::file::inspect(&db)?;
+            pools.push(NamedPool::open(&db)?);
+        }
+        let [customers, jobs, audit]: [NamedPool; 3] = pools.try_into().expect("three pools");
+        let max = |p: &NamedPool, table: &str| -> Result<i64> {
+            let conn = p.get()?;
+            // `table` is a fixed name.
+            conn.query_row(&format!("SELECT max(id) FROM {table}"), [], |r| r.get(0))
+                .map_err(|source| Error::Sqlite {
+                    database: table.to_owned(),
+                    source,
+                })
+        };
+        Ok(Target {
+            max_customer: max(&customers, "customers")?,
+            max_job: max(&jobs, "jobs")?,
+            customers,
+            jobs,
+            audit,
+        })
+    }
+
+    /// The pools: prod_customer_data, jobs, audit.
+    pub fn pools(&self) -> [&NamedPool; 3] {
+        [&self.customers, &self.jobs, &self.audit]
+    }
+
+    /// Runs one operation of `workload` (for `Mixed`, one drawn at random).
+    pub fn op(&self, workload: Workload, rng: &mut Rng) -> Result<()> {
+        let w = match workload {
+            Workload::Mixed => match rng.below(10) {
+                0..=3 => Workload::PointRead,
+                4..=7 => Workload::AssignedBatches,
+                8 => Workload::AuditInsert,
+                _ => Workload::JobUpdate,
+            },
+            other => other,
+        };
+        let sql = |database: &str| {
+            let database = database.to_owned();
+            move |source| Error::Sqlite { database, source }
+        };
+        match w {
+            Workload::PointRead => {
+                let conn = self.customers.get()?;
+                let id = rng.below(self.max_customer as u64) as i64 + 1;
+                conn.prepare_cached("SELECT name, email, status, batch_id FROM customers WHERE id = ?1")
+                    .and_then(|mut s| {
+                        s.query_row([id], |r| {
+                            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
+                        })
+                    })
+                    .map(drop)
+                    .map_err(sql("prod_customer_data"))
+            }
+            Workload::AssignedBatches => {
+                let conn = self.customers.get()?;
+                let who = assignee(rng.below(ASSIGNEES));
+                conn.prepare_cached(
+                    "SELECT b.id, b.status, count(c.id) FROM batches b
+                     LEFT JOIN customers c ON c.batch_id = b.id
+                     WHERE b.assigned_to = ?1 GROUP BY b.id",
+                )
+                .and_then(|mut s| s.query_map([who], |r| r.get::<_, i64>(2))?.sum::<rusqlite::Result<i64>>())
+                .map(drop)
+                .map_err(sql("prod_customer_data"))
+            }
+            Workload::AuditInsert => {
+                let mut conn = self.audit.get()?;
+                let details = rng.text(300);
+                let actor = assignee(rng.below(ASSIGNEES));
+                (|| {
+                    let tx = conn.transaction()?;
+                    tx.prepare_cached("INSERT INTO audit_log(at, actor, action, details) VALUES (?1, ?2, 'update', ?3)")?
+                        .execute(params![1_800_000_000i64, actor, details])?;
+                    tx.commit()
+                })()
+                .map_err(sql("audit"))
+            }
+            Workload::JobUpdate => {
+                let mut conn = self.jobs.get()?;
+                let id = rng.below(self.max_job as u64) as i64 + 1;
+                let next = ["new", "active", "paused", "done"][rng.below(4) as usize];
+                (|| {
+                    let tx = conn.transaction()?;
+                    let status: String =
+                        tx.prepare_cached("SELECT status FROM jobs WHERE id = ?1")?.query_row([id], |r| r.get(0))?;
+                    if status != next {
+                        tx.prepare_cached("UPDATE jobs SET status = ?1, updated_at = ?2 WHERE id = ?3")?
+                            .execute(params![next, 1_800_000_000i64, id])?;
+                    }
+                    tx.commit()
+                })()
+                .map_err(sql("jobs"))
+            }
+            Workload::Mixed => unreachable!("drawn above"),
+        }
+    }
+}
+
+/// True when an error is SQLite's "database is locked" (SQLITE_BUSY).
+pub fn is_busy(e: &Error) -> bool {
+    matches!(e, Error::Sqlite { source, .. } if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy))
+}
+
+/// What one workload did under one profile.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measured {
+    /// The workload.
+    pub workload: Workload,
+    /// The profile's name.
+    pub profile: String,
+    /// Threads.
+    pub threads: usize,
+    /// Successful operations.
+    pub ops: u64,
+    /// Seconds.
+    pub seconds: f64,
+    /// Successful operations per second.
+    pub ops_per_sec: f64,
+    /// Latency of successful operations.
+    pub latency: Summary,
+    /// Operations that failed with SQLITE_BUSY.
+    pub busy: u64,
+    /// Operations that failed otherwise.
+    pub errors: u64,
+}
+
+/// Runs `workload` on its threads for `duration`.
+pub fn run(target: &Target, profile: &str, workload: Workload, duration: Duration, seed: u64) -> Measured {
+    let latency = Histogram::default();
+    let start = Instant::now();
+    let deadline = start + duration;
+    let threads = workload.threads();
+    let counts: Vec<[u64; 3]> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let latency = &latency;
+                s.spawn(move || {
+                    let mut rng = Rng::new(seed.wrapping_add(t as u64));
+                    let mut c = [0u64; 3]; // ok, busy, errors
+                    while Instant::now() < deadline {
+                        let t0 = Instant::now();
+                        match target.op(workload, &mut rng) {
+                            Ok(()) => {
+                                latency.record(t0.elapsed());
+                                c[0] += 1;
+                            }
+                            Err(e) if is_busy(&e) => c[1] += 1,
+                            Err(e) => {
+                                if c[2] == 0 {
+                                    tracing::warn!(error = %e, "benchmark operation failed");
+                                }
+                                c[2] += 1
+                            }
+                        }
+                    }
+                    c
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("benchmark thread")).collect()
+    });
+    let seconds = start.elapsed().as_secs_f64();
+    let ops = counts.iter().map(|c| c[0]).sum();
+    Measured {
+        workload,
+        profile: profile.to_owned(),
+        threads,
+        ops,
+        seconds,
+        ops_per_sec: ops as f64 / seconds,
+        latency: latency.summary(),
+        busy: counts.iter().map(|c| c[1]).sum(),
+        errors: counts.iter().map(|c| c[2]).sum(),
+    }
+}
+
+/// The profiles `litepool bench` compares when none are named.
+pub const DEFAULT_PROFILES: [&str; 4] = ["sqlite_defaults", "original_as_run", "original_intent", "recommended"];
+
+/// A whole comparison: every workload under every profile, on copies in a temporary directory.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    /// Seconds per workload and profile.
+    pub seconds: f64,
+    /// Row-count multiplier for generated data.
+    pub scale: u32,
+    /// Logical CPUs of this machine.
+    pub cpus: usize,
+    /// The profiles, in order; ratios are against the first.
+    pub profiles: Vec<String>,
+    /// One entry per workload and profile.
+    pub results: Vec<Measured>,
+}
+
+impl Comparison {
+    /// Runs the comparison. `progress(step, steps, what)` reports each step.
+    pub fn run(
+        profiles: &[Profile],
+        from: &Sources,
+        seconds: f64,
+        scale: u32,
+        seed: u64,
+        progress: &mut dyn FnMut(usize, usize, &str),
+    ) -> Result<Comparison> {
+        let tmp = tempfile::tempdir().map_err(|source| Error::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+        let src_dir = tmp.path().join("sources");
+        std::fs::create_dir(&src_dir).map_err(|source| Error::Io {
+            path: src_dir.clone(),
+            source,
+        })?;
+        let steps = 1 + profiles.len() * Workload::ALL.len();
+        progress(0, steps, "copying or generating the databases");
+        let sources = prepare_sources(&src_dir, from, seed, scale)?;
+        let mut results = Vec::new();
+        let mut step = 1;
+        for profile in profiles {
+            let target = Target::open(&tmp.path().join(profile.name()), &sources, profile)?;
+            for workload in Workload::ALL {
+                progress(step, steps, &format!("{} / {}", profile.name(), workload));
+                results.push(run(&target, profile.name(), workload, Duration::from_secs_f64(seconds), seed));
+                step += 1;
+            }
+        }
+        progress(steps, steps, "done");
+        Ok(Comparison {
+            seconds,
+            scale,
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            profiles: profiles.iter().map(|p| p.name().to_owned()).collect(),
+            results,
+        })
+    }
+}
+
+fn us(d: Duration) -> String {
+    let us = d.as_nanos() as f64 / 1000.0;
+    if us >= 1000.0 {
+        format!("{:.2}ms", us / 1000.0)
+    } else {
+        format!("{us:.1}µs")
+    }
+}
+
+impl fmt::Display for Comparison {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let first = self.profiles.first().map_or("", String::as_str);
+        writeln!(
+            f,
+            "litepool bench: {}s per run, scale {}, {} cpus, pools of {POOL_SIZE}; ratio = ops/s against {first}",
+            self.seconds, self.scale, self.cpus
+        )?;
+        writeln!(
+            f,
+            "{:<17} {:<16} {:>7} {:>10} {:>9} {:>9} {:>7} {:>6}",
+            "workload", "profile", "threads", "ops/s", "p50", "p99", "ratio", "busy"
+        )?;
+        for w in Workload::ALL {
+            let rows: Vec<_> = self.results.iter().filter(|m| m.workload == w).collect();
+            let base = rows.iter().find(|m| m.profile == first).map(|m| m.ops_per_sec);
+            for m in rows {
+                let ratio = base.filter(|b| *b > 0.0).map_or("-".to_owned(), |b| format!("{:.2}x", m.ops_per_sec / b));
+                writeln!(
+                    f,
+                    "{:<17} {:<16} {:>7} {:>10.0} {:>9} {:>9} {:>7} {:>6}",
+                    w.as_str(),
+                    m.profile,
+                    m.threads,
+                    m.ops_per_sec,
+                    us(m.latency.p50),
+                    us(m.latency.p99),
+                    ratio,
+                    m.busy
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
