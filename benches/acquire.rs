@@ -48,7 +48,11 @@ fn litepool_pools(dir: &Path, path: &Path, stats: bool) -> Pools {
         ),
     )
     .unwrap();
-    let settings = Settings::loader().dir(config).vars(Default::default()).load().unwrap();
+    let settings = Settings::loader()
+        .dir(config)
+        .vars(Default::default())
+        .load()
+        .unwrap();
     Pools::new(&settings).unwrap()
 }
 
@@ -75,8 +79,12 @@ fn acquire(c: &mut Criterion) {
     g.bench_function("r2d2_sqlite, test_on_check_out=false", |b| {
         b.iter(|| drop(r2d2_no_test.get().unwrap()))
     });
-    g.bench_function("litepool, stats off", |b| b.iter(|| drop(named_off.get().unwrap())));
-    g.bench_function("litepool, stats on", |b| b.iter(|| drop(named.get().unwrap())));
+    g.bench_function("litepool, stats off", |b| {
+        b.iter(|| drop(named_off.get().unwrap()))
+    });
+    g.bench_function("litepool, stats on", |b| {
+        b.iter(|| drop(named.get().unwrap()))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("checkout+point_read");
@@ -91,12 +99,21 @@ fn acquire(c: &mut Criterion) {
     g.bench_function("r2d2_sqlite, test_on_check_out=false", |b| {
         b.iter(|| point_read(&r2d2_no_test.get().unwrap(), next()))
     });
-    g.bench_function("litepool, stats off", |b| b.iter(|| point_read(&named_off.get().unwrap(), next())));
-    g.bench_function("litepool, stats on", |b| b.iter(|| point_read(&named.get().unwrap(), next())));
+    g.bench_function("litepool, stats off", |b| {
+        b.iter(|| point_read(&named_off.get().unwrap(), next()))
+    });
+    g.bench_function("litepool, stats on", |b| {
+        b.iter(|| point_read(&named.get().unwrap(), next()))
+    });
     g.finish();
 
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    let settings = Settings::loader().dir(config).env("bench").vars(Default::default()).load().unwrap();
+    let settings = Settings::loader()
+        .dir(config)
+        .env("bench")
+        .vars(Default::default())
+        .load()
+        .unwrap();
     let mut g = c.benchmark_group("connect");
     for name in DEFAULT_PROFILES {
         let profile = &settings.profiles[name];

@@ -13,7 +13,12 @@ use litepool::Settings;
 
 fn workloads(c: &mut Criterion) {
     let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    let settings = Settings::loader().dir(config).env("bench").vars(Default::default()).load().unwrap();
+    let settings = Settings::loader()
+        .dir(config)
+        .env("bench")
+        .vars(Default::default())
+        .load()
+        .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("sources");
     std::fs::create_dir(&src).unwrap();
@@ -22,25 +27,42 @@ fn workloads(c: &mut Criterion) {
         .iter()
         .map(|name| {
             let profile = &settings.profiles[*name];
-            (*name, Target::open(&tmp.path().join(name), &sources, profile).unwrap())
+            (
+                *name,
+                Target::open(&tmp.path().join(name), &sources, profile).unwrap(),
+            )
         })
         .collect();
 
-    for workload in [Workload::PointRead, Workload::AssignedBatches, Workload::AuditInsert, Workload::JobUpdate] {
+    for workload in [
+        Workload::PointRead,
+        Workload::AssignedBatches,
+        Workload::AuditInsert,
+        Workload::JobUpdate,
+    ] {
         let mut g = c.benchmark_group(format!("workload/{workload}"));
         if workload == Workload::PointRead {
             // The ceiling: one bare rusqlite connection, cached statement, no pool.
-            let conn = rusqlite::Connection::open(tmp.path().join("recommended/prod_customer_data.db")).unwrap();
+            let conn =
+                rusqlite::Connection::open(tmp.path().join("recommended/prod_customer_data.db"))
+                    .unwrap();
             let mut rng = Rng::new(1);
             g.bench_function("ceiling: bare connection, cached statement", |b| {
                 b.iter(|| {
                     let id = rng.below(15_000) as i64 + 1;
-                    conn.prepare_cached("SELECT name, email, status, batch_id FROM customers WHERE id = ?1")
-                        .unwrap()
-                        .query_row([id], |r| {
-                            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
-                        })
-                        .unwrap()
+                    conn.prepare_cached(
+                        "SELECT name, email, status, batch_id FROM customers WHERE id = ?1",
+                    )
+                    .unwrap()
+                    .query_row([id], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, i64>(3)?,
+                        ))
+                    })
+                    .unwrap()
                 })
             });
         }

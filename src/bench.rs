@@ -115,7 +115,8 @@ pub fn prepare_sources(dir: &Path, from: &Sources, seed: u64, scale: u32) -> Res
             source,
         };
         if let Some(src) = original.as_ref().filter(|p| p.exists()) {
-            let src = Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sql)?;
+            let src =
+                Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sql)?;
             src.backup(MAIN_DB, &dest, None).map_err(sql)?;
         }
         let mut conn = Connection::open(&dest).map_err(sql)?;
@@ -216,14 +217,21 @@ impl Target {
             Workload::PointRead => {
                 let conn = self.customers.get()?;
                 let id = rng.below(self.max_customer as u64) as i64 + 1;
-                conn.prepare_cached("SELECT name, email, status, batch_id FROM customers WHERE id = ?1")
-                    .and_then(|mut s| {
-                        s.query_row([id], |r| {
-                            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
-                        })
+                conn.prepare_cached(
+                    "SELECT name, email, status, batch_id FROM customers WHERE id = ?1",
+                )
+                .and_then(|mut s| {
+                    s.query_row([id], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, i64>(3)?,
+                        ))
                     })
-                    .map(drop)
-                    .map_err(sql("prod_customer_data"))
+                })
+                .map(drop)
+                .map_err(sql("prod_customer_data"))
             }
             Workload::AssignedBatches => {
                 let conn = self.customers.get()?;
@@ -233,7 +241,10 @@ impl Target {
                      LEFT JOIN customers c ON c.batch_id = b.id
                      WHERE b.assigned_to = ?1 GROUP BY b.id",
                 )
-                .and_then(|mut s| s.query_map([who], |r| r.get::<_, i64>(2))?.sum::<rusqlite::Result<i64>>())
+                .and_then(|mut s| {
+                    s.query_map([who], |r| r.get::<_, i64>(2))?
+                        .sum::<rusqlite::Result<i64>>()
+                })
                 .map(drop)
                 .map_err(sql("prod_customer_data"))
             }
@@ -255,11 +266,14 @@ impl Target {
                 let next = ["new", "active", "paused", "done"][rng.below(4) as usize];
                 (|| {
                     let tx = conn.transaction()?;
-                    let status: String =
-                        tx.prepare_cached("SELECT status FROM jobs WHERE id = ?1")?.query_row([id], |r| r.get(0))?;
+                    let status: String = tx
+                        .prepare_cached("SELECT status FROM jobs WHERE id = ?1")?
+                        .query_row([id], |r| r.get(0))?;
                     if status != next {
-                        tx.prepare_cached("UPDATE jobs SET status = ?1, updated_at = ?2 WHERE id = ?3")?
-                            .execute(params![next, 1_800_000_000i64, id])?;
+                        tx.prepare_cached(
+                            "UPDATE jobs SET status = ?1, updated_at = ?2 WHERE id = ?3",
+                        )?
+                        .execute(params![next, 1_800_000_000i64, id])?;
                     }
                     tx.commit()
                 })()
@@ -299,7 +313,13 @@ pub struct Measured {
 }
 
 /// Runs `workload` on its threads for `duration`.
-pub fn run(target: &Target, profile: &str, workload: Workload, duration: Duration, seed: u64) -> Measured {
+pub fn run(
+    target: &Target,
+    profile: &str,
+    workload: Workload,
+    duration: Duration,
+    seed: u64,
+) -> Measured {
     let latency = Histogram::default();
     let start = Instant::now();
     let deadline = start + duration;
@@ -331,7 +351,10 @@ pub fn run(target: &Target, profile: &str, workload: Workload, duration: Duratio
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("benchmark thread")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("benchmark thread"))
+            .collect()
     });
     let seconds = start.elapsed().as_secs_f64();
     let ops = counts.iter().map(|c| c[0]).sum();
@@ -349,7 +372,12 @@ pub fn run(target: &Target, profile: &str, workload: Workload, duration: Duratio
 }
 
 /// The profiles `litepool bench` compares when none are named.
-pub const DEFAULT_PROFILES: [&str; 4] = ["sqlite_defaults", "original_as_run", "original_intent", "recommended"];
+pub const DEFAULT_PROFILES: [&str; 4] = [
+    "sqlite_defaults",
+    "original_as_run",
+    "original_intent",
+    "recommended",
+];
 
 /// A whole comparison: every workload under every profile, on copies in a temporary directory.
 #[derive(Debug, Clone, Serialize)]
@@ -394,7 +422,13 @@ impl Comparison {
             let target = Target::open(&tmp.path().join(profile.name()), &sources, profile)?;
             for workload in Workload::ALL {
                 progress(step, steps, &format!("{} / {}", profile.name(), workload));
-                results.push(run(&target, profile.name(), workload, Duration::from_secs_f64(seconds), seed));
+                results.push(run(
+                    &target,
+                    profile.name(),
+                    workload,
+                    Duration::from_secs_f64(seconds),
+                    seed,
+                ));
                 step += 1;
             }
         }
@@ -433,9 +467,14 @@ impl fmt::Display for Comparison {
         )?;
         for w in Workload::ALL {
             let rows: Vec<_> = self.results.iter().filter(|m| m.workload == w).collect();
-            let base = rows.iter().find(|m| m.profile == first).map(|m| m.ops_per_sec);
+            let base = rows
+                .iter()
+                .find(|m| m.profile == first)
+                .map(|m| m.ops_per_sec);
             for m in rows {
-                let ratio = base.filter(|b| *b > 0.0).map_or("-".to_owned(), |b| format!("{:.2}x", m.ops_per_sec / b));
+                let ratio = base
+                    .filter(|b| *b > 0.0)
+                    .map_or("-".to_owned(), |b| format!("{:.2}x", m.ops_per_sec / b));
                 writeln!(
                     f,
                     "{:<17} {:<16} {:>7} {:>10.0} {:>9} {:>9} {:>7} {:>6}",

@@ -68,7 +68,9 @@ impl Rng {
     /// `len` lowercase letters and spaces.
     pub fn text(&mut self, len: usize) -> String {
         const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz    ";
-        (0..len).map(|_| CHARS[self.below(CHARS.len() as u64) as usize] as char).collect()
+        (0..len)
+            .map(|_| CHARS[self.below(CHARS.len() as u64) as usize] as char)
+            .collect()
     }
 }
 
@@ -80,7 +82,12 @@ pub fn assignee(i: u64) -> String {
 const STATUSES: &[&str] = &["new", "active", "paused", "done"];
 
 /// Creates the dataset's tables (if missing) and fills them when empty. Returns rows inserted.
-pub fn generate(conn: &mut Connection, dataset: Dataset, seed: u64, scale: u32) -> rusqlite::Result<u64> {
+pub fn generate(
+    conn: &mut Connection,
+    dataset: Dataset,
+    seed: u64,
+    scale: u32,
+) -> rusqlite::Result<u64> {
     let scale = u64::from(scale.max(1));
     let mut rng = Rng::new(seed ^ dataset as u64);
     let tx = conn.transaction()?;
@@ -103,15 +110,29 @@ pub fn generate(conn: &mut Connection, dataset: Dataset, seed: u64, scale: u32) 
                 let mut b = tx.prepare("INSERT INTO batches VALUES (?1, ?2, ?3, ?4)")?;
                 for id in 1..=batches {
                     let status = STATUSES[rng.below(4) as usize];
-                    b.execute(params![id as i64, status, assignee(rng.below(ASSIGNEES)), 1_700_000_000 + id as i64])?;
+                    b.execute(params![
+                        id as i64,
+                        status,
+                        assignee(rng.below(ASSIGNEES)),
+                        1_700_000_000 + id as i64
+                    ])?;
                 }
-                let mut c = tx.prepare("INSERT INTO customers VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
+                let mut c =
+                    tx.prepare("INSERT INTO customers VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
                 for id in 1..=CUSTOMERS * scale {
                     let name = rng.text(12);
                     let email = format!("customer{id}@example.com");
                     let status = STATUSES[rng.below(4) as usize];
                     let batch = rng.below(batches) as i64 + 1;
-                    c.execute(params![id as i64, name, email, status, batch, 1_700_000_000 + id as i64, rng.text(200)])?;
+                    c.execute(params![
+                        id as i64,
+                        name,
+                        email,
+                        status,
+                        batch,
+                        1_700_000_000 + id as i64,
+                        rng.text(200)
+                    ])?;
                 }
                 rows = batches + CUSTOMERS * scale;
             }
@@ -127,7 +148,12 @@ pub fn generate(conn: &mut Connection, dataset: Dataset, seed: u64, scale: u32) 
                 let mut j = tx.prepare("INSERT INTO jobs VALUES (?1, ?2, ?3, ?4)")?;
                 for id in 1..=JOBS * scale {
                     let status = STATUSES[rng.below(4) as usize];
-                    j.execute(params![id as i64, status, assignee(rng.below(ASSIGNEES)), 1_700_000_000 + id as i64])?;
+                    j.execute(params![
+                        id as i64,
+                        status,
+                        assignee(rng.below(ASSIGNEES)),
+                        1_700_000_000 + id as i64
+                    ])?;
                 }
                 rows = JOBS * scale;
             }
@@ -139,10 +165,17 @@ pub fn generate(conn: &mut Connection, dataset: Dataset, seed: u64, scale: u32) 
                    action TEXT NOT NULL, details TEXT NOT NULL);",
             )?;
             if empty(&tx, "audit_log")? {
-                let mut a = tx.prepare("INSERT INTO audit_log(at, actor, action, details) VALUES (?1, ?2, ?3, ?4)")?;
+                let mut a = tx.prepare(
+                    "INSERT INTO audit_log(at, actor, action, details) VALUES (?1, ?2, ?3, ?4)",
+                )?;
                 for i in 0..AUDIT_ROWS * scale {
                     let action = ["login", "update", "export", "delete"][rng.below(4) as usize];
-                    a.execute(params![1_700_000_000 + i as i64, assignee(rng.below(ASSIGNEES)), action, rng.text(300)])?;
+                    a.execute(params![
+                        1_700_000_000 + i as i64,
+                        assignee(rng.below(ASSIGNEES)),
+                        action,
+                        rng.text(300)
+                    ])?;
                 }
                 rows = AUDIT_ROWS * scale;
             }
@@ -154,7 +187,11 @@ pub fn generate(conn: &mut Connection, dataset: Dataset, seed: u64, scale: u32) 
 
 fn empty(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
     // `table` is one of the fixed names above, never user input.
-    conn.query_row(&format!("SELECT NOT EXISTS (SELECT 1 FROM {table})"), [], |r| r.get(0))
+    conn.query_row(
+        &format!("SELECT NOT EXISTS (SELECT 1 FROM {table})"),
+        [],
+        |r| r.get(0),
+    )
 }
 
 #[cfg(test)]
@@ -162,7 +199,8 @@ mod tests {
     use super::*;
 
     fn checksum(conn: &Connection, sql: &str) -> (i64, String) {
-        conn.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap()
+        conn.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
     }
 
     #[test]
@@ -174,16 +212,26 @@ mod tests {
         let sql = "SELECT count(*), group_concat(name || batch_id, ',') FROM (SELECT * FROM customers ORDER BY id LIMIT 50)";
         assert_eq!(checksum(&a, sql), checksum(&b, sql));
         let (n, avg): (i64, f64) = a
-            .query_row("SELECT count(*), avg(length(notes)) FROM customers", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(
+                "SELECT count(*), avg(length(notes)) FROM customers",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .unwrap();
         assert_eq!((n, avg), (15_000, 200.0));
-        let batches: i64 = a.query_row("SELECT count(*) FROM batches", [], |r| r.get(0)).unwrap();
+        let batches: i64 = a
+            .query_row("SELECT count(*) FROM batches", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(batches, 1_500);
         // A second call leaves a filled table alone.
         assert_eq!(generate(&mut a, Dataset::Customers, 7, 1).unwrap(), 0);
         let mut c = Connection::open_in_memory().unwrap();
         generate(&mut c, Dataset::Customers, 8, 1).unwrap();
-        assert_ne!(checksum(&a, sql), checksum(&c, sql), "another seed, other rows");
+        assert_ne!(
+            checksum(&a, sql),
+            checksum(&c, sql),
+            "another seed, other rows"
+        );
     }
 
     #[test]
@@ -192,7 +240,11 @@ mod tests {
         assert_eq!(generate(&mut j, Dataset::Jobs, 1, 3).unwrap(), 600);
         let mut a = Connection::open_in_memory().unwrap();
         assert_eq!(generate(&mut a, Dataset::Audit, 1, 1).unwrap(), 10_000);
-        let avg: f64 = a.query_row("SELECT avg(length(details)) FROM audit_log", [], |r| r.get(0)).unwrap();
+        let avg: f64 = a
+            .query_row("SELECT avg(length(details)) FROM audit_log", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
         assert_eq!(avg, 300.0);
     }
 }

@@ -52,8 +52,8 @@ fn check_on_the_shipped_config_verifies_and_prints_json() {
         assert_eq!(db["file_after"]["wal"], true);
         let rows = db["pragmas"].as_array().unwrap();
         let cache = rows.iter().find(|r| r["pragma"] == "cache_size").unwrap();
-        assert_eq!(cache["configured"], "32MiB");
-        assert_eq!(cache["sqlite"], -32768);
+        assert_eq!(cache["configured"], "8MiB");
+        assert_eq!(cache["sqlite"], -8192);
         assert_eq!(cache["connections_ok"].as_u64().unwrap(), max);
         let journal = rows.iter().find(|r| r["pragma"] == "journal_mode").unwrap();
         assert_eq!(
@@ -63,10 +63,10 @@ fn check_on_the_shipped_config_verifies_and_prints_json() {
         let name = db["name"].as_str().unwrap();
         assert!(dir.path().join(format!("data/{name}.db")).is_file());
     }
-    // test.toml: pools of 2, 2 and 1 with 32MiB each.
+    // test.toml: pools of 2, 2 and 1 with 8MiB each.
     assert_eq!(
         json["memory"]["worst_case"].as_u64().unwrap(),
-        5 * (32 << 20)
+        5 * (8 << 20)
     );
     assert!(
         stderr(&out).contains("jobs: opening 2 connection(s)"),

@@ -1,5 +1,6 @@
 //! Integration tests, built as one binary. Real database files in temp directories.
 
+mod bench;
 mod cli;
 mod common;
 mod customizer;

@@ -145,3 +145,18 @@ fn lifetimes_can_be_turned_off() {
         Some(std::time::Duration::from_secs(3600))
     );
 }
+
+#[test]
+fn every_named_profile_is_validated_even_when_unused() {
+    let f =
+        Fixture::new(&(one_db("", "max_size = 1") + "\n[profiles.fast]\nsynchronous = \"off\"\n"));
+    let msg = f.load().unwrap_err().to_string();
+    assert!(
+        msg.contains("key `profiles.fast.synchronous`: synchronous = \"off\" is unsafe"),
+        "{msg}"
+    );
+    let f =
+        Fixture::new(&(one_db("", "max_size = 1") + "\n[profiles.fast]\njournal_mode = \"wal\"\n"));
+    let s = f.load().unwrap();
+    assert_eq!(s.profiles.keys().collect::<Vec<_>>(), ["fast", "p"]);
+}

@@ -244,3 +244,22 @@ fn snapshot_serialises_and_displays() {
     );
     assert!(text.contains("page cache: hits"), "{text}");
 }
+
+#[test]
+fn stats_can_be_turned_off_per_pool() {
+    let (_f, pools) = open("", "max_size = 1\nstats = false");
+    for _ in 0..3 {
+        let c = pools.get("main").unwrap();
+        c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).unwrap();
+    }
+    let s = pools.stats_for("main").unwrap();
+    assert_eq!(
+        (s.checkouts, s.checkins, s.cache.hit + s.cache.miss),
+        (0, 0, 0)
+    );
+    assert_eq!(
+        (s.connections, s.max_size),
+        (1, 1),
+        "r2d2's state is still there"
+    );
+}

@@ -154,7 +154,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map(|n| {
                     settings.profiles.get(n).cloned().ok_or_else(|| {
                         let known: Vec<_> = settings.profiles.keys().map(String::as_str).collect();
-                        anyhow::anyhow!("unknown profile {n:?} in --profiles: configured profiles are {}", known.join(", "))
+                        anyhow::anyhow!(
+                            "unknown profile {n:?} in --profiles: configured profiles are {}",
+                            known.join(", ")
+                        )
                     })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
@@ -167,12 +170,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 jobs: path("jobs"),
                 audit: path("audit"),
             };
-            let bar = ProgressBar::new(1).with_style(ProgressStyle::with_template("{msg:40} [{bar:30}] {pos}/{len} {elapsed}")?.progress_chars("=> "));
-            let comparison = bench::Comparison::run(&chosen, &from, seconds, scale, seed, &mut |step, steps, what| {
-                bar.set_length(steps as u64);
-                bar.set_position(step as u64);
-                bar.set_message(what.to_owned());
-            })?;
+            let bar = ProgressBar::new(1).with_style(
+                ProgressStyle::with_template("{msg:40} [{bar:30}] {pos}/{len} {elapsed}")?
+                    .progress_chars("=> "),
+            );
+            let comparison = bench::Comparison::run(
+                &chosen,
+                &from,
+                seconds,
+                scale,
+                seed,
+                &mut |step, steps, what| {
+                    bar.set_length(steps as u64);
+                    bar.set_position(step as u64);
+                    bar.set_message(what.to_owned());
+                },
+            )?;
             bar.finish_and_clear();
             let mut out = std::io::stdout().lock();
             if json {
