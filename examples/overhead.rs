@@ -4,8 +4,9 @@
 //! - `overhead VARIANT N` runs one variant N times, for counting instructions under callgrind
 //!   (`benches/overhead.sh` runs each variant twice and takes the difference, so setup cancels);
 //! - `overhead compare ROUNDS` times a bare r2d2_sqlite pool (no event handler) and litepool's
-//!   `NamedPool::get` (statistics on) in alternating blocks in one process, and prints the median
-//!   time per operation of each and their ratio, for `get()+drop` and `get()+point read+drop`.
+//!   `NamedPool::get` with statistics on and off, in alternating blocks in one process, and prints
+//!   the median time per operation of each and the ratios, for `get()+drop` and
+//!   `get()+point read+drop`.
 
 use litepool::{Pools, Settings};
 use r2d2_sqlite::SqliteConnectionManager;
@@ -104,8 +105,9 @@ fn compare(rounds: u64) {
     let config = dir.path().join("config");
     std::fs::create_dir(&config).unwrap();
     let toml = format!(
-        "[databases.bench]\npath = {:?}\n[databases.bench.pool]\nmax_size = 4\n",
-        path.display().to_string()
+        "[databases.on]\npath = {p:?}\n[databases.on.pool]\nmax_size = 4\n\
+         [databases.off]\npath = {p:?}\n[databases.off.pool]\nmax_size = 4\nstats = false\n",
+        p = path.display().to_string()
     );
     std::fs::write(config.join("default.toml"), toml).unwrap();
     let settings = Settings::loader()
@@ -114,7 +116,8 @@ fn compare(rounds: u64) {
         .load()
         .unwrap();
     let pools = Pools::new(&settings).unwrap();
-    let lite = pools.named("bench").unwrap();
+    let on = pools.named("on").unwrap();
+    let off = pools.named("off").unwrap();
     let read = |c: &rusqlite::Connection, i: u64| {
         c.prepare_cached("SELECT email FROM customers WHERE id = ?1")
             .unwrap()
@@ -123,32 +126,38 @@ fn compare(rounds: u64) {
     };
     const BLOCK: u64 = 20_000;
     for with_read in [false, true] {
-        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
         let per_op = |t: Instant, n: u64| t.elapsed().as_nanos() as f64 / n as f64;
         for _ in 0..rounds {
             let t = Instant::now();
             for i in 0..BLOCK {
-                let c = bare.get().unwrap();
+                let conn = bare.get().unwrap();
                 if with_read {
-                    read(&c, i);
+                    read(&conn, i);
                 }
             }
             a.push(per_op(t, BLOCK));
-            let t = Instant::now();
-            for i in 0..BLOCK {
-                let c = lite.get().unwrap();
-                if with_read {
-                    read(&c, i);
+            for (pool, times) in [(on, &mut b), (off, &mut c)] {
+                let t = Instant::now();
+                for i in 0..BLOCK {
+                    let conn = pool.get().unwrap();
+                    if with_read {
+                        read(&conn, i);
+                    }
                 }
+                times.push(per_op(t, BLOCK));
             }
-            b.push(per_op(t, BLOCK));
         }
-        let (a, b) = (median(a), median(b));
+        let (a, b, c) = (median(a), median(b), median(c));
         let what = if with_read {
             "get()+point read+drop"
         } else {
             "get()+drop"
         };
-        println!("{what:<22} bare r2d2_sqlite {a:8.1} ns/op   litepool stats on {b:8.1} ns/op   ratio {:.3}", b / a);
+        println!(
+            "{what:<22} bare {a:7.1} ns/op | litepool stats on {b:7.1} ns/op, ratio {:.3} | stats off {c:7.1} ns/op, ratio {:.3}",
+            b / a,
+            c / a
+        );
     }
 }
