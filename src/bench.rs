@@ -161,15 +161,11 @@ impl Target {
         for ((name, _), src) in NAMES.into_iter().zip(sources) {
             let path = dir.join(format!("{name}.db"));
             copy(src, &path, name)?;
-            let db = DatabaseSettings {
-                name: name.to_owned(),
-                path,
-                create_if_missing: false,
-                profile: profile.clone(),
-                pool: PoolSettings {
-                    max_size: POOL_SIZE,
-                    ..PoolSettings::default()
-                },
+            let mut db = DatabaseSettings::new(name, path, profile.clone());
+            db.create_if_missing = false;
+            db.pool = PoolSettings {
+                max_size: POOL_SIZE,
+                ..PoolSettings::default()
             };
             crate::file::inspect(&db)?;
             pools.push(NamedPool::open(&db)?);

@@ -54,7 +54,11 @@ impl Budget {
             .databases
             .values()
             .zip(files)
-            .map(|(db, file)| pool_memory(db, file))
+            .flat_map(|(db, file)| {
+                db.pools()
+                    .into_iter()
+                    .map(move |spec| pool_memory(&spec, file))
+            })
             .collect();
         Budget {
             worst_case: pools.iter().map(|p| p.worst_case).sum(),

@@ -111,12 +111,13 @@ pub fn check(settings: &Settings, progress: &mut dyn FnMut(&str)) -> Result<Chec
         .databases
         .values()
         .zip(files)
-        .map(|(db, file)| {
+        .flat_map(|(db, file)| db.pools().into_iter().map(move |spec| (spec, file)))
+        .map(|(spec, file)| {
             progress(&format!(
                 "{}: opening {} connection(s) and verifying every pragma",
-                db.name, db.pool.max_size
+                spec.name, spec.pool.max_size
             ));
-            check_one(db, file)
+            check_one(&spec, file)
         })
         .collect();
     Ok(CheckReport {

@@ -66,6 +66,13 @@ pub enum Error {
         known: Vec<String>,
     },
 
+    /// `pools.get(name)` on a database split into a writer and readers.
+    #[error("database {name:?} is split into a writer and readers: use pools.writer({name:?}) or pools.reader({name:?})")]
+    SplitDatabase {
+        /// The name asked for.
+        name: String,
+    },
+
     /// The path points at something that is not an SQLite database; nothing was written to it.
     #[error("database {database:?}: {path} is not an sqlite database ({reason}); the file was not modified")]
     NotADatabase {

@@ -83,10 +83,11 @@ impl NamedPool {
     /// [`preflight`] first; call it yourself when using this alone.
     pub fn open(db: &DatabaseSettings) -> Result<NamedPool> {
         let customizer = PragmaCustomizer::new(&db.name, db.profile.clone());
-        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        if db.create_if_missing {
-            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        if db.create_if_missing && !db.path.exists() {
+            create_file(db)?;
         }
+        // The file exists now: no connection ever creates it.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         {
             let mut conn =
                 Connection::open_with_flags(&db.path, flags).map_err(|source| Error::Sqlite {
@@ -103,9 +104,7 @@ impl NamedPool {
             last_error.clone(),
         ));
         let p = &db.pool;
-        // The file exists now: pooled connections never create it again.
-        let manager = SqliteConnectionManager::file(&db.path)
-            .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX);
+        let manager = SqliteConnectionManager::file(&db.path).with_flags(flags);
         let mut builder = Pool::builder()
             .max_size(p.max_size)
             .min_idle(p.min_idle)
@@ -161,6 +160,25 @@ impl NamedPool {
     }
 }
 
+/// Creates an empty database file with `db.file_mode`; SQLite gives its `-wal` and `-shm` files
+/// the same permissions.
+fn create_file(db: &DatabaseSettings) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let io = |source| Error::Io {
+        path: db.path.clone(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(db.file_mode.0)
+        .open(&db.path)
+        .map_err(io)?;
+    // The umask may have narrowed the mode; set exactly what was configured.
+    file.set_permissions(std::fs::Permissions::from_mode(db.file_mode.0))
+        .map_err(io)
+}
+
 fn pool_error(database: &str, source: r2d2::Error, last_error: &LastErrorHandle) -> Error {
     Error::Pool {
         database: database.to_owned(),
@@ -204,10 +222,56 @@ impl fmt::Display for Snapshot {
     }
 }
 
-/// One r2d2 pool per configured database, each with a [`PragmaCustomizer`] and statistics.
+/// One r2d2 pool per configured database, each with a [`PragmaCustomizer`] and statistics; a
+/// database with a writer/readers split has two (`<name>.writer` and `<name>.readers`).
 #[derive(Debug)]
 pub struct Pools {
+    /// Every concrete pool, by its name (`jobs`, or `jobs.writer` and `jobs.readers`).
     pools: BTreeMap<String, NamedPool>,
+    /// The configured databases, and whether each is split.
+    databases: BTreeMap<String, bool>,
+    optimizers: Vec<Optimizer>,
+}
+
+/// Runs `PRAGMA optimize` on a writer every interval, only when the writer is free
+/// (`try_get`, so it never makes a checkout wait), until the pools are dropped.
+#[derive(Debug)]
+struct Optimizer {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Optimizer {
+    fn start(pool: &NamedPool, interval: std::time::Duration) -> Optimizer {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (r2d2_pool, counters, name) =
+            (pool.pool.clone(), pool.counters.clone(), pool.name.clone());
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || loop {
+            std::thread::park_timeout(interval);
+            if flag.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+            let Some(conn) = r2d2_pool.try_get() else {
+                tracing::debug!(pool = %name, "writer busy: PRAGMA optimize skipped");
+                continue;
+            };
+            match conn.execute_batch("PRAGMA optimize") {
+                Ok(()) => counters.count_optimize(),
+                Err(e) => tracing::warn!(pool = %name, error = %e, "PRAGMA optimize failed"),
+            }
+        });
+        Optimizer { stop, thread }
+    }
+}
+
+impl Drop for Pools {
+    fn drop(&mut self) {
+        for o in &self.optimizers {
+            o.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            o.thread.thread().unpark();
+        }
+    }
 }
 
 impl Pools {
@@ -215,13 +279,29 @@ impl Pools {
     pub fn new(settings: &Settings) -> Result<Pools> {
         preflight(settings)?;
         let mut pools = BTreeMap::new();
+        let mut databases = BTreeMap::new();
+        let mut optimizers = Vec::new();
         for db in settings.databases.values() {
-            pools.insert(db.name.clone(), NamedPool::open(db)?);
+            for spec in db.pools() {
+                pools.insert(spec.name.clone(), NamedPool::open(&spec)?);
+            }
+            databases.insert(db.name.clone(), db.split.is_some());
+            if let Some(interval) = db.split.as_ref().and_then(|s| s.optimize_interval) {
+                optimizers.push(Optimizer::start(
+                    &pools[&format!("{}.writer", db.name)],
+                    interval,
+                ));
+            }
         }
-        Ok(Pools { pools })
+        Ok(Pools {
+            pools,
+            databases,
+            optimizers,
+        })
     }
 
-    /// The named pool with its statistics.
+    /// A concrete pool with its statistics: a database's name, or `<name>.writer` and
+    /// `<name>.readers` for a split database.
     pub fn named(&self, name: &str) -> Result<&NamedPool> {
         self.pools.get(name).ok_or_else(|| Error::UnknownDatabase {
             name: name.to_owned(),
@@ -229,27 +309,57 @@ impl Pools {
         })
     }
 
-    /// A connection from the named pool. A timeout carries the customizer's last error.
+    fn role(&self, name: &str, role: &str) -> Result<&NamedPool> {
+        match self.databases.get(name) {
+            Some(true) => self.named(&format!("{name}.{role}")),
+            Some(false) => self.named(name),
+            None => Err(Error::UnknownDatabase {
+                name: name.to_owned(),
+                known: self.databases.keys().cloned().collect(),
+            }),
+        }
+    }
+
+    /// A connection from the named database. A split database refuses: use [`Pools::writer`] or
+    /// [`Pools::reader`]. A timeout carries the customizer's last error.
     pub fn get(&self, name: &str) -> Result<Conn<'_>> {
+        if self.databases.get(name) == Some(&true) {
+            return Err(Error::SplitDatabase {
+                name: name.to_owned(),
+            });
+        }
         self.named(name)?.get()
     }
 
-    /// The named r2d2 pool.
+    /// The one writer connection of a split database (immediate transactions), waiting for it if
+    /// another caller has it; for a database without a split, a connection from its pool.
+    pub fn writer(&self, name: &str) -> Result<Conn<'_>> {
+        self.role(name, "writer")?.get()
+    }
+
+    /// A read-only connection (`query_only`) of a split database; for a database without a
+    /// split, a connection from its pool. A write on it fails with SQLite's
+    /// "attempt to write a readonly database".
+    pub fn reader(&self, name: &str) -> Result<Conn<'_>> {
+        self.role(name, "readers")?.get()
+    }
+
+    /// The r2d2 pool of [`Pools::named`].
     pub fn pool(&self, name: &str) -> Result<&Pool<SqliteConnectionManager>> {
         Ok(self.named(name)?.pool())
     }
 
-    /// The configured names, sorted.
+    /// The configured database names, sorted.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.pools.keys().map(String::as_str)
+        self.databases.keys().map(String::as_str)
     }
 
-    /// A snapshot of the named pool.
+    /// A snapshot of one concrete pool (see [`Pools::named`]).
     pub fn stats_for(&self, name: &str) -> Result<PoolStats> {
         Ok(self.named(name)?.stats())
     }
 
-    /// A snapshot of every pool.
+    /// A snapshot of every concrete pool.
     pub fn stats(&self) -> Snapshot {
         Snapshot(
             self.pools

@@ -41,6 +41,10 @@ pub struct PragmaSet {
     pub enforce_budget: Option<bool>,
     /// The default behaviour of rusqlite's `Connection::transaction()`. Default: deferred.
     pub transaction_behavior: Option<TransactionMode>,
+    /// Run `PRAGMA optimize=0x10002` when a connection opens, as
+    /// <https://sqlite.org/pragma.html#pragma_optimize> advises for long-lived connections
+    /// (before `query_only`, since it may run ANALYZE). Not read back. Default: false.
+    pub optimize_on_open: Option<bool>,
     /// See [`BusyTimeout`]. Default: rusqlite's 5s.
     pub busy_timeout: Option<BusyTimeout>,
     /// See [`LockingMode`]. Default: normal.
@@ -93,6 +97,7 @@ impl PragmaSet {
             allow_unsafe,
             enforce_budget,
             transaction_behavior,
+            optimize_on_open,
             busy_timeout,
             locking_mode,
             page_size,
@@ -402,7 +407,25 @@ impl Profile {
                 .pragma_query_value(None, "page_count", |r| r.get::<_, i64>(0))
                 .map_err(err("page_count"))?
                 == 0;
+        // Done after every other setting but before `query_only`, which would refuse them.
+        let finish = || -> Result<()> {
+            if new_file {
+                // Write the header now, so page_size and auto_vacuum are fixed for every connection.
+                conn.pragma_update(None, "user_version", 0)
+                    .map_err(err("user_version"))?;
+            }
+            if self.set.optimize_on_open == Some(true) {
+                conn.execute_batch("PRAGMA optimize=0x10002")
+                    .map_err(err("optimize"))?;
+            }
+            Ok(())
+        };
+        let mut finished = false;
         for s in &self.settings {
+            if s.pragma == "query_only" {
+                finish()?;
+                finished = true;
+            }
             let run = match s.pragma {
                 "page_size" | "auto_vacuum" => new_file,
                 "journal_mode" => first || s.scope == Scope::Connection,
@@ -413,10 +436,8 @@ impl Profile {
                     .map_err(err(s.pragma))?;
             }
         }
-        if new_file {
-            // Write the header now, so page_size and auto_vacuum are fixed for every connection.
-            conn.pragma_update(None, "user_version", 0)
-                .map_err(err("user_version"))?;
+        if !finished {
+            finish()?;
         }
         if let Some(t) = self.set.transaction_behavior {
             conn.set_transaction_behavior(t.into());

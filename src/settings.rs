@@ -21,7 +21,7 @@ use config::{Config, ConfigError, Environment, File, FileFormat};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::pragma::{ByteSize, Lifetime, Timeout};
+use crate::pragma::{ByteSize, Lifetime, Timeout, TransactionMode};
 use crate::profile::{PragmaSet, Profile};
 
 const ENV_PREFIX: &str = "LITEPOOL";
@@ -45,13 +45,25 @@ struct DatabaseLayer {
     path: Option<PathBuf>,
     profile: Option<String>,
     create_if_missing: Option<bool>,
+    file_mode: Option<FileMode>,
+    durability: Option<Durability>,
     #[serde(default)]
     pragmas: PragmaSet,
     #[serde(default)]
     pool: PoolLayer,
+    writer: Option<WriterLayer>,
+    readers: Option<PoolLayer>,
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WriterLayer {
+    connection_timeout: Option<Timeout>,
+    transaction_behavior: Option<TransactionMode>,
+    optimize_interval: Option<Lifetime>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PoolLayer {
     max_size: Option<u32>,
@@ -108,6 +120,60 @@ impl Default for PoolSettings {
     }
 }
 
+crate::pragma::pragma_enum! {
+    /// How much a database's commits must survive, for `litepool check`'s lint. Default: normal.
+    Durability, what = "durability", {
+        /// Losing the last commits on a power failure is acceptable.
+        Normal = ("normal", 0),
+        /// Every commit must survive a power failure (e.g. an audit log): synchronous FULL.
+        Strict = ("strict", 1),
+    }
+}
+
+/// Unix permissions for a database file litepool creates, in octal (`"0600"`). Default: 0600.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMode(pub u32);
+
+impl std::str::FromStr for FileMode {
+    type Err = crate::error::ParseValueError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        u32::from_str_radix(t.strip_prefix("0o").unwrap_or(t), 8)
+            .ok()
+            .filter(|m| *m <= 0o777 && !t.is_empty())
+            .map(FileMode)
+            .ok_or_else(|| {
+                crate::error::ParseValueError::new(
+                    "file_mode",
+                    s,
+                    "octal permissions from 0000 to 0777, e.g. \"0600\"",
+                )
+            })
+    }
+}
+
+impl std::fmt::Display for FileMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+crate::pragma::deserialize_from_str!(FileMode, "octal permissions such as \"0600\"");
+
+/// A database split into one writer connection and a pool of read-only readers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Split {
+    /// How long a writer waits for the one writer connection. Default: the pool's.
+    pub writer_connection_timeout: Duration,
+    /// The writer's transaction behaviour. Default: immediate.
+    pub writer_transaction_behavior: TransactionMode,
+    /// Run `PRAGMA optimize` on the writer this often, when it is free. Default: off.
+    pub optimize_interval: Option<Duration>,
+    /// The readers' pool (`query_only = true`). Default: the database's `pool` settings.
+    pub readers: PoolSettings,
+}
+
 /// One configured database, fully resolved and validated.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -122,6 +188,69 @@ pub struct DatabaseSettings {
     pub profile: Profile,
     /// The pool settings.
     pub pool: PoolSettings,
+    /// Permissions of a file litepool creates. Default: 0600.
+    pub file_mode: FileMode,
+    /// How much commits must survive, for the lint. Default: normal.
+    pub durability: Durability,
+    /// The writer/readers split, if `[databases.<name>.writer]` or `.readers` is present.
+    pub split: Option<Split>,
+}
+
+impl DatabaseSettings {
+    /// A plain database: the given profile, default pool, no split.
+    pub fn new(name: impl Into<String>, path: impl Into<PathBuf>, profile: Profile) -> Self {
+        DatabaseSettings {
+            name: name.into(),
+            path: path.into(),
+            create_if_missing: true,
+            profile,
+            pool: PoolSettings::default(),
+            file_mode: FileMode(0o600),
+            durability: Durability::Normal,
+            split: None,
+        }
+    }
+
+    /// The concrete pools of this database: itself, or for a split database a writer
+    /// (`<name>.writer`: max_size 1, immediate transactions) and readers (`<name>.readers`:
+    /// `query_only = true`), in that order.
+    pub fn pools(&self) -> Vec<DatabaseSettings> {
+        let Some(split) = &self.split else {
+            return vec![self.clone()];
+        };
+        let derive = |role: &str, set: PragmaSet, pool: PoolSettings| {
+            let profile = Profile::new(
+                format!("{} ({role})", self.profile.name()),
+                self.profile.pragmas().overlay(&set),
+            )
+            .expect("adds no unsafe value to a valid profile");
+            DatabaseSettings {
+                name: format!("{}.{role}", self.name),
+                profile,
+                pool,
+                split: None,
+                ..self.clone()
+            }
+        };
+        let writer = PragmaSet {
+            transaction_behavior: Some(split.writer_transaction_behavior),
+            ..PragmaSet::default()
+        };
+        let readers = PragmaSet {
+            query_only: Some(true),
+            ..PragmaSet::default()
+        };
+        let writer_pool = PoolSettings {
+            max_size: 1,
+            min_idle: None,
+            connection_timeout: split.writer_connection_timeout,
+            ..self.pool.clone()
+        };
+        vec![
+            derive("writer", writer, writer_pool),
+            derive("readers", readers, split.readers.clone()),
+        ]
+    }
 }
 
 /// Loaded, validated settings.
@@ -411,7 +540,29 @@ impl Resolver<'_> {
                     }
                     other => other,
                 })?;
-            let pool = self.pool(&name, db.pool)?;
+            let readers_layer = db.readers;
+            let split = match (db.writer, readers_layer.is_some()) {
+                (None, false) => None,
+                (writer, _) => {
+                    let writer = writer.unwrap_or_default();
+                    let base = self.pool_layer(&name, "pool", &db.pool, None)?;
+                    let readers = match &readers_layer {
+                        Some(r) => self.pool_layer(&name, "readers", r, Some(&base))?,
+                        None => base.clone(),
+                    };
+                    Some(Split {
+                        writer_connection_timeout: writer
+                            .connection_timeout
+                            .map_or(base.connection_timeout, |t| t.0),
+                        writer_transaction_behavior: writer
+                            .transaction_behavior
+                            .unwrap_or(TransactionMode::Immediate),
+                        optimize_interval: writer.optimize_interval.and_then(|l| l.0),
+                        readers,
+                    })
+                }
+            };
+            let pool = self.pool_layer(&name, "pool", &db.pool, None)?;
             databases.insert(
                 name.clone(),
                 DatabaseSettings {
@@ -420,6 +571,9 @@ impl Resolver<'_> {
                     create_if_missing: db.create_if_missing.unwrap_or(true),
                     profile,
                     pool,
+                    file_mode: db.file_mode.unwrap_or(FileMode(0o600)),
+                    durability: db.durability.unwrap_or(Durability::Normal),
+                    split,
                 },
             );
         }
@@ -441,9 +595,15 @@ impl Resolver<'_> {
         })
     }
 
-    fn pool(&self, name: &str, p: PoolLayer) -> Result<PoolSettings> {
-        let d = PoolSettings::default();
-        let key = |k: &str| format!("databases.{name}.pool.{k}");
+    fn pool_layer(
+        &self,
+        name: &str,
+        table: &str,
+        p: &PoolLayer,
+        base: Option<&PoolSettings>,
+    ) -> Result<PoolSettings> {
+        let d = base.cloned().unwrap_or_default();
+        let key = |k: &str| format!("databases.{name}.{table}.{k}");
         let max_size = p.max_size.unwrap_or(d.max_size);
         if max_size == 0 {
             return Err(self.error(
@@ -459,7 +619,11 @@ impl Resolver<'_> {
         }
         Ok(PoolSettings {
             max_size,
-            min_idle: p.min_idle,
+            min_idle: p.min_idle.or(if base.is_some() && p.max_size.is_none() {
+                d.min_idle
+            } else {
+                None
+            }),
             connection_timeout: p.connection_timeout.map_or(d.connection_timeout, |t| t.0),
             idle_timeout: p.idle_timeout.map_or(d.idle_timeout, |l| l.0),
             max_lifetime: p.max_lifetime.map_or(d.max_lifetime, |l| l.0),

@@ -34,6 +34,7 @@ pub struct PoolCounters {
     closed_max_lifetime: AtomicU64,
     errors: AtomicU64,
     customizer_failures: AtomicU64,
+    optimize_runs: AtomicU64,
     wait: Histogram,
     hold: Histogram,
     cache_hit: AtomicU64,
@@ -76,6 +77,7 @@ impl PoolCounters {
             closed_max_lifetime: zero(),
             errors: zero(),
             customizer_failures: zero(),
+            optimize_runs: zero(),
             wait: Histogram::default(),
             hold: Histogram::default(),
             cache_hit: zero(),
@@ -114,6 +116,12 @@ impl PoolCounters {
         }
     }
 
+    /// Counts a periodic `PRAGMA optimize` run on this (writer) pool.
+    pub(crate) fn count_optimize(&self) {
+        self.optimize_runs.fetch_add(1, Relaxed);
+        tracing::debug!(pool = %self.database, "PRAGMA optimize");
+    }
+
     /// Zeroes the counters and histograms. Gauges (connections, cache bytes) are not counters and
     /// stay. Not atomic with respect to events recorded meanwhile.
     pub fn reset(&self) {
@@ -125,6 +133,7 @@ impl PoolCounters {
             &self.closed_max_lifetime,
             &self.errors,
             &self.customizer_failures,
+            &self.optimize_runs,
             &self.cache_hit,
             &self.cache_miss,
             &self.cache_write,
@@ -163,6 +172,7 @@ impl PoolCounters {
             closed_idle_timeout_or_broken: closed.saturating_sub(closed_max_lifetime),
             connection_errors: self.errors.load(Relaxed),
             customizer_failures: self.customizer_failures.load(Relaxed),
+            optimize_runs: self.optimize_runs.load(Relaxed),
             last_customizer_error: self
                 .last_error
                 .lock()
@@ -318,6 +328,8 @@ pub struct PoolStats {
     pub connection_errors: u64,
     /// Connections refused by the [`crate::PragmaCustomizer`].
     pub customizer_failures: u64,
+    /// Periodic `PRAGMA optimize` runs (a split database's writer with `optimize_interval`).
+    pub optimize_runs: u64,
     /// The customizer's last error, with its time: the real cause behind a timeout.
     pub last_customizer_error: Option<LastError>,
     /// SQLite page-cache counters.

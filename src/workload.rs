@@ -2,7 +2,8 @@
 //!
 //! It works on its own table, `litepool_workload`, created in each database and dropped at the
 //! end: 80% point reads, 20% single-row updates in a transaction (the profile's
-//! `transaction_behavior` applies). Databases that refuse the table (e.g. `query_only`) are left
+//! `transaction_behavior` applies). A split database reads from its readers and writes through
+//! its writer. Databases that refuse the table (e.g. `query_only`) are left
 //! out and reported.
 
 use std::time::{Duration, Instant};
@@ -47,7 +48,7 @@ impl Rng {
 }
 
 fn setup(pools: &Pools, name: &str) -> Result<()> {
-    let conn = pools.get(name)?;
+    let conn = pools.writer(name)?;
     conn.execute_batch(&format!(
         "CREATE TABLE IF NOT EXISTS litepool_workload(id INTEGER PRIMARY KEY, payload BLOB);
          INSERT OR IGNORE INTO litepool_workload(id, payload)
@@ -96,7 +97,8 @@ pub fn run(
                         i += 1;
                         let id = (rng.next() % TABLE_ROWS as u64) as i64 + 1;
                         let write = rng.next() % 10 < 2;
-                        let result = pools.get(name).and_then(|mut conn| {
+                        let conn = if write { pools.writer(name) } else { pools.reader(name) };
+                        let result = conn.and_then(|mut conn| {
                             let sql = |source| Error::Sqlite {
                                 database: name.to_owned(),
                                 source,
@@ -147,7 +149,7 @@ pub fn run(
         report.errors += c[3];
     }
     for name in names {
-        if let Ok(conn) = pools.get(name) {
+        if let Ok(conn) = pools.writer(name) {
             let _ = conn.execute_batch("DROP TABLE IF EXISTS litepool_workload");
         }
     }
