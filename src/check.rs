@@ -79,14 +79,22 @@ pub struct CheckReport {
     pub memory: Budget,
     /// Warnings, e.g. over budget when not enforced.
     pub warnings: Vec<String>,
+    /// The profile lint: unsafe or surprising settings.
+    pub lint: Vec<crate::lint::Finding>,
     /// True when every database verified.
     pub verified: bool,
 }
 
 impl CheckReport {
-    /// 0 when everything verified, 1 when something did not take effect.
-    pub fn exit_code(&self) -> u8 {
-        if self.verified {
+    /// 0 when everything verified, 1 when something did not take effect (or, with `strict`,
+    /// when the lint has a warning).
+    pub fn exit_code(&self, strict: bool) -> u8 {
+        let lint_fails = strict
+            && self
+                .lint
+                .iter()
+                .any(|f| f.level == crate::lint::Level::Warning);
+        if self.verified && !lint_fails {
             0
         } else {
             1
@@ -107,6 +115,7 @@ pub fn check(settings: &Settings, progress: &mut dyn FnMut(&str)) -> Result<Chec
             crate::budget::human(memory.budget.unwrap_or(0)),
         ));
     }
+    let lint = crate::lint::lint(settings, &memory);
     let databases: Vec<DatabaseReport> = settings
         .databases
         .values()
@@ -127,6 +136,7 @@ pub fn check(settings: &Settings, progress: &mut dyn FnMut(&str)) -> Result<Chec
         databases,
         memory,
         warnings,
+        lint,
     })
 }
 
@@ -325,6 +335,21 @@ impl fmt::Display for CheckReport {
         )?;
         for w in &self.warnings {
             writeln!(f, "warning: {w}")?;
+        }
+        if !self.lint.is_empty() {
+            writeln!(f)?;
+            writeln!(f, "lint")?;
+            for l in &self.lint {
+                let level = match l.level {
+                    crate::lint::Level::Warning => "warning",
+                    crate::lint::Level::Notice => "notice",
+                };
+                writeln!(
+                    f,
+                    "  {level} [{}] {}: {} ({})",
+                    l.code, l.database, l.message, l.link
+                )?;
+            }
         }
         writeln!(f)?;
         write!(

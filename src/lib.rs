@@ -10,6 +10,7 @@ pub mod datagen;
 pub mod error;
 pub mod file;
 pub mod histogram;
+pub mod lint;
 pub mod pools;
 pub mod pragma;
 pub mod profile;

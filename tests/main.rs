@@ -6,5 +6,6 @@ mod common;
 mod customizer;
 mod errors;
 mod pools;
+mod safety;
 mod settings;
 mod stats;

@@ -23,13 +23,17 @@ struct Cli {
 enum Command {
     /// Build every pool, check out all connections at once and read every pragma back.
     ///
-    /// Exit status: 0 all verified, 1 something did not take effect, 2 configuration error.
+    /// Exit status: 0 all verified, 1 something did not take effect (or a lint warning with
+    /// --strict), 2 configuration error.
     Check {
         #[command(flatten)]
         source: Source,
         /// Print one JSON document instead of tables.
         #[arg(long)]
         json: bool,
+        /// Exit 1 when the lint finds a warning (unsafe or surprising setting).
+        #[arg(long)]
+        strict: bool,
     },
     /// Compare profiles on copies of the configured databases: ops/s and p50/p99 latency per
     /// workload, with the ratio to the first profile. The originals are never written.
@@ -113,7 +117,11 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Check { source, json } => {
+        Command::Check {
+            source,
+            json,
+            strict,
+        } => {
             let settings = source.load()?;
             let report = check(&settings, &mut |step| eprintln!("litepool: {step}"))?;
             let mut out = std::io::stdout().lock();
@@ -123,7 +131,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 writeln!(out, "{report}")?;
             }
-            Ok(ExitCode::from(report.exit_code()))
+            Ok(ExitCode::from(report.exit_code(strict)))
         }
         Command::Bench {
             source,

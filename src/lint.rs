@@ -1,0 +1,210 @@
+//! Profile lint for `litepool check`: settings known to be unsafe or surprising, each with the
+//! reason and a link to sqlite.org. `litepool check --strict` fails on warnings; notices are
+//! deliberate trade-offs (memory-mapped I/O) that are worth knowing but not errors.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::budget::{human, Budget};
+use crate::pragma::{JournalMode, Synchronous};
+use crate::settings::{DatabaseSettings, Durability, Settings};
+
+/// How serious a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Unsafe or likely wrong: `--strict` fails.
+    Warning,
+    /// A deliberate trade-off worth knowing.
+    Notice,
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Warning or notice.
+    pub level: Level,
+    /// The database (or pool) it is about.
+    pub database: String,
+    /// A short stable code, e.g. `synchronous-off`.
+    pub code: &'static str,
+    /// What and why.
+    pub message: String,
+    /// Where sqlite.org explains it.
+    pub link: &'static str,
+}
+
+/// File systems on which WAL's shared memory does not work (statfs `f_type`).
+const NETWORK_FS: &[(i64, &str)] = &[
+    (0x6969, "NFS"),
+    (0x517B, "SMB"),
+    (0xFF53_4D42, "CIFS"),
+    (0xFE53_4D42, "SMB2"),
+    (0x6573_5546, "FUSE"),
+];
+
+/// The network file system a path is on, if any (Linux `statfs`).
+pub fn network_fs(path: &Path) -> Option<&'static str> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let fs = rustix::fs::statfs(dir).ok()?;
+    let kind = fs.f_type as i64;
+    NETWORK_FS
+        .iter()
+        .find(|(magic, _)| *magic == kind)
+        .map(|(_, name)| *name)
+}
+
+fn per_pool(
+    db: &DatabaseSettings,
+    out: &mut Vec<Finding>,
+    fs_of: &dyn Fn(&Path) -> Option<&'static str>,
+) {
+    let set = db.profile.pragmas();
+    let mut add = |level, code, message: String, link| {
+        out.push(Finding {
+            level,
+            database: db.name.clone(),
+            code,
+            message,
+            link,
+        })
+    };
+    if set.synchronous == Some(Synchronous::Off) {
+        add(
+            Level::Warning,
+            "synchronous-off",
+            "synchronous = off: a power loss or OS crash can corrupt the database".into(),
+            "https://sqlite.org/pragma.html#pragma_synchronous",
+        );
+    }
+    if let Some(m @ (JournalMode::Off | JournalMode::Memory)) = set.journal_mode {
+        add(
+            Level::Warning,
+            "journal-unsafe",
+            format!("journal_mode = {m}: a crash in the middle of a transaction can corrupt the database"),
+            "https://sqlite.org/pragma.html#pragma_journal_mode",
+        );
+    }
+    if set.journal_mode == Some(JournalMode::Wal) {
+        if let Some(fs) = fs_of(&db.path) {
+            add(
+                Level::Warning,
+                "wal-network-fs",
+                format!("journal_mode = wal on a {fs} file system: WAL needs shared memory between processes on one host, which network file systems do not provide"),
+                "https://sqlite.org/wal.html#sometimes_queries_return_sqlite_busy_in_wal_mode",
+            );
+        }
+    }
+    if set.mmap_size.is_some_and(|m| m.bytes() > 0) {
+        add(
+            Level::Notice,
+            "mmap",
+            "mmap_size is on: an I/O error on a mapped page raises SIGBUS and kills the process instead of returning an error".into(),
+            "https://sqlite.org/mmap.html",
+        );
+    }
+    // Unset is SQLite's default, full.
+    if db.durability == Durability::Strict
+        && matches!(
+            set.synchronous,
+            Some(Synchronous::Normal | Synchronous::Off)
+        )
+    {
+        let sync = set.synchronous.map_or(String::new(), |s| s.to_string());
+        add(
+            Level::Warning,
+            "strict-durability",
+            format!("durability = \"strict\" but synchronous is {sync}: the last commits can be lost on power loss; set synchronous = \"full\""),
+            "https://sqlite.org/pragma.html#pragma_synchronous",
+        );
+    }
+    if db.pool.max_size > 1
+        && set.busy_timeout.is_some_and(|t| t.millis() == 0)
+        && !set.query_only.unwrap_or(false)
+    {
+        add(
+            Level::Warning,
+            "no-busy-timeout",
+            format!("{} connections may write but busy_timeout = 0: a write that meets another fails with SQLITE_BUSY at once", db.pool.max_size),
+            "https://sqlite.org/pragma.html#pragma_busy_timeout",
+        );
+    }
+}
+
+/// Lints every pool of `settings`, and the budget.
+pub fn lint(settings: &Settings, budget: &Budget) -> Vec<Finding> {
+    lint_with(settings, budget, &network_fs)
+}
+
+/// [`lint`] with a given file-system probe (for tests).
+pub fn lint_with(
+    settings: &Settings,
+    budget: &Budget,
+    fs_of: &dyn Fn(&Path) -> Option<&'static str>,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let specs: Vec<DatabaseSettings> = settings
+        .databases
+        .values()
+        .flat_map(DatabaseSettings::pools)
+        .collect();
+    for spec in &specs {
+        per_pool(spec, &mut out, fs_of);
+    }
+    if budget.over() {
+        out.push(Finding {
+            level: Level::Warning,
+            database: "all".into(),
+            code: "over-budget",
+            message: format!(
+                "max_size x cache_size over all pools is {}, over limits.memory_budget = {}",
+                human(budget.worst_case),
+                human(budget.budget.unwrap_or(0))
+            ),
+            link: "https://sqlite.org/pragma.html#pragma_cache_size",
+        });
+    }
+    // Pools on the same file should agree on settings that change what a query does.
+    let mut by_file: BTreeMap<std::path::PathBuf, Vec<&DatabaseSettings>> = BTreeMap::new();
+    for spec in &specs {
+        let key = std::fs::canonicalize(&spec.path).unwrap_or_else(|_| spec.path.clone());
+        by_file.entry(key).or_default().push(spec);
+    }
+    for (path, group) in by_file.into_iter().filter(|(_, g)| g.len() > 1) {
+        let first = group[0].profile.pragmas();
+        for other in &group[1..] {
+            let o = other.profile.pragmas();
+            for (what, differs, link) in [
+                (
+                    "foreign_keys",
+                    first.foreign_keys != o.foreign_keys,
+                    "https://sqlite.org/foreignkeys.html",
+                ),
+                (
+                    "busy_timeout",
+                    first.busy_timeout != o.busy_timeout,
+                    "https://sqlite.org/pragma.html#pragma_busy_timeout",
+                ),
+            ] {
+                if differs {
+                    out.push(Finding {
+                        level: Level::Warning,
+                        database: format!("{} and {}", group[0].name, other.name),
+                        code: "inconsistent-pools",
+                        message: format!(
+                            "{what} differs between two pools on the same file {}",
+                            path.display()
+                        ),
+                        link,
+                    });
+                }
+            }
+        }
+    }
+    out
+}

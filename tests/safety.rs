@@ -1,0 +1,374 @@
+//! Issue 5: writer/readers split under concurrent writers, crash safety, file safety, the lint.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use litepool::check::check;
+use litepool::lint::Level;
+use litepool::{Error, Pools};
+
+use crate::common::*;
+
+const SPLIT: &str = r#"
+[profiles.p]
+journal_mode = "wal"
+synchronous = "normal"
+busy_timeout = "5s"
+
+[databases.jobs]
+path = "{data}/jobs.db"
+profile = "p"
+
+[databases.jobs.pool]
+connection_timeout = "30s"
+
+[databases.jobs.writer]
+
+[databases.jobs.readers]
+max_size = 4
+"#;
+
+fn setup_table(pools: &Pools) {
+    pools
+        .writer("jobs")
+        .unwrap()
+        .execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, thread INTEGER, v INTEGER)")
+        .unwrap();
+}
+
+#[test]
+fn split_database_gives_a_writer_and_read_only_readers() {
+    let f = Fixture::new(SPLIT);
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    setup_table(&pools);
+    let e = pools.get("jobs").unwrap_err();
+    assert!(matches!(e, Error::SplitDatabase { .. }));
+    assert_eq!(
+        e.to_string(),
+        "database \"jobs\" is split into a writer and readers: use pools.writer(\"jobs\") or pools.reader(\"jobs\")"
+    );
+    let reader = pools.reader("jobs").unwrap();
+    let err = reader
+        .execute("INSERT INTO t(thread, v) VALUES (0, 1)", [])
+        .unwrap_err();
+    assert_eq!(err.sqlite_error_code(), Some(rusqlite::ErrorCode::ReadOnly));
+    assert_eq!(err.to_string(), "attempt to write a readonly database");
+    let qo: i64 = reader
+        .query_row("PRAGMA query_only", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(qo, 1);
+    drop(reader);
+    let stats = pools.stats();
+    assert_eq!(stats.0["jobs.writer"].max_size, 1);
+    assert_eq!(stats.0["jobs.readers"].max_size, 4);
+    assert_eq!(pools.names().collect::<Vec<_>>(), ["jobs"]);
+    // The writer begins IMMEDIATE: holding a transaction, even before writing, locks writers out.
+    let mut w = pools.writer("jobs").unwrap();
+    let tx = w.transaction().unwrap();
+    let other = rusqlite::Connection::open(f.path("data/jobs.db")).unwrap();
+    other.busy_timeout(Duration::ZERO).unwrap();
+    let e = other.execute_batch("BEGIN IMMEDIATE").unwrap_err();
+    assert_eq!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy)
+    );
+    tx.rollback().unwrap();
+}
+
+/// 8 threads x 500 transactions that read, then write: the pattern that upgrades a deferred
+/// transaction. Returns (committed, busy failures).
+fn hammer(write: &(dyn Fn(u64, u64) -> Result<(), String> + Sync)) -> (u64, u64) {
+    let (ok, busy) = (AtomicU64::new(0), AtomicU64::new(0));
+    std::thread::scope(|s| {
+        for t in 0..8u64 {
+            let (ok, busy) = (&ok, &busy);
+            s.spawn(move || {
+                for i in 0..500u64 {
+                    match write(t, i) {
+                        Ok(()) => ok.fetch_add(1, Ordering::Relaxed),
+                        Err(e) if e.contains("database is locked") => {
+                            busy.fetch_add(1, Ordering::Relaxed)
+                        }
+                        Err(e) => panic!("{e}"),
+                    };
+                }
+            });
+        }
+    });
+    (ok.into_inner(), busy.into_inner())
+}
+
+fn read_then_write(conn: &mut rusqlite::Connection, t: u64, i: u64) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    let n: i64 = tx.query_row(
+        "SELECT count(*) FROM t WHERE thread = ?1",
+        [t as i64],
+        |r| r.get(0),
+    )?;
+    assert_eq!(n as u64, i, "each thread sees its own earlier commits");
+    tx.execute(
+        "INSERT INTO t(thread, v) VALUES (?1, ?2)",
+        [t as i64, i as i64],
+    )?;
+    tx.commit()
+}
+
+#[test]
+fn four_thousand_read_then_write_transactions_through_the_split_never_see_busy() {
+    let f = Fixture::new(SPLIT);
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    setup_table(&pools);
+    let (ok, busy) = hammer(&|t, i| {
+        let mut w = pools.writer("jobs").map_err(|e| e.to_string())?;
+        read_then_write(&mut w, t, i).map_err(|e| e.to_string())
+    });
+    assert_eq!((ok, busy), (4000, 0));
+    let (n, sum): (i64, i64) = pools
+        .reader("jobs")
+        .unwrap()
+        .query_row("SELECT count(*), sum(v) FROM t", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((n, sum), (4000, 8 * (0..500).sum::<i64>()));
+    assert_eq!(
+        pools.stats_for("jobs.writer").unwrap().checkouts,
+        4000 + 1,
+        "the table, then 4000"
+    );
+}
+
+#[test]
+fn the_same_through_one_deferred_pool_without_busy_timeout_fails() {
+    let f = Fixture::new(
+        "[databases.jobs]\npath = \"{data}/jobs.db\"\n[databases.jobs.pragmas]\njournal_mode = \"wal\"\nbusy_timeout = \"0ms\"\n\
+         [databases.jobs.pool]\nmax_size = 8\nconnection_timeout = \"30s\"\n",
+    );
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    pools
+        .get("jobs")
+        .unwrap()
+        .execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, thread INTEGER, v INTEGER)")
+        .unwrap();
+    let (ok, busy) = hammer(&|t, i| {
+        let mut c = pools.get("jobs").map_err(|e| e.to_string())?;
+        let done: i64 = c
+            .query_row(
+                "SELECT count(*) FROM t WHERE thread = ?1",
+                [t as i64],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let _ = i;
+        read_then_write(&mut c, t, done as u64).map_err(|e| e.to_string())
+    });
+    assert!(
+        busy > 0,
+        "deferred read-then-write with no busy timeout must meet SQLITE_BUSY"
+    );
+    assert_eq!(ok + busy, 4000);
+    assert!(ok < 4000);
+}
+
+#[test]
+fn crash_child_helper() {
+    // Not a test on its own: the child process of `committed_rows_survive_sigkill`.
+    let Ok(dir) = std::env::var("LITEPOOL_CRASH_CHILD") else {
+        return;
+    };
+    let settings = litepool::Settings::loader()
+        .dir(dir)
+        .vars(Default::default())
+        .load()
+        .unwrap();
+    let pools = Pools::new(&settings).unwrap();
+    let mut w = pools.writer("jobs").unwrap();
+    w.execute_batch(
+        "CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, thread INTEGER, v INTEGER)",
+    )
+    .unwrap();
+    for i in 0.. {
+        let tx = w.transaction().unwrap();
+        tx.execute("INSERT INTO t(id, thread, v) VALUES (?1, 0, ?1)", [i])
+            .unwrap();
+        tx.commit().unwrap();
+        println!("committed {i}");
+    }
+}
+
+#[test]
+fn committed_rows_survive_sigkill() {
+    let f = Fixture::new(SPLIT);
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "safety::crash_child_helper",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("LITEPOOL_CRASH_CHILD", f.path("config"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut last = None;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(n) = line.strip_prefix("committed ") {
+            last = Some(n.parse::<i64>().unwrap());
+            if last == Some(300) {
+                child.kill().unwrap(); // SIGKILL, mid-stream
+                break;
+            }
+        }
+    }
+    child.wait().unwrap();
+    let last = last.expect("the child reported commits");
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    let r = pools.reader("jobs").unwrap();
+    let check: String = r
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let (n, max): (i64, i64) = r
+        .query_row("SELECT count(*), max(id) FROM t", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert!(
+        max >= last,
+        "every reported commit is there: max {max}, last reported {last}"
+    );
+    assert_eq!(n, max + 1, "ids 0..=max, none missing");
+}
+
+#[test]
+fn new_database_files_are_created_0600_with_their_wal() {
+    let f = Fixture::new(SPLIT);
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    setup_table(&pools);
+    for name in ["jobs.db", "jobs.db-wal", "jobs.db-shm"] {
+        let mode = std::fs::metadata(f.path("data").join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{name}");
+    }
+    let f =
+        Fixture::new(&SPLIT.replace("profile = \"p\"", "profile = \"p\"\nfile_mode = \"0640\""));
+    drop(Pools::new(&f.load().unwrap()).unwrap());
+    let mode = std::fs::metadata(f.path("data/jobs.db"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o640);
+}
+
+#[test]
+fn optimize_runs_periodically_on_the_writer_only() {
+    let f = Fixture::new(&SPLIT.replace(
+        "[databases.jobs.writer]",
+        "[databases.jobs.writer]\noptimize_interval = \"50ms\"",
+    ));
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    setup_table(&pools);
+    std::thread::sleep(Duration::from_millis(400));
+    let runs = pools.stats_for("jobs.writer").unwrap().optimize_runs;
+    assert!(runs >= 2, "{runs}");
+    assert_eq!(pools.stats_for("jobs.readers").unwrap().optimize_runs, 0);
+}
+
+#[test]
+fn optimize_on_open_runs_before_query_only() {
+    let f = Fixture::new(&SPLIT.replace(
+        "busy_timeout = \"5s\"",
+        "busy_timeout = \"5s\"\noptimize_on_open = true",
+    ));
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    setup_table(&pools);
+    let n: i64 = pools
+        .reader("jobs")
+        .unwrap()
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+fn codes(toml: &str, durability_strict: bool) -> Vec<(&'static str, Level)> {
+    let f = Fixture::new(toml);
+    let settings = f.load().unwrap();
+    let files = litepool::pools::preflight(&settings).unwrap();
+    let budget = litepool::budget::Budget::new(&settings, &files);
+    let _ = durability_strict;
+    litepool::lint::lint_with(&settings, &budget, &|_| Some("NFS"))
+        .into_iter()
+        .map(|f| (f.code, f.level))
+        .collect()
+}
+
+#[test]
+fn the_lint_names_each_unsafe_setting() {
+    let unsafe_profile = "allow_unsafe = true\nsynchronous = \"off\"\njournal_mode = \"memory\"\nmmap_size = \"64MiB\"\nbusy_timeout = \"0ms\"";
+    let found = codes(&one_db(unsafe_profile, "max_size = 4"), false);
+    for code in [
+        "synchronous-off",
+        "journal-unsafe",
+        "mmap",
+        "no-busy-timeout",
+    ] {
+        assert!(found.iter().any(|(c, _)| *c == code), "{code} in {found:?}");
+    }
+    assert!(found.contains(&("mmap", Level::Notice)));
+    let wal = codes(&one_db("journal_mode = \"wal\"", "max_size = 1"), false);
+    assert_eq!(wal, [("wal-network-fs", Level::Warning)]);
+    let strict = codes(
+        "[databases.audit]\npath = \"{data}/a.db\"\ndurability = \"strict\"\n[databases.audit.pragmas]\nsynchronous = \"normal\"\n",
+        true,
+    );
+    assert_eq!(strict, [("strict-durability", Level::Warning)]);
+    let two = codes(
+        "[databases.a]\npath = \"{data}/same.db\"\n[databases.a.pragmas]\nforeign_keys = true\n\
+         [databases.b]\npath = \"{data}/same.db\"\n[databases.b.pragmas]\nforeign_keys = false\n",
+        false,
+    );
+    assert_eq!(two, [("inconsistent-pools", Level::Warning)]);
+    let budget = codes(
+        &(one_db("cache_size = \"64MiB\"", "max_size = 4")
+            + "[limits]\nmemory_budget = \"100MiB\"\n"),
+        false,
+    );
+    assert_eq!(budget, [("over-budget", Level::Warning)]);
+    // The shipped configuration has notices (mmap) but no warnings.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let settings = litepool::Settings::loader()
+        .dir(dir)
+        .vars(Default::default())
+        .load()
+        .unwrap();
+    let budget = litepool::budget::Budget::new(&settings, &[litepool::file::FileState::Missing; 3]);
+    let shipped = litepool::lint::lint_with(&settings, &budget, &|_| None);
+    assert!(
+        shipped.iter().all(|f| f.level == Level::Notice),
+        "{shipped:?}"
+    );
+}
+
+#[test]
+fn check_strict_fails_on_a_lint_warning() {
+    let f = Fixture::new(&one_db(
+        "allow_unsafe = true\nsynchronous = \"off\"",
+        "max_size = 1",
+    ));
+    let settings = f.load().unwrap();
+    let report = check(&settings, &mut |_| {}).unwrap();
+    assert!(report.verified);
+    assert_eq!((report.exit_code(false), report.exit_code(true)), (0, 1));
+    assert!(report
+        .to_string()
+        .contains("warning [synchronous-off] main: synchronous = off"));
+}
