@@ -54,8 +54,26 @@ impl FileState {
     }
 }
 
+/// Why a directory cannot take a new file, if it cannot: no write bit at all (refused even for
+/// root, whose writes would otherwise bypass the mode), no write access, or a read-only mount.
+fn not_writable(dir: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(dir).ok()?.permissions().mode();
+    if mode & 0o222 == 0 {
+        return Some(format!("mode {:04o}", mode & 0o7777));
+    }
+    if rustix::fs::access(dir, rustix::fs::Access::WRITE_OK).is_err() {
+        return Some("no write permission".into());
+    }
+    let vfs = rustix::fs::statvfs(dir).ok()?;
+    if vfs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY) {
+        return Some("read-only file system".into());
+    }
+    None
+}
+
 /// Looks at `db.path` without writing: refuses a directory, a special file, a non-SQLite file, a
-/// missing directory, a missing file when `create_if_missing` is false, and an existing database
+/// missing or unwritable directory, a missing file when `create_if_missing` is false, and an existing database
 /// whose `page_size` or `auto_vacuum` differs from the profile.
 pub fn inspect(db: &DatabaseSettings) -> Result<FileState> {
     let path = &db.path;
@@ -86,6 +104,12 @@ pub fn inspect(db: &DatabaseSettings) -> Result<FileState> {
                 return Err(missing(
                     "file does not exist and create_if_missing = false".into(),
                 ));
+            }
+            if let Some(why) = not_writable(parent) {
+                return Err(missing(format!(
+                    "directory {} is not writable ({why}); the database cannot be created",
+                    parent.display()
+                )));
             }
             return Ok(FileState::Missing);
         }

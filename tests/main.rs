@@ -5,6 +5,8 @@ mod cli;
 mod common;
 mod customizer;
 mod errors;
+mod fuzz;
+mod hostile;
 mod pools;
 mod safety;
 mod settings;
