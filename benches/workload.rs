@@ -1,6 +1,7 @@
 //! Workloads through pools of 8, one connection per operation, under each profile of
 //! `config/default.toml` side by side: SQLite's defaults, the original team's settings as run
-//! (cache -500 = 500KiB) and as meant (500MiB), and litepool's `recommended`.
+//! (cache -500 = 500KiB) and as meant (500MiB), and litepool's `recommended`, alone and with the
+//! writer/readers split (`recommended+split`).
 //! Run: `cargo bench --bench workload`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,16 +24,24 @@ fn workloads(c: &mut Criterion) {
     let src = tmp.path().join("sources");
     std::fs::create_dir(&src).unwrap();
     let sources = prepare_sources(&src, &Sources::default(), 1, 1).unwrap();
-    let targets: Vec<(&str, Target)> = DEFAULT_PROFILES
+    let mut targets: Vec<(&str, Target)> = DEFAULT_PROFILES
         .iter()
         .map(|name| {
             let profile = &settings.profiles[*name];
             (
                 *name,
-                Target::open(&tmp.path().join(name), &sources, profile).unwrap(),
+                Target::open(&tmp.path().join(name), &sources, profile, false).unwrap(),
             )
         })
         .collect();
+    // The same recommended profile with one writer and 8 readers per database.
+    let split = Target::open(
+        &tmp.path().join("split"),
+        &sources,
+        &settings.profiles["recommended"],
+        true,
+    );
+    targets.push(("recommended+split", split.unwrap()));
 
     for workload in [
         Workload::PointRead,

@@ -21,15 +21,7 @@ fn main() {
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bench.db");
-    let setup = rusqlite::Connection::open(&path).unwrap();
-    setup
-        .execute_batch(
-            "PRAGMA journal_mode = wal;
-             CREATE TABLE customers(id INTEGER PRIMARY KEY, email TEXT);
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
-             INSERT INTO customers SELECT i, 'user' || i || '@example.com' FROM n;",
-        )
-        .unwrap();
+    setup_db(&path);
     let read = |c: &rusqlite::Connection, i: u64| {
         c.prepare_cached("SELECT email FROM customers WHERE id = ?1")
             .unwrap()
@@ -51,20 +43,8 @@ fn main() {
             }
         }
         "litepool" | "litepool-read" => {
-            let config = dir.path().join("config");
-            std::fs::create_dir(&config).unwrap();
-            let toml = format!(
-                "[databases.bench]\npath = {:?}\n[databases.bench.pragmas]\njournal_mode = \"wal\"\n[databases.bench.pool]\nmax_size = 4\n",
-                path.display().to_string()
-            );
-            std::fs::write(config.join("default.toml"), toml).unwrap();
-            let settings = Settings::loader()
-                .dir(config)
-                .vars(Default::default())
-                .load()
-                .unwrap();
-            let pools = Pools::new(&settings).unwrap();
-            let pool = pools.named("bench").unwrap();
+            let pools = litepool_pools(dir.path(), &path);
+            let pool = pools.named("on").unwrap();
             for i in 0..n {
                 let c = pool.get().unwrap();
                 if variant == "litepool-read" {
@@ -74,6 +54,24 @@ fn main() {
         }
         other => panic!("unknown variant {other}"),
     }
+}
+
+/// Two litepool pools of 4 on `path`: `on` with statistics, `off` without.
+fn litepool_pools(dir: &std::path::Path, path: &std::path::Path) -> Pools {
+    let config = dir.join("config");
+    std::fs::create_dir(&config).unwrap();
+    let toml = format!(
+        "[databases.on]\npath = {p:?}\n[databases.on.pool]\nmax_size = 4\n\
+         [databases.off]\npath = {p:?}\n[databases.off.pool]\nmax_size = 4\nstats = false\n",
+        p = path.display().to_string()
+    );
+    std::fs::write(config.join("default.toml"), toml).unwrap();
+    let settings = Settings::loader()
+        .dir(config)
+        .vars(Default::default())
+        .load()
+        .unwrap();
+    Pools::new(&settings).unwrap()
 }
 
 fn setup_db(path: &std::path::Path) {
@@ -102,20 +100,7 @@ fn compare(rounds: u64) {
         .test_on_check_out(false)
         .build(SqliteConnectionManager::file(&path))
         .unwrap();
-    let config = dir.path().join("config");
-    std::fs::create_dir(&config).unwrap();
-    let toml = format!(
-        "[databases.on]\npath = {p:?}\n[databases.on.pool]\nmax_size = 4\n\
-         [databases.off]\npath = {p:?}\n[databases.off.pool]\nmax_size = 4\nstats = false\n",
-        p = path.display().to_string()
-    );
-    std::fs::write(config.join("default.toml"), toml).unwrap();
-    let settings = Settings::loader()
-        .dir(config)
-        .vars(Default::default())
-        .load()
-        .unwrap();
-    let pools = Pools::new(&settings).unwrap();
+    let pools = litepool_pools(dir.path(), &path);
     let on = pools.named("on").unwrap();
     let off = pools.named("off").unwrap();
     let read = |c: &rusqlite::Connection, i: u64| {

@@ -139,20 +139,41 @@ fn copy(src: &Path, dest: &Path, name: &str) -> Result<()> {
 /// The three databases behind pools with one profile.
 #[derive(Debug)]
 pub struct Target {
-    customers: NamedPool,
-    jobs: NamedPool,
-    audit: NamedPool,
+    customers: Db,
+    jobs: Db,
+    audit: Db,
     max_customer: i64,
     max_job: i64,
 }
+
+/// One database's pools: a single pool, or a writer and readers.
+#[derive(Debug)]
+struct Db {
+    writer: NamedPool,
+    readers: Option<NamedPool>,
+}
+
+impl Db {
+    fn read(&self) -> &NamedPool {
+        self.readers.as_ref().unwrap_or(&self.writer)
+    }
+}
+
+/// The suffix of a profile name that asks for the writer/readers split in a comparison.
+pub const SPLIT_SUFFIX: &str = "+split";
 
 /// Pools of this size, as the issue's web app uses.
 pub const POOL_SIZE: u32 = 8;
 
 impl Target {
     /// Copies the prepared `sources` into `dir` and opens a pool of [`POOL_SIZE`] on each copy
-    /// with `profile`.
-    pub fn open(dir: &Path, sources: &[PathBuf; 3], profile: &Profile) -> Result<Target> {
+    /// with `profile`; with `split`, one writer and [`POOL_SIZE`] readers instead.
+    pub fn open(
+        dir: &Path,
+        sources: &[PathBuf; 3],
+        profile: &Profile,
+        split: bool,
+    ) -> Result<Target> {
         std::fs::create_dir_all(dir).map_err(|source| Error::Io {
             path: dir.to_owned(),
             source,
@@ -167,10 +188,21 @@ impl Target {
                 max_size: POOL_SIZE,
                 ..PoolSettings::default()
             };
+            if split {
+                db.split = Some(crate::settings::Split {
+                    writer_connection_timeout: db.pool.connection_timeout,
+                    writer_transaction_behavior: crate::pragma::TransactionMode::Immediate,
+                    optimize_interval: None,
+                    readers: db.pool.clone(),
+                });
+            }
             crate::file::inspect(&db)?;
-            pools.push(NamedPool::open(&db)?);
+            let mut specs = db.pools().into_iter();
+            let writer = NamedPool::open(&specs.next().expect("a writer or single pool"))?;
+            let readers = specs.next().map(|r| NamedPool::open(&r)).transpose()?;
+            pools.push(Db { writer, readers });
         }
-        let [customers, jobs, audit]: [NamedPool; 3] = pools.try_into().expect("three pools");
+        let [customers, jobs, audit]: [Db; 3] = pools.try_into().expect("three databases");
         let max = |p: &NamedPool, table: &str| -> Result<i64> {
             let conn = p.get()?;
             // `table` is a fixed name.
@@ -181,17 +213,12 @@ impl Target {
                 })
         };
         Ok(Target {
-            max_customer: max(&customers, "customers")?,
-            max_job: max(&jobs, "jobs")?,
+            max_customer: max(customers.read(), "customers")?,
+            max_job: max(jobs.read(), "jobs")?,
             customers,
             jobs,
             audit,
         })
-    }
-
-    /// The pools: prod_customer_data, jobs, audit.
-    pub fn pools(&self) -> [&NamedPool; 3] {
-        [&self.customers, &self.jobs, &self.audit]
     }
 
     /// Runs one operation of `workload` (for `Mixed`, one drawn at random).
@@ -211,7 +238,7 @@ impl Target {
         };
         match w {
             Workload::PointRead => {
-                let conn = self.customers.get()?;
+                let conn = self.customers.read().get()?;
                 let id = rng.below(self.max_customer as u64) as i64 + 1;
                 conn.prepare_cached(
                     "SELECT name, email, status, batch_id FROM customers WHERE id = ?1",
@@ -230,7 +257,7 @@ impl Target {
                 .map_err(sql("prod_customer_data"))
             }
             Workload::AssignedBatches => {
-                let conn = self.customers.get()?;
+                let conn = self.customers.read().get()?;
                 let who = assignee(rng.below(ASSIGNEES));
                 conn.prepare_cached(
                     "SELECT b.id, b.status, count(c.id) FROM batches b
@@ -245,7 +272,7 @@ impl Target {
                 .map_err(sql("prod_customer_data"))
             }
             Workload::AuditInsert => {
-                let mut conn = self.audit.get()?;
+                let mut conn = self.audit.writer.get()?;
                 let details = rng.text(300);
                 let actor = assignee(rng.below(ASSIGNEES));
                 (|| {
@@ -257,7 +284,7 @@ impl Target {
                 .map_err(sql("audit"))
             }
             Workload::JobUpdate => {
-                let mut conn = self.jobs.get()?;
+                let mut conn = self.jobs.writer.get()?;
                 let id = rng.below(self.max_job as u64) as i64 + 1;
                 let next = ["new", "active", "paused", "done"][rng.below(4) as usize];
                 (|| {
@@ -391,9 +418,10 @@ pub struct Comparison {
 }
 
 impl Comparison {
-    /// Runs the comparison. `progress(step, steps, what)` reports each step.
+    /// Runs the comparison of `profiles` (each with or without the writer/readers split).
+    /// `progress(step, steps, what)` reports each step.
     pub fn run(
-        profiles: &[Profile],
+        profiles: &[(Profile, bool)],
         from: &Sources,
         seconds: f64,
         scale: u32,
@@ -414,13 +442,18 @@ impl Comparison {
         let sources = prepare_sources(&src_dir, from, seed, scale)?;
         let mut results = Vec::new();
         let mut step = 1;
-        for profile in profiles {
-            let target = Target::open(&tmp.path().join(profile.name()), &sources, profile)?;
+        for (i, (profile, split)) in profiles.iter().enumerate() {
+            let name = format!(
+                "{}{}",
+                profile.name(),
+                if *split { SPLIT_SUFFIX } else { "" }
+            );
+            let target = Target::open(&tmp.path().join(i.to_string()), &sources, profile, *split)?;
             for workload in Workload::ALL {
-                progress(step, steps, &format!("{} / {}", profile.name(), workload));
+                progress(step, steps, &format!("{name} / {workload}"));
                 results.push(run(
                     &target,
-                    profile.name(),
+                    &name,
                     workload,
                     Duration::from_secs_f64(seconds),
                     seed,
@@ -433,18 +466,12 @@ impl Comparison {
             seconds,
             scale,
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            profiles: profiles.iter().map(|p| p.name().to_owned()).collect(),
+            profiles: profiles
+                .iter()
+                .map(|(p, split)| format!("{}{}", p.name(), if *split { SPLIT_SUFFIX } else { "" }))
+                .collect(),
             results,
         })
-    }
-}
-
-fn us(d: Duration) -> String {
-    let us = d.as_nanos() as f64 / 1000.0;
-    if us >= 1000.0 {
-        format!("{:.2}ms", us / 1000.0)
-    } else {
-        format!("{us:.1}µs")
     }
 }
 
@@ -478,8 +505,8 @@ impl fmt::Display for Comparison {
                     m.profile,
                     m.threads,
                     m.ops_per_sec,
-                    us(m.latency.p50),
-                    us(m.latency.p99),
+                    crate::histogram::human(m.latency.p50),
+                    crate::histogram::human(m.latency.p99),
                     ratio,
                     m.busy
                 )?;

@@ -336,15 +336,6 @@ pub struct PoolStats {
     pub cache: CacheStats,
 }
 
-fn us(d: Duration) -> String {
-    let us = d.as_nanos() as f64 / 1000.0;
-    if us >= 1000.0 {
-        format!("{:.1}ms", us / 1000.0)
-    } else {
-        format!("{us:.1}µs")
-    }
-}
-
 impl fmt::Display for PoolStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
@@ -358,17 +349,17 @@ impl fmt::Display for PoolStats {
             self.checkouts,
             self.waited,
             self.timeouts,
-            us(self.wait.p50),
-            us(self.wait.p90),
-            us(self.wait.p99),
-            us(self.wait.max)
+            crate::histogram::human(self.wait.p50),
+            crate::histogram::human(self.wait.p90),
+            crate::histogram::human(self.wait.p99),
+            crate::histogram::human(self.wait.max)
         )?;
         writeln!(
             f,
             "  hold p50 {} p99 {} max {}  connections created {} closed {} (max_lifetime {}, idle/broken {}) errors {} customizer failures {}",
-            us(self.hold.p50),
-            us(self.hold.p99),
-            us(self.hold.max),
+            crate::histogram::human(self.hold.p50),
+            crate::histogram::human(self.hold.p99),
+            crate::histogram::human(self.hold.max),
             self.connections_created,
             self.connections_closed,
             self.closed_max_lifetime,

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::datagen::Rng;
 use crate::error::{Error, Result};
 use crate::pools::Pools;
 
@@ -33,18 +34,6 @@ pub struct WorkloadReport {
     pub errors: u64,
     /// Databases left out, with the reason.
     pub skipped: Vec<String>,
-}
-
-/// A small xorshift generator: deterministic per thread, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 fn setup(pools: &Pools, name: &str) -> Result<()> {
@@ -89,14 +78,14 @@ pub fn run(
             .map(|t| {
                 let names = &names;
                 s.spawn(move || {
-                    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1));
+                    let mut rng = Rng::new(t as u64 + 1);
                     let mut counts = [0u64; 4]; // reads, writes, busy, errors
                     let mut i = 0usize;
                     while Instant::now() < deadline {
                         let name = names[(t + i) % names.len()];
                         i += 1;
-                        let id = (rng.next() % TABLE_ROWS as u64) as i64 + 1;
-                        let write = rng.next() % 10 < 2;
+                        let id = (rng.next_u64() % TABLE_ROWS as u64) as i64 + 1;
+                        let write = rng.next_u64() % 10 < 2;
                         let conn = if write { pools.writer(name) } else { pools.reader(name) };
                         let result = conn.and_then(|mut conn| {
                             let sql = |source| Error::Sqlite {

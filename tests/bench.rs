@@ -70,6 +70,7 @@ fn every_workload_runs_under_the_recommended_profile_without_busy_errors() {
         &dir.path().join("run"),
         &sources,
         &settings.profiles["recommended"],
+        false,
     )
     .unwrap();
     for w in Workload::ALL {
@@ -175,4 +176,30 @@ fn bench_cli_compares_profiles_on_copies() {
         ),
         "{err}"
     );
+}
+
+#[test]
+fn the_split_serves_every_workload_with_reads_on_readers() {
+    let settings = shipped();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let sources = prepare_sources(&src, &Sources::default(), 1, 1).unwrap();
+    let target = Target::open(
+        &dir.path().join("split"),
+        &sources,
+        &settings.profiles["sqlite_defaults"],
+        true,
+    )
+    .unwrap();
+    // Even SQLite's defaults (no busy timeout, deferred) meet no SQLITE_BUSY with one writer.
+    let m = run(
+        &target,
+        "sqlite_defaults+split",
+        Workload::Mixed,
+        Duration::from_millis(300),
+        1,
+    );
+    assert!(m.ops > 0, "{m:?}");
+    assert_eq!((m.busy, m.errors), (0, 0), "{m:?}");
 }

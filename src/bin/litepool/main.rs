@@ -40,8 +40,9 @@ enum Command {
     Bench {
         #[command(flatten)]
         source: Source,
-        /// Profiles to compare, comma-separated [default: sqlite_defaults, original_as_run,
-        /// original_intent, recommended — those that exist]
+        /// Profiles to compare, comma-separated; append +split to run one with a writer and
+        /// readers [default: sqlite_defaults, original_as_run, original_intent, recommended —
+        /// those that exist]
         #[arg(long, value_delimiter = ',')]
         profiles: Vec<String>,
         /// Seconds per workload and profile.
@@ -160,13 +161,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let chosen = names
                 .iter()
                 .map(|n| {
-                    settings.profiles.get(n).cloned().ok_or_else(|| {
-                        let known: Vec<_> = settings.profiles.keys().map(String::as_str).collect();
-                        anyhow::anyhow!(
-                            "unknown profile {n:?} in --profiles: configured profiles are {}",
-                            known.join(", ")
-                        )
-                    })
+                    let (base, split) = match n.strip_suffix(bench::SPLIT_SUFFIX) {
+                        Some(base) => (base, true),
+                        None => (n.as_str(), false),
+                    };
+                    settings
+                        .profiles
+                        .get(base)
+                        .cloned()
+                        .map(|p| (p, split))
+                        .ok_or_else(|| {
+                            let known: Vec<_> =
+                                settings.profiles.keys().map(String::as_str).collect();
+                            anyhow::anyhow!(
+                                "unknown profile {n:?} in --profiles: configured profiles are {}",
+                                known.join(", ")
+                            )
+                        })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             if chosen.is_empty() {
