@@ -485,7 +485,7 @@ impl fmt::Display for Comparison {
         )?;
         writeln!(
             f,
-            "{:<17} {:<16} {:>7} {:>10} {:>9} {:>9} {:>7} {:>6}",
+            "{:<17} {:<18} {:>7} {:>10} {:>9} {:>9} {:>7} {:>6}",
             "workload", "profile", "threads", "ops/s", "p50", "p99", "ratio", "busy"
         )?;
         for w in Workload::ALL {
@@ -500,7 +500,7 @@ impl fmt::Display for Comparison {
                     .map_or("-".to_owned(), |b| format!("{:.2}x", m.ops_per_sec / b));
                 writeln!(
                     f,
-                    "{:<17} {:<16} {:>7} {:>10.0} {:>9} {:>9} {:>7} {:>6}",
+                    "{:<17} {:<18} {:>7} {:>10.0} {:>9} {:>9} {:>7} {:>6}",
                     w.as_str(),
                     m.profile,
                     m.threads,
