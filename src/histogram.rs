@@ -5,7 +5,7 @@
 //! Memory is constant per thread that records into a pool; a thread's counts are folded into a
 //! shared total when it exits, so threads that come and go do not grow it.
 //!
-//! Each recording thread owns a [`Slot`] and updates it with plain loads and stores (it is the
+//! Each recording thread owns a slot and updates it with plain loads and stores (it is the
 //! only writer), which costs a few nanoseconds instead of one locked instruction per counter.
 //! Readers sum all slots; what they see is eventually consistent.
 

@@ -87,7 +87,7 @@ crate::pragma::deserialize_from_str!(ByteSize, "a size such as \"500MiB\"");
 pub const MMAP_SIZE_CAP: u64 = 2_147_418_112;
 
 /// `mmap_size`: <https://sqlite.org/pragma.html#pragma_mmap_size>. Bytes of the file to map into
-/// memory; `0` disables memory-mapped I/O (SQLite's default). At most [`MMAP_SIZE_CAP`].
+/// memory; `0` disables memory-mapped I/O (SQLite's default). At most 2147418112 (`SQLITE_MAX_MMAP_SIZE`).
 ///
 /// Mapped pages are shared with the OS page cache, not counted in `cache_size`; an I/O error on
 /// a mapped page raises SIGBUS rather than an SQLite error.
