@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use litepool::bench::{is_busy, prepare_sources, Sources, Target, Workload, DEFAULT_PROFILES};
+use litepool::bench::{prepare_sources, Sources, Target, Workload, DEFAULT_PROFILES};
 use litepool::datagen::Rng;
 use litepool::Settings;
 
@@ -99,7 +99,7 @@ fn workloads(c: &mut Criterion) {
                             let mut rng = Rng::new(100 + t);
                             for _ in 0..per_thread {
                                 if let Err(e) = target.op(Workload::Mixed, &mut rng) {
-                                    assert!(is_busy(&e), "{e}");
+                                    assert!(e.is_busy(), "{e}");
                                     busy.fetch_add(1, Ordering::Relaxed);
                                 }
                             }

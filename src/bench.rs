@@ -307,11 +307,6 @@ impl Target {
     }
 }
 
-/// True when an error is SQLite's "database is locked" (SQLITE_BUSY).
-pub fn is_busy(e: &Error) -> bool {
-    matches!(e, Error::Sqlite { source, .. } if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy))
-}
-
 /// What one workload did under one profile.
 #[derive(Debug, Clone, Serialize)]
 pub struct Measured {
@@ -361,7 +356,7 @@ pub fn run(
                                 latency.record(t0.elapsed());
                                 c[0] += 1;
                             }
-                            Err(e) if is_busy(&e) => c[1] += 1,
+                            Err(e) if e.is_busy() => c[1] += 1,
                             Err(e) => {
                                 if c[2] == 0 {
                                     tracing::warn!(error = %e, "benchmark operation failed");

@@ -184,3 +184,16 @@ pub enum Error {
         source: std::io::Error,
     },
 }
+
+impl Error {
+    /// True for SQLite's "database is locked" (SQLITE_BUSY).
+    pub fn is_busy(&self) -> bool {
+        let code = match self {
+            Error::Sqlite { source, .. } | Error::Pragma { source, .. } => {
+                source.sqlite_error_code()
+            }
+            _ => None,
+        };
+        code == Some(rusqlite::ErrorCode::DatabaseBusy)
+    }
+}

@@ -109,11 +109,7 @@ pub fn run(
                         });
                         match result {
                             Ok(()) => counts[usize::from(write)] += 1,
-                            Err(Error::Sqlite { source, .. })
-                                if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) =>
-                            {
-                                counts[2] += 1
-                            }
+                            Err(e) if e.is_busy() => counts[2] += 1,
                             Err(_) => counts[3] += 1,
                         }
                         if t == 0 && i % 64 == 0 {
