@@ -11,7 +11,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use litepool::bench::DEFAULT_PROFILES;
+/// The shipped profiles compared (as `litepool bench` compares them by default).
+const DEFAULT_PROFILES: [&str; 4] = [
+    "sqlite_defaults",
+    "original_as_run",
+    "original_intent",
+    "recommended",
+];
 use litepool::{Pools, Settings};
 use r2d2_sqlite::SqliteConnectionManager;
 

@@ -7,9 +7,20 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+// The command line's benchmark runner, compiled in as it is into the binary.
+#[allow(dead_code)]
+#[path = "../src/bin/litepool/bench.rs"]
+mod bench;
+#[allow(dead_code)]
+#[path = "../src/bin/litepool/datagen.rs"]
+mod datagen;
+#[allow(dead_code)]
+#[path = "../src/bin/litepool/scratch.rs"]
+mod scratch;
+
+use bench::{prepare_sources, Sources, Target, Workload, DEFAULT_PROFILES};
 use criterion::{criterion_group, criterion_main, Criterion};
-use litepool::bench::{prepare_sources, Sources, Target, Workload, DEFAULT_PROFILES};
-use litepool::datagen::Rng;
+use datagen::Rng;
 use litepool::Settings;
 
 fn workloads(c: &mut Criterion) {

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::file::FileState;
 use crate::pragma::ByteSize;
-use crate::settings::{DatabaseSettings, Settings};
+use crate::settings::{PoolSpec, Settings};
 
 /// SQLite's default `cache_size`: 2000 KiB.
 pub const SQLITE_DEFAULT_CACHE: u64 = 2000 * 1024;
@@ -92,8 +92,8 @@ impl Budget {
     }
 }
 
-fn pool_memory(db: &DatabaseSettings, file: &FileState) -> PoolMemory {
-    let set = db.profile.pragmas();
+fn pool_memory(spec: &PoolSpec, file: &FileState) -> PoolMemory {
+    let set = spec.profile.pragmas();
     let page_size = file
         .page_size()
         .or(set.page_size.map(|p| p.bytes()))
@@ -101,10 +101,10 @@ fn pool_memory(db: &DatabaseSettings, file: &FileState) -> PoolMemory {
     let per_conn = set
         .cache_size
         .map_or(SQLITE_DEFAULT_CACHE, |c| c.bytes_per_connection(page_size));
-    let n = u64::from(db.pool.max_size);
+    let n = u64::from(spec.pool.max_size);
     PoolMemory {
-        database: db.name.clone(),
-        max_size: db.pool.max_size,
+        database: spec.name.clone(),
+        max_size: spec.pool.max_size,
         cache_per_connection: per_conn,
         worst_case: n * per_conn,
         bound_by_file: n * per_conn.min(file.bytes()),

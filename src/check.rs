@@ -1,7 +1,6 @@
 //! `litepool check`: build every pool, take all of its connections at once, and read every pragma
 //! back on each. The verification the original team never had.
 
-use std::fmt;
 use std::path::PathBuf;
 
 use rusqlite::{Connection, OpenFlags};
@@ -12,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::file::FileState;
 use crate::pools::{preflight, NamedPool};
 use crate::profile::{Raw, Reading, Scope};
-use crate::settings::{DatabaseSettings, Settings};
+use crate::settings::{DatabaseSettings, PoolSpec, Settings};
 use crate::stats::PoolStats;
 
 /// One pragma of one database, over all its connections.
@@ -120,13 +119,13 @@ pub fn check(settings: &Settings, progress: &mut dyn FnMut(&str)) -> Result<Chec
         .databases
         .values()
         .zip(files)
-        .flat_map(|(db, file)| db.pools().into_iter().map(move |spec| (spec, file)))
-        .map(|(spec, file)| {
+        .flat_map(|(db, file)| db.pools().into_iter().map(move |spec| (db, spec, file)))
+        .map(|(db, spec, file)| {
             progress(&format!(
                 "{}: opening {} connection(s) and verifying every pragma",
                 spec.name, spec.pool.max_size
             ));
-            check_one(&spec, file)
+            check_one(db, &spec, file)
         })
         .collect();
     Ok(CheckReport {
@@ -140,11 +139,11 @@ pub fn check(settings: &Settings, progress: &mut dyn FnMut(&str)) -> Result<Chec
     })
 }
 
-fn check_one(db: &DatabaseSettings, file_before: FileState) -> DatabaseReport {
+fn check_one(db: &DatabaseSettings, spec: &PoolSpec, file_before: FileState) -> DatabaseReport {
     let mut report = DatabaseReport {
-        name: db.name.clone(),
+        name: spec.name.clone(),
         path: db.path.clone(),
-        profile: db.profile.name().to_owned(),
+        profile: spec.profile.name().to_owned(),
         file_before,
         file_after: None,
         connections: 0,
@@ -154,13 +153,13 @@ fn check_one(db: &DatabaseSettings, file_before: FileState) -> DatabaseReport {
         verified: false,
     };
     let mut readings: Vec<Vec<Reading>> = Vec::new();
-    match NamedPool::open(db) {
+    match NamedPool::open(db, spec) {
         Ok(pool) => {
-            let conns: Result<Vec<_>, _> = (0..db.pool.max_size).map(|_| pool.get()).collect();
+            let conns: Result<Vec<_>, _> = (0..spec.pool.max_size).map(|_| pool.get()).collect();
             match conns {
                 Ok(conns) => {
                     for c in &conns {
-                        match db.profile.read_back(c, &db.name) {
+                        match spec.profile.read_back(c, &spec.name) {
                             Ok(r) => readings.push(r),
                             Err(e) => report.error = Some(e.to_string()),
                         }
@@ -174,7 +173,7 @@ fn check_one(db: &DatabaseSettings, file_before: FileState) -> DatabaseReport {
         Err(e) => {
             report.error = Some(e.to_string());
             // Show what SQLite reports on a plain connection with the profile applied.
-            if let Ok(r) = diagnose(db) {
+            if let Ok(r) = diagnose(db, spec) {
                 report.connections = 1;
                 readings.push(r);
             }
@@ -186,14 +185,14 @@ fn check_one(db: &DatabaseSettings, file_before: FileState) -> DatabaseReport {
     report
 }
 
-fn diagnose(db: &DatabaseSettings) -> Result<Vec<Reading>> {
+fn diagnose(db: &DatabaseSettings, spec: &PoolSpec) -> Result<Vec<Reading>> {
     let mut conn = Connection::open_with_flags(&db.path, OpenFlags::SQLITE_OPEN_READ_WRITE)
         .map_err(|source| Error::Sqlite {
-            database: db.name.clone(),
+            database: spec.name.clone(),
             source,
         })?;
-    let _ = db.profile.apply(&mut conn, &db.name, false);
-    db.profile.read_back(&conn, &db.name)
+    let _ = spec.profile.apply(&mut conn, &spec.name, false);
+    spec.profile.read_back(&conn, &spec.name)
 }
 
 fn aggregate(readings: &[Vec<Reading>]) -> Vec<Row> {
@@ -217,149 +216,4 @@ fn aggregate(readings: &[Vec<Reading>]) -> Vec<Row> {
             }
         })
         .collect()
-}
-
-impl fmt::Display for CheckReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use crate::budget::human;
-        writeln!(
-            f,
-            "litepool check: env {} ({})",
-            self.env,
-            self.sources.join(" + ")
-        )?;
-        for d in &self.databases {
-            writeln!(f)?;
-            let file = match d.file_before {
-                FileState::Missing | FileState::Empty => "new file".to_owned(),
-                FileState::Database { bytes, .. } => format!("existing file, {}", human(bytes)),
-            };
-            writeln!(
-                f,
-                "{}  {}  ({file}; profile {}; {} connection(s) verified at once)",
-                d.name,
-                d.path.display(),
-                d.profile,
-                d.connections
-            )?;
-            writeln!(
-                f,
-                "  {:<20} {:<12} {:<12} {:<11} status",
-                "pragma", "configured", "sqlite", "stored in"
-            )?;
-            for r in &d.pragmas {
-                let status = if r.ok() {
-                    format!("ok {}/{}", r.connections_ok, r.connections)
-                } else {
-                    format!(
-                        "NOT APPLIED: wanted {} ({}/{} ok)",
-                        r.wanted, r.connections_ok, r.connections
-                    )
-                };
-                let scope = match r.scope {
-                    Scope::File => "file",
-                    Scope::Connection => "connection",
-                };
-                writeln!(
-                    f,
-                    "  {:<20} {:<12} {:<12} {:<11} {status}",
-                    r.pragma,
-                    r.configured,
-                    r.sqlite.to_string(),
-                    scope
-                )?;
-            }
-            if let Some(FileState::Database {
-                page_size,
-                auto_vacuum,
-                wal,
-                ..
-            }) = d.file_after
-            {
-                let journal = if wal {
-                    "wal"
-                } else {
-                    "rollback (delete, truncate or persist, per connection)"
-                };
-                writeln!(f, "  stored in the file: journal {journal}, page_size {page_size}, auto_vacuum {auto_vacuum}")?;
-            }
-            if let Some(p) = &d.pool {
-                for (i, line) in p.to_string().lines().enumerate() {
-                    writeln!(f, "  {}{line}", if i == 0 { "pool " } else { "" })?;
-                }
-            }
-            if let Some(e) = &d.error {
-                writeln!(f, "  error: {e}")?;
-            }
-            writeln!(
-                f,
-                "  {}",
-                if d.verified {
-                    "verified"
-                } else {
-                    "NOT VERIFIED"
-                }
-            )?;
-        }
-        writeln!(f)?;
-        writeln!(
-            f,
-            "memory budget (page cache; cache_size is per connection, mmap is not counted)"
-        )?;
-        writeln!(
-            f,
-            "  {:<20} {:>8} {:>12} {:>12} {:>14}",
-            "database", "max_size", "cache/conn", "worst case", "bound by file"
-        )?;
-        for p in &self.memory.pools {
-            writeln!(
-                f,
-                "  {:<20} {:>8} {:>12} {:>12} {:>14}",
-                p.database,
-                p.max_size,
-                human(p.cache_per_connection),
-                human(p.worst_case),
-                human(p.bound_by_file)
-            )?;
-        }
-        let budget = self.memory.budget.map_or("none".to_owned(), human);
-        writeln!(
-            f,
-            "  {:<20} {:>8} {:>12} {:>12} {:>14}  budget {budget}{}",
-            "total",
-            "",
-            "",
-            human(self.memory.worst_case),
-            human(self.memory.bound_by_file),
-            if self.memory.over() { " EXCEEDED" } else { "" }
-        )?;
-        for w in &self.warnings {
-            writeln!(f, "warning: {w}")?;
-        }
-        if !self.lint.is_empty() {
-            writeln!(f)?;
-            writeln!(f, "lint")?;
-            for l in &self.lint {
-                let level = match l.level {
-                    crate::lint::Level::Warning => "warning",
-                    crate::lint::Level::Notice => "notice",
-                };
-                writeln!(
-                    f,
-                    "  {level} [{}] {}: {} ({})",
-                    l.code, l.database, l.message, l.link
-                )?;
-            }
-        }
-        writeln!(f)?;
-        write!(
-            f,
-            "{}",
-            if self.verified {
-                "all settings verified"
-            } else {
-                "some settings did NOT take effect"
-            }
-        )
-    }
 }

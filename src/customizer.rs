@@ -77,6 +77,15 @@ impl PragmaCustomizer {
         self.last_error.clone()
     }
 
+    /// Marks the database as bootstrapped by another customizer (a split database's writer), so
+    /// that this one's connections only set per-connection pragmas and verify.
+    pub fn skip_bootstrap(&self) {
+        *self
+            .bootstrapped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = true;
+    }
+
     /// Applies the whole profile on a dedicated connection, including the `journal_mode` switch
     /// and the file-level pragmas of a new database, and verifies it. Pooled connections opened
     /// afterwards only set per-connection pragmas and verify.
@@ -111,13 +120,7 @@ impl PragmaCustomizer {
             ),
             Err(e) => {
                 tracing::warn!(database = %self.database, error = %e, "connection refused: profile did not take effect");
-                *self
-                    .last_error
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(LastError {
-                    message: e.to_string(),
-                    at: SystemTime::now(),
-                });
+                record(&self.last_error, e.to_string());
             }
         }
         result.map(drop)
@@ -143,5 +146,55 @@ impl CustomizeConnection<Connection, rusqlite::Error> for PragmaCustomizer {
         // rusqlite has no general "other" variant; this one displays our error as is and keeps
         // it as `source()`, so it can be downcast to `litepool::Error`.
         result.map_err(|e: Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+    }
+}
+
+/// Keeps `message` as the last error of a pool.
+pub(crate) fn record(handle: &LastErrorHandle, message: String) {
+    *handle.lock().unwrap_or_else(PoisonError::into_inner) = Some(LastError {
+        message,
+        at: SystemTime::now(),
+    });
+}
+
+/// True when `error` is a customizer's own (already recorded) error.
+pub(crate) fn from_customizer(error: &rusqlite::Error) -> bool {
+    std::error::Error::source(error).is_some_and(|s| s.downcast_ref::<Error>().is_some())
+}
+
+/// A connection error in words, with the cause SQLite's "unable to open database file" hides
+/// when the process has run out of file descriptors.
+pub(crate) fn describe_connect_error(error: &rusqlite::Error) -> String {
+    let cant_open = error.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen);
+    if cant_open {
+        if let Err(e) = std::fs::File::open(std::env::current_dir().unwrap_or_default()) {
+            if e.raw_os_error() == Some(EMFILE) {
+                return format!(
+                    "{error}: the process is out of file descriptors (EMFILE, too many open \
+                     files): raise the limit (ulimit -n) or lower max_size"
+                );
+            }
+        }
+    }
+    error.to_string()
+}
+
+#[cfg(unix)]
+const EMFILE: i32 = 24;
+#[cfg(not(unix))]
+const EMFILE: i32 = -1;
+
+/// An r2d2 error handler that only keeps the last connection error, for pools without
+/// statistics: a timeout can then say why no connection could be opened.
+#[derive(Debug, Clone)]
+pub struct ErrorRecorder(pub LastErrorHandle);
+
+impl r2d2::HandleError<rusqlite::Error> for ErrorRecorder {
+    fn handle_error(&self, error: rusqlite::Error) {
+        if !from_customizer(&error) {
+            let message = describe_connect_error(&error);
+            tracing::warn!(error = %message, "connection error");
+            record(&self.0, message);
+        }
     }
 }

@@ -23,11 +23,8 @@ pub struct ParseValueError {
 }
 
 impl ParseValueError {
-    pub(crate) fn new(
-        what: &'static str,
-        value: impl Into<String>,
-        allowed: impl Into<String>,
-    ) -> Self {
+    /// A parse error: what was parsed, the text, what is allowed.
+    pub fn new(what: &'static str, value: impl Into<String>, allowed: impl Into<String>) -> Self {
         Self {
             what,
             value: value.into(),
@@ -95,6 +92,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// `PRAGMA quick_check` found damage in an existing file; litepool did not write to it.
+    #[error("database {database:?}: {path} is damaged: PRAGMA quick_check reports {report:?}; litepool did not write to it (restore it from a backup, or set check_integrity = false to open it anyway)")]
+    Corrupt {
+        /// The configured database name.
+        database: String,
+        /// The path.
+        path: PathBuf,
+        /// What `quick_check` reported (its first lines).
+        report: String,
+    },
+
     /// A file-level pragma (`page_size`, `auto_vacuum`) differs from the existing file.
     #[error(
         "database {database:?}: {pragma} is {actual} in the existing file {path} but the profile \
@@ -151,17 +159,63 @@ pub enum Error {
         enforced_by: Vec<String>,
     },
 
-    /// The pool could not give a connection; `cause` is the last error of the customizer, which
-    /// r2d2 itself reports only as a timeout.
-    #[error("database {database:?}: {source}{}", cause.as_ref().map(|c| format!(" (last connection error: {c})")).unwrap_or_default())]
-    Pool {
-        /// The configured database name.
-        database: String,
-        /// r2d2's error.
-        #[source]
-        source: r2d2::Error,
-        /// The last error recorded by the customizer, if any.
+    /// No connection within the pool's `connection_timeout`. r2d2 itself reports only "timed out
+    /// waiting for connection"; this says which pool, how long, and why: every connection was in
+    /// use, or new connections failed (`cause`: the customizer's or the connection's last error).
+    #[error("pool {pool:?}: no connection within {}: {}", humantime::format_duration(*timeout), match cause {
+        Some(c) => format!("opening a connection failed: {c}"),
+        None => format!("all {max_size} connection(s) were in use"),
+    })]
+    Timeout {
+        /// The pool's name (`jobs`, or `jobs.writer` / `jobs.readers` for a split database).
+        pool: String,
+        /// The pool's `max_size`.
+        max_size: u32,
+        /// How long the caller waited.
+        timeout: std::time::Duration,
+        /// Why no connection could be opened, when one could not.
         cause: Option<String>,
+    },
+
+    /// r2d2 could not build a pool: its first connections failed.
+    #[error("pool {pool:?}: could not open its connections: {}", cause.as_deref().unwrap_or("r2d2 gave no cause"))]
+    Build {
+        /// The pool's name.
+        pool: String,
+        /// The customizer's or the connection's last error.
+        cause: Option<String>,
+    },
+
+    /// A profile sets a value that can corrupt or lock out the database without `allow_unsafe`.
+    #[error("{pragma} = {value:?} is unsafe (a crash can corrupt or lock out the database); set allow_unsafe = true in the same profile to use it")]
+    Unsafe {
+        /// The pragma.
+        pragma: &'static str,
+        /// The value, as configured.
+        value: String,
+    },
+
+    /// A pool setting is out of range (r2d2 would panic on it).
+    #[error("invalid {key} {value}: expected {allowed}")]
+    PoolSetting {
+        /// The key, e.g. `max_size`.
+        key: &'static str,
+        /// The value given.
+        value: String,
+        /// What is allowed.
+        allowed: String,
+    },
+
+    /// An error found in one configuration source, with the file or variable and the key.
+    #[error("{origin}: key `{key}`: {source}")]
+    At {
+        /// The file or environment variable.
+        origin: String,
+        /// The dotted key.
+        key: String,
+        /// What is wrong.
+        #[source]
+        source: Box<Error>,
     },
 
     /// An SQLite error outside of a pragma.

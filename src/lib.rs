@@ -2,11 +2,9 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod bench;
 pub mod budget;
 pub mod check;
 pub mod customizer;
-pub mod datagen;
 pub mod error;
 pub mod file;
 pub mod histogram;
@@ -17,7 +15,6 @@ pub mod profile;
 pub mod settings;
 pub mod stats;
 mod sys;
-pub mod workload;
 
 pub use customizer::PragmaCustomizer;
 pub use error::{Error, ParseValueError, Result};
@@ -26,5 +23,5 @@ pub use profile::{PragmaSet, Profile};
 pub use r2d2;
 pub use r2d2_sqlite;
 pub use rusqlite;
-pub use settings::{DatabaseSettings, PoolSettings, Settings};
+pub use settings::{DatabaseSettings, PoolSettings, PoolSpec, Role, Settings};
 pub use stats::PoolStats;

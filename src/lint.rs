@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::budget::{human, Budget};
 use crate::pragma::{JournalMode, Synchronous};
-use crate::settings::{DatabaseSettings, Durability, Settings};
+use crate::settings::{DatabaseSettings, Durability, PoolSpec, Settings};
 
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -61,14 +61,15 @@ pub fn network_fs(path: &Path) -> Option<&'static str> {
 
 fn per_pool(
     db: &DatabaseSettings,
+    spec: &PoolSpec,
     out: &mut Vec<Finding>,
     fs_of: &dyn Fn(&Path) -> Option<&'static str>,
 ) {
-    let set = db.profile.pragmas();
+    let set = spec.profile.pragmas();
     let mut add = |level, code, message: String, link| {
         out.push(Finding {
             level,
-            database: db.name.clone(),
+            database: spec.name.clone(),
             code,
             message,
             link,
@@ -123,14 +124,15 @@ fn per_pool(
             "https://sqlite.org/pragma.html#pragma_synchronous",
         );
     }
-    if db.pool.max_size > 1
+    if spec.pool.max_size > 1
         && set.busy_timeout.is_some_and(|t| t.millis() == 0)
+        && spec.role.writes()
         && !set.query_only.unwrap_or(false)
     {
         add(
             Level::Warning,
             "no-busy-timeout",
-            format!("{} connections may write but busy_timeout = 0: a write that meets another fails with SQLITE_BUSY at once", db.pool.max_size),
+            format!("{} connections may write but busy_timeout = 0: a write that meets another fails with SQLITE_BUSY at once", spec.pool.max_size),
             "https://sqlite.org/pragma.html#pragma_busy_timeout",
         );
     }
@@ -148,13 +150,13 @@ pub fn lint_with(
     fs_of: &dyn Fn(&Path) -> Option<&'static str>,
 ) -> Vec<Finding> {
     let mut out = Vec::new();
-    let specs: Vec<DatabaseSettings> = settings
+    let specs: Vec<(&DatabaseSettings, PoolSpec)> = settings
         .databases
         .values()
-        .flat_map(DatabaseSettings::pools)
+        .flat_map(|db| db.pools().into_iter().map(move |spec| (db, spec)))
         .collect();
-    for spec in &specs {
-        per_pool(spec, &mut out, fs_of);
+    for (db, spec) in &specs {
+        per_pool(db, spec, &mut out, fs_of);
     }
     if budget.over() {
         out.push(Finding {
@@ -170,9 +172,9 @@ pub fn lint_with(
         });
     }
     // Pools on the same file should agree on settings that change what a query does.
-    let mut by_file: BTreeMap<std::path::PathBuf, Vec<&DatabaseSettings>> = BTreeMap::new();
-    for spec in &specs {
-        let key = std::fs::canonicalize(&spec.path).unwrap_or_else(|_| spec.path.clone());
+    let mut by_file: BTreeMap<std::path::PathBuf, Vec<&PoolSpec>> = BTreeMap::new();
+    for (db, spec) in &specs {
+        let key = std::fs::canonicalize(&db.path).unwrap_or_else(|_| db.path.clone());
         by_file.entry(key).or_default().push(spec);
     }
     for (path, group) in by_file.into_iter().filter(|(_, g)| g.len() > 1) {

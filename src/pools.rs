@@ -12,26 +12,25 @@ use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
 use crate::budget::Budget;
-use crate::customizer::{LastErrorHandle, PragmaCustomizer};
+use crate::customizer::{ErrorRecorder, LastErrorHandle, PragmaCustomizer};
 use crate::error::{Error, Result};
 use crate::file::{self, FileState};
-use crate::settings::{DatabaseSettings, Settings};
+use crate::settings::{DatabaseSettings, PoolSpec, Role, Settings};
 use crate::stats::{PoolCounters, PoolStats, StatsHandler};
 
 /// A connection checked out of a litepool pool. Derefs to [`rusqlite::Connection`]; on drop it
 /// samples SQLite's page-cache counters into the pool's statistics and goes back to the pool.
 ///
-/// It borrows the pool (no reference count to bump on the checkout path). Where a `'static`
-/// connection is needed, take one from [`NamedPool::pool`]: it is counted by the event handler,
-/// but its page-cache counters are sampled only when a later `Conn` checks that connection in.
-pub struct Conn<'a> {
+/// It is `'static` and `Send`, like r2d2's `PooledConnection`: it borrows nothing, so it can be
+/// moved into a spawned thread or held across an `.await`.
+pub struct Conn {
     inner: PooledConnection<SqliteConnectionManager>,
-    counters: Option<&'a Arc<PoolCounters>>,
+    counters: Option<Arc<PoolCounters>>,
     /// Set on first use: a connection checked out and back unused has nothing to sample.
     used: Cell<bool>,
 }
 
-impl Deref for Conn<'_> {
+impl Deref for Conn {
     type Target = Connection;
     fn deref(&self) -> &Connection {
         self.used.set(true);
@@ -39,71 +38,91 @@ impl Deref for Conn<'_> {
     }
 }
 
-impl DerefMut for Conn<'_> {
+impl DerefMut for Conn {
     fn deref_mut(&mut self) -> &mut Connection {
         self.used.set(true);
         &mut self.inner
     }
 }
 
-impl Drop for Conn<'_> {
+impl Drop for Conn {
     fn drop(&mut self) {
-        if let Some(counters) = self.counters.filter(|_| self.used.get()) {
+        if let Some(counters) = self.counters.as_ref().filter(|_| self.used.get()) {
             counters.sample_cache(&mut self.inner);
         }
     }
 }
 
-impl fmt::Debug for Conn<'_> {
+impl fmt::Debug for Conn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Conn").finish_non_exhaustive()
     }
 }
 
-/// One database's pool: the r2d2 pool, its customizer's last error and its counters.
+/// One concrete pool: the r2d2 pool, its customizer's last error and its counters. Cheap to
+/// clone (one reference count), `Send + Sync + 'static`.
+#[derive(Clone)]
 pub struct NamedPool {
+    inner: Arc<PoolInner>,
+}
+
+struct PoolInner {
     name: String,
     pool: Pool<SqliteConnectionManager>,
     last_error: LastErrorHandle,
     counters: Arc<PoolCounters>,
     stats: bool,
+    max_size: u32,
+    timeout: std::time::Duration,
 }
 
 impl fmt::Debug for NamedPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NamedPool")
-            .field("name", &self.name)
+            .field("name", &self.inner.name)
             .finish_non_exhaustive()
     }
 }
 
 impl NamedPool {
-    /// Bootstraps one database (journal switch, file-level pragmas on a new file, verification on
-    /// a dedicated connection) and builds its pool with statistics. [`Pools::new`] runs
-    /// [`preflight`] first; call it yourself when using this alone.
-    pub fn open(db: &DatabaseSettings) -> Result<NamedPool> {
-        let customizer = PragmaCustomizer::new(&db.name, db.profile.clone());
-        if db.create_if_missing && !db.path.exists() {
+    /// Bootstraps one pool of `db` (journal switch, file-level pragmas on a new file,
+    /// verification, on a dedicated connection) and builds it with statistics. `spec` is one of
+    /// `db.pools()`; a split database's writer must be opened before its readers.
+    /// [`Pools::new`] runs [`preflight`] first; call it yourself when using this alone.
+    ///
+    /// Bad pool settings built in code (`max_size = 0`, a zero timeout, `min_idle > max_size`)
+    /// are an [`Error::PoolSetting`], never a panic.
+    pub fn open(db: &DatabaseSettings, spec: &PoolSpec) -> Result<NamedPool> {
+        let p = &spec.pool;
+        p.validate()?;
+        let customizer = PragmaCustomizer::new(&spec.name, spec.profile.clone());
+        if db.create_if_missing && spec.role.writes() && !db.path.exists() {
             create_file(db)?;
         }
-        // The file exists now: no connection ever creates it.
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        {
+        // The file exists now: no connection ever creates it. Readers cannot write at all.
+        let flags = if spec.role.writes() {
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+        } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if spec.role.writes() {
             let mut conn =
                 Connection::open_with_flags(&db.path, flags).map_err(|source| Error::Sqlite {
-                    database: db.name.clone(),
+                    database: spec.name.clone(),
                     source,
                 })?;
-            tracing::info!(database = %db.name, path = %db.path.display(), "bootstrapping");
+            tracing::info!(pool = %spec.name, path = %db.path.display(), "bootstrapping");
             customizer.bootstrap(&mut conn)?;
+        } else {
+            // The writer bootstrapped the file; readers only set and verify.
+            customizer.skip_bootstrap();
         }
         let last_error = customizer.last_error();
         let counters = Arc::new(PoolCounters::new(
-            &db.name,
-            db.pool.max_lifetime,
+            &spec.name,
+            p.max_lifetime,
             last_error.clone(),
         ));
-        let p = &db.pool;
         let manager = SqliteConnectionManager::file(&db.path).with_flags(flags);
         let mut builder = Pool::builder()
             .max_size(p.max_size)
@@ -113,51 +132,91 @@ impl NamedPool {
             .max_lifetime(p.max_lifetime)
             .test_on_check_out(p.test_on_check_out)
             .connection_customizer(Box::new(customizer));
-        if p.stats {
-            builder = builder
+        builder = if p.stats {
+            builder
                 .event_handler(Box::new(StatsHandler(counters.clone())))
-                .error_handler(Box::new(StatsHandler(counters.clone())));
-        }
-        let pool = builder
-            .build(manager)
-            .map_err(|source| pool_error(&db.name, source, &last_error))?;
-        tracing::info!(database = %db.name, max_size = p.max_size, "pool ready");
+                .error_handler(Box::new(StatsHandler(counters.clone())))
+        } else {
+            builder.error_handler(Box::new(ErrorRecorder(last_error.clone())))
+        };
+        let pool = builder.build(manager).map_err(|_| Error::Build {
+            pool: spec.name.clone(),
+            cause: last_message(&last_error),
+        })?;
+        tracing::info!(pool = %spec.name, max_size = p.max_size, "pool ready");
         Ok(NamedPool {
-            name: db.name.clone(),
-            pool,
-            last_error,
-            counters,
-            stats: p.stats,
+            inner: Arc::new(PoolInner {
+                name: spec.name.clone(),
+                pool,
+                last_error,
+                counters,
+                stats: p.stats,
+                max_size: p.max_size,
+                timeout: p.connection_timeout,
+            }),
         })
     }
 
-    /// A connection. A timeout carries the customizer's last error.
-    pub fn get(&self) -> Result<Conn<'_>> {
-        match self.pool.get() {
+    /// The pool's name: `jobs`, or `jobs.writer` / `jobs.readers`.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// A connection, waiting up to the pool's `connection_timeout`. A timeout says whether
+    /// every connection was in use or new connections failed, and why ([`Error::Timeout`]).
+    pub fn get(&self) -> Result<Conn> {
+        let p = &self.inner;
+        match p.pool.get() {
             Ok(inner) => Ok(Conn {
                 inner,
-                counters: self.stats.then_some(&self.counters),
+                counters: p.stats.then(|| p.counters.clone()),
                 used: Cell::new(false),
             }),
-            Err(source) => Err(pool_error(&self.name, source, &self.last_error)),
+            Err(_) => Err(self.timeout_error()),
+        }
+    }
+
+    fn timeout_error(&self) -> Error {
+        let p = &self.inner;
+        // Below max_size, the pool could have opened a connection: it failed, say why.
+        let full = p.pool.state().connections >= p.max_size;
+        Error::Timeout {
+            pool: p.name.clone(),
+            max_size: p.max_size,
+            timeout: p.timeout,
+            cause: if full {
+                None
+            } else {
+                Some(last_message(&p.last_error).unwrap_or_else(|| {
+                    "the connection could not be opened (no error was reported)".into()
+                }))
+            },
         }
     }
 
     /// The r2d2 pool. Connections taken from it directly are counted by the event handler, but
     /// their page-cache counters are sampled only when a [`Conn`] checks them in.
     pub fn pool(&self) -> &Pool<SqliteConnectionManager> {
-        &self.pool
+        &self.inner.pool
     }
 
     /// A snapshot of the statistics.
     pub fn stats(&self) -> PoolStats {
-        self.counters.snapshot(&self.pool)
+        self.inner.counters.snapshot(&self.inner.pool)
     }
 
     /// Zeroes the counters and histograms.
     pub fn reset_stats(&self) {
-        self.counters.reset()
+        self.inner.counters.reset()
     }
+}
+
+fn last_message(last_error: &LastErrorHandle) -> Option<String> {
+    last_error
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .map(|e| e.message.clone())
 }
 
 /// Creates an empty database file with `db.file_mode`; SQLite gives its `-wal` and `-shm` files
@@ -177,18 +236,6 @@ fn create_file(db: &DatabaseSettings) -> Result<()> {
     // The umask may have narrowed the mode; set exactly what was configured.
     file.set_permissions(std::fs::Permissions::from_mode(db.file_mode.0))
         .map_err(io)
-}
-
-fn pool_error(database: &str, source: r2d2::Error, last_error: &LastErrorHandle) -> Error {
-    Error::Pool {
-        database: database.to_owned(),
-        source,
-        cause: last_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .map(|e| e.message.clone()),
-    }
 }
 
 /// Checks every configured file before any is touched: see [`file::inspect`] and the enforced
@@ -222,14 +269,63 @@ impl fmt::Display for Snapshot {
     }
 }
 
+/// One database's pools, resolved once: [`Pools::handle`] gives it to code that checks out
+/// often, so that a checkout skips the lookup by name. Cheap to clone, `'static`.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    database: String,
+    writer: NamedPool,
+    reader: NamedPool,
+    split: bool,
+}
+
+impl Handle {
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.database
+    }
+
+    /// A connection of a database without a split; a split database refuses with
+    /// [`Error::SplitDatabase`]: use [`Handle::writer`] or [`Handle::reader`].
+    pub fn get(&self) -> Result<Conn> {
+        if self.split {
+            return Err(Error::SplitDatabase {
+                name: self.database.clone(),
+            });
+        }
+        self.writer.get()
+    }
+
+    /// The one writer connection of a split database (immediate transactions), waiting for it if
+    /// another caller has it; for a database without a split, a connection from its pool.
+    pub fn writer(&self) -> Result<Conn> {
+        self.writer.get()
+    }
+
+    /// A read-only connection of a split database (opened with `SQLITE_OPEN_READ_ONLY`,
+    /// `query_only`, deferred transactions); for a database without a split, a connection from
+    /// its pool. A write on it fails with "attempt to write a readonly database".
+    pub fn reader(&self) -> Result<Conn> {
+        self.reader.get()
+    }
+}
+
 /// One r2d2 pool per configured database, each with a [`PragmaCustomizer`] and statistics; a
 /// database with a writer/readers split has two (`<name>.writer` and `<name>.readers`).
-#[derive(Debug)]
+///
+/// Cheap to clone (one reference count) and `Send + Sync + 'static`: keep it in an
+/// application's state. The optimizer threads stop when the last clone is dropped.
+#[derive(Debug, Clone)]
 pub struct Pools {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     /// Every concrete pool, by its name (`jobs`, or `jobs.writer` and `jobs.readers`).
     pools: BTreeMap<String, NamedPool>,
-    /// The configured databases, and whether each is split.
-    databases: BTreeMap<String, bool>,
+    /// Every database, by its name.
+    databases: BTreeMap<String, Handle>,
     optimizers: Vec<Optimizer>,
 }
 
@@ -242,30 +338,36 @@ struct Optimizer {
 }
 
 impl Optimizer {
-    fn start(pool: &NamedPool, interval: std::time::Duration) -> Optimizer {
+    fn start(pool: &NamedPool, interval: std::time::Duration) -> Result<Optimizer> {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (r2d2_pool, counters, name) =
-            (pool.pool.clone(), pool.counters.clone(), pool.name.clone());
+        let pool = pool.clone();
         let flag = stop.clone();
-        let thread = std::thread::spawn(move || loop {
-            std::thread::park_timeout(interval);
-            if flag.load(std::sync::atomic::Ordering::Relaxed) {
-                break;
-            }
-            let Some(conn) = r2d2_pool.try_get() else {
-                tracing::debug!(pool = %name, "writer busy: PRAGMA optimize skipped");
-                continue;
-            };
-            match conn.execute_batch("PRAGMA optimize") {
-                Ok(()) => counters.count_optimize(),
-                Err(e) => tracing::warn!(pool = %name, error = %e, "PRAGMA optimize failed"),
-            }
-        });
-        Optimizer { stop, thread }
+        let thread = std::thread::Builder::new()
+            .name(format!("litepool-optimize-{}", pool.name()))
+            .spawn(move || loop {
+                std::thread::park_timeout(interval);
+                if flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let p = &pool.inner;
+                let Some(conn) = p.pool.try_get() else {
+                    tracing::debug!(pool = %p.name, "writer busy: PRAGMA optimize skipped");
+                    continue;
+                };
+                match conn.execute_batch("PRAGMA optimize") {
+                    Ok(()) => p.counters.count_optimize(),
+                    Err(e) => tracing::warn!(pool = %p.name, error = %e, "PRAGMA optimize failed"),
+                }
+            })
+            .map_err(|source| Error::Io {
+                path: "optimizer thread".into(),
+                source,
+            })?;
+        Ok(Optimizer { stop, thread })
     }
 }
 
-impl Drop for Pools {
+impl Drop for Inner {
     fn drop(&mut self) {
         for o in &self.optimizers {
             o.stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -282,66 +384,93 @@ impl Pools {
         let mut databases = BTreeMap::new();
         let mut optimizers = Vec::new();
         for db in settings.databases.values() {
+            let mut opened: Vec<(PoolSpec, NamedPool)> = Vec::new();
             for spec in db.pools() {
-                pools.insert(spec.name.clone(), NamedPool::open(&spec)?);
+                let pool = NamedPool::open(db, &spec)?;
+                pools.insert(spec.name.clone(), pool.clone());
+                opened.push((spec, pool));
             }
-            databases.insert(db.name.clone(), db.split.is_some());
+            let by_role = |role: Role| {
+                opened
+                    .iter()
+                    .find(|(s, _)| s.role == role)
+                    .map(|(_, p)| p.clone())
+            };
+            let handle = match (by_role(Role::Writer), by_role(Role::Readers)) {
+                (Some(writer), Some(reader)) => Handle {
+                    database: db.name.clone(),
+                    writer,
+                    reader,
+                    split: true,
+                },
+                _ => {
+                    let single = opened[0].1.clone();
+                    Handle {
+                        database: db.name.clone(),
+                        writer: single.clone(),
+                        reader: single,
+                        split: false,
+                    }
+                }
+            };
             if let Some(interval) = db.split.as_ref().and_then(|s| s.optimize_interval) {
-                optimizers.push(Optimizer::start(
-                    &pools[&format!("{}.writer", db.name)],
-                    interval,
-                ));
+                optimizers.push(Optimizer::start(&handle.writer, interval)?);
             }
+            databases.insert(db.name.clone(), handle);
         }
         Ok(Pools {
-            pools,
-            databases,
-            optimizers,
+            inner: Arc::new(Inner {
+                pools,
+                databases,
+                optimizers,
+            }),
         })
     }
 
     /// A concrete pool with its statistics: a database's name, or `<name>.writer` and
     /// `<name>.readers` for a split database.
     pub fn named(&self, name: &str) -> Result<&NamedPool> {
-        self.pools.get(name).ok_or_else(|| Error::UnknownDatabase {
-            name: name.to_owned(),
-            known: self.pools.keys().cloned().collect(),
-        })
+        self.inner
+            .pools
+            .get(name)
+            .ok_or_else(|| Error::UnknownDatabase {
+                name: name.to_owned(),
+                known: self.inner.pools.keys().cloned().collect(),
+            })
     }
 
-    fn role(&self, name: &str, role: &str) -> Result<&NamedPool> {
-        match self.databases.get(name) {
-            Some(true) => self.named(&format!("{name}.{role}")),
-            Some(false) => self.named(name),
-            None => Err(Error::UnknownDatabase {
+    fn database(&self, name: &str) -> Result<&Handle> {
+        self.inner
+            .databases
+            .get(name)
+            .ok_or_else(|| Error::UnknownDatabase {
                 name: name.to_owned(),
-                known: self.databases.keys().cloned().collect(),
-            }),
-        }
+                known: self.inner.databases.keys().cloned().collect(),
+            })
+    }
+
+    /// The database's pools, resolved once: `handle.get()`, `writer()` and `reader()` skip the
+    /// lookup by name that [`Pools::get`] does on every call. Cheap to clone, `'static`.
+    pub fn handle(&self, name: &str) -> Result<Handle> {
+        self.database(name).cloned()
     }
 
     /// A connection from the named database. A split database refuses: use [`Pools::writer`] or
-    /// [`Pools::reader`]. A timeout carries the customizer's last error.
-    pub fn get(&self, name: &str) -> Result<Conn<'_>> {
-        if self.databases.get(name) == Some(&true) {
-            return Err(Error::SplitDatabase {
-                name: name.to_owned(),
-            });
-        }
-        self.named(name)?.get()
+    /// [`Pools::reader`]. A timeout says why ([`Error::Timeout`]).
+    pub fn get(&self, name: &str) -> Result<Conn> {
+        self.database(name)?.get()
     }
 
     /// The one writer connection of a split database (immediate transactions), waiting for it if
     /// another caller has it; for a database without a split, a connection from its pool.
-    pub fn writer(&self, name: &str) -> Result<Conn<'_>> {
-        self.role(name, "writer")?.get()
+    pub fn writer(&self, name: &str) -> Result<Conn> {
+        self.database(name)?.writer()
     }
 
-    /// A read-only connection (`query_only`) of a split database; for a database without a
-    /// split, a connection from its pool. A write on it fails with SQLite's
-    /// "attempt to write a readonly database".
-    pub fn reader(&self, name: &str) -> Result<Conn<'_>> {
-        self.role(name, "readers")?.get()
+    /// A read-only connection of a split database; for a database without a split, a connection
+    /// from its pool. A write on it fails with SQLite's "attempt to write a readonly database".
+    pub fn reader(&self, name: &str) -> Result<Conn> {
+        self.database(name)?.reader()
     }
 
     /// The r2d2 pool of [`Pools::named`].
@@ -351,7 +480,7 @@ impl Pools {
 
     /// The configured database names, sorted.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.databases.keys().map(String::as_str)
+        self.inner.databases.keys().map(String::as_str)
     }
 
     /// A snapshot of one concrete pool (see [`Pools::named`]).
@@ -362,7 +491,8 @@ impl Pools {
     /// A snapshot of every concrete pool.
     pub fn stats(&self) -> Snapshot {
         Snapshot(
-            self.pools
+            self.inner
+                .pools
                 .iter()
                 .map(|(n, p)| (n.clone(), p.stats()))
                 .collect(),
@@ -371,6 +501,6 @@ impl Pools {
 
     /// Zeroes the counters and histograms of every pool.
     pub fn reset_stats(&self) {
-        self.pools.values().for_each(NamedPool::reset_stats)
+        self.inner.pools.values().for_each(NamedPool::reset_stats)
     }
 }

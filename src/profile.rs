@@ -88,6 +88,12 @@ pub struct PragmaSet {
 }
 
 impl PragmaSet {
+    /// True when this set gives `pragma` a value.
+    pub fn sets(&self, pragma: &str) -> bool {
+        PLAN.iter()
+            .any(|step| step.pragma == pragma && (step.value)(self).is_some())
+    }
+
     /// Every key of `over` that is set replaces the same key of `self`.
     pub fn overlay(&self, over: &PragmaSet) -> PragmaSet {
         macro_rules! pick {
@@ -210,9 +216,147 @@ fn flag(b: bool) -> Raw {
     Raw::Int(b.into())
 }
 
+/// How one pragma of a [`PragmaSet`] becomes a [`Setting`]: its value in the user's units, the
+/// value given to SQLite and the value SQLite must read back, or `None` when the key is unset.
+type Extract = fn(&PragmaSet) -> Option<(String, Raw, Raw)>;
+
+/// One row of the apply plan.
+struct Step {
+    pragma: &'static str,
+    scope: Scope,
+    value: Extract,
+}
+
+fn same<T: ToString>(v: T, raw: Raw) -> (String, Raw, Raw) {
+    (v.to_string(), raw.clone(), raw)
+}
+
+fn int(n: impl Into<i64>) -> Raw {
+    Raw::Int(n.into())
+}
+
+use Scope::{Connection as C, File as F};
+
+/// The apply plan: every pragma a profile can set, in the order of the module docs. A
+/// `journal_mode` other than `wal` is held per connection (see [`Profile::plan`]).
+const PLAN: &[Step] = &[
+    Step {
+        pragma: "busy_timeout",
+        scope: C,
+        value: |s| s.busy_timeout.map(|v| same(v, int(v.millis()))),
+    },
+    Step {
+        pragma: "locking_mode",
+        scope: C,
+        value: |s| s.locking_mode.map(|v| same(v, text(v.as_str()))),
+    },
+    Step {
+        pragma: "page_size",
+        scope: F,
+        value: |s| s.page_size.map(|v| same(v, int(v.bytes()))),
+    },
+    Step {
+        pragma: "auto_vacuum",
+        scope: F,
+        value: |s| {
+            s.auto_vacuum
+                .map(|v| (v.to_string(), text(v.as_str()), int(v.code())))
+        },
+    },
+    Step {
+        pragma: "journal_mode",
+        scope: F,
+        value: |s| s.journal_mode.map(|v| same(v, text(v.as_str()))),
+    },
+    Step {
+        pragma: "synchronous",
+        scope: C,
+        value: |s| {
+            s.synchronous
+                .map(|v| (v.to_string(), text(v.as_str()), int(v.code())))
+        },
+    },
+    Step {
+        pragma: "foreign_keys",
+        scope: C,
+        value: |s| s.foreign_keys.map(|v| same(v, flag(v))),
+    },
+    Step {
+        pragma: "temp_store",
+        scope: C,
+        value: |s| {
+            s.temp_store
+                .map(|v| (v.to_string(), text(v.as_str()), int(v.code())))
+        },
+    },
+    Step {
+        pragma: "cache_size",
+        scope: C,
+        value: |s| s.cache_size.map(|v| same(v, int(v.pragma_value()))),
+    },
+    Step {
+        pragma: "mmap_size",
+        scope: C,
+        value: |s| s.mmap_size.map(|v| same(v, int(v.bytes() as i64))),
+    },
+    Step {
+        pragma: "wal_autocheckpoint",
+        scope: C,
+        value: |s| s.wal_autocheckpoint.map(|v| same(v, int(v))),
+    },
+    Step {
+        pragma: "journal_size_limit",
+        scope: C,
+        value: |s| {
+            s.journal_size_limit
+                .map(|v| same(v, int(i64::try_from(v.bytes()).unwrap_or(i64::MAX))))
+        },
+    },
+    Step {
+        pragma: "trusted_schema",
+        scope: C,
+        value: |s| s.trusted_schema.map(|v| same(v, flag(v))),
+    },
+    Step {
+        pragma: "secure_delete",
+        scope: C,
+        value: |s| {
+            s.secure_delete
+                .map(|v| (v.to_string(), text(v.as_str()), int(v.code())))
+        },
+    },
+    Step {
+        pragma: "cell_size_check",
+        scope: C,
+        value: |s| s.cell_size_check.map(|v| same(v, flag(v))),
+    },
+    Step {
+        pragma: "analysis_limit",
+        scope: C,
+        value: |s| s.analysis_limit.map(|v| same(v, int(v))),
+    },
+    Step {
+        pragma: "query_only",
+        scope: C,
+        value: |s| s.query_only.map(|v| same(v, flag(v))),
+    },
+];
+
+/// Every pragma a profile manages. Application code may read them but not assign them on a
+/// pooled connection: the change would stay on the connection for its next borrower.
+pub const MANAGED: [&str; 17] = {
+    let mut names = [""; 17];
+    let mut i = 0;
+    while i < PLAN.len() {
+        names[i] = PLAN[i].pragma;
+        i += 1;
+    }
+    names
+};
+
 impl Profile {
     /// Validates `set`: `journal_mode` memory/off, `synchronous` off and `locking_mode` exclusive
-    /// need `allow_unsafe = true`. The error names the pragma and the value.
+    /// need `allow_unsafe = true`, else [`Error::Unsafe`] names the pragma and the value.
     pub fn new(name: impl Into<String>, set: PragmaSet) -> Result<Self> {
         let name = name.into();
         if !set.allow_unsafe.unwrap_or(false) {
@@ -228,149 +372,42 @@ impl Profile {
                     .map(|m| ("locking_mode", m.to_string())),
             ];
             if let Some((pragma, value)) = unsafe_value.into_iter().flatten().next() {
-                return Err(Error::Config {
-                    origin: format!("profile {name:?}"),
-                    key: Some(pragma.to_owned()),
-                    message: format!(
-                        "{pragma} = {value:?} is unsafe (a crash can corrupt or lock out the \
-                         database); set allow_unsafe = true in the same profile to use it"
-                    ),
-                });
+                return Err(Error::Unsafe { pragma, value });
             }
         }
+        Ok(Self::unchecked(name, set))
+    }
+
+    fn unchecked(name: String, set: PragmaSet) -> Self {
         let settings = Self::plan(&set);
-        Ok(Profile {
+        Profile {
             name,
             set,
             settings,
-        })
+        }
     }
 
-    fn plan(s: &PragmaSet) -> Vec<Setting> {
-        let mut out = Vec::new();
-        let mut push = |pragma, configured: String, set: Raw, expect: Raw, scope| {
-            out.push(Setting {
-                pragma,
-                configured,
-                set,
-                expect,
-                scope,
+    /// This profile with a pool role's own keys on top (`query_only`, `transaction_behavior`),
+    /// named `"<profile> (<role>)"`. Those keys add nothing unsafe.
+    pub(crate) fn with_role(&self, role: &str, keys: &PragmaSet) -> Profile {
+        Self::unchecked(format!("{} ({role})", self.name), self.set.overlay(keys))
+    }
+
+    /// The settings of `set`, in [`PLAN`] order.
+    fn plan(set: &PragmaSet) -> Vec<Setting> {
+        PLAN.iter()
+            .filter_map(|step| {
+                let (configured, value, expect) = (step.value)(set)?;
+                let per_connection = step.pragma == "journal_mode" && configured != "wal";
+                Some(Setting {
+                    pragma: step.pragma,
+                    configured,
+                    set: value,
+                    expect,
+                    scope: if per_connection { C } else { step.scope },
+                })
             })
-        };
-        use Scope::{Connection as C, File as F};
-        if let Some(v) = s.busy_timeout {
-            push(
-                "busy_timeout",
-                v.to_string(),
-                Raw::Int(v.millis()),
-                Raw::Int(v.millis()),
-                C,
-            );
-        }
-        if let Some(v) = s.locking_mode {
-            push(
-                "locking_mode",
-                v.to_string(),
-                text(v.as_str()),
-                text(v.as_str()),
-                C,
-            );
-        }
-        if let Some(v) = s.page_size {
-            let n = i64::from(v.bytes());
-            push("page_size", v.to_string(), Raw::Int(n), Raw::Int(n), F);
-        }
-        if let Some(v) = s.auto_vacuum {
-            push(
-                "auto_vacuum",
-                v.to_string(),
-                text(v.as_str()),
-                Raw::Int(v.code()),
-                F,
-            );
-        }
-        if let Some(v) = s.journal_mode {
-            let scope = if v == JournalMode::Wal { F } else { C };
-            push(
-                "journal_mode",
-                v.to_string(),
-                text(v.as_str()),
-                text(v.as_str()),
-                scope,
-            );
-        }
-        if let Some(v) = s.synchronous {
-            push(
-                "synchronous",
-                v.to_string(),
-                text(v.as_str()),
-                Raw::Int(v.code()),
-                C,
-            );
-        }
-        if let Some(v) = s.foreign_keys {
-            push("foreign_keys", v.to_string(), flag(v), flag(v), C);
-        }
-        if let Some(v) = s.temp_store {
-            push(
-                "temp_store",
-                v.to_string(),
-                text(v.as_str()),
-                Raw::Int(v.code()),
-                C,
-            );
-        }
-        if let Some(v) = s.cache_size {
-            let n = v.pragma_value();
-            push("cache_size", v.to_string(), Raw::Int(n), Raw::Int(n), C);
-        }
-        if let Some(v) = s.mmap_size {
-            let n = v.bytes() as i64;
-            push("mmap_size", v.to_string(), Raw::Int(n), Raw::Int(n), C);
-        }
-        if let Some(v) = s.wal_autocheckpoint {
-            let n = i64::from(v);
-            push(
-                "wal_autocheckpoint",
-                v.to_string(),
-                Raw::Int(n),
-                Raw::Int(n),
-                C,
-            );
-        }
-        if let Some(v) = s.journal_size_limit {
-            let n = i64::try_from(v.bytes()).unwrap_or(i64::MAX);
-            push(
-                "journal_size_limit",
-                v.to_string(),
-                Raw::Int(n),
-                Raw::Int(n),
-                C,
-            );
-        }
-        if let Some(v) = s.trusted_schema {
-            push("trusted_schema", v.to_string(), flag(v), flag(v), C);
-        }
-        if let Some(v) = s.secure_delete {
-            push(
-                "secure_delete",
-                v.to_string(),
-                text(v.as_str()),
-                Raw::Int(v.code()),
-                C,
-            );
-        }
-        if let Some(v) = s.cell_size_check {
-            push("cell_size_check", v.to_string(), flag(v), flag(v), C);
-        }
-        if let Some(v) = s.analysis_limit {
-            let n = i64::from(v);
-            push("analysis_limit", v.to_string(), Raw::Int(n), Raw::Int(n), C);
-        }
-        if let Some(v) = s.query_only {
-            push("query_only", v.to_string(), flag(v), flag(v), C);
-        }
-        out
+            .collect()
     }
 
     /// The profile's name.
@@ -402,6 +439,11 @@ impl Profile {
                 source,
             }
         };
+        // busy_timeout first, before anything that may meet a lock (page_count included).
+        if let Some(t) = self.set.busy_timeout {
+            conn.busy_timeout(t.duration())
+                .map_err(err("busy_timeout"))?;
+        }
         let new_file = first
             && conn
                 .pragma_query_value(None, "page_count", |r| r.get::<_, i64>(0))

@@ -255,14 +255,14 @@ impl HandleEvent for StatsHandler {
 impl HandleError<rusqlite::Error> for StatsHandler {
     fn handle_error(&self, error: rusqlite::Error) {
         let c = &self.0;
-        let from_customizer = std::error::Error::source(&error)
-            .is_some_and(|s| s.downcast_ref::<crate::Error>().is_some());
-        if from_customizer {
+        if crate::customizer::from_customizer(&error) {
             // The customizer has logged it and kept it as the last error.
             c.customizer_failures.fetch_add(1, Relaxed);
         } else {
             c.errors.fetch_add(1, Relaxed);
-            tracing::warn!(pool = %c.database, error = %error, "connection error");
+            let message = crate::customizer::describe_connect_error(&error);
+            tracing::warn!(pool = %c.database, error = %message, "connection error");
+            crate::customizer::record(&c.last_error, message);
         }
     }
 }

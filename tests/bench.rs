@@ -1,8 +1,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use litepool::bench::{prepare_sources, run, Sources, Target, Workload};
-use litepool::datagen::{self, Dataset};
+use crate::bench_runner::{prepare_sources, run, Sources, Target, Workload};
+use crate::datagen::{self, Dataset};
 use litepool::Settings;
 
 use crate::common::*;

@@ -68,12 +68,15 @@ fn pools_get_reports_the_customizer_cause_not_just_a_timeout() {
         })
         .unwrap();
     let err = pools.get("main").map(drop).unwrap_err();
-    assert!(matches!(err, Error::Pool { .. }), "{err:?}");
-    let msg = err.to_string();
-    assert!(msg.contains("timed out waiting for connection"), "{msg}");
     assert!(
-        msg.contains("last connection error: database \"main\": pragma"),
+        matches!(err, Error::Timeout { cause: Some(_), .. }),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("pool \"main\": no connection within 1s: opening a connection failed: database \"main\": pragma"),
         "{msg}"
     );
+    assert!(!msg.contains("timed out waiting for connection"), "{msg}");
     assert!(msg.contains("database is locked"), "{msg}");
 }

@@ -111,7 +111,7 @@ fn bad_values_in_a_file_name_file_key_value_and_allowed() {
             &[
                 "key `databases.main.pool.max_size`",
                 "invalid max_size 0",
-                "at least 1",
+                "expected 1 to 1000",
             ],
         ),
         (

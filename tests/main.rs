@@ -1,5 +1,19 @@
 //! Integration tests, built as one binary. Real database files in temp directories.
 
+// The command line's own modules, compiled into the tests as into the binary.
+#[allow(dead_code)]
+#[path = "../src/bin/litepool/bench.rs"]
+mod bench_runner;
+#[allow(dead_code)]
+#[path = "../src/bin/litepool/datagen.rs"]
+mod datagen;
+#[allow(dead_code)]
+#[path = "../src/bin/litepool/render.rs"]
+mod render;
+#[allow(dead_code)]
+#[path = "../src/bin/litepool/scratch.rs"]
+mod scratch;
+
 mod bench;
 mod cli;
 mod common;

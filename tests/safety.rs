@@ -368,7 +368,7 @@ fn check_strict_fails_on_a_lint_warning() {
     let report = check(&settings, &mut |_| {}).unwrap();
     assert!(report.verified);
     assert_eq!((report.exit_code(false), report.exit_code(true)), (0, 1));
-    assert!(report
+    assert!(crate::render::Text(&report)
         .to_string()
         .contains("warning [synchronous-off] main: synchronous = off"));
 }

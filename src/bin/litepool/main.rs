@@ -9,7 +9,13 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use litepool::check::check;
-use litepool::{bench, workload, Pools, Settings};
+use litepool::{Pools, Settings};
+
+mod bench;
+mod datagen;
+mod render;
+mod scratch;
+mod workload;
 
 /// Verified SQLite pragma profiles for r2d2 pools.
 #[derive(Parser)]
@@ -48,8 +54,8 @@ enum Command {
         /// Seconds per workload and profile.
         #[arg(long, default_value_t = 2.0)]
         seconds: f64,
-        /// Multiply the row counts of generated data (for databases that do not exist).
-        #[arg(long, default_value_t = 1)]
+        /// Multiply the row counts of generated data (for databases that do not exist), 1 to 1000.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
         scale: u32,
         /// Seed for generated data and the workloads' random choices.
         #[arg(long, default_value_t = 1)]
@@ -60,7 +66,9 @@ enum Command {
     },
     /// Build the pools, optionally run a short read/write workload, and print pool statistics.
     ///
-    /// The workload uses its own table, litepool_workload, dropped at the end.
+    /// The workload runs on private copies of the databases (0600 files in a 0700 temporary
+    /// directory, removed at the end and on SIGINT/SIGTERM): it never writes to your files, and
+    /// the statistics printed are those of the pools on the copies.
     Stats {
         #[command(flatten)]
         source: Source,
@@ -70,9 +78,9 @@ enum Command {
         /// Run the built-in workload (80% point reads, 20% updates) for this many seconds.
         #[arg(long, value_name = "SECONDS")]
         workload: Option<f64>,
-        /// Threads for the workload.
-        #[arg(long, default_value_t = 4)]
-        threads: usize,
+        /// Threads for the workload, 1 to 256.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+        threads: u16,
     },
 }
 
@@ -130,7 +138,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 serde_json::to_writer_pretty(&mut out, &report)?;
                 writeln!(out)?;
             } else {
-                writeln!(out, "{report}")?;
+                writeln!(out, "{}", render::Text(&report))?;
             }
             Ok(ExitCode::from(report.exit_code(strict)))
         }
@@ -144,9 +152,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             if !(seconds > 0.0 && seconds <= 600.0) {
                 anyhow::bail!("invalid --seconds {seconds}: expected above 0, at most 600");
-            }
-            if !(1..=1000).contains(&scale) {
-                anyhow::bail!("invalid --scale {scale}: expected 1 to 1000");
             }
             let settings = source.load()?;
             let names: Vec<String> = if profiles.is_empty() {
@@ -225,6 +230,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("invalid --workload {secs}: expected seconds above 0, at most 3600");
             }
             let settings = source.load()?;
+            // The workload runs on private copies; `scratch` must outlive the pools on them.
+            let (settings, _scratch) = match workload {
+                Some(_) => {
+                    litepool::pools::preflight(&settings)?;
+                    let scratch = scratch::Scratch::new()?;
+                    let copies = workload::on_copies(&settings, &scratch)?;
+                    (copies, Some(scratch))
+                }
+                None => (settings, None),
+            };
             eprintln!("litepool: building {} pool(s)", settings.databases.len());
             let pools = Pools::new(&settings)?;
             let report = match workload {
@@ -235,7 +250,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     );
                     bar.set_message(format!("workload, {threads} threads"));
                     let seconds = Duration::from_secs_f64(secs);
-                    let report = workload::run(&pools, seconds, threads.max(1), &|f| {
+                    let report = workload::run(&pools, seconds, usize::from(threads), &|f| {
                         bar.set_position((f * 1000.0) as u64)
                     })?;
                     bar.finish_and_clear();

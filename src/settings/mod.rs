@@ -24,6 +24,9 @@ use crate::error::{Error, Result};
 use crate::pragma::{ByteSize, Lifetime, Timeout, TransactionMode};
 use crate::profile::{PragmaSet, Profile};
 
+mod spec;
+pub use spec::{PoolSpec, Role};
+
 const ENV_PREFIX: &str = "LITEPOOL";
 const SEP: &str = "__";
 
@@ -106,6 +109,52 @@ pub struct PoolSettings {
     pub stats: bool,
 }
 
+/// The most connections one pool may hold: each is an open file and a page cache.
+pub const MAX_POOL_SIZE: u32 = 1000;
+
+/// The longest `connection_timeout`: a day (r2d2 adds it to `Instant::now()`).
+pub const MAX_CONNECTION_TIMEOUT: Duration = Duration::from_secs(86_400);
+
+impl PoolSettings {
+    /// Checks the values r2d2's builder would panic on, and the bounds litepool sets:
+    /// `max_size` 1 to [`MAX_POOL_SIZE`], `min_idle` at most `max_size`, `connection_timeout`
+    /// above 0 and at most [`MAX_CONNECTION_TIMEOUT`], `idle_timeout` and `max_lifetime` above 0.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key, value: String, allowed: &str| {
+            Err(Error::PoolSetting {
+                key,
+                value,
+                allowed: allowed.to_owned(),
+            })
+        };
+        if !(1..=MAX_POOL_SIZE).contains(&self.max_size) {
+            return bad("max_size", self.max_size.to_string(), "1 to 1000");
+        }
+        if let Some(min) = self.min_idle.filter(|&m| m > self.max_size) {
+            return bad(
+                "min_idle",
+                min.to_string(),
+                &format!("at most max_size ({})", self.max_size),
+            );
+        }
+        let t = self.connection_timeout;
+        if t.is_zero() || t > MAX_CONNECTION_TIMEOUT {
+            return bad(
+                "connection_timeout",
+                format!("{t:?}"),
+                "above 0 and at most 1 day",
+            );
+        }
+        if self.idle_timeout.is_some_and(|d| d.is_zero()) {
+            return bad("idle_timeout", "0s".into(), "above 0, or \"off\"");
+        }
+        if self.max_lifetime.is_some_and(|d| d.is_zero()) {
+            return bad("max_lifetime", "0s".into(), "above 0, or \"off\"");
+        }
+        Ok(())
+    }
+}
+
 impl Default for PoolSettings {
     fn default() -> Self {
         PoolSettings {
@@ -174,6 +223,19 @@ pub struct Split {
     pub readers: PoolSettings,
 }
 
+impl Split {
+    /// A split with the defaults: the writer waits as long as `pool` does, immediate
+    /// transactions, no periodic optimize, readers with `pool`'s settings.
+    pub fn new(pool: &PoolSettings) -> Split {
+        Split {
+            writer_connection_timeout: pool.connection_timeout,
+            writer_transaction_behavior: TransactionMode::Immediate,
+            optimize_interval: None,
+            readers: pool.clone(),
+        }
+    }
+}
+
 /// One configured database, fully resolved and validated.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -209,47 +271,6 @@ impl DatabaseSettings {
             durability: Durability::Normal,
             split: None,
         }
-    }
-
-    /// The concrete pools of this database: itself, or for a split database a writer
-    /// (`<name>.writer`: max_size 1, immediate transactions) and readers (`<name>.readers`:
-    /// `query_only = true`), in that order.
-    pub fn pools(&self) -> Vec<DatabaseSettings> {
-        let Some(split) = &self.split else {
-            return vec![self.clone()];
-        };
-        let derive = |role: &str, set: PragmaSet, pool: PoolSettings| {
-            let profile = Profile::new(
-                format!("{} ({role})", self.profile.name()),
-                self.profile.pragmas().overlay(&set),
-            )
-            .expect("adds no unsafe value to a valid profile");
-            DatabaseSettings {
-                name: format!("{}.{role}", self.name),
-                profile,
-                pool,
-                split: None,
-                ..self.clone()
-            }
-        };
-        let writer = PragmaSet {
-            transaction_behavior: Some(split.writer_transaction_behavior),
-            ..PragmaSet::default()
-        };
-        let readers = PragmaSet {
-            query_only: Some(true),
-            ..PragmaSet::default()
-        };
-        let writer_pool = PoolSettings {
-            max_size: 1,
-            min_idle: None,
-            connection_timeout: split.writer_connection_timeout,
-            ..self.pool.clone()
-        };
-        vec![
-            derive("writer", writer, writer_pool),
-            derive("readers", readers, split.readers.clone()),
-        ]
     }
 }
 
@@ -462,6 +483,15 @@ impl Resolver<'_> {
             .map_or_else(|| "configuration".to_owned(), |(origin, _)| origin.clone())
     }
 
+    /// A typed error from a lower layer, with the file or variable and the key that caused it.
+    fn wrap(&self, key: String, source: Error) -> Error {
+        Error::At {
+            origin: self.origin(&key),
+            key,
+            source: Box::new(source),
+        }
+    }
+
     fn error(&self, key: String, message: String) -> Error {
         Error::Config {
             origin: self.origin(&key),
@@ -480,11 +510,7 @@ impl Resolver<'_> {
         let mut profiles = BTreeMap::new();
         for (name, set) in &raw.profiles {
             let profile = Profile::new(name, set.clone()).map_err(|e| match e {
-                Error::Config {
-                    key: Some(pragma),
-                    message,
-                    ..
-                } => self.error(format!("profiles.{name}.{pragma}"), message),
+                Error::Unsafe { pragma, .. } => self.wrap(format!("profiles.{name}.{pragma}"), e),
                 other => other,
             })?;
             profiles.insert(name.clone(), profile);
@@ -523,20 +549,14 @@ impl Resolver<'_> {
             let profile_name = db.profile.clone().unwrap_or_else(|| name.clone());
             let profile =
                 Profile::new(profile_name, base.overlay(&db.pragmas)).map_err(|e| match e {
-                    Error::Config {
-                        key: Some(pragma),
-                        message,
-                        ..
-                    } => {
-                        let in_db = serde_json::to_value(&db.pragmas)
-                            .ok()
-                            .and_then(|v| v.get(&pragma).filter(|v| !v.is_null()).cloned())
-                            .is_some();
+                    Error::Unsafe { pragma, .. } => {
+                        // The database's own key, unless only its profile sets the value.
+                        let in_db = db.pragmas.sets(pragma);
                         let k = match (&db.profile, in_db) {
                             (Some(p), false) => format!("profiles.{p}.{pragma}"),
                             _ => key(&format!("pragmas.{pragma}")),
                         };
-                        self.error(k, message)
+                        self.wrap(k, e)
                     }
                     other => other,
                 })?;
@@ -605,19 +625,7 @@ impl Resolver<'_> {
         let d = base.cloned().unwrap_or_default();
         let key = |k: &str| format!("databases.{name}.{table}.{k}");
         let max_size = p.max_size.unwrap_or(d.max_size);
-        if max_size == 0 {
-            return Err(self.error(
-                key("max_size"),
-                "invalid max_size 0: expected at least 1".into(),
-            ));
-        }
-        if let Some(min) = p.min_idle.filter(|&m| m > max_size) {
-            return Err(self.error(
-                key("min_idle"),
-                format!("invalid min_idle {min}: expected at most max_size ({max_size})"),
-            ));
-        }
-        Ok(PoolSettings {
+        let settings = PoolSettings {
             max_size,
             min_idle: p.min_idle.or(if base.is_some() && p.max_size.is_none() {
                 d.min_idle
@@ -629,7 +637,12 @@ impl Resolver<'_> {
             max_lifetime: p.max_lifetime.map_or(d.max_lifetime, |l| l.0),
             test_on_check_out: p.test_on_check_out.unwrap_or(d.test_on_check_out),
             stats: p.stats.unwrap_or(d.stats),
-        })
+        };
+        settings.validate().map_err(|e| match e {
+            Error::PoolSetting { key: k, .. } => self.wrap(key(k), e),
+            other => other,
+        })?;
+        Ok(settings)
     }
 }
 

@@ -1,7 +1,7 @@
 //! A short built-in read/write workload through the pools, for `litepool stats --workload`.
 //!
-//! It works on its own table, `litepool_workload`, created in each database and dropped at the
-//! end: 80% point reads, 20% single-row updates in a transaction (the profile's
+//! It runs on private copies of the configured databases ([`on_copies`]), never on the files
+//! themselves, with its own table `litepool_workload` in each copy: 80% point reads, 20% single-row updates in a transaction (the profile's
 //! `transaction_behavior` applies). A split database reads from its readers and writes through
 //! its writer. Databases that refuse the table (e.g. `query_only`) are left
 //! out and reported.
@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::datagen::Rng;
-use crate::error::{Error, Result};
-use crate::pools::Pools;
+use crate::scratch::{copy_database, Scratch};
+use litepool::Pools;
+use litepool::Settings;
+use litepool::{Error, Result};
 
 const TABLE_ROWS: i64 = 1000;
 
@@ -48,6 +50,21 @@ fn setup(pools: &Pools, name: &str) -> Result<()> {
         database: name.to_owned(),
         source,
     })
+}
+
+/// `settings` with every database moved to a private copy in `scratch`: an existing file is
+/// copied ([`copy_database`]), a missing one will be created there.
+pub fn on_copies(settings: &Settings, scratch: &Scratch) -> Result<Settings> {
+    let mut copies = settings.clone();
+    for (i, db) in copies.databases.values_mut().enumerate() {
+        // Numbered: a database name may hold characters a file name cannot.
+        let dest = scratch.path().join(format!("{i}.db"));
+        if db.path.exists() {
+            copy_database(&db.path, &dest, &db.name)?;
+        }
+        db.path = dest;
+    }
+    Ok(copies)
 }
 
 /// Runs the workload for `duration` on `threads` threads; `progress` gets the fraction done.
@@ -132,11 +149,6 @@ pub fn run(
         report.writes += c[1];
         report.busy += c[2];
         report.errors += c[3];
-    }
-    for name in names {
-        if let Ok(conn) = pools.writer(name) {
-            let _ = conn.execute_batch("DROP TABLE IF EXISTS litepool_workload");
-        }
     }
     Ok(report)
 }

@@ -13,11 +13,12 @@ use rusqlite::{params, Connection, OpenFlags, MAIN_DB};
 use serde::Serialize;
 
 use crate::datagen::{self, assignee, Dataset, Rng, ASSIGNEES};
-use crate::error::{Error, ParseValueError, Result};
-use crate::histogram::{Histogram, Summary};
-use crate::pools::NamedPool;
-use crate::profile::Profile;
-use crate::settings::{DatabaseSettings, PoolSettings};
+use crate::scratch::{copy_database, private_file, Scratch};
+use litepool::histogram::{Histogram, Summary};
+use litepool::settings::{DatabaseSettings, PoolSettings, Split};
+use litepool::NamedPool;
+use litepool::Profile;
+use litepool::{Error, ParseValueError, Result};
 
 /// One benchmark workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -102,9 +103,9 @@ const NAMES: [(&str, Dataset); 3] = [
     ("audit", Dataset::Audit),
 ];
 
-/// Makes the three source databases in `dir`: a copy (SQLite backup API, the original opened
-/// read-only) of each existing source, else an empty file; then fills missing tables with
-/// generated data. Originals are never written.
+/// Makes the three source databases in `dir`: a private copy ([`copy_database`]: the original is
+/// never opened with SQLite) of each existing source, else an empty 0600 file; then fills missing
+/// tables with generated data. Originals are never written.
 pub fn prepare_sources(dir: &Path, from: &Sources, seed: u64, scale: u32) -> Result<[PathBuf; 3]> {
     let originals = [&from.customers, &from.jobs, &from.audit];
     let mut out = Vec::new();
@@ -114,10 +115,9 @@ pub fn prepare_sources(dir: &Path, from: &Sources, seed: u64, scale: u32) -> Res
             database: name.to_owned(),
             source,
         };
-        if let Some(src) = original.as_ref().filter(|p| p.exists()) {
-            let src =
-                Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sql)?;
-            src.backup(MAIN_DB, &dest, None).map_err(sql)?;
+        match original.as_ref().filter(|p| p.exists()) {
+            Some(src) => copy_database(src, &dest, name)?,
+            None => drop(private_file(&dest)?),
         }
         let mut conn = Connection::open(&dest).map_err(sql)?;
         datagen::generate(&mut conn, dataset, seed, scale).map_err(sql)?;
@@ -132,6 +132,7 @@ fn copy(src: &Path, dest: &Path, name: &str) -> Result<()> {
         database: name.to_owned(),
         source,
     };
+    private_file(dest)?;
     let src = Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sql)?;
     src.backup(MAIN_DB, dest, None).map_err(sql)
 }
@@ -184,23 +185,24 @@ impl Target {
             copy(src, &path, name)?;
             let mut db = DatabaseSettings::new(name, path, profile.clone());
             db.create_if_missing = false;
-            db.pool = PoolSettings {
-                max_size: POOL_SIZE,
-                ..PoolSettings::default()
-            };
+            let mut pool = PoolSettings::default();
+            pool.max_size = POOL_SIZE;
             if split {
-                db.split = Some(crate::settings::Split {
-                    writer_connection_timeout: db.pool.connection_timeout,
-                    writer_transaction_behavior: crate::pragma::TransactionMode::Immediate,
-                    optimize_interval: None,
-                    readers: db.pool.clone(),
-                });
+                db.split = Some(Split::new(&pool));
             }
-            crate::file::inspect(&db)?;
-            let mut specs = db.pools().into_iter();
-            let writer = NamedPool::open(&specs.next().expect("a writer or single pool"))?;
-            let readers = specs.next().map(|r| NamedPool::open(&r)).transpose()?;
-            pools.push(Db { writer, readers });
+            db.pool = pool;
+            litepool::file::inspect(&db)?;
+            let mut opened = db
+                .pools()
+                .iter()
+                .map(|spec| NamedPool::open(&db, spec))
+                .collect::<Result<Vec<_>>>()?
+                .into_iter();
+            let writer = opened.next().expect("a writer or single pool");
+            pools.push(Db {
+                writer,
+                readers: opened.next(),
+            });
         }
         let [customers, jobs, audit]: [Db; 3] = pools.try_into().expect("three databases");
         let max = |p: &NamedPool, table: &str| -> Result<i64> {
@@ -423,10 +425,7 @@ impl Comparison {
         seed: u64,
         progress: &mut dyn FnMut(usize, usize, &str),
     ) -> Result<Comparison> {
-        let tmp = tempfile::tempdir().map_err(|source| Error::Io {
-            path: std::env::temp_dir(),
-            source,
-        })?;
+        let tmp = Scratch::new()?;
         let src_dir = tmp.path().join("sources");
         std::fs::create_dir(&src_dir).map_err(|source| Error::Io {
             path: src_dir.clone(),
@@ -500,8 +499,8 @@ impl fmt::Display for Comparison {
                     m.profile,
                     m.threads,
                     m.ops_per_sec,
-                    crate::histogram::human(m.latency.p50),
-                    crate::histogram::human(m.latency.p99),
+                    litepool::histogram::human(m.latency.p50),
+                    litepool::histogram::human(m.latency.p99),
                     ratio,
                     m.busy
                 )?;

@@ -1,0 +1,102 @@
+//! Each database as its list of pools: the one description that [`crate::Pools`], the memory
+//! budget, the lint, `litepool check` and `litepool bench` all read.
+
+use serde::Serialize;
+
+use crate::pragma::TransactionMode;
+use crate::profile::{PragmaSet, Profile};
+
+use super::{DatabaseSettings, PoolSettings};
+
+/// What a pool is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The one pool of a database without a split: reads and writes.
+    Single,
+    /// The one writer connection of a split database (`BEGIN IMMEDIATE` by default).
+    Writer,
+    /// The read-only connections of a split database: opened with `SQLITE_OPEN_READ_ONLY`,
+    /// `query_only = ON`, deferred transactions.
+    Readers,
+}
+
+impl Role {
+    /// `writer` or `readers`: the suffix of a split pool's name; `None` for a single pool.
+    pub fn suffix(self) -> Option<&'static str> {
+        match self {
+            Role::Single => None,
+            Role::Writer => Some("writer"),
+            Role::Readers => Some("readers"),
+        }
+    }
+
+    /// True for connections that may write.
+    pub fn writes(self) -> bool {
+        self != Role::Readers
+    }
+}
+
+/// One concrete pool of a database: its name, role, profile and r2d2 settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolSpec {
+    /// `jobs` for a single pool, `jobs.writer` / `jobs.readers` for a split database.
+    pub name: String,
+    /// The database's name.
+    pub database: String,
+    /// What the pool is for.
+    pub role: Role,
+    /// The profile its connections get: the database's, plus the role's own keys.
+    pub profile: Profile,
+    /// The r2d2 settings.
+    pub pool: PoolSettings,
+}
+
+impl DatabaseSettings {
+    /// The concrete pools of this database: one pool, or for a split database the writer
+    /// (`<name>.writer`: max_size 1, the split's `transaction_behavior`) and the readers
+    /// (`<name>.readers`: read-only, `query_only = true`, deferred transactions), in that order.
+    pub fn pools(&self) -> Vec<PoolSpec> {
+        let Some(split) = &self.split else {
+            return vec![PoolSpec {
+                name: self.name.clone(),
+                database: self.name.clone(),
+                role: Role::Single,
+                profile: self.profile.clone(),
+                pool: self.pool.clone(),
+            }];
+        };
+        let spec = |role: Role, keys: PragmaSet, pool: PoolSettings| {
+            let suffix = role.suffix().unwrap_or_default();
+            PoolSpec {
+                name: format!("{}.{suffix}", self.name),
+                database: self.name.clone(),
+                role,
+                profile: self.profile.with_role(suffix, &keys),
+                pool,
+            }
+        };
+        let writer = PragmaSet {
+            transaction_behavior: Some(split.writer_transaction_behavior),
+            ..PragmaSet::default()
+        };
+        // A reader's transaction only reads: `BEGIN IMMEDIATE` would fail on a read-only
+        // connection, whatever the profile says for writers.
+        let readers = PragmaSet {
+            query_only: Some(true),
+            transaction_behavior: Some(TransactionMode::Deferred),
+            ..PragmaSet::default()
+        };
+        let writer_pool = PoolSettings {
+            max_size: 1,
+            min_idle: None,
+            connection_timeout: split.writer_connection_timeout,
+            ..self.pool.clone()
+        };
+        vec![
+            spec(Role::Writer, writer, writer_pool),
+            spec(Role::Readers, readers, split.readers.clone()),
+        ]
+    }
+}
