@@ -116,7 +116,7 @@ fn acquire(c: &mut Criterion) {
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let settings = Settings::loader()
         .dir(config)
-        .env("bench")
+        .env("development")
         .vars(Default::default())
         .load()
         .unwrap();

@@ -27,7 +27,7 @@ fn workloads(c: &mut Criterion) {
     let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let settings = Settings::loader()
         .dir(config)
-        .env("bench")
+        .env("development")
         .vars(Default::default())
         .load()
         .unwrap();

@@ -143,6 +143,9 @@ impl CustomizeConnection<Connection, rusqlite::Error> for PragmaCustomizer {
                 r
             }
         };
+        if result.is_ok() {
+            guard(conn)?;
+        }
         // rusqlite has no general "other" variant; this one displays our error as is and keeps
         // it as `source()`, so it can be downcast to `litepool::Error`.
         result.map_err(|e: Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
@@ -197,4 +200,27 @@ impl r2d2::HandleError<rusqlite::Error> for ErrorRecorder {
             record(&self.0, message);
         }
     }
+}
+
+/// Refuses, on a pooled connection, what application code could change and leave behind for the
+/// connection's next borrower: an assignment to a pragma the profile manages
+/// ([`crate::profile::MANAGED`], e.g. `PRAGMA query_only = 0`, `PRAGMA foreign_keys = OFF`) and
+/// `ATTACH`/`DETACH`. Reading those pragmas stays allowed. SQLite reports a refused statement as
+/// "not authorized" when it is prepared, so nothing runs. The authorizer runs only when a statement
+/// is prepared (not for statements taken from rusqlite's statement cache).
+fn guard(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+    conn.authorizer(Some(|ctx: AuthContext<'_>| match ctx.action {
+        AuthAction::Pragma {
+            pragma_name,
+            pragma_value: Some(_),
+        } if crate::profile::MANAGED
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(pragma_name)) =>
+        {
+            Authorization::Deny
+        }
+        AuthAction::Attach { .. } | AuthAction::Detach { .. } => Authorization::Deny,
+        _ => Authorization::Allow,
+    }))
 }

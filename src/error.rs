@@ -103,6 +103,39 @@ pub enum Error {
         report: String,
     },
 
+    /// A `-wal` or `-journal` file without its database file (or beside an empty one): it may hold
+    /// the only copy of commits. Nothing was written or removed.
+    #[error("database {database:?}: {orphan} exists but {path} is missing or empty: it may hold the only copy of committed data, and opening the database would discard it; restore the database file, or move the orphan away if it is not needed (nothing was changed)")]
+    Orphan {
+        /// The configured database name.
+        database: String,
+        /// The database path.
+        path: PathBuf,
+        /// The `-wal` or `-journal` file.
+        orphan: PathBuf,
+    },
+
+    /// The database file was deleted, renamed or replaced while its pool was open: new
+    /// connections would reach another file, and writes on open ones would be lost.
+    #[error("pool {pool:?}: the database file {path} was deleted, renamed or replaced while the pool was open; the pool hands out no more connections (rebuild the pools to open the file now at that path)")]
+    Moved {
+        /// The pool's name.
+        pool: String,
+        /// The path.
+        path: PathBuf,
+    },
+
+    /// Two configured databases name one file.
+    #[error("databases {first:?} and {second:?} are the same file ({path}): one file is one database with one profile; for two pools on one file use [databases.{first}.writer] and [databases.{first}.readers]")]
+    SameFile {
+        /// The first database, by name order.
+        first: String,
+        /// The second.
+        second: String,
+        /// The second's path.
+        path: PathBuf,
+    },
+
     /// A file-level pragma (`page_size`, `auto_vacuum`) differs from the existing file.
     #[error(
         "database {database:?}: {pragma} is {actual} in the existing file {path} but the profile \

@@ -33,6 +33,8 @@ pub enum FileState {
         auto_vacuum: AutoVacuum,
         /// True when the header says WAL.
         wal: bool,
+        /// True when `PRAGMA quick_check` ran and found no damage (`check_integrity`).
+        quick_check: bool,
     },
 }
 
@@ -100,6 +102,7 @@ pub fn inspect(db: &DatabaseSettings) -> Result<FileState> {
                     parent.display()
                 )));
             }
+            orphans(db)?;
             if !db.create_if_missing {
                 return Err(missing(
                     "file does not exist and create_if_missing = false".into(),
@@ -127,6 +130,8 @@ pub fn inspect(db: &DatabaseSettings) -> Result<FileState> {
         return Err(not_db("it is not a regular file"));
     }
     if meta.len() == 0 {
+        // SQLite would treat the file as a new database and delete a WAL beside it.
+        orphans(db)?;
         return Ok(FileState::Empty);
     }
     let mut header = [0u8; 100];
@@ -156,6 +161,7 @@ pub fn inspect(db: &DatabaseSettings) -> Result<FileState> {
         page_size,
         auto_vacuum,
         wal: header[18] == 2 && header[19] == 2,
+        quick_check: db.check_integrity,
     };
     let set = db.profile.pragmas();
     let differs = [
@@ -175,5 +181,65 @@ pub fn inspect(db: &DatabaseSettings) -> Result<FileState> {
             actual,
         });
     }
+    if db.check_integrity {
+        quick_check(db)?;
+    }
     Ok(state)
+}
+
+/// A `-wal` or `-journal` beside a database file that is missing or empty holds the only copy of
+/// commits: SQLite would start a new database and delete or ignore it. Refused, bytes unchanged.
+fn orphans(db: &DatabaseSettings) -> Result<()> {
+    for suffix in ["-wal", "-journal"] {
+        let mut name = db.path.as_os_str().to_owned();
+        name.push(suffix);
+        let orphan = std::path::PathBuf::from(name);
+        if fs::symlink_metadata(&orphan).is_ok() {
+            return Err(Error::Orphan {
+                database: db.name.clone(),
+                path: db.path.clone(),
+                orphan,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `PRAGMA quick_check` on a read-only connection, after the profile's `busy_timeout`.
+fn quick_check(db: &DatabaseSettings) -> Result<()> {
+    use rusqlite::{Connection, OpenFlags};
+    let sql = |source| Error::Sqlite {
+        database: db.name.clone(),
+        source,
+    };
+    let conn = Connection::open_with_flags(
+        &db.path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sql)?;
+    if let Some(t) = db.profile.pragmas().busy_timeout {
+        conn.busy_timeout(t.duration()).map_err(sql)?;
+    }
+    let mut stmt = conn.prepare("PRAGMA quick_check(5)").map_err(sql)?;
+    let rows: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .and_then(|rows| rows.collect())
+        .map_err(|source| match source.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
+                Error::Corrupt {
+                    database: db.name.clone(),
+                    path: db.path.clone(),
+                    report: source.to_string(),
+                }
+            }
+            _ => sql(source),
+        })?;
+    if rows != ["ok"] {
+        return Err(Error::Corrupt {
+            database: db.name.clone(),
+            path: db.path.clone(),
+            report: rows.join("; "),
+        });
+    }
+    Ok(())
 }

@@ -2,7 +2,6 @@
 //! reason and a link to sqlite.org. `litepool check --strict` fails on warnings; notices are
 //! deliberate trade-offs (memory-mapped I/O) that are worth knowing but not errors.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Serialize;
@@ -171,42 +170,14 @@ pub fn lint_with(
             link: "https://sqlite.org/pragma.html#pragma_cache_size",
         });
     }
-    // Pools on the same file should agree on settings that change what a query does.
-    let mut by_file: BTreeMap<std::path::PathBuf, Vec<&PoolSpec>> = BTreeMap::new();
-    for (db, spec) in &specs {
-        let key = std::fs::canonicalize(&db.path).unwrap_or_else(|_| db.path.clone());
-        by_file.entry(key).or_default().push(spec);
-    }
-    for (path, group) in by_file.into_iter().filter(|(_, g)| g.len() > 1) {
-        let first = group[0].profile.pragmas();
-        for other in &group[1..] {
-            let o = other.profile.pragmas();
-            for (what, differs, link) in [
-                (
-                    "foreign_keys",
-                    first.foreign_keys != o.foreign_keys,
-                    "https://sqlite.org/foreignkeys.html",
-                ),
-                (
-                    "busy_timeout",
-                    first.busy_timeout != o.busy_timeout,
-                    "https://sqlite.org/pragma.html#pragma_busy_timeout",
-                ),
-            ] {
-                if differs {
-                    out.push(Finding {
-                        level: Level::Warning,
-                        database: format!("{} and {}", group[0].name, other.name),
-                        code: "inconsistent-pools",
-                        message: format!(
-                            "{what} differs between two pools on the same file {}",
-                            path.display()
-                        ),
-                        link,
-                    });
-                }
-            }
-        }
+    for i in &settings.ignored {
+        out.push(Finding {
+            level: Level::Warning,
+            database: i.origin.clone(),
+            code: "ignored-key",
+            message: format!("key `{}`: {}", i.key, i.reason),
+            link: "https://docs.rs/litepool/latest/litepool/settings/struct.Ignored.html",
+        });
     }
     out
 }

@@ -47,7 +47,17 @@ impl DerefMut for Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        if let Some(counters) = self.counters.as_ref().filter(|_| self.used.get()) {
+        if !self.used.get() {
+            return;
+        }
+        // A transaction left open (BEGIN without COMMIT, a panic mid-transaction) must not
+        // reach the next borrower. `is_autocommit` reads a flag; no query runs when it is set.
+        if !self.inner.is_autocommit() {
+            if let Err(e) = self.inner.execute_batch("ROLLBACK") {
+                tracing::warn!(error = %e, "rolling back a transaction left open failed");
+            }
+        }
+        if let Some(counters) = &self.counters {
             counters.sample_cache(&mut self.inner);
         }
     }
@@ -68,6 +78,9 @@ pub struct NamedPool {
 
 struct PoolInner {
     name: String,
+    path: std::path::PathBuf,
+    /// Set by the watcher of [`Pools`] when the file at `path` is no longer the one opened.
+    moved: std::sync::atomic::AtomicBool,
     pool: Pool<SqliteConnectionManager>,
     last_error: LastErrorHandle,
     counters: Arc<PoolCounters>,
@@ -147,6 +160,8 @@ impl NamedPool {
         Ok(NamedPool {
             inner: Arc::new(PoolInner {
                 name: spec.name.clone(),
+                path: db.path.clone(),
+                moved: std::sync::atomic::AtomicBool::new(false),
                 pool,
                 last_error,
                 counters,
@@ -166,6 +181,12 @@ impl NamedPool {
     /// every connection was in use or new connections failed, and why ([`Error::Timeout`]).
     pub fn get(&self) -> Result<Conn> {
         let p = &self.inner;
+        if p.moved.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Error::Moved {
+                pool: p.name.clone(),
+                path: p.path.clone(),
+            });
+        }
         match p.pool.get() {
             Ok(inner) => Ok(Conn {
                 inner,
@@ -327,6 +348,7 @@ struct Inner {
     /// Every database, by its name.
     databases: BTreeMap<String, Handle>,
     optimizers: Vec<Optimizer>,
+    watcher: Option<Watcher>,
 }
 
 /// Runs `PRAGMA optimize` on a writer every interval, only when the writer is free
@@ -367,11 +389,77 @@ impl Optimizer {
     }
 }
 
+/// Every [`WATCH_INTERVAL`], compares the file at each pool's path with the file its pool opened
+/// (device and inode, as SQLite's `SQLITE_FCNTL_HAS_MOVED` does) and stops a pool whose file was
+/// deleted, renamed or replaced. Checking in the background costs the checkout path one relaxed
+/// atomic load; a `stat` per checkout would cost more (see `benches/acquire.rs`).
+#[derive(Debug)]
+struct Watcher {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+/// How often [`Pools`] checks that each database file is still the one it opened.
+pub const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
+#[cfg(unix)]
+fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    // Without inodes, only a deleted file is seen.
+    std::fs::metadata(path).ok().map(|_| (0, 0))
+}
+
+impl Watcher {
+    fn start(pools: Vec<NamedPool>) -> Result<Watcher> {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let watched: Vec<(NamedPool, Option<(u64, u64)>)> = pools
+            .into_iter()
+            .map(|p| {
+                let id = file_identity(&p.inner.path);
+                (p, id)
+            })
+            .collect();
+        let thread = std::thread::Builder::new()
+            .name("litepool-watch".into())
+            .spawn(move || loop {
+                std::thread::park_timeout(WATCH_INTERVAL);
+                if flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                for (pool, opened) in &watched {
+                    let p = &pool.inner;
+                    if p.moved.load(std::sync::atomic::Ordering::Relaxed) {
+                        continue;
+                    }
+                    if file_identity(&p.path) != *opened {
+                        p.moved.store(true, std::sync::atomic::Ordering::Relaxed);
+                        tracing::error!(pool = %p.name, path = %p.path.display(), "database file deleted, renamed or replaced: the pool hands out no more connections");
+                    }
+                }
+            })
+            .map_err(|source| Error::Io {
+                path: "watcher thread".into(),
+                source,
+            })?;
+        Ok(Watcher { stop, thread })
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         for o in &self.optimizers {
             o.stop.store(true, std::sync::atomic::Ordering::Relaxed);
             o.thread.thread().unpark();
+        }
+        if let Some(w) = &self.watcher {
+            w.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            w.thread.thread().unpark();
         }
     }
 }
@@ -418,11 +506,13 @@ impl Pools {
             }
             databases.insert(db.name.clone(), handle);
         }
+        let watcher = Some(Watcher::start(pools.values().cloned().collect())?);
         Ok(Pools {
             inner: Arc::new(Inner {
                 pools,
                 databases,
                 optimizers,
+                watcher,
             }),
         })
     }

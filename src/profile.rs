@@ -68,6 +68,7 @@ pub struct PragmaSet {
     pub mmap_size: Option<MmapSize>,
     /// Pages in the WAL before an automatic checkpoint
     /// (<https://sqlite.org/pragma.html#pragma_wal_autocheckpoint>). Default: 1000; 0 disables.
+    #[serde(default, deserialize_with = "crate::settings::strict::count")]
     pub wal_autocheckpoint: Option<u32>,
     /// Size the WAL or journal is truncated to after use
     /// (<https://sqlite.org/pragma.html#pragma_journal_size_limit>). Default: no limit.
@@ -84,6 +85,7 @@ pub struct PragmaSet {
     pub cell_size_check: Option<bool>,
     /// Rows `ANALYZE` looks at per index (<https://sqlite.org/pragma.html#pragma_analysis_limit>).
     /// Default: 0 (all).
+    #[serde(default, deserialize_with = "crate::settings::strict::count")]
     pub analysis_limit: Option<u32>,
 }
 

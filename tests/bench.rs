@@ -11,7 +11,7 @@ fn shipped() -> Settings {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     Settings::loader()
         .dir(dir)
-        .env("bench")
+        .env("development")
         .vars(Default::default())
         .load()
         .unwrap()

@@ -331,12 +331,6 @@ fn the_lint_names_each_unsafe_setting() {
         true,
     );
     assert_eq!(strict, [("strict-durability", Level::Warning)]);
-    let two = codes(
-        "[databases.a]\npath = \"{data}/same.db\"\n[databases.a.pragmas]\nforeign_keys = true\n\
-         [databases.b]\npath = \"{data}/same.db\"\n[databases.b.pragmas]\nforeign_keys = false\n",
-        false,
-    );
-    assert_eq!(two, [("inconsistent-pools", Level::Warning)]);
     let budget = codes(
         &(one_db("cache_size = \"64MiB\"", "max_size = 4")
             + "[limits]\nmemory_budget = \"100MiB\"\n"),

@@ -14,7 +14,7 @@
 //! file until settings have loaded.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use config::{Config, ConfigError, Environment, File, FileFormat};
@@ -25,6 +25,7 @@ use crate::pragma::{ByteSize, Lifetime, Timeout, TransactionMode};
 use crate::profile::{PragmaSet, Profile};
 
 mod spec;
+pub(crate) mod strict;
 pub use spec::{PoolSpec, Role};
 
 const ENV_PREFIX: &str = "LITEPOOL";
@@ -45,9 +46,12 @@ struct Layer {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DatabaseLayer {
+    #[serde(default, deserialize_with = "strict::path")]
     path: Option<PathBuf>,
+    #[serde(default, deserialize_with = "strict::string")]
     profile: Option<String>,
     create_if_missing: Option<bool>,
+    check_integrity: Option<bool>,
     file_mode: Option<FileMode>,
     durability: Option<Durability>,
     #[serde(default)]
@@ -69,7 +73,9 @@ struct WriterLayer {
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PoolLayer {
+    #[serde(default, deserialize_with = "strict::count")]
     max_size: Option<u32>,
+    #[serde(default, deserialize_with = "strict::count")]
     min_idle: Option<u32>,
     connection_timeout: Option<Timeout>,
     idle_timeout: Option<Lifetime>,
@@ -246,6 +252,10 @@ pub struct DatabaseSettings {
     pub path: PathBuf,
     /// Create the file when it does not exist. Default: true.
     pub create_if_missing: bool,
+    /// Run `PRAGMA quick_check` on an existing file before litepool first writes to it (the
+    /// journal switch, file-level pragmas), and refuse a damaged file. Default: true. It reads
+    /// the whole file: about 1 s per GB measured; set false to skip it on very large files.
+    pub check_integrity: bool,
     /// The profile, merged with the database's own `pragmas`.
     pub profile: Profile,
     /// The pool settings.
@@ -265,6 +275,7 @@ impl DatabaseSettings {
             name: name.into(),
             path: path.into(),
             create_if_missing: true,
+            check_integrity: true,
             profile,
             pool: PoolSettings::default(),
             file_mode: FileMode(0o600),
@@ -290,6 +301,104 @@ pub struct Settings {
     pub databases: BTreeMap<String, DatabaseSettings>,
     /// `limits.memory_budget`: the most page-cache memory all pools may take. Default: none.
     pub memory_budget: Option<ByteSize>,
+    /// Configured keys that have no effect (shadowed or ignored), for `litepool check`.
+    pub ignored: Vec<Ignored>,
+}
+
+/// A configured key that has no effect.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Ignored {
+    /// The dotted key.
+    pub key: String,
+    /// The file or environment variable that set it.
+    pub origin: String,
+    /// Why it has no effect.
+    pub reason: String,
+}
+
+/// What identifies a file: its device and inode when it exists, else its canonical path.
+#[derive(Debug, PartialEq, Eq)]
+enum FileId {
+    #[cfg(unix)]
+    Inode(u64, u64),
+    Path(PathBuf),
+}
+
+fn file_id(path: &Path) -> FileId {
+    #[cfg(unix)]
+    if let Ok(m) = std::fs::metadata(path) {
+        use std::os::unix::fs::MetadataExt;
+        return FileId::Inode(m.dev(), m.ino());
+    }
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return FileId::Path(p);
+    }
+    // A file still to be created: its directory, resolved, and its name.
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let dir = parent.map_or_else(
+        || std::env::current_dir().unwrap_or_default(),
+        |p| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned()),
+    );
+    FileId::Path(dir.join(path.file_name().unwrap_or_default()))
+}
+
+/// Refuses two databases on one file (the same path, a path through `..` or a symbolic link, a
+/// hard link): one file is one database with one profile. Reads metadata only.
+fn distinct_files(databases: &BTreeMap<String, DatabaseSettings>) -> Result<()> {
+    let ids: Vec<(&DatabaseSettings, FileId)> = databases
+        .values()
+        .map(|db| (db, file_id(&db.path)))
+        .collect();
+    for (i, (a, id_a)) in ids.iter().enumerate() {
+        if let Some((b, _)) = ids[i + 1..].iter().find(|(_, id_b)| id_b == id_a) {
+            return Err(Error::SameFile {
+                first: a.name.clone(),
+                second: b.name.clone(),
+                path: b.path.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+impl Settings {
+    /// Settings built in code: `databases` with their profiles, validated as strictly as a
+    /// file (pool settings, two databases on one file). `profiles` lists named profiles for
+    /// `litepool bench`-style lookups; it may be empty.
+    pub fn from_databases(
+        databases: impl IntoIterator<Item = DatabaseSettings>,
+        memory_budget: Option<ByteSize>,
+    ) -> Result<Settings> {
+        let databases: BTreeMap<String, DatabaseSettings> =
+            databases.into_iter().map(|d| (d.name.clone(), d)).collect();
+        if databases.is_empty() {
+            return Err(config_err("code", "no databases: expected at least one"));
+        }
+        for db in databases.values() {
+            for spec in db.pools() {
+                spec.pool.validate().map_err(|e| Error::At {
+                    origin: "code".into(),
+                    key: format!("databases.{}.pool", spec.name),
+                    source: Box::new(e),
+                })?;
+            }
+        }
+        distinct_files(&databases)?;
+        let profiles = databases
+            .values()
+            .map(|d| (d.profile.name().to_owned(), d.profile.clone()))
+            .collect();
+        Ok(Settings {
+            env: "none".into(),
+            dir: PathBuf::new(),
+            sources: vec!["code".into()],
+            profiles,
+            databases,
+            memory_budget,
+            ignored: Vec::new(),
+        })
+    }
 }
 
 impl Settings {
@@ -304,12 +413,31 @@ impl Settings {
     }
 }
 
+/// Limits on configuration input, checked before it is parsed: a key is at most
+/// [`MAX_KEY_DEPTH`] levels deep, an environment variable's name at most [`MAX_NAME_BYTES`]
+/// bytes and its value at most [`MAX_VALUE_BYTES`], a file at most [`MAX_FILE_BYTES`].
+pub const MAX_KEY_DEPTH: usize = 6;
+/// See [`MAX_KEY_DEPTH`].
+pub const MAX_NAME_BYTES: usize = 256;
+/// See [`MAX_KEY_DEPTH`].
+pub const MAX_VALUE_BYTES: usize = 65_536;
+/// See [`MAX_KEY_DEPTH`].
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
 /// Builds [`Settings`] from layered sources.
 #[derive(Debug, Default, Clone)]
 pub struct Loader {
     dir: Option<PathBuf>,
     env: Option<String>,
     vars: Option<HashMap<String, String>>,
+}
+
+fn config_err(origin: impl Into<String>, message: impl Into<String>) -> Error {
+    Error::Config {
+        origin: origin.into(),
+        key: None,
+        message: message.into(),
+    }
 }
 
 impl Loader {
@@ -331,71 +459,146 @@ impl Loader {
         self
     }
 
-    fn var(&self, name: &str) -> Option<String> {
+    /// One variable, as text. A variable that is not UTF-8 is an error naming it.
+    fn var(&self, name: &str) -> Result<Option<String>> {
         match &self.vars {
-            Some(v) => v.get(name).cloned(),
-            None => std::env::var(name).ok(),
+            Some(v) => Ok(v.get(name).cloned()),
+            None => match std::env::var_os(name) {
+                None => Ok(None),
+                Some(os) => os.into_string().map(Some).map_err(|_| {
+                    config_err(
+                        format!("environment variable {name}"),
+                        "the value is not valid UTF-8",
+                    )
+                }),
+            },
         }
+    }
+
+    /// The `LITEPOOL__…` variables, sorted. Other variables are not read at all, whatever
+    /// bytes they hold; a `LITEPOOL__…` one that is not UTF-8, too long or too deep is an error
+    /// naming it.
+    fn litepool_vars(&self) -> Result<Vec<(String, String)>> {
+        let prefix = format!("{ENV_PREFIX}{SEP}");
+        let mut out = Vec::new();
+        let mut take = |name: String, value: String| -> Result<()> {
+            let origin = || format!("environment variable {name}");
+            if name.len() > MAX_NAME_BYTES {
+                return Err(config_err(
+                    format!("environment variable {}…", &name[..40]),
+                    format!(
+                        "the name is {} bytes long; at most {MAX_NAME_BYTES} are allowed",
+                        name.len()
+                    ),
+                ));
+            }
+            let depth = name[prefix.len()..].split(SEP).count();
+            if depth > MAX_KEY_DEPTH {
+                return Err(config_err(
+                    origin(),
+                    format!("the key is {depth} levels deep; at most {MAX_KEY_DEPTH} are allowed (e.g. LITEPOOL__DATABASES__JOBS__POOL__MAX_SIZE)"),
+                ));
+            }
+            if value.len() > MAX_VALUE_BYTES {
+                return Err(config_err(
+                    origin(),
+                    format!(
+                        "the value is {} bytes long; at most {MAX_VALUE_BYTES} are allowed",
+                        value.len()
+                    ),
+                ));
+            }
+            out.push((name, value));
+            Ok(())
+        };
+        match &self.vars {
+            Some(v) => {
+                for (k, v) in v.iter().filter(|(k, _)| k.starts_with(&prefix)) {
+                    take(k.clone(), v.clone())?;
+                }
+            }
+            None => {
+                for (k, v) in std::env::vars_os() {
+                    if !k.as_encoded_bytes().starts_with(prefix.as_bytes()) {
+                        continue;
+                    }
+                    let name = k.into_string().map_err(|k| {
+                        config_err(
+                            format!("environment variable {}", k.to_string_lossy()),
+                            "the name is not valid UTF-8",
+                        )
+                    })?;
+                    let value = v.into_string().map_err(|_| {
+                        config_err(
+                            format!("environment variable {name}"),
+                            "the value is not valid UTF-8",
+                        )
+                    })?;
+                    take(name, value)?;
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// Reads, layers and validates every source.
     pub fn load(self) -> Result<Settings> {
-        let env = self
+        let (env, explicit) = match self
             .env
             .clone()
-            .or_else(|| self.var("LITEPOOL_ENV"))
-            .unwrap_or_else(|| "development".to_owned());
+            .map(Some)
+            .unwrap_or(self.var("LITEPOOL_ENV")?)
+        {
+            Some(env) => (env, true),
+            None => ("development".to_owned(), false),
+        };
         if env.is_empty()
+            || env.len() > 64
             || !env
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         {
-            return Err(Error::Config {
-                origin: "environment name".into(),
-                key: None,
-                message: format!(
-                    "invalid environment name {env:?}: expected letters, digits, '-' or '_'"
-                ),
-            });
-        }
-        let dir = self
-            .dir
-            .clone()
-            .or_else(|| self.var("LITEPOOL_CONFIG_DIR").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("config"));
-
-        let default = dir.join("default.toml");
-        if !default.is_file() {
-            return Err(Error::Config {
-                origin: default.display().to_string(),
-                key: None,
-                message:
-                    "file not found: default.toml is required (set --config or LITEPOOL_CONFIG_DIR)"
-                        .into(),
-            });
-        }
-        let mut layers: Vec<(String, Config)> = Vec::new();
-        for path in [default, dir.join(format!("{env}.toml"))] {
-            if !path.is_file() {
-                continue;
-            }
-            let origin = path.display().to_string();
-            let source = File::from(path.as_path()).format(FileFormat::Toml);
-            layers.push((
-                origin,
-                build(
-                    Config::builder().add_source(source),
-                    &path.display().to_string(),
-                )?,
+            return Err(config_err(
+                "environment name",
+                format!("invalid environment name {env:?}: expected 1 to 64 letters, digits, '-' or '_'"),
             ));
         }
-        let mut vars: Vec<(String, String)> = match &self.vars {
-            Some(v) => v.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            None => std::env::vars().collect(),
+        let dir = match &self.dir {
+            Some(d) => d.clone(),
+            None => match &self.vars {
+                Some(v) => v.get("LITEPOOL_CONFIG_DIR").map(PathBuf::from),
+                None => std::env::var_os("LITEPOOL_CONFIG_DIR").map(PathBuf::from),
+            }
+            .unwrap_or_else(|| PathBuf::from("config")),
         };
-        vars.retain(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}{SEP}")));
-        vars.sort();
-        for (name, value) in vars {
+
+        let default = dir.join("default.toml");
+        let mut layers: Vec<(String, Config)> = Vec::new();
+        match read_config_file(&default)? {
+            Some(text) => layers.push(file_layer(&default, &text)?),
+            None => return Err(config_err(
+                default.display().to_string(),
+                "file not found: default.toml is required (set --config or LITEPOOL_CONFIG_DIR)",
+            )),
+        }
+        let env_file = dir.join(format!("{env}.toml"));
+        match read_config_file(&env_file)? {
+            Some(text) => layers.push(file_layer(&env_file, &text)?),
+            None if explicit => {
+                let known = environments(&dir);
+                return Err(config_err(
+                    env_file.display().to_string(),
+                    format!(
+                        "file not found: environment {env:?} has no {env}.toml; environments in {}: {}",
+                        dir.display(),
+                        if known.is_empty() { "(none)".to_owned() } else { known.join(", ") }
+                    ),
+                ));
+            }
+            None => {}
+        }
+        for (name, value) in self.litepool_vars()? {
             let origin = format!("environment variable {name}");
             let one = HashMap::from([(name, value)]);
             layers.push((
@@ -403,33 +606,135 @@ impl Loader {
                 build(Config::builder().add_source(environment(one)), &origin)?,
             ));
         }
-
-        // Each layer alone: unknown keys and bad values name their own file or variable.
-        for (origin, layer) in &layers {
-            layer
-                .clone()
-                .try_deserialize::<Layer>()
-                .map_err(|e| config_error(e, origin))?;
-        }
-        let mut merged = Config::builder();
-        for (_, layer) in &layers {
-            merged = merged.add_source(layer.clone());
-        }
-        let merged = build(merged, "merged configuration")?;
-        let raw: Layer = merged
-            .clone()
-            .try_deserialize()
-            .map_err(|e| config_error(e, "merged configuration"))?;
-        let sources = layers.iter().map(|(o, _)| o.clone()).collect();
-        Resolver { layers: &layers }.resolve(raw, env, dir, sources)
+        load_layers(layers, env, dir)
     }
 }
 
+/// Settings from one TOML document, without files or environment variables: for defaults
+/// embedded in an application, and for tests. Errors name the origin `TOML string`.
+impl Settings {
+    /// Parses, validates and resolves `text` as the only configuration source.
+    pub fn from_toml(text: &str) -> Result<Settings> {
+        let origin = "TOML string";
+        if text.len() as u64 > MAX_FILE_BYTES {
+            return Err(config_err(
+                origin,
+                format!(
+                    "the text is {} bytes long; at most {MAX_FILE_BYTES} are allowed",
+                    text.len()
+                ),
+            ));
+        }
+        let layer = build(
+            Config::builder().add_source(File::from_str(text, FileFormat::Toml)),
+            origin,
+        )?;
+        load_layers(
+            vec![(origin.to_owned(), layer)],
+            "none".into(),
+            PathBuf::new(),
+        )
+    }
+}
+
+/// Reads a configuration file: `None` when there is nothing at `path`; an error naming it when it
+/// is not a regular file (a directory, a FIFO, a device, a dangling symlink), is unreadable, too
+/// large or not UTF-8. Nothing is opened before its type is known, so a FIFO cannot block.
+fn read_config_file(path: &Path) -> Result<Option<String>> {
+    let origin = || path.display().to_string();
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(config_err(origin(), format!("cannot read it: {e}"))),
+        Ok(_) => {}
+    }
+    let meta = std::fs::metadata(path).map_err(|e| {
+        let why = if e.kind() == std::io::ErrorKind::NotFound {
+            "it is a symbolic link to a file that does not exist".to_owned()
+        } else {
+            format!("cannot read it: {e}")
+        };
+        config_err(origin(), why)
+    })?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a directory"
+        } else {
+            "a special file (FIFO, socket or device)"
+        };
+        return Err(config_err(
+            origin(),
+            format!("not a regular file: it is {what}; expected a TOML file"),
+        ));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(config_err(
+            origin(),
+            format!(
+                "the file is {} bytes long; at most {MAX_FILE_BYTES} are allowed",
+                meta.len()
+            ),
+        ));
+    }
+    let bytes =
+        std::fs::read(path).map_err(|e| config_err(origin(), format!("cannot read it: {e}")))?;
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| config_err(origin(), "the file is not valid UTF-8"))
+}
+
+fn file_layer(path: &Path, text: &str) -> Result<(String, Config)> {
+    let origin = path.display().to_string();
+    let config = build(
+        Config::builder().add_source(File::from_str(text, FileFormat::Toml)),
+        &origin,
+    )?;
+    Ok((origin, config))
+}
+
+/// The environments of a configuration directory: its `*.toml` files but `default.toml`.
+fn environments(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let stem = name.strip_suffix(".toml")?;
+            (stem != "default").then(|| stem.to_owned())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Deserializes each layer alone (so that errors name their own file or variable), merges them
+/// and resolves the result.
+fn load_layers(layers: Vec<(String, Config)>, env: String, dir: PathBuf) -> Result<Settings> {
+    for (origin, layer) in &layers {
+        layer
+            .clone()
+            .try_deserialize::<Layer>()
+            .map_err(|e| config_error(e, origin))?;
+    }
+    let mut merged = Config::builder();
+    for (_, layer) in &layers {
+        merged = merged.add_source(layer.clone());
+    }
+    let merged = build(merged, "merged configuration")?;
+    let raw: Layer = merged
+        .try_deserialize()
+        .map_err(|e| config_error(e, "merged configuration"))?;
+    let sources = layers.iter().map(|(o, _)| o.clone()).collect();
+    Resolver { layers: &layers }.resolve(raw, env, dir, sources)
+}
+
 fn environment(vars: HashMap<String, String>) -> Environment {
+    // No parsing: a value stays the exact text it was ("007" is not 7); the strict
+    // deserializers turn the text of a number key into a number.
     Environment::with_prefix(ENV_PREFIX)
         .prefix_separator(SEP)
         .separator(SEP)
-        .try_parsing(true)
+        .try_parsing(false)
         .source(Some(vars.into_iter().collect()))
 }
 
@@ -516,6 +821,7 @@ impl Resolver<'_> {
             profiles.insert(name.clone(), profile);
         }
         let mut databases = BTreeMap::new();
+        let mut ignored = Vec::new();
         for (name, db) in raw.databases {
             let key = |k: &str| format!("databases.{name}.{k}");
             let path = db.path.ok_or_else(|| Error::Config {
@@ -561,6 +867,27 @@ impl Resolver<'_> {
                     other => other,
                 })?;
             let readers_layer = db.readers;
+            if let (true, Some(r)) = (
+                db.writer.is_some() || readers_layer.is_some(),
+                &readers_layer,
+            ) {
+                self.ignored_by_split(&name, &db.pool, db.writer.as_ref(), r, &mut ignored);
+            }
+            if db.writer.is_some() || readers_layer.is_some() {
+                if let Some(mode) = profile.pragmas().transaction_behavior {
+                    let k = match (&db.profile, db.pragmas.transaction_behavior.is_some()) {
+                        (Some(p), false) => format!("profiles.{p}.transaction_behavior"),
+                        _ => key("pragmas.transaction_behavior"),
+                    };
+                    ignored.push(Ignored {
+                        origin: self.origin(&k),
+                        key: k,
+                        reason: format!(
+                            "transaction_behavior = \"{mode}\" has no effect on split database {name:?}: its writer uses [databases.{name}.writer] transaction_behavior (default immediate) and its readers deferred transactions"
+                        ),
+                    });
+                }
+            }
             let split = match (db.writer, readers_layer.is_some()) {
                 (None, false) => None,
                 (writer, _) => {
@@ -589,6 +916,7 @@ impl Resolver<'_> {
                     name,
                     path,
                     create_if_missing: db.create_if_missing.unwrap_or(true),
+                    check_integrity: db.check_integrity.unwrap_or(true),
                     profile,
                     pool,
                     file_mode: db.file_mode.unwrap_or(FileMode(0o600)),
@@ -596,6 +924,26 @@ impl Resolver<'_> {
                     split,
                 },
             );
+        }
+        if let Err(e) = distinct_files(&databases) {
+            let k = match &e {
+                Error::SameFile { second, .. } => format!("databases.{second}.path"),
+                _ => "databases".into(),
+            };
+            return Err(self.wrap(k, e));
+        }
+        if raw.limits.memory_budget.is_none() {
+            for (name, set) in &raw.profiles {
+                if set.enforce_budget == Some(true) {
+                    let k = format!("profiles.{name}.enforce_budget");
+                    ignored.push(Ignored {
+                        origin: self.origin(&k),
+                        key: k,
+                        reason: "enforce_budget = true has no effect without limits.memory_budget"
+                            .into(),
+                    });
+                }
+            }
         }
         if databases.is_empty() {
             return Err(Error::Config {
@@ -612,7 +960,49 @@ impl Resolver<'_> {
             profiles,
             databases,
             memory_budget: raw.limits.memory_budget,
+            ignored,
         })
+    }
+
+    /// The `[pool]` keys of a split database that neither its writer nor its readers use.
+    fn ignored_by_split(
+        &self,
+        name: &str,
+        pool: &PoolLayer,
+        writer: Option<&WriterLayer>,
+        readers: &PoolLayer,
+        out: &mut Vec<Ignored>,
+    ) {
+        let mut push = |k: &str, why: &str| {
+            let key = format!("databases.{name}.pool.{k}");
+            out.push(Ignored {
+                origin: self.origin(&key),
+                key,
+                reason: format!("{k} has no effect on split database {name:?}: {why}"),
+            });
+        };
+        if pool.max_size.is_some() && readers.max_size.is_some() {
+            push(
+                "max_size",
+                "the writer has one connection and [readers] sets its own max_size",
+            );
+        }
+        if pool.min_idle.is_some() && (readers.min_idle.is_some() || readers.max_size.is_some()) {
+            push(
+                "min_idle",
+                "the writer has one connection and [readers] sets its own pool size",
+            );
+        }
+        let writer_timeout = writer.is_some_and(|w| w.connection_timeout.is_some());
+        if pool.connection_timeout.is_some()
+            && writer_timeout
+            && readers.connection_timeout.is_some()
+        {
+            push(
+                "connection_timeout",
+                "[writer] and [readers] both set their own",
+            );
+        }
     }
 
     fn pool_layer(
