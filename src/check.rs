@@ -61,6 +61,9 @@ pub struct DatabaseReport {
     pub pool: Option<PoolStats>,
     /// Why verification failed, if it did.
     pub error: Option<String>,
+    /// True when `error` is a file or connection problem (exit 2), not a pragma that did not
+    /// take effect (exit 1).
+    pub file_error: bool,
     /// True when every pragma read back as asked on every connection.
     pub verified: bool,
 }
@@ -86,8 +89,11 @@ pub struct CheckReport {
 
 impl CheckReport {
     /// 0 when everything verified, 1 when something did not take effect (or, with `strict`,
-    /// when the lint has a warning).
+    /// when the lint has a warning), 2 when a database file could not be used.
     pub fn exit_code(&self, strict: bool) -> u8 {
+        if self.databases.iter().any(|d| d.file_error) {
+            return 2;
+        }
         let lint_fails = strict
             && self
                 .lint
@@ -150,6 +156,7 @@ fn check_one(db: &DatabaseSettings, spec: &PoolSpec, file_before: FileState) -> 
         pragmas: Vec::new(),
         pool: None,
         error: None,
+        file_error: false,
         verified: false,
     };
     let mut readings: Vec<Vec<Reading>> = Vec::new();
@@ -166,11 +173,15 @@ fn check_one(db: &DatabaseSettings, spec: &PoolSpec, file_before: FileState) -> 
                     }
                     report.connections = conns.len() as u32;
                 }
-                Err(e) => report.error = Some(e.to_string()),
+                Err(e) => {
+                    report.file_error = !e.is_mismatch();
+                    report.error = Some(e.to_string());
+                }
             }
             report.pool = Some(pool.stats());
         }
         Err(e) => {
+            report.file_error = !e.is_mismatch();
             report.error = Some(e.to_string());
             // Show what SQLite reports on a plain connection with the profile applied.
             if let Ok(r) = diagnose(db, spec) {

@@ -13,11 +13,16 @@ use crate::profile::Profile;
 /// The last error of a customizer, kept because r2d2 reports a failed `on_acquire` to the caller
 /// of `get()` only as "timed out waiting for connection".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct LastError {
     /// The error message, naming the database and pragma.
     pub message: String,
     /// When it happened.
     pub at: SystemTime,
+    /// True when a pragma did not take effect ([`Error::Mismatch`]); false when applying the
+    /// profile failed with an error (a lock, a read-only file) or the connection could not be
+    /// opened.
+    pub profile: bool,
 }
 
 /// A shared handle to a customizer's last error.
@@ -120,7 +125,7 @@ impl PragmaCustomizer {
             ),
             Err(e) => {
                 tracing::warn!(database = %self.database, error = %e, "connection refused: profile did not take effect");
-                record(&self.last_error, e.to_string());
+                record(&self.last_error, e.to_string(), e.is_mismatch());
             }
         }
         result.map(drop)
@@ -153,10 +158,11 @@ impl CustomizeConnection<Connection, rusqlite::Error> for PragmaCustomizer {
 }
 
 /// Keeps `message` as the last error of a pool.
-pub(crate) fn record(handle: &LastErrorHandle, message: String) {
+pub(crate) fn record(handle: &LastErrorHandle, message: String, profile: bool) {
     *handle.lock().unwrap_or_else(PoisonError::into_inner) = Some(LastError {
         message,
         at: SystemTime::now(),
+        profile,
     });
 }
 
@@ -197,7 +203,7 @@ impl r2d2::HandleError<rusqlite::Error> for ErrorRecorder {
         if !from_customizer(&error) {
             let message = describe_connect_error(&error);
             tracing::warn!(error = %message, "connection error");
-            record(&self.0, message);
+            record(&self.0, message, false);
         }
     }
 }

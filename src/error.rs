@@ -196,7 +196,7 @@ pub enum Error {
     /// waiting for connection"; this says which pool, how long, and why: every connection was in
     /// use, or new connections failed (`cause`: the customizer's or the connection's last error).
     #[error("pool {pool:?}: no connection within {}: {}", humantime::format_duration(*timeout), match cause {
-        Some(c) => format!("opening a connection failed: {c}"),
+        Some(c) => format!("opening a connection failed: {}", c.message),
         None => format!("all {max_size} connection(s) were in use"),
     })]
     Timeout {
@@ -207,16 +207,16 @@ pub enum Error {
         /// How long the caller waited.
         timeout: std::time::Duration,
         /// Why no connection could be opened, when one could not.
-        cause: Option<String>,
+        cause: Option<crate::customizer::LastError>,
     },
 
     /// r2d2 could not build a pool: its first connections failed.
-    #[error("pool {pool:?}: could not open its connections: {}", cause.as_deref().unwrap_or("r2d2 gave no cause"))]
+    #[error("pool {pool:?}: could not open its connections: {}", cause.as_ref().map_or("r2d2 gave no cause", |c| c.message.as_str()))]
     Build {
         /// The pool's name.
         pool: String,
         /// The customizer's or the connection's last error.
-        cause: Option<String>,
+        cause: Option<crate::customizer::LastError>,
     },
 
     /// A profile sets a value that can corrupt or lock out the database without `allow_unsafe`.
@@ -273,6 +273,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// True when a profile did not take effect: a pragma read back differently, or connections
+    /// were refused for that reason. False for configuration, file and connection errors.
+    pub fn is_mismatch(&self) -> bool {
+        match self {
+            Error::Mismatch { .. } => true,
+            Error::Build { cause, .. } | Error::Timeout { cause, .. } => {
+                cause.as_ref().is_some_and(|c| c.profile)
+            }
+            Error::At { source, .. } => source.is_mismatch(),
+            _ => false,
+        }
+    }
+
     /// True for SQLite's "database is locked" (SQLITE_BUSY).
     pub fn is_busy(&self) -> bool {
         let code = match self {

@@ -92,6 +92,12 @@ pub fn inspect(db: &DatabaseSettings) -> Result<FileState> {
     let meta = match fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Ok(target) = fs::read_link(path) {
+                return Err(not_db(&format!(
+                    "it is a symbolic link to {}, which does not exist",
+                    target.display()
+                )));
+            }
             let parent = path
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())

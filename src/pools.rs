@@ -119,11 +119,20 @@ impl NamedPool {
             OpenFlags::SQLITE_OPEN_READ_ONLY
         } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         if spec.role.writes() {
-            let mut conn =
-                Connection::open_with_flags(&db.path, flags).map_err(|source| Error::Sqlite {
+            let mut conn = Connection::open_with_flags(&db.path, flags).map_err(|source| {
+                let described = crate::customizer::describe_connect_error(&source);
+                if described != source.to_string() {
+                    // Out of file descriptors: say so, not "unable to open database file".
+                    return Error::Io {
+                        path: db.path.clone(),
+                        source: std::io::Error::other(described),
+                    };
+                }
+                Error::Sqlite {
                     database: spec.name.clone(),
                     source,
-                })?;
+                }
+            })?;
             tracing::info!(pool = %spec.name, path = %db.path.display(), "bootstrapping");
             customizer.bootstrap(&mut conn)?;
         } else {
@@ -154,7 +163,7 @@ impl NamedPool {
         };
         let pool = builder.build(manager).map_err(|_| Error::Build {
             pool: spec.name.clone(),
-            cause: last_message(&last_error),
+            cause: last_cause(&last_error),
         })?;
         tracing::info!(pool = %spec.name, max_size = p.max_size, "pool ready");
         Ok(NamedPool {
@@ -208,9 +217,7 @@ impl NamedPool {
             cause: if full {
                 None
             } else {
-                Some(last_message(&p.last_error).unwrap_or_else(|| {
-                    "the connection could not be opened (no error was reported)".into()
-                }))
+                last_cause(&p.last_error)
             },
         }
     }
@@ -232,12 +239,11 @@ impl NamedPool {
     }
 }
 
-fn last_message(last_error: &LastErrorHandle) -> Option<String> {
+fn last_cause(last_error: &LastErrorHandle) -> Option<crate::customizer::LastError> {
     last_error
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .as_ref()
-        .map(|e| e.message.clone())
+        .clone()
 }
 
 /// Creates an empty database file with `db.file_mode`; SQLite gives its `-wal` and `-shm` files

@@ -262,7 +262,7 @@ impl HandleError<rusqlite::Error> for StatsHandler {
             c.errors.fetch_add(1, Relaxed);
             let message = crate::customizer::describe_connect_error(&error);
             tracing::warn!(pool = %c.database, error = %message, "connection error");
-            crate::customizer::record(&c.last_error, message);
+            crate::customizer::record(&c.last_error, message, false);
         }
     }
 }

@@ -108,9 +108,10 @@ fn check_exits_2_on_a_configuration_error_and_creates_nothing() {
 }
 
 #[test]
-fn check_exits_1_when_a_setting_does_not_take_effect() {
+fn check_and_stats_exit_2_when_a_held_lock_keeps_a_setting_from_taking_effect() {
     // The file is in WAL and another connection is reading: a switch back to `delete` needs
-    // exclusive access it cannot get, so journal_mode stays `wal`.
+    // exclusive access it cannot get, so journal_mode stays `wal`. A held lock is a file
+    // problem: exit 2 from every command.
     let f = Fixture::new(&one_db(
         "journal_mode = \"delete\"\nbusy_timeout = \"100ms\"",
         "max_size = 2",
@@ -122,8 +123,15 @@ fn check_exits_1_when_a_setting_does_not_take_effect() {
     reader
         .execute_batch("BEGIN; SELECT count(*) FROM customers;")
         .unwrap();
+    let stats = litepool(f.dir.path(), &["stats"]);
+    assert_eq!(stats.status.code(), Some(2), "{}", stderr(&stats));
+    assert!(
+        stderr(&stats).contains("database is locked"),
+        "{}",
+        stderr(&stats)
+    );
     let out = litepool(f.dir.path(), &["check", "--json"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(json["verified"], false);
     let db = &json["databases"][0];

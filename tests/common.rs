@@ -75,3 +75,12 @@ pub fn one_db(pragmas: &str, pool: &str) -> String {
         "[profiles.p]\n{pragmas}\n\n[databases.main]\npath = \"{{data}}/main.db\"\nprofile = \"p\"\n\n[databases.main.pool]\n{pool}\n"
     )
 }
+
+/// The `[profiles.*]` tables of the shipped `config/default.toml`, for tests of shipped behaviour.
+pub fn shipped_profiles() -> String {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml"))
+            .unwrap();
+    let end = text.find("[databases.").unwrap();
+    text[..end].to_owned()
+}

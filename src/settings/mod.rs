@@ -874,7 +874,18 @@ impl Resolver<'_> {
                 self.ignored_by_split(&name, &db.pool, db.writer.as_ref(), r, &mut ignored);
             }
             if db.writer.is_some() || readers_layer.is_some() {
-                if let Some(mode) = profile.pragmas().transaction_behavior {
+                // The writer takes [writer] transaction_behavior, the readers deferred: a
+                // profile value that differs from the writer's is shadowed.
+                let writer_mode = db
+                    .writer
+                    .as_ref()
+                    .and_then(|w| w.transaction_behavior)
+                    .unwrap_or(TransactionMode::Immediate);
+                if let Some(mode) = profile
+                    .pragmas()
+                    .transaction_behavior
+                    .filter(|m| *m != writer_mode)
+                {
                     let k = match (&db.profile, db.pragmas.transaction_behavior.is_some()) {
                         (Some(p), false) => format!("profiles.{p}.transaction_behavior"),
                         _ => key("pragmas.transaction_behavior"),
@@ -883,7 +894,7 @@ impl Resolver<'_> {
                         origin: self.origin(&k),
                         key: k,
                         reason: format!(
-                            "transaction_behavior = \"{mode}\" has no effect on split database {name:?}: its writer uses [databases.{name}.writer] transaction_behavior (default immediate) and its readers deferred transactions"
+                            "transaction_behavior = \"{mode}\" has no effect on split database {name:?}: its writer uses [databases.{name}.writer] transaction_behavior = \"{writer_mode}\" and its readers deferred transactions"
                         ),
                     });
                 }

@@ -83,9 +83,11 @@ impl DatabaseSettings {
         };
         // A reader's transaction only reads: `BEGIN IMMEDIATE` would fail on a read-only
         // connection, whatever the profile says for writers.
+        // `PRAGMA optimize` may write (ANALYZE): the writer runs it.
         let readers = PragmaSet {
             query_only: Some(true),
             transaction_behavior: Some(TransactionMode::Deferred),
+            optimize_on_open: Some(false),
             ..PragmaSet::default()
         };
         let writer_pool = PoolSettings {

@@ -19,7 +19,16 @@ mod workload;
 
 /// Verified SQLite pragma profiles for r2d2 pools.
 #[derive(Parser)]
-#[command(name = "litepool", version, about)]
+#[command(
+    name = "litepool",
+    version,
+    about,
+    after_help = "Exit status, for every command:\n  \
+      0    success (check: every pragma verified)\n  \
+      1    a pragma did not take effect (check --strict: also a lint warning)\n  \
+      2    bad arguments, configuration or database file (nothing was changed)\n  \
+      130  interrupted by SIGINT, 143 by SIGTERM (scratch copies removed)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -119,8 +128,17 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("litepool: {e:#}");
-            ExitCode::from(2)
+            ExitCode::from(exit_code(&e))
         }
+    }
+}
+
+/// The exit status of a failed command (the table in `--help` and the README): 1 when a profile
+/// did not take effect, 2 for everything else (arguments, configuration, files, connections).
+fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<litepool::Error>() {
+        Some(e) if e.is_mismatch() => 1,
+        _ => 2,
     }
 }
 
