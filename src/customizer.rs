@@ -124,8 +124,14 @@ impl PragmaCustomizer {
                 "profile applied and verified"
             ),
             Err(e) => {
-                tracing::warn!(database = %self.database, error = %e, "connection refused: profile did not take effect");
-                record(&self.last_error, e.to_string(), e.is_mismatch());
+                let message = match e {
+                    Error::Pragma { source, .. } | Error::Sqlite { source, .. } => {
+                        explain_cant_open(e.to_string(), source)
+                    }
+                    other => other.to_string(),
+                };
+                tracing::warn!(database = %self.database, error = %message, "connection refused: profile did not take effect");
+                record(&self.last_error, message, e.is_mismatch());
             }
         }
         result.map(drop)
@@ -174,18 +180,24 @@ pub(crate) fn from_customizer(error: &rusqlite::Error) -> bool {
 /// A connection error in words, with the cause SQLite's "unable to open database file" hides
 /// when the process has run out of file descriptors.
 pub(crate) fn describe_connect_error(error: &rusqlite::Error) -> String {
+    explain_cant_open(error.to_string(), error)
+}
+
+/// `message`, with the cause named when `error` is SQLITE_CANTOPEN because the process is out of
+/// file descriptors.
+fn explain_cant_open(message: String, error: &rusqlite::Error) -> String {
     let cant_open = error.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen);
     if cant_open {
         if let Err(e) = std::fs::File::open(std::env::current_dir().unwrap_or_default()) {
             if e.raw_os_error() == Some(EMFILE) {
                 return format!(
-                    "{error}: the process is out of file descriptors (EMFILE, too many open \
+                    "{message}: the process is out of file descriptors (EMFILE, too many open \
                      files): raise the limit (ulimit -n) or lower max_size"
                 );
             }
         }
     }
-    error.to_string()
+    message
 }
 
 #[cfg(unix)]

@@ -25,3 +25,4 @@ mod pools;
 mod safety;
 mod settings;
 mod stats;
+mod trust;

@@ -325,6 +325,20 @@ enum FileId {
     Path(PathBuf),
 }
 
+/// `path` with symbolic links in its last component followed, even when they dangle (at most
+/// 40, as the kernel allows).
+fn follow_links(path: &Path) -> PathBuf {
+    let mut p = path.to_owned();
+    for _ in 0..40 {
+        match std::fs::read_link(&p) {
+            Ok(target) if target.is_absolute() => p = target,
+            Ok(target) => p = p.parent().unwrap_or(Path::new("")).join(target),
+            Err(_) => break,
+        }
+    }
+    p
+}
+
 fn file_id(path: &Path) -> FileId {
     #[cfg(unix)]
     if let Ok(m) = std::fs::metadata(path) {
@@ -334,7 +348,9 @@ fn file_id(path: &Path) -> FileId {
     if let Ok(p) = std::fs::canonicalize(path) {
         return FileId::Path(p);
     }
-    // A file still to be created: its directory, resolved, and its name.
+    // A file still to be created (or a link to one): its directory, resolved, and its name.
+    let path = follow_links(path);
+    let path = path.as_path();
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
     let dir = parent.map_or_else(
         || std::env::current_dir().unwrap_or_default(),

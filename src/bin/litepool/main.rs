@@ -133,6 +133,17 @@ fn main() -> ExitCode {
     }
 }
 
+/// Refuses bad database files as every command does, without opening the originals with SQLite
+/// (which would leave `-wal`/`-shm` files beside a WAL database): `quick_check` runs on each
+/// private copy instead (see `scratch::copy_database`).
+fn preflight_copies(settings: &Settings) -> litepool::Result<()> {
+    let mut header_only = settings.clone();
+    for db in header_only.databases.values_mut() {
+        db.check_integrity = false;
+    }
+    litepool::pools::preflight(&header_only).map(drop)
+}
+
 /// The exit status of a failed command (the table in `--help` and the README): 1 when a profile
 /// did not take effect, 2 for everything else (arguments, configuration, files, connections).
 fn exit_code(e: &anyhow::Error) -> u8 {
@@ -172,6 +183,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("invalid --seconds {seconds}: expected above 0, at most 600");
             }
             let settings = source.load()?;
+            // The configured files are only read (copied), but a bad one is refused as by every
+            // other command.
+            preflight_copies(&settings)?;
             let names: Vec<String> = if profiles.is_empty() {
                 bench::DEFAULT_PROFILES
                     .iter()
@@ -251,7 +265,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // The workload runs on private copies; `scratch` must outlive the pools on them.
             let (settings, _scratch) = match workload {
                 Some(_) => {
-                    litepool::pools::preflight(&settings)?;
+                    preflight_copies(&settings)?;
                     let scratch = scratch::Scratch::new()?;
                     let copies = workload::on_copies(&settings, &scratch)?;
                     (copies, Some(scratch))

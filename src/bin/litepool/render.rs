@@ -154,6 +154,8 @@ impl fmt::Display for Text<'_> {
             "{}",
             if self.verified {
                 "all settings verified"
+            } else if self.databases.iter().any(|d| d.file_error) {
+                "a database could not be used (see its error above)"
             } else {
                 "some settings did NOT take effect"
             }

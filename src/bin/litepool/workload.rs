@@ -38,10 +38,12 @@ pub struct WorkloadReport {
     pub skipped: Vec<String>,
 }
 
+/// Creates the workload's table in a copy (replacing a table of that name: the copy is ours).
 fn setup(pools: &Pools, name: &str) -> Result<()> {
     let conn = pools.writer(name)?;
     conn.execute_batch(&format!(
-        "CREATE TABLE IF NOT EXISTS litepool_workload(id INTEGER PRIMARY KEY, payload BLOB);
+        "DROP TABLE IF EXISTS litepool_workload;
+         CREATE TABLE litepool_workload(id INTEGER PRIMARY KEY, payload BLOB);
          INSERT OR IGNORE INTO litepool_workload(id, payload)
            WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {TABLE_ROWS})
            SELECT i, randomblob(200) FROM n;"
