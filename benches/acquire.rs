@@ -113,6 +113,43 @@ fn acquire(c: &mut Criterion) {
     });
     g.finish();
 
+    // Looking a database up by name on every checkout, against a handle resolved once.
+    let handle = with_stats.handle("bench").unwrap();
+    let mut g = c.benchmark_group("lookup");
+    g.bench_function("pools.get(name)", |b| {
+        b.iter(|| drop(with_stats.get("bench").unwrap()))
+    });
+    g.bench_function("handle.get()", |b| b.iter(|| drop(handle.get().unwrap())));
+    g.finish();
+
+    // What the guards against leaks and moved files cost, or would cost on the checkout path.
+    let mut g = c.benchmark_group("guards");
+    // The pragma guard (an authorizer) runs when a statement is prepared, not from the cache.
+    g.bench_function("prepare, bare r2d2_sqlite connection", |b| {
+        let conn = r2d2_no_test.get().unwrap();
+        b.iter(|| {
+            conn.prepare("SELECT email FROM customers WHERE id = ?1")
+                .unwrap()
+                .query_row([7], |r| r.get::<_, String>(0))
+                .unwrap()
+        })
+    });
+    g.bench_function("prepare, litepool connection (pragma guard)", |b| {
+        let conn = named_off.get().unwrap();
+        b.iter(|| {
+            conn.prepare("SELECT email FROM customers WHERE id = ?1")
+                .unwrap()
+                .query_row([7], |r| r.get::<_, String>(0))
+                .unwrap()
+        })
+    });
+    // A moved-file check at every checkout would cost a stat of the path; litepool's watcher
+    // thread does it every 500ms instead and the checkout reads one flag.
+    g.bench_function("stat of the database path", |b| {
+        b.iter(|| std::fs::metadata(&path).unwrap().len())
+    });
+    g.finish();
+
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let settings = Settings::loader()
         .dir(config)

@@ -58,6 +58,14 @@ impl FileState {
 
 /// Why a directory cannot take a new file, if it cannot: no write bit at all (refused even for
 /// root, whose writes would otherwise bypass the mode), no write access, or a read-only mount.
+/// Unix only; elsewhere the check is left to the file system when the file is created.
+#[cfg(not(unix))]
+fn not_writable(_dir: &Path) -> Option<String> {
+    None
+}
+
+/// See the non-unix version.
+#[cfg(unix)]
 fn not_writable(dir: &Path) -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
     let mode = fs::metadata(dir).ok()?.permissions().mode();

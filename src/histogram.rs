@@ -1,7 +1,8 @@
 //! Fixed-bucket histograms of durations, written per thread without atomic read-modify-write.
 //!
-//! Buckets are log-linear: each power of two of nanoseconds is split into 4, so a quantile is
-//! reported within 19% of the true value (the upper edge of its bucket, capped by the maximum).
+//! Buckets are log-linear: each power of two of nanoseconds is split into 4, so a bucket is a
+//! quarter of its lower edge wide and a quantile, reported as the upper edge of its bucket
+//! (capped by the maximum), is at most 25% above the true value and never below it.
 //! Memory is constant per thread that records into a pool; a thread's counts are folded into a
 //! shared total when it exits, so threads that come and go do not grow it.
 //!

@@ -18,7 +18,7 @@ mod sys;
 
 pub use customizer::PragmaCustomizer;
 pub use error::{Error, ParseValueError, Result};
-pub use pools::{Conn, NamedPool, Pools, Snapshot};
+pub use pools::{Conn, Handle, NamedPool, Pools, Snapshot};
 pub use profile::{PragmaSet, Profile};
 pub use r2d2;
 pub use r2d2_sqlite;

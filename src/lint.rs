@@ -44,7 +44,15 @@ const NETWORK_FS: &[(i64, &str)] = &[
     (0x6573_5546, "FUSE"),
 ];
 
-/// The network file system a path is on, if any (Linux `statfs`).
+/// The network file system a path is on, if any (`statfs`; unix only: elsewhere `None`, and
+/// the `wal-network-fs` lint never fires).
+#[cfg(not(unix))]
+pub fn network_fs(_path: &Path) -> Option<&'static str> {
+    None
+}
+
+/// The network file system a path is on, if any (`statfs`).
+#[cfg(unix)]
 pub fn network_fs(path: &Path) -> Option<&'static str> {
     let dir = path
         .parent()

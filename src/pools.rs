@@ -246,8 +246,24 @@ fn last_cause(last_error: &LastErrorHandle) -> Option<crate::customizer::LastErr
         .clone()
 }
 
+/// Creates an empty database file. Elsewhere than on unix, `file_mode` does not apply and the
+/// file gets the platform's default permissions.
+#[cfg(not(unix))]
+fn create_file(db: &DatabaseSettings) -> Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&db.path)
+        .map(drop)
+        .map_err(|source| Error::Io {
+            path: db.path.clone(),
+            source,
+        })
+}
+
 /// Creates an empty database file with `db.file_mode`; SQLite gives its `-wal` and `-shm` files
 /// the same permissions.
+#[cfg(unix)]
 fn create_file(db: &DatabaseSettings) -> Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let io = |source| Error::Io {

@@ -21,6 +21,7 @@ mod customizer;
 mod errors;
 mod fuzz;
 mod hostile;
+mod library;
 mod pools;
 mod safety;
 mod settings;

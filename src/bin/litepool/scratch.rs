@@ -11,17 +11,27 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock, PoisonError};
+#[cfg(unix)]
+use std::sync::OnceLock;
+use std::sync::{Mutex, PoisonError};
 
 use litepool::{Error, Result};
 use rusqlite::Connection;
 
 /// Directories to remove if the process is interrupted.
 static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+#[cfg(unix)]
 static HANDLER: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+
+/// Elsewhere than on unix, an interrupted command leaves its scratch directory behind.
+#[cfg(not(unix))]
+fn install_handler() -> Result<()> {
+    Ok(())
+}
 
 /// Removes every live scratch directory and exits with 128 + the signal's number, on SIGINT or
 /// SIGTERM. Installed once, by the first [`Scratch::new`].
+#[cfg(unix)]
 fn install_handler() -> Result<()> {
     HANDLER
         .get_or_init(|| {
@@ -93,6 +103,13 @@ impl Drop for Scratch {
     }
 }
 
+#[cfg(not(unix))]
+fn set_mode(_path: &Path, _mode: u32) -> Result<()> {
+    Ok(())
+}
+
+/// Sets unix permissions (elsewhere a no-op: the directory is the user's temporary directory).
+#[cfg(unix)]
 fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
@@ -105,16 +122,14 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
 
 /// Creates `path` as a new, empty 0600 file.
 pub fn private_file(path: &Path) -> Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|source| Error::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path).map_err(|source| Error::Io {
+        path: path.to_owned(),
+        source,
+    })?;
     set_mode(path, 0o600)?;
     Ok(file)
 }
@@ -200,7 +215,7 @@ pub fn copy_database(src: &Path, dest: &Path, name: &str) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
