@@ -69,7 +69,8 @@ fn db_in(dir: &tempfile::TempDir) -> DatabaseSettings {
 #[test]
 fn pool_settings_built_in_code_are_errors_not_panics() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, fn(&mut DatabaseSettings)); 8] = [
+    type Break = fn(&mut DatabaseSettings);
+    let cases: [(&str, Break); 8] = [
         ("max_size", |d| d.pool.max_size = 0),
         ("max_size", |d| d.pool.max_size = 1_000_000),
         ("min_idle", |d| d.pool.min_idle = Some(d.pool.max_size + 1)),
