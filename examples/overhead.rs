@@ -42,9 +42,15 @@ fn main() {
                 }
             }
         }
-        "litepool" | "litepool-read" => {
+        "litepool" | "litepool-read" | "litepool-off" => {
             let pools = litepool_pools(dir.path(), &path);
-            let pool = pools.named("on").unwrap();
+            let pool = pools
+                .named(if variant == "litepool-off" {
+                    "off"
+                } else {
+                    "on"
+                })
+                .unwrap();
             for i in 0..n {
                 let c = pool.get().unwrap();
                 if variant == "litepool-read" {
@@ -56,14 +62,18 @@ fn main() {
     }
 }
 
-/// Two litepool pools of 4 on `path`: `on` with statistics, `off` without.
+/// Two litepool pools of 4: `on` with statistics on `path`, `off` without on a copy of it (one
+/// file is one database).
 fn litepool_pools(dir: &std::path::Path, path: &std::path::Path) -> Pools {
     let config = dir.join("config");
     std::fs::create_dir(&config).unwrap();
+    let copy = dir.join("copy.db");
+    std::fs::copy(path, &copy).unwrap();
     let toml = format!(
         "[databases.on]\npath = {p:?}\n[databases.on.pool]\nmax_size = 4\n\
-         [databases.off]\npath = {p:?}\n[databases.off.pool]\nmax_size = 4\nstats = false\n",
-        p = path.display().to_string()
+         [databases.off]\npath = {c:?}\n[databases.off.pool]\nmax_size = 4\nstats = false\n",
+        p = path.display().to_string(),
+        c = copy.display().to_string()
     );
     std::fs::write(config.join("default.toml"), toml).unwrap();
     let settings = Settings::loader()

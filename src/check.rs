@@ -190,7 +190,10 @@ fn check_one(db: &DatabaseSettings, spec: &PoolSpec, file_before: FileState) -> 
             }
         }
     }
-    report.file_after = crate::file::inspect(db).ok();
+    // The header only: quick_check ran before anything was written (file_before).
+    let mut header_only = db.clone();
+    header_only.check_integrity = false;
+    report.file_after = crate::file::inspect(&header_only).ok();
     report.pragmas = aggregate(&readings);
     report.verified = report.error.is_none() && report.pragmas.iter().all(Row::ok);
     report

@@ -135,13 +135,18 @@ fn main() -> ExitCode {
 
 /// Refuses bad database files as every command does, without opening the originals with SQLite
 /// (which would leave `-wal`/`-shm` files beside a WAL database): `quick_check` runs on each
-/// private copy instead (see `scratch::copy_database`).
+/// private copy instead (see `scratch::copy_database`). A database that does not exist is no
+/// error here: nothing is created beside the originals (`stats` creates it in the scratch
+/// directory, `bench` generates its data there).
 fn preflight_copies(settings: &Settings) -> litepool::Result<()> {
-    let mut header_only = settings.clone();
-    for db in header_only.databases.values_mut() {
+    let mut existing = settings.clone();
+    existing
+        .databases
+        .retain(|_, db| std::fs::symlink_metadata(&db.path).is_ok());
+    for db in existing.databases.values_mut() {
         db.check_integrity = false;
     }
-    litepool::pools::preflight(&header_only).map(drop)
+    litepool::pools::preflight(&existing).map(drop)
 }
 
 /// The exit status of a failed command (the table in `--help` and the README): 1 when a profile

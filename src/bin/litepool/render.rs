@@ -78,7 +78,13 @@ impl fmt::Display for Text<'_> {
                 } else {
                     "rollback (delete, truncate or persist, per connection)"
                 };
-                writeln!(f, "  stored in the file: journal {journal}, page_size {page_size}, auto_vacuum {auto_vacuum}")?;
+                let checked = match d.file_before {
+                    FileState::Database {
+                        quick_check: true, ..
+                    } => "; quick_check ok before any write",
+                    _ => "",
+                };
+                writeln!(f, "  stored in the file: journal {journal}, page_size {page_size}, auto_vacuum {auto_vacuum}{checked}")?;
             }
             if let Some(p) = &d.pool {
                 for (i, line) in p.to_string().lines().enumerate() {
