@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Instructions per checkout (and per checkout + point read), counted by callgrind: litepool's
-# NamedPool::get with statistics on, against a bare r2d2_sqlite pool with no event handler and the
+# NamedPool::get with statistics on (and off: litepool-off), against a bare r2d2_sqlite pool with no event handler and the
 # same test_on_check_out(false). Repeatable on a noisy machine, unlike wall-clock time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,7 @@ count() { # variant iterations -> total instructions
     sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 lo=20000; hi=60000
-for pair in "bare litepool" "bare-read litepool-read"; do
+for pair in "bare litepool" "bare litepool-off" "bare-read litepool-read"; do
   set -- $pair
   a=$(( ($(count "$1" $hi) - $(count "$1" $lo)) / (hi - lo) ))
   b=$(( ($(count "$2" $hi) - $(count "$2" $lo)) / (hi - lo) ))
