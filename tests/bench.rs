@@ -80,7 +80,7 @@ fn target(profile: &str, split: bool) -> (tempfile::TempDir, [std::path::PathBuf
 fn every_workload_runs_under_the_recommended_profile_without_busy_errors() {
     let (dir, sources, target) = target("recommended", false);
     for w in Workload::ALL {
-        let m = run(&target, "recommended", w, Duration::from_millis(200), 1);
+        let m = run(&target, "recommended", w, Duration::from_millis(200), 1).unwrap();
         assert!(m.ops > 0, "{m:?}");
         assert_eq!((m.busy, m.errors), (0, 0), "{m:?}");
         assert_eq!(m.threads, if w == Workload::Mixed { 8 } else { 1 });
@@ -194,7 +194,8 @@ fn the_split_meets_no_busy_in_the_mixed_workload() {
         Workload::Mixed,
         Duration::from_millis(300),
         1,
-    );
+    )
+    .unwrap();
     assert!(m.ops > 0, "{m:?}");
     assert_eq!((m.busy, m.errors), (0, 0), "{m:?}");
 }

@@ -339,16 +339,16 @@ pub fn run(
     workload: Workload,
     duration: Duration,
     seed: u64,
-) -> Measured {
+) -> Result<Measured> {
     let latency = Histogram::default();
     let start = Instant::now();
     let deadline = start + duration;
     let threads = workload.threads();
-    let counts: Vec<[u64; 3]> = std::thread::scope(|s| {
+    let counts: std::io::Result<Vec<[u64; 3]>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let latency = &latency;
-                s.spawn(move || {
+                std::thread::Builder::new().spawn_scoped(s, move || {
                     let mut rng = Rng::new(seed.wrapping_add(t as u64));
                     let mut c = [0u64; 3]; // ok, busy, errors
                     while Instant::now() < deadline {
@@ -370,15 +370,20 @@ pub fn run(
                     c
                 })
             })
-            .collect();
-        handles
+            .collect::<std::io::Result<_>>()?;
+        // A thread that panicked counts as one error.
+        Ok(handles
             .into_iter()
-            .map(|h| h.join().expect("benchmark thread"))
-            .collect()
+            .map(|h: std::thread::ScopedJoinHandle<'_, [u64; 3]>| h.join().unwrap_or([0, 0, 1]))
+            .collect())
     });
+    let counts = counts.map_err(|source| Error::Io {
+        path: "benchmark threads".into(),
+        source,
+    })?;
     let seconds = start.elapsed().as_secs_f64();
     let ops = counts.iter().map(|c| c[0]).sum();
-    Measured {
+    Ok(Measured {
         workload,
         profile: profile.to_owned(),
         threads,
@@ -388,7 +393,7 @@ pub fn run(
         latency: latency.summary(),
         busy: counts.iter().map(|c| c[1]).sum(),
         errors: counts.iter().map(|c| c[2]).sum(),
-    }
+    })
 }
 
 /// The profiles `litepool bench` compares when none are named.
@@ -451,7 +456,7 @@ impl Comparison {
                     workload,
                     Duration::from_secs_f64(seconds),
                     seed,
-                ));
+                )?);
                 step += 1;
             }
         }

@@ -92,11 +92,13 @@ pub fn run(
     }
     let start = Instant::now();
     let deadline = start + duration;
-    let results: Vec<[u64; 4]> = std::thread::scope(|s| {
+    // Builder::spawn_scoped: a thread that cannot be created is an error, not a panic; those
+    // already running stop at the deadline.
+    let results: std::io::Result<Vec<[u64; 4]>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let names = &names;
-                s.spawn(move || {
+                std::thread::Builder::new().spawn_scoped(s, move || {
                     let mut rng = Rng::new(t as u64 + 1);
                     let mut counts = [0u64; 4]; // reads, writes, busy, errors
                     let mut i = 0usize;
@@ -138,12 +140,17 @@ pub fn run(
                     counts
                 })
             })
-            .collect();
-        handles
+            .collect::<std::io::Result<_>>()?;
+        // A thread that panicked counts as one error.
+        Ok(handles
             .into_iter()
-            .map(|h| h.join().expect("workload thread"))
-            .collect()
+            .map(|h: std::thread::ScopedJoinHandle<'_, [u64; 4]>| h.join().unwrap_or([0, 0, 0, 1]))
+            .collect())
     });
+    let results = results.map_err(|source| Error::Io {
+        path: "workload threads".into(),
+        source,
+    })?;
     progress(1.0);
     report.seconds = start.elapsed().as_secs_f64();
     for c in results {
