@@ -175,7 +175,7 @@ fn acquire(c: &mut Criterion) {
             b.iter(|| {
                 let mut conn = rusqlite::Connection::open(&path).unwrap();
                 profile.apply(&mut conn, "bench", false).unwrap();
-                profile.verify(&conn, "bench").unwrap();
+                profile.verify(&mut conn, "bench").unwrap();
                 conn
             })
         });

@@ -164,9 +164,9 @@ fn check_one(db: &DatabaseSettings, spec: &PoolSpec, file_before: FileState) -> 
         Ok(pool) => {
             let conns: Result<Vec<_>, _> = (0..spec.pool.max_size).map(|_| pool.get()).collect();
             match conns {
-                Ok(conns) => {
-                    for c in &conns {
-                        match spec.profile.read_back(c, &spec.name) {
+                Ok(mut conns) => {
+                    for c in &mut conns {
+                        match spec.profile.read_back(&mut **c, &spec.name) {
                             Ok(r) => readings.push(r),
                             Err(e) => report.error = Some(e.to_string()),
                         }
@@ -206,7 +206,7 @@ fn diagnose(db: &DatabaseSettings, spec: &PoolSpec) -> Result<Vec<Reading>> {
             source,
         })?;
     let _ = spec.profile.apply(&mut conn, &spec.name, false);
-    spec.profile.read_back(&conn, &spec.name)
+    spec.profile.read_back(&mut conn, &spec.name)
 }
 
 fn aggregate(readings: &[Vec<Reading>]) -> Vec<Row> {

@@ -7,6 +7,7 @@ use r2d2::CustomizeConnection;
 use rusqlite::Connection;
 use serde::Serialize;
 
+use crate::connection::PragmaConnection;
 use crate::error::{Error, Result};
 use crate::profile::Profile;
 
@@ -94,7 +95,7 @@ impl PragmaCustomizer {
     /// Applies the whole profile on a dedicated connection, including the `journal_mode` switch
     /// and the file-level pragmas of a new database, and verifies it. Pooled connections opened
     /// afterwards only set per-connection pragmas and verify.
-    pub fn bootstrap(&self, conn: &mut Connection) -> Result<()> {
+    pub fn bootstrap<C: PragmaConnection + ?Sized>(&self, conn: &mut C) -> Result<()> {
         let mut done = self
             .bootstrapped
             .lock()
@@ -104,7 +105,7 @@ impl PragmaCustomizer {
         Ok(())
     }
 
-    fn run(&self, conn: &mut Connection, first: bool) -> Result<()> {
+    fn run<C: PragmaConnection + ?Sized>(&self, conn: &mut C, first: bool) -> Result<()> {
         let span = tracing::debug_span!(
             "litepool.on_acquire",
             database = %self.database,
@@ -125,9 +126,11 @@ impl PragmaCustomizer {
             ),
             Err(e) => {
                 let message = match e {
-                    Error::Pragma { source, .. } | Error::Sqlite { source, .. } => {
-                        explain_cant_open(e.to_string(), source)
+                    Error::Pragma {
+                        source: crate::connection::PragmaError::Sqlite(source),
+                        ..
                     }
+                    | Error::Sqlite { source, .. } => explain_cant_open(e.to_string(), source),
                     other => other.to_string(),
                 };
                 tracing::warn!(database = %self.database, error = %message, "connection refused: profile did not take effect");
@@ -138,22 +141,30 @@ impl PragmaCustomizer {
     }
 }
 
+impl PragmaCustomizer {
+    /// What `on_acquire` does for any connection type: the first connection of a database not
+    /// yet bootstrapped switches `journal_mode` and sets file-level pragmas (under the lock, so
+    /// that no two connections race to switch); every connection sets its per-connection
+    /// pragmas and reads the whole profile back. Errors are logged and kept as the last error.
+    pub fn customize<C: PragmaConnection + ?Sized>(&self, conn: &mut C) -> Result<()> {
+        let mut done = self
+            .bootstrapped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if *done {
+            drop(done);
+            self.run(conn, false)
+        } else {
+            let r = self.run(conn, true);
+            *done = r.is_ok();
+            r
+        }
+    }
+}
+
 impl CustomizeConnection<Connection, rusqlite::Error> for PragmaCustomizer {
     fn on_acquire(&self, conn: &mut Connection) -> Result<(), rusqlite::Error> {
-        let result = {
-            let mut done = self
-                .bootstrapped
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if *done {
-                drop(done);
-                self.run(conn, false)
-            } else {
-                let r = self.run(conn, true);
-                *done = r.is_ok();
-                r
-            }
-        };
+        let result = self.customize(conn);
         if result.is_ok() {
             guard(conn)?;
         }

@@ -175,9 +175,9 @@ pub enum Error {
         database: String,
         /// The pragma.
         pragma: &'static str,
-        /// SQLite's error.
+        /// The driver's error.
         #[source]
-        source: rusqlite::Error,
+        source: crate::connection::PragmaError,
     },
 
     /// The configured worst-case page-cache memory is over `limits.memory_budget` and a profile
@@ -288,12 +288,12 @@ impl Error {
 
     /// True for SQLite's "database is locked" (SQLITE_BUSY).
     pub fn is_busy(&self) -> bool {
-        let code = match self {
-            Error::Sqlite { source, .. } | Error::Pragma { source, .. } => {
-                source.sqlite_error_code()
+        match self {
+            Error::Sqlite { source, .. } => {
+                source.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
             }
-            _ => None,
-        };
-        code == Some(rusqlite::ErrorCode::DatabaseBusy)
+            Error::Pragma { source, .. } => source.is_busy(),
+            _ => false,
+        }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod budget;
 pub mod check;
+pub mod connection;
 pub mod customizer;
 pub mod error;
 pub mod file;
@@ -16,6 +17,7 @@ pub mod settings;
 pub mod stats;
 mod sys;
 
+pub use connection::PragmaConnection;
 pub use customizer::PragmaCustomizer;
 pub use error::{Error, ParseValueError, Result};
 pub use pools::{Conn, Handle, NamedPool, Pools, Snapshot};

@@ -18,8 +18,10 @@
 //! None of these run inside a transaction (`foreign_keys` and `synchronous` cannot change there).
 //! Every pragma is then read back: a misspelled or refused pragma is silent in SQLite.
 
-use rusqlite::types::{ToSqlOutput, Value};
-use rusqlite::{Connection, ToSql};
+use rusqlite::types::ToSqlOutput;
+use rusqlite::ToSql;
+
+use crate::connection::PragmaConnection;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -433,7 +435,12 @@ impl Profile {
     /// `journal_mode` and, if the database is still empty, sets `page_size` and `auto_vacuum` and
     /// writes the header so that they are fixed. Otherwise file-level settings are left to be
     /// verified.
-    pub fn apply(&self, conn: &mut Connection, database: &str, first: bool) -> Result<()> {
+    pub fn apply<C: PragmaConnection + ?Sized>(
+        &self,
+        conn: &mut C,
+        database: &str,
+        first: bool,
+    ) -> Result<()> {
         let err = |pragma: &'static str| {
             move |source| Error::Pragma {
                 database: database.to_owned(),
@@ -443,23 +450,20 @@ impl Profile {
         };
         // busy_timeout first, before anything that may meet a lock (page_count included).
         if let Some(t) = self.set.busy_timeout {
-            conn.busy_timeout(t.duration())
+            conn.set_pragma("busy_timeout", &Raw::Int(t.millis()))
                 .map_err(err("busy_timeout"))?;
         }
-        let new_file = first
-            && conn
-                .pragma_query_value(None, "page_count", |r| r.get::<_, i64>(0))
-                .map_err(err("page_count"))?
-                == 0;
+        let new_file =
+            first && conn.get_pragma("page_count").map_err(err("page_count"))? == Raw::Int(0);
         // Done after every other setting but before `query_only`, which would refuse them.
-        let finish = || -> Result<()> {
+        let finish = |conn: &mut C| -> Result<()> {
             if new_file {
                 // Write the header now, so page_size and auto_vacuum are fixed for every connection.
-                conn.pragma_update(None, "user_version", 0)
+                conn.set_pragma("user_version", &Raw::Int(0))
                     .map_err(err("user_version"))?;
             }
             if self.set.optimize_on_open == Some(true) {
-                conn.execute_batch("PRAGMA optimize=0x10002")
+                conn.execute_fixed("PRAGMA optimize=0x10002")
                     .map_err(err("optimize"))?;
             }
             Ok(())
@@ -467,7 +471,7 @@ impl Profile {
         let mut finished = false;
         for s in &self.settings {
             if s.pragma == "query_only" {
-                finish()?;
+                finish(conn)?;
                 finished = true;
             }
             let run = match s.pragma {
@@ -476,36 +480,32 @@ impl Profile {
                 _ => true,
             };
             if run {
-                conn.pragma_update(None, s.pragma, &s.set)
-                    .map_err(err(s.pragma))?;
+                conn.set_pragma(s.pragma, &s.set).map_err(err(s.pragma))?;
             }
         }
         if !finished {
-            finish()?;
+            finish(conn)?;
         }
         if let Some(t) = self.set.transaction_behavior {
-            conn.set_transaction_behavior(t.into());
+            conn.set_transaction_mode(t);
         }
         Ok(())
     }
 
     /// Reads every pragma of the profile back from `conn`.
-    pub fn read_back(&self, conn: &Connection, database: &str) -> Result<Vec<Reading>> {
+    pub fn read_back<C: PragmaConnection + ?Sized>(
+        &self,
+        conn: &mut C,
+        database: &str,
+    ) -> Result<Vec<Reading>> {
         self.settings
             .iter()
             .map(|s| {
-                let actual = conn
-                    .pragma_query_value(None, s.pragma, |r| r.get::<_, Value>(0))
-                    .map_err(|source| Error::Pragma {
-                        database: database.to_owned(),
-                        pragma: s.pragma,
-                        source,
-                    })?;
-                let actual = match actual {
-                    Value::Integer(i) => Raw::Int(i),
-                    Value::Text(t) => Raw::Text(t.to_lowercase()),
-                    other => Raw::Text(format!("{other:?}")),
-                };
+                let actual = conn.get_pragma(s.pragma).map_err(|source| Error::Pragma {
+                    database: database.to_owned(),
+                    pragma: s.pragma,
+                    source,
+                })?;
                 Ok(Reading {
                     pragma: s.pragma,
                     configured: s.configured.clone(),
@@ -518,7 +518,11 @@ impl Profile {
     }
 
     /// Reads every pragma back and fails on the first that differs from what was asked.
-    pub fn verify(&self, conn: &Connection, database: &str) -> Result<Vec<Reading>> {
+    pub fn verify<C: PragmaConnection + ?Sized>(
+        &self,
+        conn: &mut C,
+        database: &str,
+    ) -> Result<Vec<Reading>> {
         let readings = self.read_back(conn, database)?;
         if let Some(r) = readings.iter().find(|r| !r.ok()) {
             return Err(Error::Mismatch {
@@ -580,9 +584,9 @@ mod tests {
                 s.secure_delete = Some(SecureDelete::Fast);
             }),
         )?;
-        let mut conn = Connection::open_in_memory().unwrap();
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
         p.apply(&mut conn, "mem", true)?;
-        let r = p.verify(&conn, "mem")?;
+        let r = p.verify(&mut conn, "mem")?;
         assert_eq!(r[0].actual, Raw::Int(1)); // synchronous normal
         assert_eq!(r[2].actual, Raw::Int(-512_000));
         assert_eq!(r[3].actual, Raw::Int(2)); // secure_delete fast
@@ -592,9 +596,9 @@ mod tests {
     #[test]
     fn journal_mode_wal_on_memory_is_a_mismatch() {
         let p = Profile::new("p", set(|s| s.journal_mode = Some(JournalMode::Wal))).unwrap();
-        let mut conn = Connection::open_in_memory().unwrap();
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
         p.apply(&mut conn, "mem", true).unwrap();
-        let e = p.verify(&conn, "mem").unwrap_err().to_string();
+        let e = p.verify(&mut conn, "mem").unwrap_err().to_string();
         assert_eq!(
             e,
             "database \"mem\": pragma journal_mode did not take effect: wanted wal, sqlite reports memory"

@@ -44,7 +44,7 @@ fn every_pragma_is_applied_on_every_connection_checked_out_at_once() {
     ));
     let settings = f.load().unwrap();
     let pools = Pools::new(&settings).unwrap();
-    let conns: Vec<_> = (0..4).map(|_| pools.get("main").unwrap()).collect();
+    let mut conns: Vec<_> = (0..4).map(|_| pools.get("main").unwrap()).collect();
     assert_eq!(pools.stats_for("main").unwrap().in_use, 4);
     let expected = [
         ("busy_timeout", "1234"),
@@ -73,8 +73,8 @@ fn every_pragma_is_applied_on_every_connection_checked_out_at_once() {
     // The profile's own read-back agrees, pragma by pragma.
     let profile = &settings.databases["main"].profile;
     assert_eq!(profile.settings().len(), expected.len());
-    for conn in &conns {
-        let readings = profile.verify(conn, "main").unwrap();
+    for conn in &mut conns {
+        let readings = profile.verify(&mut **conn, "main").unwrap();
         assert!(readings.iter().all(|r| r.ok()));
     }
     drop(conns);

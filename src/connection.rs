@@ -1,0 +1,87 @@
+//! [`PragmaConnection`]: what litepool needs of a connection to apply and verify a profile.
+//!
+//! Applying a profile is three operations: assign a pragma, read a pragma back, run one fixed
+//! statement. The order, the bootstrap of file-level pragmas and the read-back live once, in
+//! [`crate::Profile`] and [`crate::PragmaCustomizer`]; each connection type only says how to run
+//! those operations. Implemented for [`rusqlite::Connection`] and, behind features, for
+//! diesel's `SqliteConnection` ([`crate::diesel`]).
+
+use rusqlite::types::Value;
+
+use crate::pragma::TransactionMode;
+use crate::profile::Raw;
+
+/// Why a pragma could not be set or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PragmaError {
+    /// From rusqlite (a deadpool-sqlite or r2d2_sqlite connection).
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    /// From another driver (diesel), as its message.
+    #[error("{message}")]
+    Driver {
+        /// The driver's message.
+        message: String,
+        /// True for SQLite's "database is locked" (SQLITE_BUSY).
+        busy: bool,
+    },
+}
+
+impl PragmaError {
+    /// True for SQLite's "database is locked" (SQLITE_BUSY).
+    pub fn is_busy(&self) -> bool {
+        match self {
+            PragmaError::Sqlite(e) => {
+                e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+            }
+            PragmaError::Driver { busy, .. } => *busy,
+        }
+    }
+}
+
+/// A connection a [`crate::Profile`] can be applied to and read back from.
+///
+/// `pragma` is always a name from litepool's fixed list and `value` a typed value, so an
+/// implementation may put them into SQL text; nothing a user typed reaches it unvalidated.
+pub trait PragmaConnection {
+    /// `PRAGMA <pragma> = <value>`.
+    fn set_pragma(&mut self, pragma: &'static str, value: &Raw) -> Result<(), PragmaError>;
+    /// `PRAGMA <pragma>`: the first column of its first row, integers as [`Raw::Int`] and text
+    /// lowercased as [`Raw::Text`].
+    fn get_pragma(&mut self, pragma: &'static str) -> Result<Raw, PragmaError>;
+    /// Runs one fixed statement, e.g. `PRAGMA optimize=0x10002`.
+    fn execute_fixed(&mut self, sql: &'static str) -> Result<(), PragmaError>;
+    /// Sets the connection's default transaction behaviour, for drivers that have one
+    /// (rusqlite's `Connection::transaction()`). Default: nothing.
+    fn set_transaction_mode(&mut self, _mode: TransactionMode) {}
+}
+
+/// SQLite's value as litepool compares it.
+pub(crate) fn raw(value: Value) -> Raw {
+    match value {
+        Value::Integer(i) => Raw::Int(i),
+        Value::Text(t) => Raw::Text(t.to_lowercase()),
+        other => Raw::Text(format!("{other:?}")),
+    }
+}
+
+impl PragmaConnection for rusqlite::Connection {
+    fn set_pragma(&mut self, pragma: &'static str, value: &Raw) -> Result<(), PragmaError> {
+        Ok(self.pragma_update(None, pragma, value)?)
+    }
+
+    fn get_pragma(&mut self, pragma: &'static str) -> Result<Raw, PragmaError> {
+        Ok(raw(self.pragma_query_value(None, pragma, |r| {
+            r.get::<_, Value>(0)
+        })?))
+    }
+
+    fn execute_fixed(&mut self, sql: &'static str) -> Result<(), PragmaError> {
+        Ok(self.execute_batch(sql)?)
+    }
+
+    fn set_transaction_mode(&mut self, mode: TransactionMode) {
+        self.set_transaction_behavior(mode.into());
+    }
+}
