@@ -26,6 +26,17 @@ pub struct LastError {
     pub profile: bool,
 }
 
+impl LastError {
+    /// A connection error (not a profile mismatch), now.
+    pub fn connection(message: impl Into<String>) -> LastError {
+        LastError {
+            message: message.into(),
+            at: SystemTime::now(),
+            profile: false,
+        }
+    }
+}
+
 /// A shared handle to a customizer's last error.
 pub type LastErrorHandle = Arc<Mutex<Option<LastError>>>;
 
@@ -162,12 +173,21 @@ impl PragmaCustomizer {
     }
 }
 
+impl PragmaCustomizer {
+    /// [`PragmaCustomizer::customize`] for a rusqlite connection, then the pragma guard: an
+    /// authorizer that refuses what would outlive a checkout (see the README's "Safety").
+    pub fn customize_guarded(&self, conn: &mut Connection) -> Result<()> {
+        self.customize(conn)?;
+        guard(conn).map_err(|source| Error::Sqlite {
+            database: self.database.clone(),
+            source,
+        })
+    }
+}
+
 impl CustomizeConnection<Connection, rusqlite::Error> for PragmaCustomizer {
     fn on_acquire(&self, conn: &mut Connection) -> Result<(), rusqlite::Error> {
-        let result = self.customize(conn);
-        if result.is_ok() {
-            guard(conn)?;
-        }
+        let result = self.customize_guarded(conn);
         // rusqlite has no general "other" variant; this one displays our error as is and keeps
         // it as `source()`, so it can be downcast to `litepool::Error`.
         result.map_err(|e: Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))

@@ -8,6 +8,8 @@ use std::sync::{Arc, PoisonError};
 
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
+
+use crate::manager::Manager;
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
@@ -24,7 +26,7 @@ use crate::stats::{PoolCounters, PoolStats, StatsHandler};
 /// It is `'static` and `Send`, like r2d2's `PooledConnection`: it borrows nothing, so it can be
 /// moved into a spawned thread or held across an `.await`.
 pub struct Conn {
-    inner: PooledConnection<SqliteConnectionManager>,
+    inner: PooledConnection<Manager>,
     counters: Option<Arc<PoolCounters>>,
     /// Set on first use: a connection checked out and back unused has nothing to sample.
     used: Cell<bool>,
@@ -81,7 +83,7 @@ struct PoolInner {
     path: std::path::PathBuf,
     /// Set by the watcher of [`Pools`] when the file at `path` is no longer the one opened.
     moved: std::sync::atomic::AtomicBool,
-    pool: Pool<SqliteConnectionManager>,
+    pool: Pool<Manager>,
     last_error: LastErrorHandle,
     counters: Arc<PoolCounters>,
     stats: bool,
@@ -145,7 +147,10 @@ impl NamedPool {
             p.max_lifetime,
             last_error.clone(),
         ));
-        let manager = SqliteConnectionManager::file(&db.path).with_flags(flags);
+        let manager = Manager::new(
+            SqliteConnectionManager::file(&db.path).with_flags(flags),
+            counters.clone(),
+        );
         let mut builder = Pool::builder()
             .max_size(p.max_size)
             .min_idle(p.min_idle)
@@ -196,7 +201,12 @@ impl NamedPool {
                 path: p.path.clone(),
             });
         }
-        match p.pool.get() {
+        #[cfg(feature = "metrics")]
+        p.counters.pending(1);
+        let got = p.pool.get();
+        #[cfg(feature = "metrics")]
+        p.counters.pending(-1);
+        match got {
             Ok(inner) => Ok(Conn {
                 inner,
                 counters: p.stats.then(|| p.counters.clone()),
@@ -224,7 +234,7 @@ impl NamedPool {
 
     /// The r2d2 pool. Connections taken from it directly are counted by the event handler, but
     /// their page-cache counters are sampled only when a [`Conn`] checks them in.
-    pub fn pool(&self) -> &Pool<SqliteConnectionManager> {
+    pub fn pool(&self) -> &Pool<Manager> {
         &self.inner.pool
     }
 
@@ -249,7 +259,7 @@ fn last_cause(last_error: &LastErrorHandle) -> Option<crate::customizer::LastErr
 /// Creates an empty database file. Elsewhere than on unix, `file_mode` does not apply and the
 /// file gets the platform's default permissions.
 #[cfg(not(unix))]
-fn create_file(db: &DatabaseSettings) -> Result<()> {
+pub(crate) fn create_file(db: &DatabaseSettings) -> Result<()> {
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -264,7 +274,7 @@ fn create_file(db: &DatabaseSettings) -> Result<()> {
 /// Creates an empty database file with `db.file_mode`; SQLite gives its `-wal` and `-shm` files
 /// the same permissions.
 #[cfg(unix)]
-fn create_file(db: &DatabaseSettings) -> Result<()> {
+pub(crate) fn create_file(db: &DatabaseSettings) -> Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let io = |source| Error::Io {
         path: db.path.clone(),
@@ -456,6 +466,8 @@ impl Watcher {
                 }
                 for (pool, opened) in &watched {
                     let p = &pool.inner;
+                    #[cfg(feature = "metrics")]
+                    p.counters.publish(&p.pool);
                     if p.moved.load(std::sync::atomic::Ordering::Relaxed) {
                         continue;
                     }
@@ -586,7 +598,7 @@ impl Pools {
     }
 
     /// The r2d2 pool of [`Pools::named`].
-    pub fn pool(&self, name: &str) -> Result<&Pool<SqliteConnectionManager>> {
+    pub fn pool(&self, name: &str) -> Result<&Pool<Manager>> {
         Ok(self.named(name)?.pool())
     }
 
@@ -614,5 +626,14 @@ impl Pools {
     /// Zeroes the counters and histograms of every pool.
     pub fn reset_stats(&self) {
         self.inner.pools.values().for_each(NamedPool::reset_stats)
+    }
+
+    /// Publishes every pool's gauges and page-cache counters to the `metrics` recorder now (the
+    /// watcher thread does it every [`WATCH_INTERVAL`]). Feature `metrics`.
+    #[cfg(feature = "metrics")]
+    pub fn publish_metrics(&self) {
+        for p in self.inner.pools.values() {
+            p.inner.counters.publish(&p.inner.pool);
+        }
     }
 }

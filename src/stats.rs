@@ -37,6 +37,9 @@ pub struct PoolCounters {
     optimize_runs: AtomicU64,
     wait: Histogram,
     hold: Histogram,
+    create: Histogram,
+    #[cfg(feature = "metrics")]
+    metrics: crate::metrics::PoolMetrics,
     cache_hit: AtomicU64,
     cache_miss: AtomicU64,
     cache_write: AtomicU64,
@@ -66,8 +69,11 @@ impl PoolCounters {
         last_error: LastErrorHandle,
     ) -> Self {
         let zero = || AtomicU64::new(0);
+        let database = database.into();
         PoolCounters {
-            database: database.into(),
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::PoolMetrics::new(&database),
+            database,
             max_lifetime,
             last_error,
             waited: zero(),
@@ -80,6 +86,7 @@ impl PoolCounters {
             optimize_runs: zero(),
             wait: Histogram::default(),
             hold: Histogram::default(),
+            create: Histogram::default(),
             cache_hit: zero(),
             cache_miss: zero(),
             cache_write: zero(),
@@ -92,7 +99,7 @@ impl PoolCounters {
     /// and updates the bytes its cache holds. Called as a used connection is checked in.
     pub(crate) fn sample_cache(
         self: &Arc<Self>,
-        conn: &mut r2d2::PooledConnection<r2d2_sqlite::SqliteConnectionManager>,
+        conn: &mut r2d2::PooledConnection<crate::manager::Manager>,
     ) {
         let s = take_cache_sample(conn);
         self.cache_hit.fetch_add(s.hit, Relaxed);
@@ -142,7 +149,49 @@ impl PoolCounters {
             c.store(0, Relaxed);
         }
         self.wait.reset();
+        self.create.reset();
         self.hold.reset();
+    }
+
+    /// Records how long opening a connection took.
+    pub(crate) fn record_create(&self, d: Duration) {
+        self.create.record(d);
+        #[cfg(feature = "metrics")]
+        self.metrics.create(d);
+    }
+
+    /// A caller starts (`+1`) or stops (`-1`) waiting for a connection (metrics only).
+    #[cfg(feature = "metrics")]
+    pub(crate) fn pending(&self, delta: i64) {
+        self.metrics.pending(delta);
+    }
+
+    /// Publishes this pool's gauges and page-cache counters to the `metrics` recorder.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn publish<M: r2d2::ManageConnection>(&self, pool: &r2d2::Pool<M>) {
+        let snapshot = self.snapshot(pool);
+        let min_idle = pool.min_idle().unwrap_or(pool.max_size());
+        self.metrics.publish(&snapshot, min_idle);
+    }
+
+    /// Counts a connection the customizer refused (it has logged and kept the error).
+    pub(crate) fn count_customizer_failure(&self) {
+        self.customizer_failures.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a connection that could not be opened, logs it and keeps it as the last error.
+    pub(crate) fn count_connection_error(&self, message: &str) {
+        self.errors.fetch_add(1, Relaxed);
+        tracing::warn!(pool = %self.database, error = %message, "connection error");
+        crate::customizer::record(&self.last_error, message.to_owned(), false);
+    }
+
+    /// The customizer's or the connection's last error.
+    pub fn last_error(&self) -> Option<LastError> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// A snapshot, with r2d2's state of `pool`.
@@ -150,7 +199,11 @@ impl PoolCounters {
         let state = pool.state();
         // Timeouts are recorded in the wait histogram too; checkouts and check-ins are its counts.
         let timeouts = self.timeouts.load(Relaxed);
-        let (wait, hold) = (self.wait.summary(), self.hold.summary());
+        let (wait, hold, create) = (
+            self.wait.summary(),
+            self.hold.summary(),
+            self.create.summary(),
+        );
         let (hit, miss) = (self.cache_hit.load(Relaxed), self.cache_miss.load(Relaxed));
         let closed = self.closed.load(Relaxed);
         let closed_max_lifetime = self.closed_max_lifetime.load(Relaxed);
@@ -166,6 +219,7 @@ impl PoolCounters {
             timeouts,
             wait,
             hold,
+            create,
             connections_created: self.created.load(Relaxed),
             connections_closed: closed,
             closed_max_lifetime,
@@ -219,6 +273,8 @@ impl HandleEvent for StatsHandler {
     fn handle_checkout(&self, e: CheckoutEvent) {
         let c = &self.0;
         c.wait.record(e.duration());
+        #[cfg(feature = "metrics")]
+        c.metrics.wait(e.duration());
         if e.duration() >= WAIT_THRESHOLD {
             c.waited.fetch_add(1, Relaxed);
         }
@@ -232,6 +288,11 @@ impl HandleEvent for StatsHandler {
         c.wait.record(e.timeout());
         c.timeouts.fetch_add(1, Relaxed);
         c.waited.fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        {
+            c.metrics.wait(e.timeout());
+            c.metrics.timeout();
+        }
         let cause = c
             .last_error
             .lock()
@@ -248,21 +309,20 @@ impl HandleEvent for StatsHandler {
     fn handle_checkin(&self, e: CheckinEvent) {
         let c = &self.0;
         c.hold.record(e.duration());
+        #[cfg(feature = "metrics")]
+        c.metrics.used(e.duration());
         tracing::trace!(pool = %c.database, connection_id = e.connection_id(), held_us = e.duration().as_micros() as u64, "checkin");
     }
 }
 
 impl HandleError<rusqlite::Error> for StatsHandler {
     fn handle_error(&self, error: rusqlite::Error) {
-        let c = &self.0;
         if crate::customizer::from_customizer(&error) {
             // The customizer has logged it and kept it as the last error.
-            c.customizer_failures.fetch_add(1, Relaxed);
+            self.0.count_customizer_failure();
         } else {
-            c.errors.fetch_add(1, Relaxed);
-            let message = crate::customizer::describe_connect_error(&error);
-            tracing::warn!(pool = %c.database, error = %message, "connection error");
-            crate::customizer::record(&c.last_error, message, false);
+            self.0
+                .count_connection_error(&crate::customizer::describe_connect_error(&error));
         }
     }
 }
@@ -315,6 +375,8 @@ pub struct PoolStats {
     pub wait: Summary,
     /// Time from checkout to check-in.
     pub hold: Summary,
+    /// Time to open a connection (its count is the connections opened, including failures).
+    pub create: Summary,
     /// Physical connections opened and customized.
     pub connections_created: u64,
     /// Physical connections closed by the pool.

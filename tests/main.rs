@@ -14,6 +14,7 @@ mod render;
 #[path = "../src/bin/litepool/scratch.rs"]
 mod scratch;
 
+mod adapters;
 mod bench;
 mod cli;
 mod common;

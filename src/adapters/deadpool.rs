@@ -1,0 +1,220 @@
+//! deadpool-sqlite: the same verified profiles for async code.
+//!
+//! [`post_create`] is a deadpool hook that applies and verifies a profile on every new
+//! connection inside `interact` (SQLite calls block, so they run on deadpool's blocking
+//! threads), with the customizer's bootstrap, errors and last error. [`pool`] builds a
+//! `deadpool_sqlite::Pool` for one pool of a configured database after the same file checks and
+//! bootstrap as [`crate::Pools`]; [`Pools`] builds them all from [`Settings`].
+//!
+//! deadpool-sqlite opens every connection read-write; a split database's readers are read-only
+//! through `query_only = ON`, which the pragma guard keeps on (application code cannot assign it).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use deadpool_sqlite::{Config, Hook, HookError, Object, Pool, PoolError, Runtime};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::customizer::{LastErrorHandle, PragmaCustomizer};
+use crate::error::{Error, Result};
+use crate::settings::{DatabaseSettings, PoolSpec, Role, Settings};
+
+/// A deadpool `post_create` hook that applies `customizer`'s profile to each new connection and
+/// reads it back; a connection whose profile does not take effect is refused with the error's
+/// message (the customizer logs it and keeps it as its last error).
+pub fn post_create(customizer: Arc<PragmaCustomizer>) -> Hook {
+    Hook::async_fn(move |conn, _metrics| {
+        let customizer = customizer.clone();
+        Box::pin(async move {
+            let applied = conn
+                .interact(move |c| customizer.customize_guarded(c))
+                .await
+                .map_err(|e| HookError::message(format!("interact failed: {e}")))?;
+            applied.map_err(|e| HookError::message(e.to_string()))
+        })
+    })
+}
+
+/// A deadpool-sqlite pool for `spec`, one of `db.pools()`: validates the pool settings,
+/// creates the file as [`crate::Pools`] does, bootstraps the database on a dedicated connection
+/// (a split database's writer before its readers), and attaches [`post_create`]. Call
+/// [`crate::pools::preflight`] first, as [`Pools::new`] does.
+pub fn pool(db: &DatabaseSettings, spec: &PoolSpec) -> Result<Pool> {
+    build(db, spec).map(|(pool, _)| pool)
+}
+
+fn build(db: &DatabaseSettings, spec: &PoolSpec) -> Result<(Pool, LastErrorHandle)> {
+    let p = &spec.pool;
+    p.validate()?;
+    let customizer = PragmaCustomizer::new(&spec.name, spec.profile.clone());
+    if db.create_if_missing && spec.role.writes() && !db.path.exists() {
+        crate::pools::create_file(db)?;
+    }
+    if spec.role.writes() {
+        let mut conn = Connection::open_with_flags(&db.path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .map_err(|source| Error::Sqlite {
+                database: spec.name.clone(),
+                source,
+            })?;
+        customizer.bootstrap(&mut conn)?;
+    } else {
+        customizer.skip_bootstrap();
+    }
+    let last_error = customizer.last_error();
+    let config = Config::new(&db.path);
+    let pool = config
+        .builder(Runtime::Tokio1)
+        .map_err(|e| Error::Build {
+            pool: spec.name.clone(),
+            cause: Some(crate::customizer::LastError::connection(e.to_string())),
+        })?
+        .max_size(p.max_size as usize)
+        .wait_timeout(Some(p.connection_timeout))
+        .create_timeout(Some(p.connection_timeout))
+        .post_create(post_create(Arc::new(customizer)))
+        .build()
+        .map_err(|e| Error::Build {
+            pool: spec.name.clone(),
+            cause: Some(crate::customizer::LastError::connection(e.to_string())),
+        })?;
+    Ok((pool, last_error))
+}
+
+/// One pool, with its customizer's last error for the errors of a checkout.
+#[derive(Clone)]
+struct Named {
+    pool: Pool,
+    last_error: LastErrorHandle,
+    name: String,
+    timeout: std::time::Duration,
+}
+
+impl Named {
+    async fn get(&self) -> Result<Object> {
+        self.pool.get().await.map_err(|e| {
+            let last = self
+                .last_error
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            match e {
+                PoolError::Timeout(_) => Error::Timeout {
+                    pool: self.name.clone(),
+                    max_size: self.pool.status().max_size as u32,
+                    timeout: self.timeout,
+                    cause: last.filter(|_| self.pool.status().size < self.pool.status().max_size),
+                },
+                other => Error::Build {
+                    pool: self.name.clone(),
+                    cause: Some(last.unwrap_or_else(|| {
+                        crate::customizer::LastError::connection(other.to_string())
+                    })),
+                },
+            }
+        })
+    }
+}
+
+#[derive(Clone)]
+struct Database {
+    writer: Named,
+    reader: Named,
+    split: bool,
+}
+
+/// One deadpool-sqlite pool per configured database (a writer and readers for a split one),
+/// from the same [`Settings`] as [`crate::Pools`]. Cheap to clone, `'static`.
+#[derive(Clone)]
+pub struct Pools {
+    databases: Arc<BTreeMap<String, Database>>,
+}
+
+impl std::fmt::Debug for Pools {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("deadpool::Pools")
+            .field("databases", &self.databases.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Pools {
+    /// Checks every file, then bootstraps each database and builds its pools. Must be called
+    /// inside a tokio runtime.
+    pub fn new(settings: &Settings) -> Result<Pools> {
+        crate::pools::preflight(settings)?;
+        let mut databases = BTreeMap::new();
+        for db in settings.databases.values() {
+            let opened: Vec<(Role, Named)> = db
+                .pools()
+                .iter()
+                .map(|spec| {
+                    let (pool, last_error) = build(db, spec)?;
+                    let named = Named {
+                        pool,
+                        last_error,
+                        name: spec.name.clone(),
+                        timeout: spec.pool.connection_timeout,
+                    };
+                    Ok((spec.role, named))
+                })
+                .collect::<Result<_>>()?;
+            let find = |role| {
+                opened
+                    .iter()
+                    .find(|(r, _)| *r == role)
+                    .map(|(_, p)| p.clone())
+            };
+            let entry = match (find(Role::Writer), find(Role::Readers)) {
+                (Some(writer), Some(reader)) => Database {
+                    writer,
+                    reader,
+                    split: true,
+                },
+                _ => Database {
+                    writer: opened[0].1.clone(),
+                    reader: opened[0].1.clone(),
+                    split: false,
+                },
+            };
+            databases.insert(db.name.clone(), entry);
+        }
+        Ok(Pools {
+            databases: Arc::new(databases),
+        })
+    }
+
+    fn database(&self, name: &str) -> Result<&Database> {
+        self.databases
+            .get(name)
+            .ok_or_else(|| Error::UnknownDatabase {
+                name: name.to_owned(),
+                known: self.databases.keys().cloned().collect(),
+            })
+    }
+
+    /// A connection of a database without a split (a split one refuses: use `writer`/`reader`).
+    pub async fn get(&self, name: &str) -> Result<Object> {
+        let db = self.database(name)?;
+        if db.split {
+            return Err(Error::SplitDatabase {
+                name: name.to_owned(),
+            });
+        }
+        db.writer.get().await
+    }
+
+    /// The writer of a split database, or a connection of its one pool.
+    pub async fn writer(&self, name: &str) -> Result<Object> {
+        self.database(name)?.writer.get().await
+    }
+
+    /// A `query_only` connection of a split database, or a connection of its one pool.
+    pub async fn reader(&self, name: &str) -> Result<Object> {
+        self.database(name)?.reader.get().await
+    }
+
+    /// The deadpool pool of a database's writer (or its one pool), e.g. for `status()`.
+    pub fn pool(&self, name: &str) -> Result<&Pool> {
+        Ok(&self.database(name)?.writer.pool)
+    }
+}

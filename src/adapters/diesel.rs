@@ -1,0 +1,361 @@
+//! diesel: the same verified profiles for `::diesel::r2d2::ConnectionManager<SqliteConnection>`.
+//!
+//! [`PragmaCustomizer`] is diesel's `CustomizeConnection` too, so a hand-built diesel pool takes it
+//! as it is. [`Pools`] builds one named diesel pool per configured database (writer and readers
+//! for a split database) from the same settings, after the same file checks, with the same
+//! bootstrap on a dedicated connection and the same statistics (r2d2's events; no page-cache
+//! sampling, which needs rusqlite's handle).
+//!
+//! diesel has no default transaction behaviour: [`Pools::transaction`] and [`transaction`] map a
+//! profile's `transaction_behavior = "immediate"` to `SqliteConnection::immediate_transaction`
+//! (and `exclusive` to `exclusive_transaction`).
+//!
+//! Not carried over from the rusqlite pools: the pragma guard (an authorizer needs rusqlite's
+//! hooks), the rollback of a transaction left open at check-in, and the file watcher.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ::diesel::connection::SimpleConnection;
+use ::diesel::deserialize::{self, QueryableByName};
+use ::diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use ::diesel::row::{NamedRow, Row};
+use ::diesel::sql_types::Text;
+use ::diesel::sqlite::{Sqlite, SqliteConnection};
+use ::diesel::{Connection, RunQueryDsl};
+
+use crate::connection::{PragmaConnection, PragmaError};
+use crate::customizer::PragmaCustomizer;
+use crate::error::{Error, Result};
+use crate::pragma::TransactionMode;
+use crate::profile::Raw;
+use crate::settings::{DatabaseSettings, PoolSpec, Role, Settings};
+use crate::stats::{PoolCounters, PoolStats, StatsHandler};
+
+/// A diesel r2d2 pool of SQLite connections.
+pub type DieselPool = Pool<ConnectionManager<SqliteConnection>>;
+
+/// A connection checked out of a [`DieselPool`].
+pub type DieselConnection = PooledConnection<ConnectionManager<SqliteConnection>>;
+
+/// The first column of a `PRAGMA` result, as text (SQLite converts integers).
+struct First(String);
+
+impl QueryableByName<Sqlite> for First {
+    fn build<'a>(row: &impl NamedRow<'a, Sqlite>) -> deserialize::Result<Self> {
+        Row::get_value::<Text, String, usize>(row, 0).map(First)
+    }
+}
+
+fn driver_error(e: ::diesel::result::Error) -> PragmaError {
+    let message = e.to_string();
+    PragmaError::Driver {
+        busy: message.contains("database is locked"),
+        message,
+    }
+}
+
+/// A typed value as an SQL literal. Text values come from litepool's fixed lists (`wal`,
+/// `normal`, …); they are quoted all the same.
+fn literal(value: &Raw) -> String {
+    match value {
+        Raw::Int(i) => i.to_string(),
+        Raw::Text(t) => format!("'{}'", t.replace('\'', "''")),
+    }
+}
+
+impl PragmaConnection for SqliteConnection {
+    fn set_pragma(&mut self, pragma: &'static str, value: &Raw) -> Result<(), PragmaError> {
+        self.batch_execute(&format!("PRAGMA {pragma} = {}", literal(value)))
+            .map_err(driver_error)
+    }
+
+    fn get_pragma(&mut self, pragma: &'static str) -> Result<Raw, PragmaError> {
+        let First(text) = ::diesel::sql_query(format!("PRAGMA {pragma}"))
+            .get_result::<First>(self)
+            .map_err(driver_error)?;
+        Ok(match text.parse::<i64>() {
+            Ok(i) => Raw::Int(i),
+            Err(_) => Raw::Text(text.to_lowercase()),
+        })
+    }
+
+    fn execute_fixed(&mut self, sql: &'static str) -> Result<(), PragmaError> {
+        self.batch_execute(sql).map_err(driver_error)
+    }
+}
+
+impl CustomizeConnection<SqliteConnection, ::diesel::r2d2::Error> for PragmaCustomizer {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), ::diesel::r2d2::Error> {
+        self.customize(conn).map_err(|e| {
+            ::diesel::r2d2::Error::QueryError(::diesel::result::Error::QueryBuilderError(Box::new(
+                e,
+            )))
+        })
+    }
+}
+
+impl r2d2::HandleError<::diesel::r2d2::Error> for StatsHandler {
+    fn handle_error(&self, error: ::diesel::r2d2::Error) {
+        match &error {
+            // The customizer's own error: it has logged it and kept it as the last error.
+            ::diesel::r2d2::Error::QueryError(::diesel::result::Error::QueryBuilderError(e))
+                if e.downcast_ref::<Error>().is_some() =>
+            {
+                self.0.count_customizer_failure()
+            }
+            _ => self.0.count_connection_error(&error.to_string()),
+        }
+    }
+}
+
+/// Runs `f` in a transaction of the given behaviour: `immediate` takes the write lock at BEGIN
+/// (`immediate_transaction`), `exclusive` likewise (`exclusive_transaction`), deferred or none
+/// is diesel's `transaction`.
+pub fn transaction<T, E, F>(
+    conn: &mut SqliteConnection,
+    mode: Option<TransactionMode>,
+    f: F,
+) -> std::result::Result<T, E>
+where
+    F: FnOnce(&mut SqliteConnection) -> std::result::Result<T, E>,
+    E: From<::diesel::result::Error>,
+{
+    match mode {
+        Some(TransactionMode::Immediate) => conn.immediate_transaction(f),
+        Some(TransactionMode::Exclusive) => conn.exclusive_transaction(f),
+        _ => conn.transaction(f),
+    }
+}
+
+/// The URI diesel opens: `file:` with the path percent-encoded, `mode=ro` for readers.
+fn uri(db: &DatabaseSettings, role: Role) -> String {
+    let path = db.path.to_string_lossy();
+    let mut out = String::from("file:");
+    for b in path.bytes() {
+        match b {
+            b'%' | b'?' | b'#' | b' ' | 0..=0x1f | 0x7f.. => out.push_str(&format!("%{b:02X}")),
+            _ => out.push(b as char),
+        }
+    }
+    if !role.writes() {
+        out.push_str("?mode=ro");
+    }
+    out
+}
+
+/// One diesel pool with its statistics and transaction behaviour.
+#[derive(Clone)]
+struct Named {
+    pool: DieselPool,
+    counters: Arc<PoolCounters>,
+    mode: Option<TransactionMode>,
+    name: String,
+}
+
+impl Named {
+    fn open(db: &DatabaseSettings, spec: &PoolSpec) -> Result<Named> {
+        let p = &spec.pool;
+        p.validate()?;
+        let customizer = PragmaCustomizer::new(&spec.name, spec.profile.clone());
+        if db.create_if_missing && spec.role.writes() && !db.path.exists() {
+            crate::pools::create_file(db)?;
+        }
+        let url = uri(db, spec.role);
+        if spec.role.writes() {
+            let mut conn = SqliteConnection::establish(&url).map_err(|e| Error::Io {
+                path: db.path.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+            customizer.bootstrap(&mut conn)?;
+        } else {
+            customizer.skip_bootstrap();
+        }
+        let last_error = customizer.last_error();
+        let counters = Arc::new(PoolCounters::new(
+            &spec.name,
+            p.max_lifetime,
+            last_error.clone(),
+        ));
+        let mut builder = Pool::builder()
+            .max_size(p.max_size)
+            .min_idle(p.min_idle)
+            .connection_timeout(p.connection_timeout)
+            .idle_timeout(p.idle_timeout)
+            .max_lifetime(p.max_lifetime)
+            .test_on_check_out(p.test_on_check_out)
+            .connection_customizer(Box::new(customizer))
+            .error_handler(Box::new(StatsHandler(counters.clone())));
+        if p.stats {
+            builder = builder.event_handler(Box::new(StatsHandler(counters.clone())));
+        }
+        let pool = builder
+            .build(ConnectionManager::new(url))
+            .map_err(|_| Error::Build {
+                pool: spec.name.clone(),
+                cause: counters.last_error(),
+            })?;
+        Ok(Named {
+            pool,
+            counters,
+            mode: spec.profile.pragmas().transaction_behavior,
+            name: spec.name.clone(),
+        })
+    }
+
+    fn get(&self) -> Result<DieselConnection> {
+        self.pool.get().map_err(|_| {
+            let state = self.pool.state();
+            Error::Timeout {
+                pool: self.name.clone(),
+                max_size: self.pool.max_size(),
+                timeout: self.pool.connection_timeout(),
+                cause: (state.connections < self.pool.max_size())
+                    .then(|| self.counters.last_error())
+                    .flatten(),
+            }
+        })
+    }
+}
+
+#[derive(Clone)]
+struct Database {
+    writer: Named,
+    reader: Named,
+    split: bool,
+}
+
+/// One named diesel pool per configured database (`<name>.writer` and `<name>.readers` for a
+/// split one), from the same [`Settings`] as [`crate::Pools`]. Cheap to clone, `'static`.
+///
+/// ```no_run
+/// use ::diesel::RunQueryDsl;
+/// let settings = litepool::Settings::load()?;
+/// let pools = litepool::diesel::Pools::new(&settings)?;
+/// let mut conn = pools.get("jobs")?;
+/// ::diesel::sql_query("CREATE TABLE IF NOT EXISTS t(x)").execute(&mut conn)?;
+/// // BEGIN IMMEDIATE when the profile says transaction_behavior = "immediate".
+/// pools.transaction("jobs", |conn| {
+///     ::diesel::sql_query("INSERT INTO t VALUES (1)").execute(conn)
+/// })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Pools {
+    databases: Arc<BTreeMap<String, Database>>,
+}
+
+impl std::fmt::Debug for Pools {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("::diesel::Pools")
+            .field("databases", &self.databases.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Pools {
+    /// Checks every file ([`crate::pools::preflight`]), then bootstraps and builds each pool.
+    pub fn new(settings: &Settings) -> Result<Pools> {
+        crate::pools::preflight(settings)?;
+        let mut databases = BTreeMap::new();
+        for db in settings.databases.values() {
+            let opened: Vec<(Role, Named)> = db
+                .pools()
+                .iter()
+                .map(|spec| Ok((spec.role, Named::open(db, spec)?)))
+                .collect::<Result<_>>()?;
+            let find = |role| {
+                opened
+                    .iter()
+                    .find(|(r, _)| *r == role)
+                    .map(|(_, n)| n.clone())
+            };
+            let entry = match (find(Role::Writer), find(Role::Readers)) {
+                (Some(writer), Some(reader)) => Database {
+                    writer,
+                    reader,
+                    split: true,
+                },
+                _ => Database {
+                    writer: opened[0].1.clone(),
+                    reader: opened[0].1.clone(),
+                    split: false,
+                },
+            };
+            databases.insert(db.name.clone(), entry);
+        }
+        Ok(Pools {
+            databases: Arc::new(databases),
+        })
+    }
+
+    fn database(&self, name: &str) -> Result<&Database> {
+        self.databases
+            .get(name)
+            .ok_or_else(|| Error::UnknownDatabase {
+                name: name.to_owned(),
+                known: self.databases.keys().cloned().collect(),
+            })
+    }
+
+    /// A connection of a database without a split (a split one refuses: use `writer`/`reader`).
+    pub fn get(&self, name: &str) -> Result<DieselConnection> {
+        let db = self.database(name)?;
+        if db.split {
+            return Err(Error::SplitDatabase {
+                name: name.to_owned(),
+            });
+        }
+        db.writer.get()
+    }
+
+    /// The writer of a split database, or a connection of its one pool.
+    pub fn writer(&self, name: &str) -> Result<DieselConnection> {
+        self.database(name)?.writer.get()
+    }
+
+    /// A read-only connection (`mode=ro`, `query_only`) of a split database, or a connection of
+    /// its one pool.
+    pub fn reader(&self, name: &str) -> Result<DieselConnection> {
+        self.database(name)?.reader.get()
+    }
+
+    /// The r2d2 pool behind a concrete pool name (`jobs`, `jobs.writer`, `jobs.readers`).
+    pub fn pool(&self, name: &str) -> Result<&DieselPool> {
+        self.named(name).map(|n| &n.pool)
+    }
+
+    fn named(&self, name: &str) -> Result<&Named> {
+        self.databases
+            .values()
+            .flat_map(|d| [&d.writer, &d.reader])
+            .find(|n| n.name == name)
+            .ok_or_else(|| Error::UnknownDatabase {
+                name: name.to_owned(),
+                known: self
+                    .databases
+                    .values()
+                    .flat_map(|d| [d.writer.name.clone(), d.reader.name.clone()])
+                    .collect(),
+            })
+    }
+
+    /// Statistics of a concrete pool (checkouts, waits, timeouts, connections, errors).
+    pub fn stats_for(&self, name: &str) -> Result<PoolStats> {
+        let n = self.named(name)?;
+        Ok(n.counters.snapshot(&n.pool))
+    }
+
+    /// Runs `f` in a transaction on the writer (or the one pool) of `name`, with the profile's
+    /// `transaction_behavior` (see [`transaction`]). The outer `Result` is the checkout's, the
+    /// inner one the transaction's.
+    pub fn transaction<T, E, F>(&self, name: &str, f: F) -> Result<std::result::Result<T, E>>
+    where
+        F: FnOnce(&mut SqliteConnection) -> std::result::Result<T, E>,
+        E: From<::diesel::result::Error>,
+    {
+        let db = self.database(name)?;
+        let mut conn = db.writer.get()?;
+        Ok(transaction(&mut conn, db.writer.mode, f))
+    }
+}
