@@ -183,9 +183,76 @@ fn acquire(c: &mut Criterion) {
     g.finish();
 }
 
+/// The adapters' checkout against the same driver's pool without litepool, side by side
+/// (`cargo bench --bench acquire --features diesel,deadpool`).
+#[cfg(any(feature = "diesel", feature = "deadpool"))]
+fn adapters(c: &mut Criterion) {
+    let (dir, path) = setup();
+    let toml = |name: &str, file: &Path| {
+        format!(
+            "[profiles.p]\nbusy_timeout = \"5s\"\njournal_mode = \"wal\"\n\
+             [databases.{name}]\npath = {:?}\nprofile = \"p\"\n[databases.{name}.pool]\nmax_size = 4\n",
+            file.display().to_string()
+        )
+    };
+    let mut g = c.benchmark_group("adapters");
+    #[cfg(feature = "diesel")]
+    {
+        use diesel::r2d2::ConnectionManager;
+        use diesel::sqlite::SqliteConnection;
+        let bare: r2d2::Pool<ConnectionManager<SqliteConnection>> = r2d2::Pool::builder()
+            .max_size(4)
+            .test_on_check_out(false)
+            .build(ConnectionManager::new(path.display().to_string()))
+            .unwrap();
+        let copy = dir.path().join("diesel.db");
+        std::fs::copy(&path, &copy).unwrap();
+        let settings = Settings::from_toml(&toml("d", &copy)).unwrap();
+        let pools = litepool::diesel::Pools::new(&settings).unwrap();
+        g.bench_function("diesel r2d2, test_on_check_out=false: get()+drop", |b| {
+            b.iter(|| drop(bare.get().unwrap()))
+        });
+        g.bench_function("litepool::diesel::Pools: get()+drop", |b| {
+            b.iter(|| drop(pools.get("d").unwrap()))
+        });
+    }
+    #[cfg(feature = "deadpool")]
+    {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        // deadpool-sqlite closes its connections on the runtime: the pools drop inside it.
+        let _inside = rt.enter();
+        let copy = dir.path().join("deadpool.db");
+        std::fs::copy(&path, &copy).unwrap();
+        let (bare, pools) = rt.block_on(async {
+            let bare = deadpool_sqlite::Config::new(&path)
+                .builder(deadpool_sqlite::Runtime::Tokio1)
+                .unwrap()
+                .max_size(4)
+                .build()
+                .unwrap();
+            let settings = Settings::from_toml(&toml("a", &copy)).unwrap();
+            (bare, litepool::deadpool::Pools::new(&settings).unwrap())
+        });
+        g.bench_function("deadpool-sqlite: get().await+drop", |b| {
+            b.iter(|| rt.block_on(async { drop(bare.get().await.unwrap()) }))
+        });
+        g.bench_function("litepool::deadpool::Pools: get().await+drop", |b| {
+            b.iter(|| rt.block_on(async { drop(pools.get("a").await.unwrap()) }))
+        });
+    }
+    g.finish();
+}
+
+#[cfg(not(any(feature = "diesel", feature = "deadpool")))]
+fn adapters(_: &mut Criterion) {}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
-    targets = acquire
+    targets = acquire, adapters
 }
 criterion_main!(benches);

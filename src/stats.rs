@@ -210,6 +210,7 @@ impl PoolCounters {
         PoolStats {
             database: self.database.clone(),
             max_size: pool.max_size(),
+            min_idle: pool.min_idle().unwrap_or(pool.max_size()),
             connections: state.connections,
             idle: state.idle_connections,
             in_use: state.connections - state.idle_connections,
@@ -357,6 +358,8 @@ pub struct PoolStats {
     pub database: String,
     /// The configured maximum.
     pub max_size: u32,
+    /// Idle connections the pool keeps ready (r2d2's default: `max_size`).
+    pub min_idle: u32,
     /// Connections open (idle and in use), from r2d2's `State`.
     pub connections: u32,
     /// Connections idle.

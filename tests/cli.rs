@@ -218,3 +218,84 @@ fn stats_rejects_a_bad_workload_duration() {
         "refused before any file is touched"
     );
 }
+
+#[test]
+fn stats_prints_the_prometheus_text_format() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let args = [
+        "stats",
+        "--config",
+        config.to_str().unwrap(),
+        "--env",
+        "test",
+        "--format",
+        "prometheus",
+        "--workload",
+        "0.2",
+        "--threads",
+        "2",
+    ];
+    let out = litepool(dir.path(), &args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let mut families = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(["gauge", "counter", "summary"].contains(&kind), "{line}");
+            families.push(name.to_owned());
+            continue;
+        }
+        if line.starts_with("# HELP ") {
+            continue;
+        }
+        // name{labels} value, with the name of the family just declared (summaries add _sum
+        // and _count) and a number for the value.
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        value.parse::<f64>().unwrap_or_else(|_| panic!("{line}"));
+        let name = series.split('{').next().unwrap();
+        let family = families.last().unwrap();
+        assert!(
+            name == family || name == format!("{family}_sum") || name == format!("{family}_count"),
+            "{line}"
+        );
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{line}"
+        );
+        assert!(series.contains("db_system_name=\"sqlite\""), "{line}");
+    }
+    for name in [
+        "db_client_connection_count",
+        "db_client_connection_max",
+        "db_client_connection_idle_min",
+        "db_client_connection_timeouts_total",
+        "db_client_connection_create_time_seconds",
+        "db_client_connection_wait_time_seconds",
+        "db_client_connection_use_time_seconds",
+        "litepool_cache_hit_total",
+    ] {
+        assert!(families.iter().any(|f| f == name), "{name} in {families:?}");
+    }
+    // test.toml: jobs has a pool of 2.
+    assert!(
+        text.contains("db_client_connection_max{db_client_connection_pool_name=\"jobs\",db_system_name=\"sqlite\"} 2\n"),
+        "{text}"
+    );
+    let checkouts = text
+        .lines()
+        .find(|l| l.starts_with("db_client_connection_wait_time_seconds_count{db_client_connection_pool_name=\"jobs\""))
+        .unwrap();
+    assert!(
+        checkouts
+            .rsplit_once(' ')
+            .unwrap()
+            .1
+            .parse::<u64>()
+            .unwrap()
+            > 0,
+        "{checkouts}"
+    );
+}

@@ -124,6 +124,10 @@ struct Database {
 
 /// One deadpool-sqlite pool per configured database (a writer and readers for a split one),
 /// from the same [`Settings`] as [`crate::Pools`]. Cheap to clone, `'static`.
+///
+/// As with deadpool-sqlite's own pools, build and drop it inside a tokio runtime: its
+/// connections close on the runtime's blocking threads, and deadpool panics when the last
+/// clone is dropped outside one.
 #[derive(Clone)]
 pub struct Pools {
     databases: Arc<BTreeMap<String, Database>>,

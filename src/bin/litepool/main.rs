@@ -81,9 +81,13 @@ enum Command {
     Stats {
         #[command(flatten)]
         source: Source,
-        /// Print one JSON document instead of a table.
-        #[arg(long)]
+        /// Print one JSON document instead of a table (the same as --format json).
+        #[arg(long, conflicts_with = "format")]
         json: bool,
+        /// Output format: text, json, or prometheus (the text exposition format, for a node
+        /// exporter's textfile collector).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
         /// Run the built-in workload (80% point reads, 20% updates) for this many seconds.
         #[arg(long, value_name = "SECONDS")]
         workload: Option<f64>,
@@ -91,6 +95,13 @@ enum Command {
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
         threads: u16,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Text,
+    Json,
+    Prometheus,
 }
 
 #[derive(Args)]
@@ -260,9 +271,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stats {
             source,
             json,
+            format,
             workload,
             threads,
         } => {
+            let format = if json { Format::Json } else { format };
             if let Some(secs) = workload.filter(|s| !(*s > 0.0 && *s <= 3600.0)) {
                 anyhow::bail!("invalid --workload {secs}: expected seconds above 0, at most 3600");
             }
@@ -297,7 +310,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let stats = pools.stats();
             let mut out = std::io::stdout().lock();
-            if json {
+            if format == Format::Prometheus {
+                write!(out, "{}", render::prometheus(&stats))?;
+            } else if format == Format::Json {
                 let doc = serde_json::json!({ "pools": stats, "workload": report });
                 serde_json::to_writer_pretty(&mut out, &doc)?;
                 writeln!(out)?;

@@ -168,3 +168,133 @@ impl fmt::Display for Text<'_> {
         )
     }
 }
+
+/// One metric family: name, help text, and its value for a pool.
+type Family<T> = (&'static str, &'static str, fn(&litepool::PoolStats) -> T);
+
+/// Pool statistics in the Prometheus text exposition format, under the OpenTelemetry names of
+/// `litepool::metrics` with dots as underscores and Prometheus' suffixes (`_total` on counters,
+/// `_seconds` and `_bytes` on units). Durations are summaries (p50, p90, p99, sum, count).
+/// `pending_requests` is left out: a snapshot taken after the pools were used has none waiting,
+/// and r2d2 does not report waiters.
+pub fn prometheus(stats: &litepool::Snapshot) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, rows: &mut dyn FnMut(&mut String)| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        rows(&mut out);
+    };
+    let labels = |pool: &str, extra: &str| {
+        format!(
+            "db_client_connection_pool_name=\"{}\",db_system_name=\"sqlite\"{extra}",
+            escape(pool)
+        )
+    };
+    let pools: Vec<&litepool::PoolStats> = stats.0.values().collect();
+    family(
+        "db_client_connection_count",
+        "gauge",
+        "Connections open, by state.",
+        &mut |o| {
+            for p in &pools {
+                for (state, v) in [("idle", p.idle), ("used", p.in_use)] {
+                    let l = labels(
+                        &p.database,
+                        &format!(",db_client_connection_state=\"{state}\""),
+                    );
+                    let _ = writeln!(o, "db_client_connection_count{{{l}}} {v}");
+                }
+            }
+        },
+    );
+    let gauges: [Family<f64>; 3] = [
+        ("db_client_connection_max", "The pool's max_size.", |p| {
+            f64::from(p.max_size)
+        }),
+        (
+            "db_client_connection_idle_min",
+            "The pool's min_idle.",
+            |p| f64::from(p.min_idle),
+        ),
+        (
+            "litepool_cache_used_bytes",
+            "Page-cache memory held.",
+            |p| p.cache.used_bytes as f64,
+        ),
+    ];
+    for (name, help, get) in gauges {
+        family(name, "gauge", help, &mut |o| {
+            for p in &pools {
+                let _ = writeln!(o, "{name}{{{}}} {}", labels(&p.database, ""), get(p));
+            }
+        });
+    }
+    let counters: [Family<u64>; 5] = [
+        (
+            "db_client_connection_timeouts_total",
+            "get() calls that timed out.",
+            |p| p.timeouts,
+        ),
+        ("litepool_cache_hit_total", "Page-cache hits.", |p| {
+            p.cache.hit
+        }),
+        ("litepool_cache_miss_total", "Page-cache misses.", |p| {
+            p.cache.miss
+        }),
+        ("litepool_cache_write_total", "Pages written.", |p| {
+            p.cache.write
+        }),
+        (
+            "litepool_cache_spill_total",
+            "Pages spilled mid-transaction.",
+            |p| p.cache.spill,
+        ),
+    ];
+    for (name, help, get) in counters {
+        family(name, "counter", help, &mut |o| {
+            for p in &pools {
+                let _ = writeln!(o, "{name}{{{}}} {}", labels(&p.database, ""), get(p));
+            }
+        });
+    }
+    let summaries: [Family<litepool::histogram::Summary>; 3] = [
+        (
+            "db_client_connection_create_time_seconds",
+            "Opening a connection.",
+            |p| p.create,
+        ),
+        (
+            "db_client_connection_wait_time_seconds",
+            "Waiting for a connection.",
+            |p| p.wait,
+        ),
+        (
+            "db_client_connection_use_time_seconds",
+            "From checkout to check-in.",
+            |p| p.hold,
+        ),
+    ];
+    for (name, help, get) in summaries {
+        family(name, "summary", help, &mut |o| {
+            for p in &pools {
+                let s = get(p);
+                for (q, d) in [("0.5", s.p50), ("0.9", s.p90), ("0.99", s.p99)] {
+                    let l = labels(&p.database, &format!(",quantile=\"{q}\""));
+                    let _ = writeln!(o, "{name}{{{l}}} {}", d.as_secs_f64());
+                }
+                let l = labels(&p.database, "");
+                let _ = writeln!(o, "{name}_sum{{{l}}} {}", s.total.as_secs_f64());
+                let _ = writeln!(o, "{name}_count{{{l}}} {}", s.count);
+            }
+        });
+    }
+    out
+}
+
+/// A label value with `\`, `"` and newlines escaped, as the text format requires.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
