@@ -61,6 +61,9 @@ pub struct DatabaseReport {
     pub pool: Option<PoolStats>,
     /// Why verification failed, if it did.
     pub error: Option<String>,
+    /// For a replicated database's writing pool: whether the settings fit its replication
+    /// (`"litestream: settings fit"`, or the lint codes that say why not).
+    pub replication: Option<String>,
     /// True when `error` is a file or connection problem (exit 2), not a pragma that did not
     /// take effect (exit 1).
     pub file_error: bool,
@@ -88,17 +91,17 @@ pub struct CheckReport {
 }
 
 impl CheckReport {
-    /// 0 when everything verified, 1 when something did not take effect (or, with `strict`,
-    /// when the lint has a warning), 2 when a database file could not be used.
+    /// 0 when everything verified, 1 when something did not take effect or the lint has an
+    /// error (with `strict`, also a warning), 2 when a database file could not be used.
     pub fn exit_code(&self, strict: bool) -> u8 {
         if self.databases.iter().any(|d| d.file_error) {
             return 2;
         }
-        let lint_fails = strict
-            && self
-                .lint
-                .iter()
-                .any(|f| f.level == crate::lint::Level::Warning);
+        use crate::lint::Level;
+        let lint_fails = self
+            .lint
+            .iter()
+            .any(|f| f.level == Level::Error || (strict && f.level == Level::Warning));
         if self.verified && !lint_fails {
             0
         } else {
@@ -121,6 +124,29 @@ pub fn check(settings: &Settings, progress: &mut dyn FnMut(&str)) -> Result<Chec
         ));
     }
     let lint = crate::lint::lint(settings, &memory);
+    let replication_of = |db: &DatabaseSettings, spec: &PoolSpec| {
+        if db.replication == crate::settings::Replication::None || !spec.role.writes() {
+            return None;
+        }
+        let codes: Vec<_> = lint
+            .iter()
+            .filter(|f| {
+                f.database == spec.name
+                    && (f.code.starts_with("replication") || f.code.starts_with("litefs"))
+            })
+            .filter(|f| f.level != crate::lint::Level::Notice)
+            .map(|f| format!("{:?} {}", f.level, f.code).to_lowercase())
+            .collect();
+        Some(if codes.is_empty() {
+            format!("{}: settings fit", db.replication)
+        } else {
+            format!(
+                "{}: settings do not fit ({})",
+                db.replication,
+                codes.join(", ")
+            )
+        })
+    };
     let databases: Vec<DatabaseReport> = settings
         .databases
         .values()
@@ -131,7 +157,20 @@ pub fn check(settings: &Settings, progress: &mut dyn FnMut(&str)) -> Result<Chec
                 "{}: opening {} connection(s) and verifying every pragma",
                 spec.name, spec.pool.max_size
             ));
-            check_one(db, &spec, file)
+            let mut report = match crate::pools::litefs_primary(db) {
+                Some(primary) if spec.role.writes() => {
+                    // Pools::new opens no writer on a LiteFS replica; neither does check.
+                    let mut r = not_opened(db, &spec, file);
+                    r.replication = Some(format!(
+                        "litefs: this node is a replica (the primary is {primary}): the writer is not opened here"
+                    ));
+                    r.verified = true;
+                    return r;
+                }
+                _ => check_one(db, &spec, file),
+            };
+            report.replication = replication_of(db, &spec);
+            report
         })
         .collect();
     Ok(CheckReport {
@@ -145,8 +184,9 @@ pub fn check(settings: &Settings, progress: &mut dyn FnMut(&str)) -> Result<Chec
     })
 }
 
-fn check_one(db: &DatabaseSettings, spec: &PoolSpec, file_before: FileState) -> DatabaseReport {
-    let mut report = DatabaseReport {
+/// The report of a pool that is not opened.
+fn not_opened(db: &DatabaseSettings, spec: &PoolSpec, file_before: FileState) -> DatabaseReport {
+    DatabaseReport {
         name: spec.name.clone(),
         path: db.path.clone(),
         profile: spec.profile.name().to_owned(),
@@ -156,9 +196,15 @@ fn check_one(db: &DatabaseSettings, spec: &PoolSpec, file_before: FileState) -> 
         pragmas: Vec::new(),
         pool: None,
         error: None,
+        replication: None,
         file_error: false,
         verified: false,
-    };
+    }
+}
+
+fn check_one(db: &DatabaseSettings, spec: &PoolSpec, file_before: FileState) -> DatabaseReport {
+    let mut report = not_opened(db, spec, file_before);
+
     let mut readings: Vec<Vec<Reading>> = Vec::new();
     match NamedPool::open(db, spec) {
         Ok(pool) => {

@@ -125,6 +125,15 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A LiteFS database on a node that is not the primary: it does not write here.
+    #[error("database {database:?} is on a LiteFS replica (the primary is {primary}): this node opens no writer; send writes to the primary (https://fly.io/docs/litefs/primary/)")]
+    NotPrimary {
+        /// The configured database name.
+        database: String,
+        /// The primary's host name, from the mount's `.primary` file.
+        primary: String,
+    },
+
     /// Two configured databases name one file.
     #[error("databases {first:?} and {second:?} are the same file ({path}): one file is one database with one profile; for two pools on one file use [databases.{first}.writer] and [databases.{first}.readers]")]
     SameFile {

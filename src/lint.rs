@@ -7,13 +7,15 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::budget::{human, Budget};
-use crate::pragma::{JournalMode, Synchronous};
-use crate::settings::{DatabaseSettings, Durability, PoolSpec, Settings};
+use crate::pragma::{JournalMode, LockingMode, Synchronous};
+use crate::settings::{DatabaseSettings, Durability, PoolSpec, Replication, Settings};
 
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
+    /// A setting that cannot work (e.g. with the database's replication): `check` fails.
+    Error,
     /// Unsafe or likely wrong: `--strict` fails.
     Warning,
     /// A deliberate trade-off worth knowing.
@@ -66,6 +68,95 @@ pub fn network_fs(path: &Path) -> Option<&'static str> {
         .map(|(_, name)| *name)
 }
 
+/// What a database's replication needs of its profile, checked on the pool that writes.
+fn replication(db: &DatabaseSettings, spec: &PoolSpec, out: &mut Vec<Finding>) {
+    if !spec.role.writes() {
+        return;
+    }
+    let set = spec.profile.pragmas();
+    let mut add = |level, code, message: String, link| {
+        out.push(Finding {
+            level,
+            database: spec.name.clone(),
+            code,
+            message,
+            link,
+        })
+    };
+    match db.replication {
+        Replication::None => {}
+        Replication::Litestream => {
+            const TIPS: &str = "https://litestream.io/tips/";
+            match set.journal_mode {
+                Some(JournalMode::Wal) => {}
+                Some(m) => add(
+                    Level::Error,
+                    "replication-wal",
+                    format!("replication = \"litestream\" but journal_mode = {m}: Litestream only works with WAL, and litepool would switch the file away from it"),
+                    TIPS,
+                ),
+                None => add(
+                    Level::Warning,
+                    "replication-wal",
+                    "replication = \"litestream\": set journal_mode = \"wal\" so that litepool switches to it and verifies it (Litestream only works with WAL)".into(),
+                    TIPS,
+                ),
+            }
+            if set.locking_mode == Some(LockingMode::Exclusive) {
+                add(
+                    Level::Error,
+                    "replication-locking",
+                    "replication = \"litestream\" but locking_mode = exclusive: Litestream is another process that must read the database and take short write locks to checkpoint".into(),
+                    TIPS,
+                );
+            }
+            // Unset is rusqlite's 5s.
+            if let Some(t) = set.busy_timeout.filter(|t| t.millis() < 5000) {
+                add(
+                    Level::Warning,
+                    "replication-busy-timeout",
+                    format!("replication = \"litestream\" but busy_timeout = {t}: Litestream takes short write locks to checkpoint; a write that meets one fails with SQLITE_BUSY unless it waits (5s recommended)"),
+                    TIPS,
+                );
+            }
+            if set.wal_autocheckpoint != Some(0) {
+                add(
+                    Level::Notice,
+                    "replication-checkpoint",
+                    "replication = \"litestream\" with SQLite's automatic checkpoints: under a high write load Litestream recommends wal_autocheckpoint = 0 so that it alone checkpoints (then the WAL grows while Litestream is not running)".into(),
+                    TIPS,
+                );
+            }
+            if set.journal_size_limit.is_some() {
+                add(
+                    Level::Notice,
+                    "replication-journal-size-limit",
+                    "replication = \"litestream\" with journal_size_limit: the WAL is truncated after checkpoints; Litestream copies frames before it lets a checkpoint pass them, so this only bounds the file's size on disk".into(),
+                    "https://litestream.io/how-it-works/",
+                );
+            }
+        }
+        Replication::Litefs => {
+            if db.split.is_none() {
+                add(
+                    Level::Warning,
+                    "litefs-split",
+                    "replication = \"litefs\" without a writer/readers split: on a replica node litepool opens no writer, so a database that is not split cannot be opened there; add [writer] and [readers]".into(),
+                    "https://fly.io/docs/litefs/primary/",
+                );
+            }
+            if set.locking_mode == Some(LockingMode::Exclusive) {
+                add(
+                    Level::Error,
+                    "replication-locking",
+                    "replication = \"litefs\" but locking_mode = exclusive: LiteFS replicates through SQLite's locks".into(),
+                    "https://fly.io/docs/litefs/",
+                );
+            }
+        }
+    }
+}
+
 fn per_pool(
     db: &DatabaseSettings,
     spec: &PoolSpec,
@@ -98,7 +189,8 @@ fn per_pool(
             "https://sqlite.org/pragma.html#pragma_journal_mode",
         );
     }
-    if set.journal_mode == Some(JournalMode::Wal) {
+    // A LiteFS mount is a FUSE file system made for SQLite: the network-fs warning is not for it.
+    if set.journal_mode == Some(JournalMode::Wal) && db.replication != Replication::Litefs {
         if let Some(fs) = fs_of(&db.path) {
             add(
                 Level::Warning,
@@ -164,6 +256,7 @@ pub fn lint_with(
         .collect();
     for (db, spec) in &specs {
         per_pool(db, spec, &mut out, fs_of);
+        replication(db, spec, &mut out);
     }
     if budget.over() {
         out.push(Finding {

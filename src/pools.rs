@@ -291,6 +291,22 @@ pub(crate) fn create_file(db: &DatabaseSettings) -> Result<()> {
         .map_err(io)
 }
 
+/// For a `replication = "litefs"` database on a node that is not the LiteFS primary, the
+/// primary's host name: LiteFS puts a `.primary` file in its mount directory on replicas only
+/// (<https://fly.io/docs/litefs/primary/>). `None` on the primary and for other databases.
+pub fn litefs_primary(db: &DatabaseSettings) -> Option<String> {
+    if db.replication != crate::settings::Replication::Litefs {
+        return None;
+    }
+    let dir = db
+        .path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let text = std::fs::read_to_string(dir.join(".primary")).ok()?;
+    Some(text.trim().to_owned())
+}
+
 /// Checks every configured file before any is touched: see [`file::inspect`] and the enforced
 /// memory budget. Returns each file's state, in `settings.databases` order.
 pub fn preflight(settings: &Settings) -> Result<Vec<FileState>> {
@@ -327,7 +343,8 @@ impl fmt::Display for Snapshot {
 #[derive(Debug, Clone)]
 pub struct Handle {
     database: String,
-    writer: NamedPool,
+    /// `Err(primary)` on a LiteFS replica: no writer here.
+    writer: std::result::Result<NamedPool, String>,
     reader: NamedPool,
     split: bool,
 }
@@ -346,13 +363,19 @@ impl Handle {
                 name: self.database.clone(),
             });
         }
-        self.writer.get()
+        self.writer()
     }
 
     /// The one writer connection of a split database (immediate transactions), waiting for it if
     /// another caller has it; for a database without a split, a connection from its pool.
     pub fn writer(&self) -> Result<Conn> {
-        self.writer.get()
+        match &self.writer {
+            Ok(pool) => pool.get(),
+            Err(primary) => Err(Error::NotPrimary {
+                database: self.database.clone(),
+                primary: primary.clone(),
+            }),
+        }
     }
 
     /// A read-only connection of a split database (opened with `SQLITE_OPEN_READ_ONLY`,
@@ -486,14 +509,19 @@ impl Watcher {
 }
 
 impl Drop for Inner {
+    /// Stops the background threads and waits for them: they hold clones of the pools, so once
+    /// they are gone, dropping the last `Pools` closes every connection before it returns (the
+    /// last connection to a WAL database checkpoints it as it closes).
     fn drop(&mut self) {
-        for o in &self.optimizers {
-            o.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            o.thread.thread().unpark();
-        }
-        if let Some(w) = &self.watcher {
-            w.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            w.thread.thread().unpark();
+        let threads = self
+            .optimizers
+            .drain(..)
+            .map(|o| (o.stop, o.thread))
+            .chain(self.watcher.take().map(|w| (w.stop, w.thread)));
+        for (stop, thread) in threads {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            thread.thread().unpark();
+            let _ = thread.join();
         }
     }
 }
@@ -506,8 +534,19 @@ impl Pools {
         let mut databases = BTreeMap::new();
         let mut optimizers = Vec::new();
         for db in settings.databases.values() {
+            let primary = litefs_primary(db);
+            if let (Some(primary), None) = (&primary, &db.split) {
+                return Err(Error::NotPrimary {
+                    database: db.name.clone(),
+                    primary: primary.clone(),
+                });
+            }
             let mut opened: Vec<(PoolSpec, NamedPool)> = Vec::new();
             for spec in db.pools() {
+                // On a LiteFS replica only the readers open; the writer lives on the primary.
+                if primary.is_some() && spec.role == Role::Writer {
+                    continue;
+                }
                 let pool = NamedPool::open(db, &spec)?;
                 pools.insert(spec.name.clone(), pool.clone());
                 opened.push((spec, pool));
@@ -521,7 +560,13 @@ impl Pools {
             let handle = match (by_role(Role::Writer), by_role(Role::Readers)) {
                 (Some(writer), Some(reader)) => Handle {
                     database: db.name.clone(),
-                    writer,
+                    writer: Ok(writer),
+                    reader,
+                    split: true,
+                },
+                (None, Some(reader)) => Handle {
+                    database: db.name.clone(),
+                    writer: Err(primary.clone().unwrap_or_default()),
                     reader,
                     split: true,
                 },
@@ -529,14 +574,17 @@ impl Pools {
                     let single = opened[0].1.clone();
                     Handle {
                         database: db.name.clone(),
-                        writer: single.clone(),
+                        writer: Ok(single.clone()),
                         reader: single,
                         split: false,
                     }
                 }
             };
-            if let Some(interval) = db.split.as_ref().and_then(|s| s.optimize_interval) {
-                optimizers.push(Optimizer::start(&handle.writer, interval)?);
+            if let (Some(interval), Ok(writer)) = (
+                db.split.as_ref().and_then(|s| s.optimize_interval),
+                &handle.writer,
+            ) {
+                optimizers.push(Optimizer::start(writer, interval)?);
             }
             databases.insert(db.name.clone(), handle);
         }

@@ -24,6 +24,7 @@ mod fuzz;
 mod hostile;
 mod library;
 mod pools;
+mod replication;
 mod safety;
 mod settings;
 mod stats;

@@ -54,6 +54,7 @@ struct DatabaseLayer {
     check_integrity: Option<bool>,
     file_mode: Option<FileMode>,
     durability: Option<Durability>,
+    replication: Option<Replication>,
     #[serde(default)]
     pragmas: PragmaSet,
     #[serde(default)]
@@ -185,6 +186,20 @@ crate::pragma::pragma_enum! {
     }
 }
 
+crate::pragma::pragma_enum! {
+    /// How a database is replicated, for `litepool check`'s lint and `litepool litestream`.
+    /// Default: none.
+    Replication, what = "replication", {
+        /// Not replicated.
+        None = ("none", 0),
+        /// Litestream copies the WAL to a replica (<https://litestream.io/tips/>).
+        Litestream = ("litestream", 1),
+        /// The file lives on a LiteFS mount (<https://fly.io/docs/litefs/>): only the primary
+        /// node writes.
+        Litefs = ("litefs", 2),
+    }
+}
+
 /// Unix permissions for a database file litepool creates, in octal (`"0600"`). Default: 0600.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileMode(pub u32);
@@ -266,6 +281,8 @@ pub struct DatabaseSettings {
     pub file_mode: FileMode,
     /// How much commits must survive, for the lint. Default: normal.
     pub durability: Durability,
+    /// How the database is replicated. Default: none.
+    pub replication: Replication,
     /// The writer/readers split, if `[databases.<name>.writer]` or `.readers` is present.
     pub split: Option<Split>,
 }
@@ -282,6 +299,7 @@ impl DatabaseSettings {
             pool: PoolSettings::default(),
             file_mode: FileMode(0o600),
             durability: Durability::Normal,
+            replication: Replication::None,
             split: None,
         }
     }
@@ -950,6 +968,7 @@ impl Resolver<'_> {
                     pool,
                     file_mode: db.file_mode.unwrap_or(FileMode(0o600)),
                     durability: db.durability.unwrap_or(Durability::Normal),
+                    replication: db.replication.unwrap_or(Replication::None),
                     split,
                 },
             );

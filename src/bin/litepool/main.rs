@@ -13,6 +13,7 @@ use litepool::{Pools, Settings};
 
 mod bench;
 mod datagen;
+mod litestream;
 mod render;
 mod scratch;
 mod workload;
@@ -73,6 +74,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a litestream.yml for the databases with replication = "litestream".
+    ///
+    /// One replica per database, in a subdirectory (or URL path) named after it; absolute
+    /// paths. Check it with `litestream databases -config FILE`.
+    Litestream {
+        #[command(flatten)]
+        source: Source,
+        /// Where the replicas go: a directory, or a URL (s3://, gcs://, abs://, sftp://, file://,
+        /// webdav://).
+        #[arg(long, value_name = "URL|PATH")]
+        replica: String,
+        /// How often Litestream copies new WAL frames to the replica (10ms to 1h).
+        #[arg(long, default_value = "1s", value_parser = sync_interval)]
+        sync_interval: Duration,
+    },
     /// Build the pools, optionally run a short read/write workload, and print pool statistics.
     ///
     /// The workload runs on private copies of the databases (0600 files in a 0700 temporary
@@ -95,6 +111,15 @@ enum Command {
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
         threads: u16,
     },
+}
+
+/// A duration from the command line (`"1s"`, `"250ms"`), within bounds.
+fn sync_interval(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| format!("{e}"))?;
+    if d < Duration::from_millis(10) || d > Duration::from_secs(3600) {
+        return Err(format!("{text} is not in 10ms..=1h"));
+    }
+    Ok(d)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -186,6 +211,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 writeln!(out, "{}", render::Text(&report))?;
             }
             Ok(ExitCode::from(report.exit_code(strict)))
+        }
+        Command::Litestream {
+            source,
+            replica,
+            sync_interval,
+        } => {
+            let replica = litestream::Replica::parse(&replica)?;
+            let settings = source.load()?;
+            let text = litestream::config(&settings, &replica, sync_interval)?;
+            std::io::stdout().lock().write_all(text.as_bytes())?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Bench {
             source,

@@ -94,6 +94,9 @@ impl fmt::Display for Text<'_> {
             if let Some(e) = &d.error {
                 writeln!(f, "  error: {e}")?;
             }
+            if let Some(r) = &d.replication {
+                writeln!(f, "  replication: {r}")?;
+            }
             writeln!(
                 f,
                 "  {}",
@@ -144,6 +147,7 @@ impl fmt::Display for Text<'_> {
             writeln!(f, "lint")?;
             for l in &self.lint {
                 let level = match l.level {
+                    litepool::lint::Level::Error => "error",
                     litepool::lint::Level::Warning => "warning",
                     litepool::lint::Level::Notice => "notice",
                 };
