@@ -133,6 +133,7 @@ fn bench_cli_compares_profiles_on_copies() {
             "--seconds",
             "0.1",
             "--json",
+            "--builtin",
         ])
         .args(["--profiles", "sqlite_defaults,recommended"])
         .current_dir(dir.path())
@@ -156,6 +157,12 @@ fn bench_cli_compares_profiles_on_copies() {
         assert!(r["latency"]["p99"].as_f64().unwrap() > 0.0, "{r}");
     }
     assert_eq!(sha256(&jobs), hash, "the original is never written");
+    // What each copy held is said, never substituted silently.
+    assert_eq!(json["data"]["jobs"], "your data");
+    assert!(json["data"]["audit"]
+        .as_str()
+        .unwrap()
+        .starts_with("generated ("));
     for name in ["prod_customer_data", "audit"] {
         assert!(
             !dir.path().join(format!("data/{name}.db")).exists(),

@@ -29,3 +29,4 @@ mod safety;
 mod settings;
 mod stats;
 mod trust;
+mod userbench;

@@ -183,7 +183,14 @@ fn sigint_and_sigterm_remove_private_copies_and_leave_originals_alone() {
     assert_eq!(seen[0].1, 0o700, "the scratch directory is private");
     let (code, seen) = interrupt(
         &f,
-        &["bench", "--profiles", "recommended", "--seconds", "60"],
+        &[
+            "bench",
+            "--builtin",
+            "--profiles",
+            "recommended",
+            "--seconds",
+            "60",
+        ],
         15,
     );
     assert_eq!(code, Some(143));
@@ -812,7 +819,14 @@ fn file_problems_exit_2_from_every_command() {
             &["check"][..],
             &["stats"],
             &["stats", "--workload", "0.1"],
-            &["bench", "--profiles", "recommended", "--seconds", "0.1"],
+            &[
+                "bench",
+                "--builtin",
+                "--profiles",
+                "recommended",
+                "--seconds",
+                "0.1",
+            ],
         ] {
             let out = run(f.dir.path(), args);
             assert_eq!(

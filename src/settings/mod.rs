@@ -24,8 +24,10 @@ use crate::error::{Error, Result};
 use crate::pragma::{ByteSize, Lifetime, Timeout, TransactionMode};
 use crate::profile::{PragmaSet, Profile};
 
+mod bench;
 mod spec;
 pub(crate) mod strict;
+pub use bench::{BenchTransaction, ParamGen, Workload};
 pub use spec::{PoolSpec, Role};
 
 const ENV_PREFIX: &str = "LITEPOOL";
@@ -41,6 +43,8 @@ struct Layer {
     databases: BTreeMap<String, DatabaseLayer>,
     #[serde(default)]
     limits: LimitsLayer,
+    #[serde(default)]
+    bench: bench::BenchLayer,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -323,6 +327,8 @@ pub struct Settings {
     pub memory_budget: Option<ByteSize>,
     /// Configured keys that have no effect (shadowed or ignored), for `litepool check`.
     pub ignored: Vec<Ignored>,
+    /// `[bench.workloads.<name>]`: the user's own queries for `litepool bench`, by name.
+    pub workloads: BTreeMap<String, Workload>,
 }
 
 /// A configured key that has no effect.
@@ -433,6 +439,7 @@ impl Settings {
             databases,
             memory_budget,
             ignored: Vec::new(),
+            workloads: BTreeMap::new(),
         })
     }
 }
@@ -993,6 +1000,14 @@ impl Resolver<'_> {
                 }
             }
         }
+        let names: Vec<&String> = databases.keys().collect();
+        let mut workloads = BTreeMap::new();
+        for (name, w) in raw.bench.workloads {
+            let workload = w.resolve(&name, &names).map_err(|(k, message)| {
+                self.error(format!("bench.workloads.{name}.{k}"), message)
+            })?;
+            workloads.insert(name, workload);
+        }
         if databases.is_empty() {
             return Err(Error::Config {
                 origin: sources_list(&sources),
@@ -1009,6 +1024,7 @@ impl Resolver<'_> {
             databases,
             memory_budget: raw.limits.memory_budget,
             ignored,
+            workloads,
         })
     }
 

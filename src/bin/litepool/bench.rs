@@ -106,24 +106,53 @@ const NAMES: [(&str, Dataset); 3] = [
 /// Makes the three source databases in `dir`: a private copy ([`copy_database`]: the original is
 /// never opened with SQLite) of each existing source, else an empty 0600 file; then fills missing
 /// tables with generated data. Originals are never written.
+#[allow(dead_code)] // the benchmarks and the tests use it; the binary uses labelled_sources
 pub fn prepare_sources(dir: &Path, from: &Sources, seed: u64, scale: u32) -> Result<[PathBuf; 3]> {
+    labelled_sources(dir, from, seed, scale).map(|(paths, _)| paths)
+}
+
+/// The three source databases and, by name, what each copy holds.
+pub type Labelled = ([PathBuf; 3], Vec<(String, String)>);
+
+/// [`prepare_sources`], and for each database what its copy holds: "your data", "your file
+/// with N generated demo rows" or "generated (N rows)", by name.
+pub fn labelled_sources(dir: &Path, from: &Sources, seed: u64, scale: u32) -> Result<Labelled> {
     let originals = [&from.customers, &from.jobs, &from.audit];
     let mut out = Vec::new();
+    let mut labels = Vec::new();
     for ((name, dataset), original) in NAMES.into_iter().zip(originals) {
         let dest = dir.join(format!("{name}.db"));
         let sql = |source| Error::Sqlite {
             database: name.to_owned(),
             source,
         };
-        match original.as_ref().filter(|p| p.exists()) {
-            Some(src) => copy_database(src, &dest, name)?,
-            None => drop(private_file(&dest)?),
-        }
+        let copied = match original.as_ref().filter(|p| p.exists()) {
+            Some(src) => {
+                copy_database(src, &dest, name)?;
+                true
+            }
+            None => {
+                drop(private_file(&dest)?);
+                false
+            }
+        };
         let mut conn = Connection::open(&dest).map_err(sql)?;
-        datagen::generate(&mut conn, dataset, seed, scale).map_err(sql)?;
+        let rows = datagen::generate(&mut conn, dataset, seed, scale).map_err(sql)?;
+        labels.push((
+            name.to_owned(),
+            match (copied, rows) {
+                (true, 0) => "your data".to_owned(),
+                (true, n) => format!("your file, with {n} generated demo rows"),
+                (false, n) => format!("generated ({n} rows)"),
+            },
+        ));
         out.push(dest);
     }
-    Ok(out.try_into().expect("three databases"))
+    let paths: [PathBuf; 3] = out.try_into().map_err(|_| Error::Io {
+        path: dir.to_owned(),
+        source: std::io::Error::other("expected three databases"),
+    })?;
+    Ok((paths, labels))
 }
 
 /// Copies a prepared source database for one run (SQLite backup API).
@@ -407,6 +436,8 @@ pub const DEFAULT_PROFILES: [&str; 4] = [
 /// A whole comparison: every workload under every profile, on copies in a temporary directory.
 #[derive(Debug, Clone, Serialize)]
 pub struct Comparison {
+    /// Each database and what its copy held ("your data", "generated (N rows)", …).
+    pub data: Vec<(String, String)>,
     /// Seconds per workload and profile.
     pub seconds: f64,
     /// Row-count multiplier for generated data.
@@ -422,12 +453,15 @@ pub struct Comparison {
 impl Comparison {
     /// Runs the comparison of `profiles` (each with or without the writer/readers split).
     /// `progress(step, steps, what)` reports each step.
+    /// With `require_demo`, the copies must already hold the demo schema: nothing is generated
+    /// in place of the user's data (an error, before anything is measured, instead).
     pub fn run(
         profiles: &[(Profile, bool)],
         from: &Sources,
         seconds: f64,
         scale: u32,
         seed: u64,
+        require_demo: bool,
         progress: &mut dyn FnMut(usize, usize, &str),
     ) -> Result<Comparison> {
         let tmp = Scratch::new()?;
@@ -438,7 +472,14 @@ impl Comparison {
         })?;
         let steps = 1 + profiles.len() * Workload::ALL.len();
         progress(0, steps, "copying or generating the databases");
-        let sources = prepare_sources(&src_dir, from, seed, scale)?;
+        let (sources, data) = labelled_sources(&src_dir, from, seed, scale)?;
+        if require_demo && data.iter().any(|(_, what)| what != "your data") {
+            return Err(Error::Config {
+                origin: "litepool bench".into(),
+                key: None,
+                message: "no workloads to run: configure your own queries under [bench.workloads.<name>] (see the README, \"Benchmark your own queries\"), or pass --builtin for litepool's demo workloads on generated data".into(),
+            });
+        }
         let mut results = Vec::new();
         let mut step = 1;
         for (i, (profile, split)) in profiles.iter().enumerate() {
@@ -462,6 +503,7 @@ impl Comparison {
         }
         progress(steps, steps, "done");
         Ok(Comparison {
+            data,
             seconds,
             scale,
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),

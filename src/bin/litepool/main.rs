@@ -15,7 +15,9 @@ mod bench;
 mod datagen;
 mod litestream;
 mod render;
+mod report;
 mod scratch;
+mod userbench;
 mod workload;
 
 /// Verified SQLite pragma profiles for r2d2 pools.
@@ -51,8 +53,11 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
-    /// Compare profiles on copies of the configured databases: ops/s and p50/p99 latency per
-    /// workload, with the ratio to the first profile. The originals are never written.
+    /// Measure your own queries ([bench.workloads.<name>]) under each profile, on private copies
+    /// of your databases: each workload alone on one thread, then all of them as a weighted mix.
+    /// ops/s, p50/p99/max latency and errors, with the ratio to the first profile. The originals
+    /// are never written. litepool's demo workloads run only with --builtin (or when no workload
+    /// is configured and the copies hold the demo schema).
     Bench {
         #[command(flatten)]
         source: Source,
@@ -73,6 +78,19 @@ enum Command {
         /// Print one JSON document instead of a table.
         #[arg(long)]
         json: bool,
+        /// Run only these configured workloads, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        workloads: Vec<String>,
+        /// Threads of the mixed run, 1 to 256.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+        threads: u16,
+        /// Run litepool's demo workloads (prod_customer_data, jobs, audit) on copies of those
+        /// databases, generating the demo tables the copies lack.
+        #[arg(long, conflicts_with = "workloads")]
+        builtin: bool,
+        /// Also write a self-contained HTML report (charts, table, command, configuration).
+        #[arg(long, value_name = "FILE.html")]
+        report: Option<PathBuf>,
     },
     /// Print a litestream.yml for the databases with replication = "litestream".
     ///
@@ -185,6 +203,48 @@ fn preflight_copies(settings: &Settings) -> litepool::Result<()> {
     litepool::pools::preflight(&existing).map(drop)
 }
 
+/// litepool's demo workloads on copies of the three demo databases. Unless `asked`, every copy
+/// must already hold the demo schema (so that nothing is silently substituted for the user's
+/// data); otherwise there is nothing to run and the error says how to configure workloads.
+fn builtin_bench(
+    settings: &Settings,
+    profiles: &[(litepool::Profile, bool)],
+    seconds: f64,
+    scale: u32,
+    seed: u64,
+    asked: bool,
+    progress: &mut dyn FnMut(usize, usize, &str),
+) -> anyhow::Result<userbench::Report> {
+    let path = |name: &str| settings.databases.get(name).map(|d| d.path.clone());
+    let from = bench::Sources {
+        customers: path("prod_customer_data"),
+        jobs: path("jobs"),
+        audit: path("audit"),
+    };
+    let comparison =
+        bench::Comparison::run(profiles, &from, seconds, scale, seed, !asked, progress)?;
+    Ok(userbench::Report::from_builtin(comparison, settings))
+}
+
+/// The configuration the settings came from, for the HTML report: each file's text and each
+/// variable's value.
+fn config_text(settings: &Settings) -> String {
+    let mut out = String::new();
+    for source in &settings.sources {
+        match source.strip_prefix("environment variable ") {
+            Some(var) => {
+                let value = std::env::var(var).unwrap_or_default();
+                out.push_str(&format!("# {source}\n{var}={value}\n\n"));
+            }
+            None => {
+                let text = std::fs::read_to_string(source).unwrap_or_default();
+                out.push_str(&format!("# {source}\n{text}\n"));
+            }
+        }
+    }
+    out
+}
+
 /// The exit status of a failed command (the table in `--help` and the README): 1 when a profile
 /// did not take effect, 2 for everything else (arguments, configuration, files, connections).
 fn exit_code(e: &anyhow::Error) -> u8 {
@@ -230,9 +290,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             scale,
             seed,
             json,
+            workloads,
+            threads,
+            builtin,
+            report,
         } => {
             if !(seconds > 0.0 && seconds <= 600.0) {
                 anyhow::bail!("invalid --seconds {seconds}: expected above 0, at most 600");
+            }
+            if let Some(path) = &report {
+                // Refuse before measuring: the file must be writable and not a directory.
+                if path.is_dir() || path.extension().map_or(true, |e| e != "html") {
+                    anyhow::bail!(
+                        "invalid --report {}: expected a file name ending in .html",
+                        path.display()
+                    );
+                }
             }
             let settings = source.load()?;
             // The configured files are only read (copied), but a bad one is refused as by every
@@ -272,35 +345,65 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if chosen.is_empty() {
                 anyhow::bail!("no profiles to compare: name some with --profiles");
             }
-            let path = |name: &str| settings.databases.get(name).map(|d| d.path.clone());
-            let from = bench::Sources {
-                customers: path("prod_customer_data"),
-                jobs: path("jobs"),
-                audit: path("audit"),
-            };
             let bar = ProgressBar::new(1).with_style(
                 ProgressStyle::with_template("{msg:40} [{bar:30}] {pos}/{len} {elapsed}")?
                     .progress_chars("=> "),
             );
-            let comparison = bench::Comparison::run(
-                &chosen,
-                &from,
-                seconds,
-                scale,
-                seed,
-                &mut |step, steps, what| {
-                    bar.set_length(steps as u64);
-                    bar.set_position(step as u64);
-                    bar.set_message(what.to_owned());
-                },
-            )?;
+            let mut progress = |step: usize, steps: usize, what: &str| {
+                bar.set_length(steps as u64);
+                bar.set_position(step as u64);
+                bar.set_message(what.to_owned());
+            };
+            let result = if builtin || settings.workloads.is_empty() {
+                builtin_bench(
+                    &settings,
+                    &chosen,
+                    seconds,
+                    scale,
+                    seed,
+                    builtin,
+                    &mut progress,
+                )?
+            } else {
+                let selected: Vec<litepool::settings::Workload> = if workloads.is_empty() {
+                    settings.workloads.values().cloned().collect()
+                } else {
+                    workloads
+                        .iter()
+                        .map(|w| {
+                            settings.workloads.get(w).cloned().ok_or_else(|| {
+                                let known: Vec<_> =
+                                    settings.workloads.keys().map(String::as_str).collect();
+                                anyhow::anyhow!(
+                                    "unknown workload {w:?} in --workloads: configured workloads are {}",
+                                    known.join(", ")
+                                )
+                            })
+                        })
+                        .collect::<anyhow::Result<_>>()?
+                };
+                userbench::run(
+                    &settings,
+                    &selected,
+                    &chosen,
+                    seconds,
+                    usize::from(threads),
+                    seed,
+                    &mut progress,
+                )?
+            };
             bar.finish_and_clear();
+            if let Some(path) = &report {
+                let html = report::html(&result, &config_text(&settings));
+                std::fs::write(path, html)
+                    .map_err(|e| anyhow::anyhow!("--report {}: {e}", path.display()))?;
+            }
             let mut out = std::io::stdout().lock();
             if json {
-                serde_json::to_writer_pretty(&mut out, &comparison)?;
+                serde_json::to_writer_pretty(&mut out, &result)?;
                 writeln!(out)?;
             } else {
-                write!(out, "{comparison}")?;
+                write!(out, "{result}")?;
             }
             Ok(ExitCode::SUCCESS)
         }

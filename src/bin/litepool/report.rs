@@ -1,0 +1,217 @@
+//! `litepool bench --report FILE.html`: one self-contained page (inline SVG and CSS, no script,
+//! nothing fetched) with a bar chart of ops/s and a chart of p50/p99 latency per workload ×
+//! profile, the table, the machine, the exact command and the configuration used.
+//!
+//! Written by hand: a few dozen lines of SVG rectangles; a charting crate would bring a font
+//! stack or JavaScript for what this page needs.
+
+use std::fmt::Write as _;
+
+use crate::userbench::{Report, Row};
+
+/// Text for HTML (and SVG) content and attributes.
+fn esc(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+const COLORS: [&str; 6] = [
+    "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1",
+];
+
+/// A horizontal bar chart: one group per workload, one bar per series (profile, or measure),
+/// values labelled. `id` names the chart for tests and readers.
+fn bars(id: &str, title: &str, unit: &str, groups: &[(String, Vec<(String, f64)>)]) -> String {
+    let max = groups
+        .iter()
+        .flat_map(|(_, s)| s.iter().map(|(_, v)| *v))
+        .fold(0.0f64, f64::max)
+        .max(f64::MIN_POSITIVE);
+    let bar_h = 16.0;
+    let label_w = 330.0;
+    let plot_w = 420.0;
+    let mut y = 40.0;
+    let mut body = String::new();
+    for (group, series) in groups {
+        let _ = writeln!(
+            body,
+            r#"<text x="4" y="{}" class="group">{}</text>"#,
+            y + 12.0,
+            esc(group)
+        );
+        y += 18.0;
+        for (i, (name, v)) in series.iter().enumerate() {
+            let w = (v / max * plot_w).max(1.0);
+            let _ = writeln!(
+                body,
+                r#"<text x="{:.0}" y="{:.0}" class="label" text-anchor="end">{}</text><rect class="bar" data-series="{}" data-value="{v}" x="{label_w}" y="{y:.0}" width="{w:.1}" height="{bar_h}" fill="{}"/><text x="{:.1}" y="{:.0}" class="value">{} {unit}</text>"#,
+                label_w - 6.0,
+                y + 12.0,
+                esc(name),
+                esc(name),
+                COLORS[i % COLORS.len()],
+                label_w + w + 4.0,
+                y + 12.0,
+                fmt_value(*v)
+            );
+            y += bar_h + 3.0;
+        }
+        y += 8.0;
+    }
+    format!(
+        r#"<svg id="{id}" class="chart" xmlns="http://www.w3.org/2000/svg" width="{}" height="{:.0}" viewBox="0 0 {} {:.0}" role="img" aria-label="{}"><text x="4" y="18" class="title">{}</text>
+{body}</svg>"#,
+        label_w + plot_w + 120.0,
+        y + 4.0,
+        label_w + plot_w + 120.0,
+        y + 4.0,
+        esc(title),
+        esc(title)
+    )
+}
+
+fn fmt_value(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn workloads(report: &Report) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for r in &report.results {
+        if !names.contains(&r.workload) {
+            names.push(r.workload.clone());
+        }
+    }
+    names
+}
+
+fn rows_of<'a>(report: &'a Report, workload: &str) -> Vec<&'a Row> {
+    report
+        .results
+        .iter()
+        .filter(|r| r.workload == workload)
+        .collect()
+}
+
+/// The page.
+pub fn html(report: &Report, config_text: &str) -> String {
+    let names = workloads(report);
+    let ops: Vec<(String, Vec<(String, f64)>)> = names
+        .iter()
+        .map(|w| {
+            let series = rows_of(report, w)
+                .into_iter()
+                .map(|r| (r.profile.clone(), r.ops_per_sec))
+                .collect();
+            (w.clone(), series)
+        })
+        .collect();
+    let latency: Vec<(String, Vec<(String, f64)>)> = names
+        .iter()
+        .map(|w| {
+            let series = rows_of(report, w)
+                .into_iter()
+                .flat_map(|r| {
+                    [
+                        (
+                            format!("{} p50", r.profile),
+                            r.latency.p50.as_secs_f64() * 1e6,
+                        ),
+                        (
+                            format!("{} p99", r.profile),
+                            r.latency.p99.as_secs_f64() * 1e6,
+                        ),
+                    ]
+                })
+                .collect();
+            (w.clone(), series)
+        })
+        .collect();
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "<table id=\"results\"><tr><th>workload</th><th>profile</th><th>threads</th><th>ops/s</th><th>p50 µs</th><th>p99 µs</th><th>max µs</th><th>busy</th><th>errors</th></tr>"
+    );
+    for r in &report.results {
+        let _ = writeln!(
+            table,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"ops\">{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{}</td></tr>",
+            esc(&r.workload),
+            esc(&r.profile),
+            r.threads,
+            r.ops_per_sec,
+            r.latency.p50.as_secs_f64() * 1e6,
+            r.latency.p99.as_secs_f64() * 1e6,
+            r.latency.max.as_secs_f64() * 1e6,
+            r.busy,
+            r.errors
+        );
+    }
+    table.push_str("</table>\n");
+    let data: String = report
+        .data
+        .iter()
+        .map(|(db, what)| format!("<li><b>{}</b>: {}</li>", esc(db), esc(what)))
+        .collect();
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>litepool bench</title>
+<style>
+body {{ font: 14px/1.4 sans-serif; margin: 24px; color: #222; }}
+table {{ border-collapse: collapse; margin: 12px 0; }}
+td, th {{ border: 1px solid #ccc; padding: 2px 8px; text-align: right; }}
+td:first-child, td:nth-child(2), th {{ text-align: left; }}
+svg text {{ font: 12px sans-serif; fill: #222; }}
+svg .title {{ font-weight: bold; font-size: 14px; }}
+svg .group {{ font-weight: bold; }}
+pre {{ background: #f6f6f6; padding: 8px; overflow-x: auto; }}
+</style></head><body>
+<h1>litepool bench: {kind}</h1>
+<p>{seconds}s per run; the mixed run on {threads} threads; {cpus} CPUs; ratios are against <b>{first}</b>.</p>
+<ul>{data}</ul>
+<h2>Throughput</h2>
+{ops_chart}
+<h2>Latency</h2>
+{latency_chart}
+<h2>Results</h2>
+{table}
+<h2>How this was run</h2>
+<p>Machine: {os} {arch}, {cpus} CPUs; scratch copies in {tmp}.</p>
+<pre id="command">{command}</pre>
+<p>Configuration ({sources}):</p>
+<pre id="config">{config}</pre>
+</body></html>
+"#,
+        kind = esc(report.kind),
+        seconds = report.seconds,
+        threads = report.threads,
+        cpus = report.cpus,
+        first = esc(report.profiles.first().map_or("", String::as_str)),
+        ops_chart = bars(
+            "ops",
+            "Completed operations per second (higher is better)",
+            "ops/s",
+            &ops
+        ),
+        latency_chart = bars(
+            "latency",
+            "Latency of completed operations, p50 and p99 (lower is better)",
+            "µs",
+            &latency
+        ),
+        os = std::env::consts::OS,
+        arch = std::env::consts::ARCH,
+        tmp = esc(&std::env::temp_dir().display().to_string()),
+        command = esc(&report.command),
+        sources = esc(&report.sources.join(" + ")),
+        config = esc(config_text),
+    )
+}

@@ -1,0 +1,315 @@
+//! `litepool bench` on the user's own queries: configured workloads on copies of the user's
+//! data, validation that names the workload, untouched originals, and the HTML report.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::common::*;
+
+/// A user's database with its own schema (a `tasks` table, none of the demo tables).
+fn user_db(path: &Path) {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.execute_batch(
+        "PRAGMA journal_mode = wal;
+         CREATE TABLE tasks(id INTEGER PRIMARY KEY, owner TEXT NOT NULL, title TEXT, done INTEGER NOT NULL);
+         CREATE INDEX tasks_owner ON tasks(owner, done);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+         INSERT INTO tasks(owner, title, done) SELECT 'user' || (i % 20), 'task ' || i, i % 3 = 0 FROM n;",
+    )
+    .unwrap();
+}
+
+const WORKLOADS: &str = r#"
+[bench.workloads.open_tasks]
+database = "jobs"
+sql = "SELECT id, title FROM tasks WHERE owner = ?1 AND done = 0"
+params = [{ sample = "SELECT DISTINCT owner FROM tasks" }]
+weight = 8
+
+[bench.workloads.finish_task]
+database = "jobs"
+sql = "UPDATE tasks SET done = 1 WHERE id = ?1"
+params = [{ int = [1, 3000] }]
+weight = 2
+transaction = "immediate"
+"#;
+
+fn fixture(workloads: &str) -> Fixture {
+    let f = Fixture::new(&format!(
+        "{}\n[databases.jobs]\npath = \"{{data}}/jobs.db\"\nprofile = \"recommended\"\n{workloads}",
+        shipped_profiles()
+    ));
+    user_db(&f.path("data/jobs.db"));
+    f
+}
+
+fn bench(f: &Fixture, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_litepool"))
+        .arg("bench")
+        .args(args)
+        .current_dir(f.dir.path())
+        .output()
+        .unwrap()
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_user_schema_runs_only_the_configured_workloads_on_its_own_data() {
+    let f = fixture(WORKLOADS);
+    let db = f.path("data/jobs.db");
+    let (hash, before) = (sha256(&db), listing(&f.path("data")));
+    let report = f.path("report.html");
+    let out = bench(
+        &f,
+        &[
+            "--profiles",
+            "sqlite_defaults,recommended,recommended+split",
+            "--seconds",
+            "0.2",
+            "--threads",
+            "4",
+            "--json",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["kind"], "your queries");
+    assert!(
+        json["data"]["jobs"]
+            .as_str()
+            .unwrap()
+            .starts_with("your data ("),
+        "{json}"
+    );
+    let rows = json["results"].as_array().unwrap();
+    let names: std::collections::BTreeSet<&str> = rows
+        .iter()
+        .map(|r| r["workload"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names.into_iter().collect::<Vec<_>>(),
+        ["finish_task", "mixed", "open_tasks"],
+        "only the configured workloads (and their mix), never a built-in one"
+    );
+    assert_eq!(rows.len(), 3 * 3);
+    for r in rows {
+        assert!(r["ops"].as_u64().unwrap() > 0, "{r}");
+        assert_eq!(r["errors"], 0, "{r}");
+        let threads = if r["workload"] == "mixed" { 4 } else { 1 };
+        assert_eq!(r["threads"], threads, "{r}");
+    }
+    assert_eq!(sha256(&db), hash, "the original's bytes");
+    assert_eq!(listing(&f.path("data")), before, "the original's directory");
+
+    // The report: two charts, one per measure, holding the numbers of the JSON output.
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        !html.contains("<script") && !html.contains("http://")
+            || html.contains("http://www.w3.org/2000/svg")
+    );
+    let svgs: Vec<&str> = html
+        .match_indices("<svg ")
+        .map(|(at, _)| &html[at..at + html[at..].find("</svg>").unwrap() + 6])
+        .collect();
+    assert_eq!(svgs.len(), 2, "one chart per measure");
+    let mut charts = std::collections::BTreeMap::new();
+    for svg in &svgs {
+        let doc = roxmltree::Document::parse(svg).expect("each chart is well-formed SVG");
+        let root = doc.root_element();
+        let bars: Vec<(String, f64)> = root
+            .descendants()
+            .filter(|n| n.has_tag_name("rect"))
+            .map(|n| {
+                (
+                    n.attribute("data-series").unwrap().to_owned(),
+                    n.attribute("data-value").unwrap().parse().unwrap(),
+                )
+            })
+            .collect();
+        charts.insert(root.attribute("id").unwrap().to_owned(), bars);
+    }
+    let ops = &charts["ops"];
+    assert_eq!(ops.len(), rows.len(), "one bar per workload × profile");
+    for r in rows {
+        let v = r["ops_per_sec"].as_f64().unwrap();
+        assert!(
+            ops.iter()
+                .any(|(s, x)| s == r["profile"].as_str().unwrap() && (x - v).abs() < 1e-6),
+            "{v} in {ops:?}"
+        );
+    }
+    let latency = &charts["latency"];
+    assert_eq!(
+        latency.len(),
+        rows.len() * 2,
+        "p50 and p99 per workload × profile"
+    );
+    for r in rows {
+        let p99 = r["latency"]["p99"].as_f64().unwrap(); // microseconds
+        let series = format!("{} p99", r["profile"].as_str().unwrap());
+        assert!(
+            latency
+                .iter()
+                .any(|(s, x)| *s == series && (x - p99).abs() < 1e-3),
+            "{series} {p99} in {latency:?}"
+        );
+    }
+    assert!(
+        html.contains("id=\"command\"") && html.contains("--report"),
+        "the exact command"
+    );
+    assert!(
+        html.contains("[bench.workloads.open_tasks]"),
+        "the configuration used"
+    );
+}
+
+#[test]
+fn without_workloads_a_user_schema_gets_an_error_not_a_substitute() {
+    let f = fixture("");
+    let hash = sha256(&f.path("data/jobs.db"));
+    let out = bench(&f, &["--seconds", "0.1"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no workloads to run") && err.contains("--builtin"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "no built-in figures");
+    assert_eq!(sha256(&f.path("data/jobs.db")), hash);
+    // Asked for, the built-in workloads run, and say what they ran on.
+    let out = bench(
+        &f,
+        &[
+            "--builtin",
+            "--profiles",
+            "recommended",
+            "--seconds",
+            "0.05",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["kind"], "built-in demo workloads");
+    assert!(
+        json["data"]["jobs"]
+            .as_str()
+            .unwrap()
+            .starts_with("your file, with "),
+        "{json}"
+    );
+    assert!(
+        json["data"]["audit"]
+            .as_str()
+            .unwrap()
+            .starts_with("generated ("),
+        "{json}"
+    );
+    assert_eq!(sha256(&f.path("data/jobs.db")), hash);
+}
+
+#[test]
+fn bad_workloads_fail_with_exit_2_naming_the_workload() {
+    let cases: [(&str, &str); 6] = [
+        (
+            "[bench.workloads.broken]\ndatabase = \"jobs\"\nsql = \"SELECT nope FROM tasks\"\n",
+            "workload \"broken\" (database \"jobs\"): the statement does not prepare",
+        ),
+        (
+            "[bench.workloads.count]\ndatabase = \"jobs\"\nsql = \"SELECT * FROM tasks WHERE id = ?1\"\n",
+            "workload \"count\" (database \"jobs\"): the statement has 1 parameter(s) but params lists 0",
+        ),
+        (
+            "[bench.workloads.empty]\ndatabase = \"jobs\"\nsql = \"SELECT * FROM tasks WHERE owner = ?1\"\nparams = [{ sample = \"SELECT owner FROM tasks WHERE 0\" }]\n",
+            "workload \"empty\" (database \"jobs\"): sample query \"SELECT owner FROM tasks WHERE 0\" returned no rows",
+        ),
+        (
+            "[bench.workloads.elsewhere]\ndatabase = \"nope\"\nsql = \"SELECT 1\"\n",
+            "key `bench.workloads.elsewhere.database`: unknown database \"nope\"",
+        ),
+        (
+            "[bench.workloads.typo]\ndatabase = \"jobs\"\nsql = \"SELECT 1\"\nwieght = 3\n",
+            "unknown field `wieght`",
+        ),
+        (
+            "[bench.workloads.range]\ndatabase = \"jobs\"\nsql = \"SELECT ?1\"\nparams = [{ int = [9, 1] }]\n",
+            "key `bench.workloads.range.params`: invalid int range [9, 1]",
+        ),
+    ];
+    for (toml, says) in cases {
+        let f = fixture(toml);
+        let hash = sha256(&f.path("data/jobs.db"));
+        let out = bench(&f, &["--profiles", "recommended", "--seconds", "0.05"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{toml}: {err}");
+        assert!(err.contains(says), "{says:?} in {err}");
+        assert_eq!(sha256(&f.path("data/jobs.db")), hash);
+    }
+    let f = fixture(WORKLOADS);
+    let out = bench(&f, &["--workloads", "open_tasks,nope", "--seconds", "0.05"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown workload \"nope\" in --workloads: configured workloads are finish_task, open_tasks"));
+    let out = bench(&f, &["--report", "chart.png", "--seconds", "0.05"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ending in .html"));
+}
+
+#[test]
+fn sigint_during_a_user_bench_leaves_the_originals_and_no_copies() {
+    let f = fixture(WORKLOADS);
+    let db = f.path("data/jobs.db");
+    let (hash, before) = (sha256(&db), listing(&f.path("data")));
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_litepool"))
+        .args(["bench", "--seconds", "30", "--profiles", "recommended"])
+        .current_dir(f.dir.path())
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until a copy exists in the scratch directory (the deadline bounds a failing run).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let copied = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .any(|d| d.path().join("sources/0.db").exists());
+        if copied {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the bench ended early");
+        assert!(std::time::Instant::now() < deadline, "no copy appeared");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert!(listing(tmp.path()).is_empty(), "{:?}", listing(tmp.path()));
+    assert_eq!(sha256(&db), hash);
+    assert_eq!(listing(&f.path("data")), before);
+}
