@@ -19,6 +19,18 @@ pub enum Dataset {
     Audit,
 }
 
+impl Dataset {
+    /// The demo dataset of a database of the shipped configuration, by its name.
+    pub fn of(database: &str) -> Option<Dataset> {
+        match database {
+            "prod_customer_data" => Some(Dataset::Customers),
+            "jobs" => Some(Dataset::Jobs),
+            "audit" => Some(Dataset::Audit),
+            _ => None,
+        }
+    }
+}
+
 /// Row counts at scale 1.
 pub const CUSTOMERS: u64 = 15_000;
 /// Batches at scale 1.

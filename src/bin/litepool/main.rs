@@ -92,6 +92,18 @@ enum Command {
         #[arg(long, value_name = "FILE.html")]
         report: Option<PathBuf>,
     },
+    /// Fill the configured demo databases (prod_customer_data, jobs, audit) with litepool's demo
+    /// data, to try `litepool bench --env demo` on. Only new or empty files are filled.
+    DemoData {
+        #[command(flatten)]
+        source: Source,
+        /// Multiply the row counts, 1 to 1000.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        scale: u32,
+        /// Seed of the generated data.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Print a litestream.yml for the databases with replication = "litestream".
     ///
     /// One replica per database, in a subdirectory (or URL path) named after it; absolute
@@ -271,6 +283,48 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 writeln!(out, "{}", render::Text(&report))?;
             }
             Ok(ExitCode::from(report.exit_code(strict)))
+        }
+        Command::DemoData {
+            source,
+            scale,
+            seed,
+        } => {
+            let settings = source.load()?;
+            let demo: Vec<_> = settings
+                .databases
+                .values()
+                .filter_map(|db| datagen::Dataset::of(&db.name).map(|d| (db, d)))
+                .collect();
+            if demo.is_empty() {
+                anyhow::bail!("no demo database configured: demo-data fills databases named prod_customer_data, jobs or audit");
+            }
+            // Nothing is lost: a file that holds anything is refused before any is written.
+            for (db, _) in &demo {
+                if std::fs::metadata(&db.path).is_ok_and(|m| m.len() > 0) {
+                    anyhow::bail!(
+                        "database {:?}: {} exists and is not empty; demo-data only fills new or empty files",
+                        db.name,
+                        db.path.display()
+                    );
+                }
+            }
+            let pools = Pools::new(&settings)?;
+            for (db, dataset) in demo {
+                let mut conn = pools.writer(&db.name)?;
+                let rows =
+                    datagen::generate(&mut conn, dataset, seed, scale).map_err(|source| {
+                        litepool::Error::Sqlite {
+                            database: db.name.clone(),
+                            source,
+                        }
+                    })?;
+                eprintln!(
+                    "litepool: {}: {rows} demo rows in {}",
+                    db.name,
+                    db.path.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Litestream {
             source,
