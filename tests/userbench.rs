@@ -325,7 +325,12 @@ fn demo_data_fills_new_files_only_and_the_shipped_demo_workloads_run_on_it() {
         .unwrap();
     assert_eq!(
         shipped.workloads.keys().collect::<Vec<_>>(),
-        ["assigned_batches", "audit_insert", "customer_by_id", "job_status"]
+        [
+            "assigned_batches",
+            "audit_insert",
+            "customer_by_id",
+            "job_status"
+        ]
     );
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("data")).unwrap();
@@ -342,15 +347,42 @@ fn demo_data_fills_new_files_only_and_the_shipped_demo_workloads_run_on_it() {
     let out = run(&["demo-data"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("exists and is not empty"));
-    assert_eq!(std::fs::read(dir.path().join("data/jobs.db")).unwrap(), b"not empty");
+    assert_eq!(
+        std::fs::read(dir.path().join("data/jobs.db")).unwrap(),
+        b"not empty"
+    );
     assert!(!dir.path().join("data/audit.db").exists());
     std::fs::remove_file(dir.path().join("data/jobs.db")).unwrap();
     let out = run(&["demo-data"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = run(&["bench", "--profiles", "recommended", "--seconds", "0.05", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&[
+        "bench",
+        "--profiles",
+        "recommended",
+        "--seconds",
+        "0.05",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["kind"], "your queries");
     assert_eq!(json["results"].as_array().unwrap().len(), 5);
-    assert!(json["results"].as_array().unwrap().iter().all(|r| r["errors"] == 0), "{json}");
+    assert!(
+        json["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["errors"] == 0),
+        "{json}"
+    );
 }

@@ -23,8 +23,15 @@ const COLORS: [&str; 6] = [
 ];
 
 /// A horizontal bar chart: one group per workload, one bar per series (profile, or measure),
-/// values labelled. `id` names the chart for tests and readers.
-fn bars(id: &str, title: &str, unit: &str, groups: &[(String, Vec<(String, f64)>)]) -> String {
+/// values labelled. `id` names the chart for tests and readers. `per_color` bars in a row share a
+/// color (a profile's p50 and p99); the later ones are lighter.
+fn bars(
+    id: &str,
+    title: &str,
+    unit: &str,
+    groups: &[(String, Vec<(String, f64)>)],
+    per_color: usize,
+) -> String {
     let max = groups
         .iter()
         .flat_map(|(_, s)| s.iter().map(|(_, v)| *v))
@@ -47,12 +54,13 @@ fn bars(id: &str, title: &str, unit: &str, groups: &[(String, Vec<(String, f64)>
             let w = (v / max * plot_w).max(1.0);
             let _ = writeln!(
                 body,
-                r#"<text x="{:.0}" y="{:.0}" class="label" text-anchor="end">{}</text><rect class="bar" data-series="{}" data-value="{v}" x="{label_w}" y="{y:.0}" width="{w:.1}" height="{bar_h}" fill="{}"/><text x="{:.1}" y="{:.0}" class="value">{} {unit}</text>"#,
+                r#"<text x="{:.0}" y="{:.0}" class="label" text-anchor="end">{}</text><rect class="bar" data-series="{}" data-value="{v}" x="{label_w}" y="{y:.0}" width="{w:.1}" height="{bar_h}" fill="{}" fill-opacity="{}"/><text x="{:.1}" y="{:.0}" class="value">{} {unit}</text>"#,
                 label_w - 6.0,
                 y + 12.0,
                 esc(name),
                 esc(name),
-                COLORS[i % COLORS.len()],
+                COLORS[(i / per_color) % COLORS.len()],
+                if i % per_color == 0 { "1" } else { "0.55" },
                 label_w + w + 4.0,
                 y + 12.0,
                 fmt_value(*v)
@@ -199,13 +207,15 @@ pre {{ background: #f6f6f6; padding: 8px; overflow-x: auto; }}
             "ops",
             "Completed operations per second (higher is better)",
             "ops/s",
-            &ops
+            &ops,
+            1
         ),
         latency_chart = bars(
             "latency",
             "Latency of completed operations, p50 and p99 (lower is better)",
             "µs",
-            &latency
+            &latency,
+            2
         ),
         os = std::env::consts::OS,
         arch = std::env::consts::ARCH,
