@@ -134,6 +134,27 @@ pub enum Error {
         primary: String,
     },
 
+    /// A group-committed write was not committed: the batch's BEGIN or COMMIT failed (disk full,
+    /// I/O error) and every write of the batch failed with it, or the pools are shutting down.
+    #[error("database {database:?}: the write was not committed: {message}")]
+    Commit {
+        /// The configured database name.
+        database: String,
+        /// Why.
+        message: String,
+    },
+
+    /// The group-commit queue stayed full for the writer's `connection_timeout`.
+    #[error("database {database:?}: the write queue stayed full ({queue_size} writes waiting) for {}; raise queue_size under [databases.{database}.writer] or write less at once", humantime::format_duration(*waited))]
+    QueueFull {
+        /// The configured database name.
+        database: String,
+        /// The queue's size.
+        queue_size: usize,
+        /// How long the caller waited.
+        waited: std::time::Duration,
+    },
+
     /// Two configured databases name one file.
     #[error("databases {first:?} and {second:?} are the same file ({path}): one file is one database with one profile; for two pools on one file use [databases.{first}.writer] and [databases.{first}.readers]")]
     SameFile {

@@ -4,6 +4,8 @@
 
 pub mod budget;
 pub mod check;
+pub mod checkpoint;
+pub mod commit;
 pub mod connection;
 pub mod customizer;
 #[cfg(feature = "deadpool")]

@@ -347,6 +347,10 @@ pub struct Handle {
     writer: std::result::Result<NamedPool, String>,
     reader: NamedPool,
     split: bool,
+    /// The committer of a split database's writer.
+    commit: Option<Arc<crate::commit::GroupCommit>>,
+    /// The background checkpointer (`checkpoint = "background"`).
+    checkpointer: Option<Arc<crate::checkpoint::Checkpointer>>,
 }
 
 impl Handle {
@@ -376,6 +380,42 @@ impl Handle {
                 primary: primary.clone(),
             }),
         }
+    }
+
+    /// Runs `f` in a transaction and returns once it committed. On a split database, `f` joins
+    /// the writer's group commit: it runs in its own SAVEPOINT inside a transaction shared with
+    /// the writes that queued with it, and the call returns after that transaction's COMMIT (see
+    /// [`crate::commit`]). Elsewhere it runs in `BEGIN IMMEDIATE … COMMIT` on a pool connection.
+    /// `f` must not BEGIN, COMMIT or ROLLBACK itself.
+    pub fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        if let Some(commit) = &self.commit {
+            return commit.write(f);
+        }
+        let mut conn = self.writer()?;
+        let sql = |source| Error::Sqlite {
+            database: self.database.clone(),
+            source,
+        };
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        let out = f(&tx).map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(out)
+    }
+
+    /// What the background checkpointer did (`checkpoint = "background"`).
+    pub fn checkpoint_stats(&self) -> Option<crate::checkpoint::CheckpointStats> {
+        self.checkpointer.as_ref().map(|c| c.stats())
+    }
+
+    /// The group commit's statistics, for a split database.
+    pub fn write_stats(&self) -> Option<crate::commit::GroupCommitStats> {
+        self.commit.as_ref().map(|c| c.stats())
     }
 
     /// A read-only connection of a split database (opened with `SQLITE_OPEN_READ_ONLY`,
@@ -558,17 +598,38 @@ impl Pools {
                     .map(|(_, p)| p.clone())
             };
             let handle = match (by_role(Role::Writer), by_role(Role::Readers)) {
-                (Some(writer), Some(reader)) => Handle {
-                    database: db.name.clone(),
-                    writer: Ok(writer),
-                    reader,
-                    split: true,
-                },
+                (Some(writer), Some(reader)) => {
+                    let split = db
+                        .split
+                        .as_ref()
+                        .map(|s| (s.group_commit, s.writer_connection_timeout));
+                    let commit = match split {
+                        Some((settings, wait)) => {
+                            Some(Arc::new(crate::commit::GroupCommit::start(
+                                &db.name,
+                                writer.clone(),
+                                settings,
+                                wait,
+                            )?))
+                        }
+                        None => None,
+                    };
+                    Handle {
+                        database: db.name.clone(),
+                        writer: Ok(writer),
+                        reader,
+                        split: true,
+                        commit,
+                        checkpointer: None,
+                    }
+                }
                 (None, Some(reader)) => Handle {
                     database: db.name.clone(),
                     writer: Err(primary.clone().unwrap_or_default()),
                     reader,
                     split: true,
+                    commit: None,
+                    checkpointer: None,
                 },
                 _ => {
                     let single = opened[0].1.clone();
@@ -577,9 +638,20 @@ impl Pools {
                         writer: Ok(single.clone()),
                         reader: single,
                         split: false,
+                        commit: None,
+                        checkpointer: None,
                     }
                 }
             };
+            let mut handle = handle;
+            if db.checkpoint == crate::settings::Checkpoint::Background && primary.is_none() {
+                handle.checkpointer = Some(Arc::new(crate::checkpoint::Checkpointer::start(
+                    &db.name,
+                    &db.path,
+                    db.checkpoint_wal_size.bytes(),
+                    handle.commit.as_ref().map(|c| c.checkpoint_flag()),
+                )?));
+            }
             if let (Some(interval), Ok(writer)) = (
                 db.split.as_ref().and_then(|s| s.optimize_interval),
                 &handle.writer,
@@ -643,6 +715,15 @@ impl Pools {
     /// from its pool. A write on it fails with SQLite's "attempt to write a readonly database".
     pub fn reader(&self, name: &str) -> Result<Conn> {
         self.database(name)?.reader()
+    }
+
+    /// [`Handle::write`] on the named database: group commit on a split database.
+    pub fn write<T, F>(&self, name: &str, f: F) -> Result<T>
+    where
+        F: FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.database(name)?.write(f)
     }
 
     /// The r2d2 pool of [`Pools::named`].

@@ -30,3 +30,4 @@ mod settings;
 mod stats;
 mod trust;
 mod userbench;
+mod write_path;

@@ -59,6 +59,8 @@ struct DatabaseLayer {
     file_mode: Option<FileMode>,
     durability: Option<Durability>,
     replication: Option<Replication>,
+    checkpoint: Option<Checkpoint>,
+    checkpoint_wal_size: Option<ByteSize>,
     #[serde(default)]
     pragmas: PragmaSet,
     #[serde(default)]
@@ -73,6 +75,11 @@ struct WriterLayer {
     connection_timeout: Option<Timeout>,
     transaction_behavior: Option<TransactionMode>,
     optimize_interval: Option<Lifetime>,
+    #[serde(default, deserialize_with = "strict::count")]
+    queue_size: Option<u32>,
+    #[serde(default, deserialize_with = "strict::count")]
+    max_batch: Option<u32>,
+    max_batch_time: Option<Timeout>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -204,6 +211,16 @@ crate::pragma::pragma_enum! {
     }
 }
 
+crate::pragma::pragma_enum! {
+    /// Who checkpoints the WAL. Default: sqlite.
+    Checkpoint, what = "checkpoint", {
+        /// SQLite, inside the commit that passes `wal_autocheckpoint`.
+        Sqlite = ("sqlite", 0),
+        /// A litepool thread, off the commit path ([`crate::checkpoint`]).
+        Background = ("background", 1),
+    }
+}
+
 /// Unix permissions for a database file litepool creates, in octal (`"0600"`). Default: 0600.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileMode(pub u32);
@@ -246,6 +263,8 @@ pub struct Split {
     pub optimize_interval: Option<Duration>,
     /// The readers' pool (`query_only = true`). Default: the database's `pool` settings.
     pub readers: PoolSettings,
+    /// Group commit on the writer ([`crate::Handle::write`]).
+    pub group_commit: crate::commit::GroupCommitSettings,
 }
 
 impl Split {
@@ -257,6 +276,7 @@ impl Split {
             writer_transaction_behavior: TransactionMode::Immediate,
             optimize_interval: None,
             readers: pool.clone(),
+            group_commit: crate::commit::GroupCommitSettings::default(),
         }
     }
 }
@@ -287,6 +307,11 @@ pub struct DatabaseSettings {
     pub durability: Durability,
     /// How the database is replicated. Default: none.
     pub replication: Replication,
+    /// Who checkpoints the WAL. Default: sqlite.
+    pub checkpoint: Checkpoint,
+    /// With `checkpoint = "background"`, the WAL size past which a PASSIVE checkpoint runs.
+    /// Default: 4MiB.
+    pub checkpoint_wal_size: ByteSize,
     /// The writer/readers split, if `[databases.<name>.writer]` or `.readers` is present.
     pub split: Option<Split>,
 }
@@ -304,6 +329,8 @@ impl DatabaseSettings {
             file_mode: FileMode(0o600),
             durability: Durability::Normal,
             replication: Replication::None,
+            checkpoint: Checkpoint::Sqlite,
+            checkpoint_wal_size: ByteSize(4 << 20),
             split: None,
         }
     }
@@ -960,6 +987,7 @@ impl Resolver<'_> {
                             .unwrap_or(TransactionMode::Immediate),
                         optimize_interval: writer.optimize_interval.and_then(|l| l.0),
                         readers,
+                        group_commit: self.group_commit(&name, &writer)?,
                     })
                 }
             };
@@ -976,6 +1004,8 @@ impl Resolver<'_> {
                     file_mode: db.file_mode.unwrap_or(FileMode(0o600)),
                     durability: db.durability.unwrap_or(Durability::Normal),
                     replication: db.replication.unwrap_or(Replication::None),
+                    checkpoint: db.checkpoint.unwrap_or(Checkpoint::Sqlite),
+                    checkpoint_wal_size: db.checkpoint_wal_size.unwrap_or(ByteSize(4 << 20)),
                     split,
                 },
             );
@@ -1025,6 +1055,37 @@ impl Resolver<'_> {
             memory_budget: raw.limits.memory_budget,
             ignored,
             workloads,
+        })
+    }
+
+    /// `[databases.<name>.writer]` queue_size (1..=65536), max_batch (1..=10000),
+    /// max_batch_time (above 0, at most 10s).
+    fn group_commit(
+        &self,
+        name: &str,
+        w: &WriterLayer,
+    ) -> Result<crate::commit::GroupCommitSettings> {
+        let d = crate::commit::GroupCommitSettings::default();
+        let key = |k: &str| format!("databases.{name}.writer.{k}");
+        let bounded = |k: &str, v: Option<u32>, max: u32, default: usize| match v {
+            None => Ok(default),
+            Some(n) if (1..=max).contains(&n) => Ok(n as usize),
+            Some(n) => Err(self.error(key(k), format!("invalid {k} {n}: expected 1 to {max}"))),
+        };
+        let max_batch_time = match w.max_batch_time {
+            None => d.max_batch_time,
+            Some(t) if t.0 <= Duration::from_secs(10) => t.0,
+            Some(t) => {
+                return Err(self.error(
+                    key("max_batch_time"),
+                    format!("invalid max_batch_time {t}: expected at most 10s"),
+                ))
+            }
+        };
+        Ok(crate::commit::GroupCommitSettings {
+            queue_size: bounded("queue_size", w.queue_size, 65_536, d.queue_size)?,
+            max_batch: bounded("max_batch", w.max_batch, 10_000, d.max_batch)?,
+            max_batch_time,
         })
     }
 

@@ -58,12 +58,23 @@ impl DatabaseSettings {
     /// (`<name>.writer`: max_size 1, the split's `transaction_behavior`) and the readers
     /// (`<name>.readers`: read-only, `query_only = true`, deferred transactions), in that order.
     pub fn pools(&self) -> Vec<PoolSpec> {
+        // Background checkpoints: no connection checkpoints inside a commit.
+        let base = match self.checkpoint {
+            super::Checkpoint::Background => self.profile.with_role(
+                "background checkpoints",
+                &PragmaSet {
+                    wal_autocheckpoint: Some(0),
+                    ..PragmaSet::default()
+                },
+            ),
+            super::Checkpoint::Sqlite => self.profile.clone(),
+        };
         let Some(split) = &self.split else {
             return vec![PoolSpec {
                 name: self.name.clone(),
                 database: self.name.clone(),
                 role: Role::Single,
-                profile: self.profile.clone(),
+                profile: base,
                 pool: self.pool.clone(),
             }];
         };
@@ -73,7 +84,7 @@ impl DatabaseSettings {
                 name: format!("{}.{suffix}", self.name),
                 database: self.name.clone(),
                 role,
-                profile: self.profile.with_role(suffix, &keys),
+                profile: base.with_role(suffix, &keys),
                 pool,
             }
         };
