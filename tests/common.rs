@@ -84,3 +84,69 @@ pub fn shipped_profiles() -> String {
     let end = text.find("[databases.").unwrap();
     text[..end].to_owned()
 }
+
+/// The settings of a helper child process: the config directory its parent passed in `var`.
+pub fn child_settings(var: &str) -> Settings {
+    let dir = std::env::var(var).unwrap_or_else(|_| panic!("run by its parent test, with {var}"));
+    Settings::loader()
+        .dir(dir)
+        .vars(HashMap::new())
+        .load()
+        .unwrap()
+}
+
+/// A helper test (an `#[ignore]`d one) run as a child process that prints `acked <id>` lines.
+pub struct Child {
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    /// The ids acknowledged so far.
+    pub acked: Vec<i64>,
+}
+
+impl Child {
+    /// Runs the helper test `name` of this test binary with `var` set to `config_dir`.
+    pub fn spawn(name: &str, var: &str, config_dir: &Path) -> Child {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                name,
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(var, config_dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        Child {
+            child,
+            lines,
+            acked: Vec::new(),
+        }
+    }
+
+    /// Reads acknowledgements until `n` arrived.
+    pub fn read_until(&mut self, n: usize) {
+        while self.acked.len() < n {
+            let line = self.lines.next().expect("the child stopped early").unwrap();
+            if let Some(id) = line.strip_prefix("acked ") {
+                self.acked.push(id.parse().unwrap());
+            }
+        }
+    }
+
+    /// SIGKILLs the child, then reads the acknowledgements it printed before it died.
+    pub fn kill(mut self) -> Vec<i64> {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        for line in self.lines.by_ref().map_while(Result::ok) {
+            if let Some(id) = line.strip_prefix("acked ") {
+                self.acked.push(id.parse().unwrap());
+            }
+        }
+        self.acked
+    }
+}

@@ -5,9 +5,8 @@
 //! commit was acknowledged.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use litepool::Pools;
@@ -82,13 +81,7 @@ max_size = 2
 #[test]
 #[ignore = "helper: the child process of the replication tests"]
 fn replication_writer_helper() {
-    let dir = std::env::var("LITEPOOL_REPL_CHILD").expect("run by the replication tests");
-    let settings = litepool::Settings::loader()
-        .dir(dir)
-        .vars(Default::default())
-        .load()
-        .unwrap();
-    let pools = Pools::new(&settings).unwrap();
+    let pools = Pools::new(&child_settings("LITEPOOL_REPL_CHILD")).unwrap();
     let jobs = pools.handle("jobs").unwrap();
     std::thread::scope(|s| {
         for t in 0..4i64 {
@@ -109,7 +102,7 @@ fn replication_writer_helper() {
     });
 }
 
-fn spawn_litestream(bin: &Path, config: &Path, log: &Path) -> Child {
+fn spawn_litestream(bin: &Path, config: &Path, log: &Path) -> std::process::Child {
     let log = std::fs::File::create(log).unwrap();
     Command::new(bin)
         .args(["replicate", "-config"])
@@ -120,25 +113,11 @@ fn spawn_litestream(bin: &Path, config: &Path, log: &Path) -> Child {
         .unwrap()
 }
 
-fn stop(child: &mut Child) {
+fn stop(child: &mut std::process::Child) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
     let _ = child.wait();
-}
-
-/// Reads `acked <id>` lines until `until` of them arrived, then returns; the ids so far.
-fn read_acks(
-    lines: &mut impl Iterator<Item = std::io::Result<String>>,
-    acked: &mut Vec<i64>,
-    until: usize,
-) {
-    while acked.len() < until {
-        let line = lines.next().expect("the writer stopped early").unwrap();
-        if let Some(id) = line.strip_prefix("acked ") {
-            acked.push(id.parse().unwrap());
-        }
-    }
 }
 
 fn run(restart_litestream: bool) {
@@ -188,42 +167,25 @@ fn run(restart_litestream: bool) {
     assert!(String::from_utf8_lossy(&listed.stdout).contains(db.to_str().unwrap()));
 
     let mut ls = spawn_litestream(&bin, &config, &f.path("litestream.log"));
-    let mut writer = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "replication::replication_writer_helper",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("LITEPOOL_REPL_CHILD", f.path("config"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(writer.stdout.take().unwrap()).lines();
+    let mut writer = Child::spawn(
+        "replication::replication_writer_helper",
+        "LITEPOOL_REPL_CHILD",
+        &f.path("config"),
+    );
     // A random moment: between 500 and 3000 acknowledged commits.
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .subsec_nanos() as usize;
     let kill_at = 500 + seed % 2500;
-    let mut acked = Vec::new();
     if restart_litestream {
-        read_acks(&mut lines, &mut acked, kill_at / 2);
+        writer.read_until(kill_at / 2);
         stop(&mut ls); // Litestream down while the writer goes on
-        read_acks(&mut lines, &mut acked, kill_at * 3 / 4);
+        writer.read_until(kill_at * 3 / 4);
         ls = spawn_litestream(&bin, &config, &f.path("litestream-2.log"));
     }
-    read_acks(&mut lines, &mut acked, kill_at);
-    writer.kill().unwrap(); // SIGKILL, mid-stream
-    writer.wait().unwrap();
-    // Acknowledgements printed before the kill but not yet read are acknowledged too.
-    for line in lines.map_while(Result::ok) {
-        if let Some(id) = line.strip_prefix("acked ") {
-            acked.push(id.parse().unwrap());
-        }
-    }
+    writer.read_until(kill_at);
+    let acked = writer.kill(); // SIGKILL, mid-stream
     let acked: HashSet<i64> = acked.into_iter().collect();
 
     // Restore until the replica holds every acknowledged row (Litestream syncs every 100ms; the

@@ -2,8 +2,7 @@
 //! path. Real files, the shipped `recommended` profile.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use litepool::Pools;
@@ -127,13 +126,7 @@ fn a_failing_closure_rolls_back_only_its_own_work() {
 #[test]
 #[ignore = "helper: the child process of the group-commit crash test"]
 fn group_commit_writer_helper() {
-    let dir = std::env::var("LITEPOOL_GC_CHILD").expect("run by the group-commit crash test");
-    let settings = litepool::Settings::loader()
-        .dir(dir)
-        .vars(Default::default())
-        .load()
-        .unwrap();
-    let pools = Pools::new(&settings).unwrap();
+    let pools = Pools::new(&child_settings("LITEPOOL_GC_CHILD")).unwrap();
     let audit = pools.handle("audit").unwrap();
     std::thread::scope(|s| {
         for t in 0..6i64 {
@@ -157,34 +150,13 @@ fn group_commit_writer_helper() {
 fn every_acknowledged_write_survives_sigkill() {
     let f = split("", "");
     setup(&Pools::new(&f.load().unwrap()).unwrap());
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "write_path::group_commit_writer_helper",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("LITEPOOL_GC_CHILD", f.path("config"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut acked = HashSet::new();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    while acked.len() < 2000 {
-        let line = lines.next().expect("the writer stopped early").unwrap();
-        if let Some(id) = line.strip_prefix("acked ") {
-            acked.insert(id.parse::<i64>().unwrap());
-        }
-    }
-    child.kill().unwrap(); // SIGKILL, mid-batch
-    child.wait().unwrap();
-    for line in lines.map_while(Result::ok) {
-        if let Some(id) = line.strip_prefix("acked ") {
-            acked.insert(id.parse::<i64>().unwrap());
-        }
-    }
+    let mut child = Child::spawn(
+        "write_path::group_commit_writer_helper",
+        "LITEPOOL_GC_CHILD",
+        &f.path("config"),
+    );
+    child.read_until(2000);
+    let acked: HashSet<i64> = child.kill().into_iter().collect(); // SIGKILL, mid-batch
     let pools = Pools::new(&f.load().unwrap()).unwrap();
     let r = pools.reader("audit").unwrap();
     let check: String = r

@@ -264,23 +264,16 @@ impl Pools {
                 .iter()
                 .map(|spec| Ok((spec.role, Named::open(db, spec)?)))
                 .collect::<Result<_>>()?;
-            let find = |role| {
-                opened
-                    .iter()
-                    .find(|(r, _)| *r == role)
-                    .map(|(_, n)| n.clone())
-            };
-            let entry = match (find(Role::Writer), find(Role::Readers)) {
-                (Some(writer), Some(reader)) => Database {
-                    writer,
-                    reader,
-                    split: true,
-                },
-                _ => Database {
-                    writer: opened[0].1.clone(),
-                    reader: opened[0].1.clone(),
-                    split: false,
-                },
+            let (writer, reader, split) =
+                crate::settings::writer_and_reader(&opened).ok_or_else(|| Error::Config {
+                    origin: db.name.clone(),
+                    key: None,
+                    message: "no pool to open".into(),
+                })?;
+            let entry = Database {
+                writer,
+                reader,
+                split,
             };
             databases.insert(db.name.clone(), entry);
         }

@@ -28,7 +28,7 @@ mod bench;
 mod spec;
 pub(crate) mod strict;
 pub use bench::{BenchTransaction, ParamGen, Workload};
-pub use spec::{PoolSpec, Role};
+pub use spec::{writer_and_reader, PoolSpec, Role};
 
 const ENV_PREFIX: &str = "LITEPOOL";
 const SEP: &str = "__";

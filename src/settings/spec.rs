@@ -113,3 +113,19 @@ impl DatabaseSettings {
         ]
     }
 }
+
+/// A database's writer and reader among its opened pools (`role`, pool), in `pools()` order: the
+/// writer and the readers of a split database (`true`), or its one pool for both (`false`).
+/// `None` when nothing was opened.
+pub fn writer_and_reader<P: Clone>(opened: &[(Role, P)]) -> Option<(P, P, bool)> {
+    let find = |role| {
+        opened
+            .iter()
+            .find(|(r, _)| *r == role)
+            .map(|(_, p)| p.clone())
+    };
+    match (find(Role::Writer), find(Role::Readers)) {
+        (Some(writer), Some(reader)) => Some((writer, reader, true)),
+        _ => opened.first().map(|(_, p)| (p.clone(), p.clone(), false)),
+    }
+}
