@@ -386,7 +386,8 @@ impl Handle {
     /// the writer's group commit: it runs in its own SAVEPOINT inside a transaction shared with
     /// the writes that queued with it, and the call returns after that transaction's COMMIT (see
     /// [`crate::commit`]). Elsewhere it runs in `BEGIN IMMEDIATE … COMMIT` on a pool connection.
-    /// `f` must not BEGIN, COMMIT or ROLLBACK itself.
+    /// `f` must not BEGIN, COMMIT or ROLLBACK itself, nor call `write` (it runs on the committer
+    /// thread, which would wait for itself).
     pub fn write<T, F>(&self, f: F) -> Result<T>
     where
         F: FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
