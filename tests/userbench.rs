@@ -273,6 +273,9 @@ fn bad_workloads_fail_with_exit_2_naming_the_workload() {
     let out = bench(&f, &["--report", "chart.png", "--seconds", "0.05"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ending in .html"));
+    let out = bench(&f, &["--report", "no/such/dir/r.html", "--seconds", "0.05"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("its directory does not exist"));
 }
 
 #[test]

@@ -360,6 +360,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         path.display()
                     );
                 }
+                let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+                if parent.is_some_and(|p| !p.is_dir()) {
+                    anyhow::bail!(
+                        "invalid --report {}: its directory does not exist",
+                        path.display()
+                    );
+                }
             }
             let settings = source.load()?;
             // The configured files are only read (copied), but a bad one is refused as by every
