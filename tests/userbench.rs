@@ -389,3 +389,48 @@ fn demo_data_fills_new_files_only_and_the_shipped_demo_workloads_run_on_it() {
         "{json}"
     );
 }
+
+#[test]
+fn writes_can_go_through_group_commit() {
+    let f = fixture(WORKLOADS);
+    let out = bench(
+        &f,
+        &[
+            "--profiles",
+            "recommended+split,recommended+group",
+            "--seconds",
+            "0.2",
+            "--threads",
+            "4",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json["profiles"],
+        serde_json::json!(["recommended+split", "recommended+group"])
+    );
+    for r in json["results"].as_array().unwrap() {
+        assert!(r["ops"].as_u64().unwrap() > 0 && r["errors"] == 0, "{r}");
+    }
+    // Group commit is for the user's writes; the built-in workloads refuse it.
+    let out = bench(
+        &f,
+        &[
+            "--builtin",
+            "--profiles",
+            "recommended+group",
+            "--seconds",
+            "0.05",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("+group (group commit) applies to your own workloads"));
+}

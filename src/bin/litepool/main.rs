@@ -62,8 +62,9 @@ enum Command {
         #[command(flatten)]
         source: Source,
         /// Profiles to compare, comma-separated; append +split to run one with a writer and
-        /// readers [default: sqlite_defaults, original_as_run, original_intent, recommended —
-        /// those that exist]
+        /// readers, +group for a writer and readers with group commit (your own workloads)
+        /// [default: sqlite_defaults, original_as_run, original_intent, recommended — those
+        /// that exist]
         #[arg(long, value_delimiter = ',')]
         profiles: Vec<String>,
         /// Seconds per workload and profile.
@@ -384,15 +385,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let chosen = names
                 .iter()
                 .map(|n| {
-                    let (base, split) = match n.strip_suffix(bench::SPLIT_SUFFIX) {
-                        Some(base) => (base, true),
-                        None => (n.as_str(), false),
+                    use userbench::Mode;
+                    let (base, mode) = if let Some(b) = n.strip_suffix(bench::SPLIT_SUFFIX) {
+                        (b, Mode::Split)
+                    } else if let Some(b) = n.strip_suffix(userbench::GROUP_SUFFIX) {
+                        (b, Mode::Group)
+                    } else {
+                        (n.as_str(), Mode::Plain)
                     };
                     settings
                         .profiles
                         .get(base)
                         .cloned()
-                        .map(|p| (p, split))
+                        .map(|p| (p, mode))
                         .ok_or_else(|| {
                             let known: Vec<_> =
                                 settings.profiles.keys().map(String::as_str).collect();
@@ -416,6 +421,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 bar.set_message(what.to_owned());
             };
             let result = if builtin || settings.workloads.is_empty() {
+                if chosen.iter().any(|(_, m)| *m == userbench::Mode::Group) {
+                    anyhow::bail!(
+                        "+group (group commit) applies to your own workloads, not to --builtin"
+                    );
+                }
+                let chosen: Vec<_> = chosen
+                    .iter()
+                    .map(|(p, m)| (p.clone(), *m == userbench::Mode::Split))
+                    .collect();
                 builtin_bench(
                     &settings,
                     &chosen,

@@ -14,7 +14,7 @@ use litepool::histogram::{Histogram, Summary};
 use litepool::settings::{
     BenchTransaction, DatabaseSettings, ParamGen, PoolSettings, Split, Workload,
 };
-use litepool::{NamedPool, Profile, Role, Settings};
+use litepool::{Profile, Settings};
 use rusqlite::types::Value;
 use rusqlite::TransactionBehavior;
 use serde::Serialize;
@@ -81,10 +81,13 @@ struct Ready<'a> {
     samples: Vec<Vec<Value>>,
 }
 
-/// One database's pools for one profile.
+/// One database's pools for one profile: its handle, and whether writes go through group
+/// commit (`+group`).
 struct Pools {
-    writer: NamedPool,
-    reader: NamedPool,
+    handle: litepool::Handle,
+    group: bool,
+    /// Keeps the pools (and their committer) alive.
+    _all: litepool::Pools,
 }
 
 fn value(gen: &ParamGen, sample: &[Value], rng: &mut Rng) -> Value {
@@ -106,10 +109,24 @@ fn op(ready: &Ready<'_>, pools: &Pools, rng: &mut Rng) -> litepool::Result<()> {
         .zip(&ready.samples)
         .map(|(g, s)| value(g, s, rng))
         .collect();
+    if pools.group && !ready.reads {
+        // Group commit: the statement runs in its own savepoint of the writer's next batch.
+        let sql = w.sql.clone();
+        return pools.handle.write(move |c| {
+            let mut st = c.prepare_cached(&sql)?;
+            if st.column_count() > 0 {
+                let mut rows = st.query(rusqlite::params_from_iter(&params))?;
+                while rows.next()?.is_some() {}
+            } else {
+                st.execute(rusqlite::params_from_iter(&params))?;
+            }
+            Ok(())
+        });
+    }
     let mut conn = if ready.reads {
-        pools.reader.get()?
+        pools.handle.reader()?
     } else {
-        pools.writer.get()?
+        pools.handle.writer()?
     };
     let sql = |source| litepool::Error::Sqlite {
         database: w.database.clone(),
@@ -199,42 +216,64 @@ fn measure(
     })
 }
 
-/// Opens pools of `threads` connections (a writer and readers with `split`) on each copy.
+/// How a profile's pools are laid out in a comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One pool.
+    Plain,
+    /// A writer and readers, a transaction per operation on the writer.
+    Split,
+    /// A writer and readers, writes through group commit.
+    Group,
+}
+
+impl Mode {
+    /// The suffix a profile name takes on the command line and in the output.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Mode::Plain => "",
+            Mode::Split => crate::bench::SPLIT_SUFFIX,
+            Mode::Group => GROUP_SUFFIX,
+        }
+    }
+}
+
+/// The suffix of a profile name that asks for the split with group commit.
+pub const GROUP_SUFFIX: &str = "+group";
+
+/// Opens pools of `threads` connections (a writer and readers unless `Plain`) on each copy.
 fn open(
     copies: &BTreeMap<String, std::path::PathBuf>,
     profile: &Profile,
-    split: bool,
+    mode: Mode,
     threads: usize,
 ) -> anyhow::Result<BTreeMap<String, Pools>> {
-    let mut out = BTreeMap::new();
+    let mut dbs = Vec::new();
     for (name, path) in copies {
         let mut db = DatabaseSettings::new(name, path, profile.clone());
         db.create_if_missing = false;
         let mut pool = PoolSettings::default();
         pool.max_size = threads as u32;
-        if split {
+        if mode != Mode::Plain {
             db.split = Some(Split::new(&pool));
         }
         db.pool = pool;
-        let mut writer = None;
-        let mut reader = None;
-        for spec in db.pools() {
-            let p = NamedPool::open(&db, &spec)?;
-            match spec.role {
-                Role::Readers => reader = Some(p),
-                _ => writer = Some(p),
-            }
-        }
-        let writer = writer.context("a writer or single pool")?;
-        out.insert(
-            name.clone(),
-            Pools {
-                reader: reader.unwrap_or_else(|| writer.clone()),
-                writer,
-            },
-        );
+        dbs.push(db);
     }
-    Ok(out)
+    let all = litepool::Pools::new(&Settings::from_databases(dbs, None)?)?;
+    copies
+        .keys()
+        .map(|name| {
+            Ok((
+                name.clone(),
+                Pools {
+                    handle: all.handle(name)?,
+                    group: mode == Mode::Group,
+                    _all: all.clone(),
+                },
+            ))
+        })
+        .collect()
 }
 
 /// Checks every workload against the copies (the statement prepares, its parameter count matches
@@ -298,7 +337,7 @@ fn prepare<'a>(
 pub fn run(
     settings: &Settings,
     workloads: &[Workload],
-    profiles: &[(Profile, bool)],
+    profiles: &[(Profile, Mode)],
     seconds: f64,
     threads: usize,
     seed: u64,
@@ -341,16 +380,8 @@ pub fn run(
     let steps = profiles.len() * (ready.len() + 1);
     let mut step = 0;
     let mut results = Vec::new();
-    for (pi, (profile, split)) in profiles.iter().enumerate() {
-        let label = format!(
-            "{}{}",
-            profile.name(),
-            if *split {
-                crate::bench::SPLIT_SUFFIX
-            } else {
-                ""
-            }
-        );
+    for (pi, (profile, mode)) in profiles.iter().enumerate() {
+        let label = format!("{}{}", profile.name(), mode.suffix());
         let dir = scratch.path().join(pi.to_string());
         std::fs::create_dir(&dir)?;
         let mut run_copies = BTreeMap::new();
@@ -359,7 +390,7 @@ pub fn run(
             copy_database(src, &dest, name)?;
             run_copies.insert(name.clone(), dest);
         }
-        let pools = open(&run_copies, profile, *split, threads.max(2))?;
+        let pools = open(&run_copies, profile, *mode, threads.max(2))?;
         for r in &ready {
             progress(step, steps, &format!("{label} / {}", r.w.name));
             step += 1;
@@ -397,13 +428,7 @@ pub fn run(
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         profiles: profiles
             .iter()
-            .map(|(p, s)| {
-                format!(
-                    "{}{}",
-                    p.name(),
-                    if *s { crate::bench::SPLIT_SUFFIX } else { "" }
-                )
-            })
+            .map(|(p, m)| format!("{}{}", p.name(), m.suffix()))
             .collect(),
         workloads: workloads.to_vec(),
         data,
