@@ -153,6 +153,26 @@ impl PoolCounters {
         self.hold.reset();
     }
 
+    /// Records a checkout that waited `d` (for pools without r2d2's event handler).
+    pub(crate) fn record_checkout(&self, d: Duration) {
+        self.wait.record(d);
+        if d >= WAIT_THRESHOLD {
+            self.waited.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Records a checkout that timed out after `d` (for pools without r2d2's event handler).
+    pub(crate) fn record_timeout(&self, d: Duration) {
+        self.wait.record(d);
+        self.timeouts.fetch_add(1, Relaxed);
+        self.waited.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a connection opened and customized (for pools without r2d2's event handler).
+    pub(crate) fn count_created(&self) {
+        self.created.fetch_add(1, Relaxed);
+    }
+
     /// Records how long opening a connection took.
     pub(crate) fn record_create(&self, d: Duration) {
         self.create.record(d);
@@ -197,6 +217,30 @@ impl PoolCounters {
     /// A snapshot, with r2d2's state of `pool`.
     pub fn snapshot<M: r2d2::ManageConnection>(&self, pool: &r2d2::Pool<M>) -> PoolStats {
         let state = pool.state();
+        self.snapshot_of(
+            pool.max_size(),
+            pool.min_idle().unwrap_or(pool.max_size()),
+            state.connections,
+            state.idle_connections,
+        )
+    }
+
+    /// A snapshot with a pool's state given as numbers (for pools that are not r2d2's).
+    pub(crate) fn snapshot_of(
+        &self,
+        max_size: u32,
+        min_idle: u32,
+        connections: u32,
+        idle: u32,
+    ) -> PoolStats {
+        struct State {
+            connections: u32,
+            idle_connections: u32,
+        }
+        let state = State {
+            connections,
+            idle_connections: idle.min(connections),
+        };
         // Timeouts are recorded in the wait histogram too; checkouts and check-ins are its counts.
         let timeouts = self.timeouts.load(Relaxed);
         let (wait, hold, create) = (
@@ -209,8 +253,8 @@ impl PoolCounters {
         let closed_max_lifetime = self.closed_max_lifetime.load(Relaxed);
         PoolStats {
             database: self.database.clone(),
-            max_size: pool.max_size(),
-            min_idle: pool.min_idle().unwrap_or(pool.max_size()),
+            max_size,
+            min_idle,
             connections: state.connections,
             idle: state.idle_connections,
             in_use: state.connections - state.idle_connections,

@@ -157,6 +157,19 @@ mod deadpool_pools {
             assert_eq!(journal.actual, Raw::Text("wal".into()));
         }
         assert_eq!(pools.pool("jobs").unwrap().status().size, 8);
+        // The same statistics as litepool's own pools (but hold times).
+        let stats = pools.stats_for("jobs").unwrap();
+        assert_eq!(
+            (
+                stats.connections,
+                stats.connections_created,
+                stats.customizer_failures,
+                stats.checkouts
+            ),
+            (8, 8, 0, 8),
+            "{stats:?}"
+        );
+        assert!(stats.create.count == 8 && stats.create.max > std::time::Duration::ZERO);
         // The pragma guard is on deadpool connections too.
         let e = conns[0]
             .interact(|c| c.execute_batch("PRAGMA foreign_keys = OFF"))
@@ -209,6 +222,8 @@ mod deadpool_pools {
             busy += t.await.unwrap();
         }
         assert_eq!(busy, 0);
+        let writer = pools.stats_for("jobs.writer").unwrap();
+        assert_eq!((writer.checkouts, writer.timeouts), (801, 0), "{writer:?}");
         let n: i64 = pools
             .reader("jobs")
             .await

@@ -18,18 +18,38 @@ use rusqlite::{Connection, OpenFlags};
 use crate::customizer::{LastErrorHandle, PragmaCustomizer};
 use crate::error::{Error, Result};
 use crate::settings::{DatabaseSettings, PoolSpec, Role, Settings};
+use crate::stats::{PoolCounters, PoolStats};
 
 /// A deadpool `post_create` hook that applies `customizer`'s profile to each new connection and
 /// reads it back; a connection whose profile does not take effect is refused with the error's
 /// message (the customizer logs it and keeps it as its last error).
 pub fn post_create(customizer: Arc<PragmaCustomizer>) -> Hook {
+    counted_post_create(customizer, None)
+}
+
+/// [`post_create`], counting opened connections and customizer failures into `counters`.
+fn counted_post_create(
+    customizer: Arc<PragmaCustomizer>,
+    counters: Option<Arc<PoolCounters>>,
+) -> Hook {
     Hook::async_fn(move |conn, _metrics| {
         let customizer = customizer.clone();
+        let counters = counters.clone();
         Box::pin(async move {
+            let start = std::time::Instant::now();
             let applied = conn
                 .interact(move |c| customizer.customize_guarded(c))
                 .await
                 .map_err(|e| HookError::message(format!("interact failed: {e}")))?;
+            if let Some(c) = &counters {
+                match &applied {
+                    Ok(()) => {
+                        c.count_created();
+                        c.record_create(start.elapsed());
+                    }
+                    Err(_) => c.count_customizer_failure(),
+                }
+            }
             applied.map_err(|e| HookError::message(e.to_string()))
         })
     })
@@ -40,10 +60,13 @@ pub fn post_create(customizer: Arc<PragmaCustomizer>) -> Hook {
 /// (a split database's writer before its readers), and attaches [`post_create`]. Call
 /// [`crate::pools::preflight`] first, as [`Pools::new`] does.
 pub fn pool(db: &DatabaseSettings, spec: &PoolSpec) -> Result<Pool> {
-    build(db, spec).map(|(pool, _)| pool)
+    build(db, spec).map(|(pool, _, _)| pool)
 }
 
-fn build(db: &DatabaseSettings, spec: &PoolSpec) -> Result<(Pool, LastErrorHandle)> {
+fn build(
+    db: &DatabaseSettings,
+    spec: &PoolSpec,
+) -> Result<(Pool, LastErrorHandle, Arc<PoolCounters>)> {
     let p = &spec.pool;
     p.validate()?;
     let customizer = PragmaCustomizer::new(&spec.name, spec.profile.clone());
@@ -61,6 +84,11 @@ fn build(db: &DatabaseSettings, spec: &PoolSpec) -> Result<(Pool, LastErrorHandl
         customizer.skip_bootstrap();
     }
     let last_error = customizer.last_error();
+    let counters = Arc::new(PoolCounters::new(
+        &spec.name,
+        p.max_lifetime,
+        last_error.clone(),
+    ));
     let config = Config::new(&db.path);
     let pool = config
         .builder(Runtime::Tokio1)
@@ -71,13 +99,16 @@ fn build(db: &DatabaseSettings, spec: &PoolSpec) -> Result<(Pool, LastErrorHandl
         .max_size(p.max_size as usize)
         .wait_timeout(Some(p.connection_timeout))
         .create_timeout(Some(p.connection_timeout))
-        .post_create(post_create(Arc::new(customizer)))
+        .post_create(counted_post_create(
+            Arc::new(customizer),
+            Some(counters.clone()),
+        ))
         .build()
         .map_err(|e| Error::Build {
             pool: spec.name.clone(),
             cause: Some(crate::customizer::LastError::connection(e.to_string())),
         })?;
-    Ok((pool, last_error))
+    Ok((pool, last_error, counters))
 }
 
 /// One pool, with its customizer's last error for the errors of a checkout.
@@ -85,13 +116,31 @@ fn build(db: &DatabaseSettings, spec: &PoolSpec) -> Result<(Pool, LastErrorHandl
 struct Named {
     pool: Pool,
     last_error: LastErrorHandle,
+    counters: Arc<PoolCounters>,
     name: String,
     timeout: std::time::Duration,
 }
 
 impl Named {
+    /// Statistics in litepool's shape: checkouts, waits and timeouts (counted here),
+    /// connections opened and refused (counted by the hook), deadpool's size and idle count.
+    /// Hold times are not known: deadpool does not report a check-in.
+    fn stats(&self) -> PoolStats {
+        let s = self.pool.status();
+        let max = s.max_size as u32;
+        self.counters
+            .snapshot_of(max, 0, s.size as u32, s.available as u32)
+    }
+
     async fn get(&self) -> Result<Object> {
-        self.pool.get().await.map_err(|e| {
+        let start = std::time::Instant::now();
+        let got = self.pool.get().await;
+        match &got {
+            Ok(_) => self.counters.record_checkout(start.elapsed()),
+            Err(PoolError::Timeout(_)) => self.counters.record_timeout(start.elapsed()),
+            Err(_) => {}
+        }
+        got.map_err(|e| {
             let last = self
                 .last_error
                 .lock()
@@ -152,10 +201,11 @@ impl Pools {
                 .pools()
                 .iter()
                 .map(|spec| {
-                    let (pool, last_error) = build(db, spec)?;
+                    let (pool, last_error, counters) = build(db, spec)?;
                     let named = Named {
                         pool,
                         last_error,
+                        counters,
                         name: spec.name.clone(),
                         timeout: spec.pool.connection_timeout,
                     };
@@ -208,6 +258,26 @@ impl Pools {
     /// A `query_only` connection of a split database, or a connection of its one pool.
     pub async fn reader(&self, name: &str) -> Result<Object> {
         self.database(name)?.reader.get().await
+    }
+
+    /// Statistics of a concrete pool (`jobs`, `jobs.writer`, `jobs.readers`), in the shape of
+    /// [`crate::Pools::stats_for`]: checkouts, waits, timeouts, connections opened, customizer
+    /// failures and the last error, deadpool's size and idle connections. Hold times and
+    /// page-cache counters are not collected for deadpool pools.
+    pub fn stats_for(&self, name: &str) -> Result<PoolStats> {
+        self.databases
+            .values()
+            .flat_map(|d| [&d.writer, &d.reader])
+            .find(|n| n.name == name)
+            .map(Named::stats)
+            .ok_or_else(|| Error::UnknownDatabase {
+                name: name.to_owned(),
+                known: self
+                    .databases
+                    .values()
+                    .flat_map(|d| [d.writer.name.clone(), d.reader.name.clone()])
+                    .collect(),
+            })
     }
 
     /// The deadpool pool of a database's writer (or its one pool), e.g. for `status()`.
