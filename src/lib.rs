@@ -2,6 +2,9 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(any(feature = "diesel", feature = "deadpool"))]
+#[path = "adapters/databases.rs"]
+mod adapter_databases;
 pub mod budget;
 pub mod check;
 pub mod checkpoint;

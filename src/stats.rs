@@ -154,6 +154,7 @@ impl PoolCounters {
     }
 
     /// Records a checkout that waited `d` (for pools without r2d2's event handler).
+    #[cfg(feature = "deadpool")]
     pub(crate) fn record_checkout(&self, d: Duration) {
         self.wait.record(d);
         if d >= WAIT_THRESHOLD {
@@ -162,6 +163,7 @@ impl PoolCounters {
     }
 
     /// Records a checkout that timed out after `d` (for pools without r2d2's event handler).
+    #[cfg(feature = "deadpool")]
     pub(crate) fn record_timeout(&self, d: Duration) {
         self.wait.record(d);
         self.timeouts.fetch_add(1, Relaxed);
@@ -169,6 +171,7 @@ impl PoolCounters {
     }
 
     /// Counts a connection opened and customized (for pools without r2d2's event handler).
+    #[cfg(feature = "deadpool")]
     pub(crate) fn count_created(&self) {
         self.created.fetch_add(1, Relaxed);
     }

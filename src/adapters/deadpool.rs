@@ -9,15 +9,15 @@
 //! deadpool-sqlite opens every connection read-write; a split database's readers are read-only
 //! through `query_only = ON`, which the pragma guard keeps on (application code cannot assign it).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use deadpool_sqlite::{Config, Hook, HookError, Object, Pool, PoolError, Runtime};
 use rusqlite::{Connection, OpenFlags};
 
+use crate::adapter_databases::{Databases, Named};
 use crate::customizer::{LastErrorHandle, PragmaCustomizer};
 use crate::error::{Error, Result};
-use crate::settings::{DatabaseSettings, PoolSpec, Role, Settings};
+use crate::settings::{DatabaseSettings, PoolSpec, Settings};
 use crate::stats::{PoolCounters, PoolStats};
 
 /// A deadpool `post_create` hook that applies `customizer`'s profile to each new connection and
@@ -113,7 +113,7 @@ fn build(
 
 /// One pool, with its customizer's last error for the errors of a checkout.
 #[derive(Clone)]
-struct Named {
+struct DeadpoolNamed {
     pool: Pool,
     last_error: LastErrorHandle,
     counters: Arc<PoolCounters>,
@@ -121,7 +121,7 @@ struct Named {
     timeout: std::time::Duration,
 }
 
-impl Named {
+impl DeadpoolNamed {
     /// Statistics in litepool's shape: checkouts, waits and timeouts (counted here),
     /// connections opened and refused (counted by the hook), deadpool's size and idle count.
     /// Hold times are not known: deadpool does not report a check-in.
@@ -164,11 +164,10 @@ impl Named {
     }
 }
 
-#[derive(Clone)]
-struct Database {
-    writer: Named,
-    reader: Named,
-    split: bool,
+impl Named for DeadpoolNamed {
+    fn name(&self) -> &str {
+        &self.name
+    }
 }
 
 /// One deadpool-sqlite pool per configured database (a writer and readers for a split one),
@@ -179,13 +178,13 @@ struct Database {
 /// clone is dropped outside one.
 #[derive(Clone)]
 pub struct Pools {
-    databases: Arc<BTreeMap<String, Database>>,
+    databases: Arc<Databases<DeadpoolNamed>>,
 }
 
 impl std::fmt::Debug for Pools {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("deadpool::Pools")
-            .field("databases", &self.databases.keys().collect::<Vec<_>>())
+            .field("databases", &self.databases.names())
             .finish()
     }
 }
@@ -194,70 +193,34 @@ impl Pools {
     /// Checks every file, then bootstraps each database and builds its pools. Must be called
     /// inside a tokio runtime.
     pub fn new(settings: &Settings) -> Result<Pools> {
-        crate::pools::preflight(settings)?;
-        let mut databases = BTreeMap::new();
-        for db in settings.databases.values() {
-            let opened: Vec<(Role, Named)> = db
-                .pools()
-                .iter()
-                .map(|spec| {
-                    let (pool, last_error, counters) = build(db, spec)?;
-                    let named = Named {
-                        pool,
-                        last_error,
-                        counters,
-                        name: spec.name.clone(),
-                        timeout: spec.pool.connection_timeout,
-                    };
-                    Ok((spec.role, named))
-                })
-                .collect::<Result<_>>()?;
-            let (writer, reader, split) =
-                crate::settings::writer_and_reader(&opened).ok_or_else(|| Error::Config {
-                    origin: db.name.clone(),
-                    key: None,
-                    message: "no pool to open".into(),
-                })?;
-            let entry = Database {
-                writer,
-                reader,
-                split,
-            };
-            databases.insert(db.name.clone(), entry);
-        }
-        Ok(Pools {
-            databases: Arc::new(databases),
-        })
-    }
-
-    fn database(&self, name: &str) -> Result<&Database> {
-        self.databases
-            .get(name)
-            .ok_or_else(|| Error::UnknownDatabase {
-                name: name.to_owned(),
-                known: self.databases.keys().cloned().collect(),
+        let open = |db: &DatabaseSettings, spec: &PoolSpec| {
+            let (pool, last_error, counters) = build(db, spec)?;
+            Ok(DeadpoolNamed {
+                pool,
+                last_error,
+                counters,
+                name: spec.name.clone(),
+                timeout: spec.pool.connection_timeout,
             })
+        };
+        Ok(Pools {
+            databases: Arc::new(Databases::open(settings, open)?),
+        })
     }
 
     /// A connection of a database without a split (a split one refuses: use `writer`/`reader`).
     pub async fn get(&self, name: &str) -> Result<Object> {
-        let db = self.database(name)?;
-        if db.split {
-            return Err(Error::SplitDatabase {
-                name: name.to_owned(),
-            });
-        }
-        db.writer.get().await
+        self.databases.single(name)?.get().await
     }
 
     /// The writer of a split database, or a connection of its one pool.
     pub async fn writer(&self, name: &str) -> Result<Object> {
-        self.database(name)?.writer.get().await
+        self.databases.get(name)?.writer.get().await
     }
 
     /// A `query_only` connection of a split database, or a connection of its one pool.
     pub async fn reader(&self, name: &str) -> Result<Object> {
-        self.database(name)?.reader.get().await
+        self.databases.get(name)?.reader.get().await
     }
 
     /// Statistics of a concrete pool (`jobs`, `jobs.writer`, `jobs.readers`), in the shape of
@@ -265,23 +228,11 @@ impl Pools {
     /// failures and the last error, deadpool's size and idle connections. Hold times and
     /// page-cache counters are not collected for deadpool pools.
     pub fn stats_for(&self, name: &str) -> Result<PoolStats> {
-        self.databases
-            .values()
-            .flat_map(|d| [&d.writer, &d.reader])
-            .find(|n| n.name == name)
-            .map(Named::stats)
-            .ok_or_else(|| Error::UnknownDatabase {
-                name: name.to_owned(),
-                known: self
-                    .databases
-                    .values()
-                    .flat_map(|d| [d.writer.name.clone(), d.reader.name.clone()])
-                    .collect(),
-            })
+        self.databases.named(name).map(DeadpoolNamed::stats)
     }
 
     /// The deadpool pool of a database's writer (or its one pool), e.g. for `status()`.
     pub fn pool(&self, name: &str) -> Result<&Pool> {
-        Ok(&self.database(name)?.writer.pool)
+        Ok(&self.databases.get(name)?.writer.pool)
     }
 }

@@ -13,7 +13,6 @@
 //! Not carried over from the rusqlite pools: the pragma guard (an authorizer needs rusqlite's
 //! hooks), the rollback of a transaction left open at check-in, and the file watcher.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ::diesel::connection::SimpleConnection;
@@ -24,6 +23,7 @@ use ::diesel::sql_types::Text;
 use ::diesel::sqlite::{Sqlite, SqliteConnection};
 use ::diesel::{Connection, RunQueryDsl};
 
+use crate::adapter_databases::{Databases, Named};
 use crate::connection::{PragmaConnection, PragmaError};
 use crate::customizer::PragmaCustomizer;
 use crate::error::{Error, Result};
@@ -146,15 +146,15 @@ fn uri(db: &DatabaseSettings, role: Role) -> String {
 
 /// One diesel pool with its statistics and transaction behaviour.
 #[derive(Clone)]
-struct Named {
+struct DieselNamed {
     pool: DieselPool,
     counters: Arc<PoolCounters>,
     mode: Option<TransactionMode>,
     name: String,
 }
 
-impl Named {
-    fn open(db: &DatabaseSettings, spec: &PoolSpec) -> Result<Named> {
+impl DieselNamed {
+    fn open(db: &DatabaseSettings, spec: &PoolSpec) -> Result<DieselNamed> {
         let p = &spec.pool;
         p.validate()?;
         let customizer = PragmaCustomizer::new(&spec.name, spec.profile.clone());
@@ -195,7 +195,7 @@ impl Named {
                 pool: spec.name.clone(),
                 cause: counters.last_error(),
             })?;
-        Ok(Named {
+        Ok(DieselNamed {
             pool,
             counters,
             mode: spec.profile.pragmas().transaction_behavior,
@@ -218,11 +218,10 @@ impl Named {
     }
 }
 
-#[derive(Clone)]
-struct Database {
-    writer: Named,
-    reader: Named,
-    split: bool,
+impl Named for DieselNamed {
+    fn name(&self) -> &str {
+        &self.name
+    }
 }
 
 /// One named diesel pool per configured database (`<name>.writer` and `<name>.readers` for a
@@ -237,18 +236,18 @@ struct Database {
 /// // BEGIN IMMEDIATE when the profile says transaction_behavior = "immediate".
 /// pools.transaction("jobs", |conn| {
 ///     ::diesel::sql_query("INSERT INTO t VALUES (1)").execute(conn)
-/// })?;
+/// })??;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
 pub struct Pools {
-    databases: Arc<BTreeMap<String, Database>>,
+    databases: Arc<Databases<DieselNamed>>,
 }
 
 impl std::fmt::Debug for Pools {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("::diesel::Pools")
-            .field("databases", &self.databases.keys().collect::<Vec<_>>())
+        f.debug_struct("diesel::Pools")
+            .field("databases", &self.databases.names())
             .finish()
     }
 }
@@ -256,86 +255,35 @@ impl std::fmt::Debug for Pools {
 impl Pools {
     /// Checks every file ([`crate::pools::preflight`]), then bootstraps and builds each pool.
     pub fn new(settings: &Settings) -> Result<Pools> {
-        crate::pools::preflight(settings)?;
-        let mut databases = BTreeMap::new();
-        for db in settings.databases.values() {
-            let opened: Vec<(Role, Named)> = db
-                .pools()
-                .iter()
-                .map(|spec| Ok((spec.role, Named::open(db, spec)?)))
-                .collect::<Result<_>>()?;
-            let (writer, reader, split) =
-                crate::settings::writer_and_reader(&opened).ok_or_else(|| Error::Config {
-                    origin: db.name.clone(),
-                    key: None,
-                    message: "no pool to open".into(),
-                })?;
-            let entry = Database {
-                writer,
-                reader,
-                split,
-            };
-            databases.insert(db.name.clone(), entry);
-        }
         Ok(Pools {
-            databases: Arc::new(databases),
+            databases: Arc::new(Databases::open(settings, DieselNamed::open)?),
         })
-    }
-
-    fn database(&self, name: &str) -> Result<&Database> {
-        self.databases
-            .get(name)
-            .ok_or_else(|| Error::UnknownDatabase {
-                name: name.to_owned(),
-                known: self.databases.keys().cloned().collect(),
-            })
     }
 
     /// A connection of a database without a split (a split one refuses: use `writer`/`reader`).
     pub fn get(&self, name: &str) -> Result<DieselConnection> {
-        let db = self.database(name)?;
-        if db.split {
-            return Err(Error::SplitDatabase {
-                name: name.to_owned(),
-            });
-        }
-        db.writer.get()
+        self.databases.single(name)?.get()
     }
 
     /// The writer of a split database, or a connection of its one pool.
     pub fn writer(&self, name: &str) -> Result<DieselConnection> {
-        self.database(name)?.writer.get()
+        self.databases.get(name)?.writer.get()
     }
 
     /// A read-only connection (`mode=ro`, `query_only`) of a split database, or a connection of
     /// its one pool.
     pub fn reader(&self, name: &str) -> Result<DieselConnection> {
-        self.database(name)?.reader.get()
+        self.databases.get(name)?.reader.get()
     }
 
     /// The r2d2 pool behind a concrete pool name (`jobs`, `jobs.writer`, `jobs.readers`).
     pub fn pool(&self, name: &str) -> Result<&DieselPool> {
-        self.named(name).map(|n| &n.pool)
-    }
-
-    fn named(&self, name: &str) -> Result<&Named> {
-        self.databases
-            .values()
-            .flat_map(|d| [&d.writer, &d.reader])
-            .find(|n| n.name == name)
-            .ok_or_else(|| Error::UnknownDatabase {
-                name: name.to_owned(),
-                known: self
-                    .databases
-                    .values()
-                    .flat_map(|d| [d.writer.name.clone(), d.reader.name.clone()])
-                    .collect(),
-            })
+        self.databases.named(name).map(|n| &n.pool)
     }
 
     /// Statistics of a concrete pool (checkouts, waits, timeouts, connections, errors).
     pub fn stats_for(&self, name: &str) -> Result<PoolStats> {
-        let n = self.named(name)?;
+        let n = self.databases.named(name)?;
         Ok(n.counters.snapshot(&n.pool))
     }
 
@@ -347,7 +295,7 @@ impl Pools {
         F: FnOnce(&mut SqliteConnection) -> std::result::Result<T, E>,
         E: From<::diesel::result::Error>,
     {
-        let db = self.database(name)?;
+        let db = self.databases.get(name)?;
         let mut conn = db.writer.get()?;
         Ok(transaction(&mut conn, db.writer.mode, f))
     }

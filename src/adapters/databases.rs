@@ -1,0 +1,96 @@
+//! What the diesel and deadpool `Pools` share: each configured database's writer and reader
+//! pools, opened after the same file checks, and looked up by name.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result};
+use crate::settings::{DatabaseSettings, PoolSpec, Settings};
+
+/// One database's pools: the writer and readers of a split database, or its one pool for both.
+#[derive(Clone)]
+pub(crate) struct Database<N> {
+    pub(crate) writer: N,
+    pub(crate) reader: N,
+    pub(crate) split: bool,
+}
+
+/// Every database's pools, by name.
+pub(crate) struct Databases<N> {
+    map: BTreeMap<String, Database<N>>,
+}
+
+/// A concrete pool that knows its name (`jobs`, `jobs.writer`, `jobs.readers`).
+pub(crate) trait Named {
+    fn name(&self) -> &str;
+}
+
+impl<N: Named + Clone> Databases<N> {
+    /// Checks every file ([`crate::pools::preflight`]), then opens each database's pools with
+    /// `open`, in `pools()` order (a split database's writer before its readers).
+    pub(crate) fn open(
+        settings: &Settings,
+        open: impl Fn(&DatabaseSettings, &PoolSpec) -> Result<N>,
+    ) -> Result<Databases<N>> {
+        crate::pools::preflight(settings)?;
+        let mut map = BTreeMap::new();
+        for db in settings.databases.values() {
+            let opened = db
+                .pools()
+                .iter()
+                .map(|spec| Ok((spec.role, open(db, spec)?)))
+                .collect::<Result<Vec<_>>>()?;
+            let (writer, reader, split) =
+                crate::settings::writer_and_reader(&opened).ok_or_else(|| Error::Config {
+                    origin: db.name.clone(),
+                    key: None,
+                    message: "no pool to open".into(),
+                })?;
+            map.insert(
+                db.name.clone(),
+                Database {
+                    writer,
+                    reader,
+                    split,
+                },
+            );
+        }
+        Ok(Databases { map })
+    }
+
+    /// A database by name; an unknown name lists the configured ones.
+    pub(crate) fn get(&self, name: &str) -> Result<&Database<N>> {
+        self.map.get(name).ok_or_else(|| Error::UnknownDatabase {
+            name: name.to_owned(),
+            known: self.map.keys().cloned().collect(),
+        })
+    }
+
+    /// The writer of a database without a split; a split one refuses.
+    pub(crate) fn single(&self, name: &str) -> Result<&N> {
+        let db = self.get(name)?;
+        if db.split {
+            return Err(Error::SplitDatabase {
+                name: name.to_owned(),
+            });
+        }
+        Ok(&db.writer)
+    }
+
+    /// A concrete pool by its own name; an unknown name lists them all.
+    pub(crate) fn named(&self, name: &str) -> Result<&N> {
+        let all = || self.map.values().flat_map(|d| [&d.writer, &d.reader]);
+        all().find(|n| n.name() == name).ok_or_else(|| {
+            let mut known: Vec<String> = all().map(|n| n.name().to_owned()).collect();
+            known.dedup();
+            Error::UnknownDatabase {
+                name: name.to_owned(),
+                known,
+            }
+        })
+    }
+
+    /// The configured database names.
+    pub(crate) fn names(&self) -> Vec<&String> {
+        self.map.keys().collect()
+    }
+}
