@@ -7,10 +7,10 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Context};
-use litepool::histogram::{Histogram, Summary};
+use anyhow::bail;
+use litepool::histogram::Summary;
 use litepool::settings::{
     BenchTransaction, DatabaseSettings, ParamGen, PoolSettings, Split, Workload,
 };
@@ -152,7 +152,7 @@ fn op(ready: &Ready<'_>, pools: &Pools, rng: &mut Rng) -> litepool::Result<()> {
     tx.commit().map_err(sql)
 }
 
-/// Runs `pick` on `threads` threads for `duration`.
+/// One row: `pick` on `threads` threads for `duration` ([`crate::bench::measure`]).
 fn measure(
     name: &str,
     profile: &str,
@@ -161,58 +161,18 @@ fn measure(
     seed: u64,
     pick: &(dyn Fn(&mut Rng) -> litepool::Result<()> + Sync),
 ) -> anyhow::Result<Row> {
-    let latency = Histogram::default();
-    let start = Instant::now();
-    let deadline = start + duration;
-    // Per thread: completed, busy, other errors, the first error.
-    type Counts = (u64, u64, u64, Option<String>);
-    let counts: std::io::Result<Vec<Counts>> = std::thread::scope(|s| {
-        let handles = (0..threads)
-            .map(|t| {
-                let latency = &latency;
-                std::thread::Builder::new().spawn_scoped(s, move || {
-                    let mut rng = Rng::new(seed.wrapping_add(t as u64));
-                    let (mut ok, mut busy, mut errors, mut first) = (0, 0, 0, None);
-                    while Instant::now() < deadline {
-                        let t0 = Instant::now();
-                        match pick(&mut rng) {
-                            Ok(()) => {
-                                latency.record(t0.elapsed());
-                                ok += 1;
-                            }
-                            Err(e) if e.is_busy() => busy += 1,
-                            Err(e) => {
-                                errors += 1;
-                                first.get_or_insert_with(|| e.to_string());
-                            }
-                        }
-                    }
-                    (ok, busy, errors, first)
-                })
-            })
-            .collect::<std::io::Result<Vec<_>>>()?;
-        Ok(handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or((0, 0, 1, Some("a benchmark thread panicked".into())))
-            })
-            .collect())
-    });
-    let counts = counts.context("starting the benchmark threads")?;
-    let seconds = start.elapsed().as_secs_f64();
-    let ops: u64 = counts.iter().map(|c| c.0).sum();
+    let t = crate::bench::measure(threads, duration, seed, pick)?;
     Ok(Row {
         workload: name.to_owned(),
         profile: profile.to_owned(),
         threads,
-        ops,
-        seconds,
-        ops_per_sec: ops as f64 / seconds,
-        latency: latency.summary(),
-        busy: counts.iter().map(|c| c.1).sum(),
-        errors: counts.iter().map(|c| c.2).sum(),
-        first_error: counts.into_iter().find_map(|c| c.3),
+        ops: t.ops,
+        seconds: t.seconds,
+        ops_per_sec: t.ops as f64 / t.seconds,
+        latency: t.latency,
+        busy: t.busy,
+        errors: t.errors,
+        first_error: t.first_error,
     })
 }
 
