@@ -323,3 +323,95 @@ fn background_checkpoints_keep_the_wal_bounded_under_a_write_load() {
     assert!(written > 64 << 20, "only {written} bytes written");
     assert!(peak <= 4 << 20, "WAL peaked at {peak} bytes ({stats:?})");
 }
+
+#[test]
+fn write_path_and_replication_keys_are_validated_by_name() {
+    for (db, writer, key, says) in [
+        (
+            "",
+            "queue_size = 0",
+            "databases.audit.writer.queue_size",
+            "invalid queue_size 0: expected 1 to 65536",
+        ),
+        (
+            "",
+            "queue_size = 70000",
+            "databases.audit.writer.queue_size",
+            "expected 1 to 65536",
+        ),
+        (
+            "",
+            "max_batch = 2.5",
+            "databases.audit.writer.max_batch",
+            "expected an integer",
+        ),
+        (
+            "",
+            "max_batch_time = \"11s\"",
+            "databases.audit.writer.max_batch_time",
+            "expected at most 10s",
+        ),
+        (
+            "",
+            "max_batch_time = \"0ms\"",
+            "databases.audit.writer.max_batch_time",
+            "above zero",
+        ),
+        (
+            "checkpoint = \"sometimes\"",
+            "",
+            "databases.audit.checkpoint",
+            "invalid checkpoint \"sometimes\"",
+        ),
+        (
+            "checkpoint_wal_size = \"-1MiB\"",
+            "",
+            "databases.audit.checkpoint_wal_size",
+            "invalid",
+        ),
+        (
+            "replication = \"rsync\"",
+            "",
+            "databases.audit.replication",
+            "invalid replication \"rsync\"",
+        ),
+    ] {
+        let f = split(db, writer);
+        let e = f.load().unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("key `{key}`")) && e.contains(says),
+            "{key}: {e}"
+        );
+        assert!(!f.path("data/audit.db").exists(), "nothing created");
+    }
+}
+
+#[test]
+fn an_idle_wal_is_truncated_in_the_background() {
+    let f = split("checkpoint = \"background\"", "");
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    setup(&pools);
+    for _ in 0..50 {
+        pools
+            .write("audit", |c| {
+                c.execute("INSERT INTO log(v) VALUES (randomblob(1000))", [])
+                    .map(drop)
+            })
+            .unwrap();
+    }
+    let wal = f.path("data/audit.db-wal");
+    let size = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    assert!(
+        size() > 0,
+        "the writes are in the WAL (no checkpoint inside a commit)"
+    );
+    // Idle for a second, the WAL is truncated (the deadline only bounds a failing run).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while size() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(size(), 0);
+    let stats = pools.handle("audit").unwrap().checkpoint_stats().unwrap();
+    assert!(stats.truncate >= 1, "{stats:?}");
+    assert_eq!(count(&pools), 50, "nothing lost by the checkpoint");
+}
