@@ -1,21 +1,26 @@
-//! Checkpoints off the commit path (`checkpoint = "background"`).
+//! Checkpoints off the commit path (`checkpoint = "background"`), triggered by WAL frames.
 //!
 //! SQLite's automatic checkpoint runs inside the COMMIT of whichever caller pushes the WAL past
-//! `wal_autocheckpoint` pages, so that caller pays for copying the WAL into the database. With
-//! `checkpoint = "background"`, every connection gets `wal_autocheckpoint = 0`, and one thread
-//! per database watches the WAL file every 10ms. Past `checkpoint_wal_size`:
+//! `wal_autocheckpoint` pages, so that caller (and, with group commit, every caller of its batch)
+//! pays for copying the WAL into the database. With `checkpoint = "background"`, every connection
+//! gets `wal_autocheckpoint = 0`, and one thread per database reads, every 10ms, the WAL-index
+//! header in the `-shm` file (<https://sqlite.org/walformat.html>: `mxFrame`, the last valid
+//! frame, and `nBackfill`, the frames already checkpointed). When the frames written since the
+//! last checkpoint (`mxFrame - nBackfill`, times the frame size) reach `checkpoint_wal_size`:
 //!
-//! - on a split database, it asks the group committer ([`crate::commit`]), which runs a PASSIVE
-//!   checkpoint on the writer *after* acknowledging its batch and before starting the next: no
-//!   write is in flight, so the checkpoint copies the whole WAL and the next batch starts the WAL
-//!   over. (A PASSIVE checkpoint from another connection under a steady write load never catches
-//!   up: new frames arrive while it copies, and the WAL grew to 600 MB in 10 s, measured.)
-//! - when the committer does not take the request within 50ms (no group-commit writes), the
-//!   thread runs a RESTART checkpoint itself on its own connection (busy timeout 100ms: past
-//!   it the checkpoint gives up and tries again).
+//! - on a split database, it asks the group commit ([`crate::commit`]): the next leader runs a
+//!   PASSIVE checkpoint on the writer *after* answering its batch and before handing the lead on.
+//!   No write is in flight, so the checkpoint copies every frame and the next batch starts the
+//!   WAL over. (A PASSIVE checkpoint from another connection under a steady write load never
+//!   catches up: new frames arrive while it copies.)
+//! - when no batch takes the request within 50ms (nobody writes through `write`), the thread
+//!   runs a RESTART checkpoint itself on its own connection (busy timeout 100ms: past it the
+//!   checkpoint gives up and tries again on the next tick).
 //!
-//! When the WAL has not grown for a second, a TRUNCATE checkpoint gives the disk space back. No
-//! caller's COMMIT runs a checkpoint; the batch after a checkpoint waits for it.
+//! The trigger counts frames not yet checkpointed, not the file's size: a checkpoint restarts
+//! the WAL but does not shrink its file, so a size trigger fires after every batch once the file
+//! has grown. When no frame has been added for a second, a TRUNCATE checkpoint gives the disk
+//! space back.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -42,6 +47,9 @@ pub struct CheckpointStats {
     pub truncate: u64,
     /// The largest WAL file seen, in bytes.
     pub wal_peak: u64,
+    /// The most bytes of WAL frames seen not yet checkpointed (what the trigger compares with
+    /// `checkpoint_wal_size`).
+    pub pending_peak: u64,
 }
 
 #[derive(Debug, Default)]
@@ -50,6 +58,7 @@ struct Counters {
     busy: AtomicU64,
     truncate: AtomicU64,
     wal_peak: AtomicU64,
+    pending_peak: AtomicU64,
 }
 
 /// The background checkpointer of one database.
@@ -66,10 +75,94 @@ fn wal_of(path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+fn shm_of(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push("-shm");
+    PathBuf::from(s)
+}
+
+/// What the WAL-index header says (<https://sqlite.org/walformat.html#the_wal_index_file_format>).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WalIndex {
+    /// `mxFrame`: the last valid frame of the WAL.
+    pub max_frame: u64,
+    /// `nBackfill`: frames already copied into the database.
+    pub backfilled: u64,
+    /// The database page size.
+    pub page_size: u64,
+}
+
+impl WalIndex {
+    /// Parses the first 104 bytes of a `-shm` file: two copies of the 48-byte header (native
+    /// byte order), then the checkpoint information, whose first field is `nBackfill`. `None`
+    /// while the copies differ (a writer is updating them) or the index is not initialized.
+    pub(crate) fn parse(bytes: &[u8; 104]) -> Option<WalIndex> {
+        let u32_at = |i: usize| {
+            u64::from(u32::from_ne_bytes([
+                bytes[i],
+                bytes[i + 1],
+                bytes[i + 2],
+                bytes[i + 3],
+            ]))
+        };
+        if bytes[..48] != bytes[48..96] || bytes[12] == 0 {
+            return None;
+        }
+        let page_size = match u16::from_ne_bytes([bytes[14], bytes[15]]) {
+            1 => 65_536,
+            n => u64::from(n),
+        };
+        Some(WalIndex {
+            max_frame: u32_at(16),
+            backfilled: u32_at(96),
+            page_size,
+        })
+    }
+
+    /// Bytes of frames written since the last checkpoint (a frame is a page and 24 bytes).
+    pub(crate) fn pending_bytes(&self) -> u64 {
+        self.max_frame.saturating_sub(self.backfilled) * (self.page_size + 24)
+    }
+}
+
+/// The `-shm` file, opened read-only once it exists. Read with one positioned read: SQLite
+/// maps the same pages, and a torn read only shows as two header copies that differ.
+struct Shm {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl Shm {
+    fn new(path: PathBuf) -> Shm {
+        Shm { path, file: None }
+    }
+
+    fn header(&mut self) -> Option<WalIndex> {
+        if self.file.is_none() {
+            self.file = std::fs::File::open(&self.path).ok();
+        }
+        let mut buf = [0u8; 104];
+        read_at(self.file.as_ref()?, &mut buf).ok()?;
+        WalIndex::parse(&buf)
+    }
+}
+
+#[cfg(unix)]
+fn read_at(file: &std::fs::File, buf: &mut [u8]) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, 0)
+}
+
+#[cfg(not(unix))]
+fn read_at(mut file: &std::fs::File, buf: &mut [u8]) -> std::io::Result<()> {
+    use std::io::{Read, Seek};
+    file.seek(std::io::SeekFrom::Start(0))?;
+    file.read_exact(buf)
+}
+
 impl Checkpointer {
     /// Opens its own connection to `path` and starts watching its WAL.
-    /// With `committer`, the flag of the database's group commit: past the threshold the
-    /// committer is asked first (it checkpoints between batches, with no writer in the way); the
+    /// With `committer`, the flag of the database's group commit: past the threshold the next
+    /// leader is asked first (it checkpoints between batches, with no writer in the way); the
     /// thread checkpoints itself only when the request is not taken within 50ms.
     pub(crate) fn start(
         database: &str,
@@ -93,15 +186,18 @@ impl Checkpointer {
         })?;
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
-        let (flag, c, wal, name) = (
+        let (flag, c, wal, shm, name) = (
             stop.clone(),
             counters.clone(),
             wal_of(path),
+            shm_of(path),
             database.to_owned(),
         );
         let thread = std::thread::Builder::new()
             .name(format!("litepool-checkpoint-{database}"))
             .spawn(move || {
+                let mut shm = Shm::new(shm);
+                // The last mxFrame seen, and when it changed.
                 let mut last = (0u64, Instant::now());
                 let mut asked: Option<Instant> = None;
                 loop {
@@ -111,20 +207,23 @@ impl Checkpointer {
                     }
                     let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
                     c.wal_peak.fetch_max(size, Relaxed);
-                    if size != last.0 {
-                        last = (size, Instant::now());
+                    let Some(h) = shm.header() else { continue };
+                    c.pending_peak.fetch_max(h.pending_bytes(), Relaxed);
+                    if h.max_frame != last.0 {
+                        last = (h.max_frame, Instant::now());
                     }
-                    if let Some(flag) = committer.as_ref().filter(|_| size > threshold) {
+                    let over = h.pending_bytes() >= threshold;
+                    if let Some(flag) = committer.as_ref().filter(|_| over) {
                         if !flag.swap(true, Relaxed) {
                             asked = Some(Instant::now());
                             continue;
                         }
                         if asked.is_some_and(|t| t.elapsed() < Duration::from_millis(50)) {
-                            continue; // the committer will take it after its batch
+                            continue; // the next leader takes it after its batch
                         }
-                        flag.store(false, Relaxed); // not taken: the committer is idle
+                        flag.store(false, Relaxed); // not taken: nobody writes through write()
                     }
-                    let mode = if size > threshold {
+                    let mode = if over {
                         "RESTART"
                     } else if size > 0 && last.1.elapsed() >= Duration::from_secs(1) {
                         "TRUNCATE"
@@ -136,7 +235,7 @@ impl Checkpointer {
                     match conn.query_row(&sql, [], |r| r.get::<_, i64>(0)) {
                         Ok(0) if mode == "RESTART" => c.restart.fetch_add(1, Relaxed),
                         Ok(0) => {
-                            last = (0, Instant::now());
+                            last.1 = Instant::now();
                             c.truncate.fetch_add(1, Relaxed)
                         }
                         Ok(_) => c.busy.fetch_add(1, Relaxed),
@@ -165,6 +264,7 @@ impl Checkpointer {
             busy: self.counters.busy.load(Relaxed),
             truncate: self.counters.truncate.load(Relaxed),
             wal_peak: self.counters.wal_peak.load(Relaxed),
+            pending_peak: self.counters.pending_peak.load(Relaxed),
         }
     }
 }

@@ -1,25 +1,44 @@
 //! Group commit on the writer of a split database: [`crate::Handle::write`].
 //!
-//! Callers hand a closure to a committer thread. The committer takes the writer connection, opens
-//! one `BEGIN IMMEDIATE` transaction, runs every queued closure in its own `SAVEPOINT` (a closure
-//! that fails rolls back its own savepoint only), commits once, and only then returns to each
-//! caller: a write is acknowledged exactly when the transaction holding it has committed, so its
-//! durability is that of `synchronous` for one commit. Closures that arrive while a batch runs
-//! form the next batch. A failed `COMMIT` (disk full, I/O error) fails every caller of that batch
-//! and commits none of it; what committed before is untouched.
+//! **Leader and followers.** A caller that finds nobody writing leads: it takes the writer
+//! connection, opens `BEGIN IMMEDIATE`, runs its own closure on its own thread, then every closure
+//! that queued meanwhile, commits once and answers each caller. A caller that arrives while a
+//! batch runs queues and waits; when the leader is done it hands the lead to the first one
+//! queued, whose batch holds everything that queued behind it. An uncontended write is therefore
+//! `BEGIN IMMEDIATE; f; COMMIT` on the caller's thread with no hand-off, and batches form only
+//! when writers overlap.
 //!
-//! The queue is bounded (`queue_size`: a caller waits up to the writer's `connection_timeout`
-//! for room), and so is a batch (`max_batch` closures, `max_batch_time` spent running them).
-//! The committer takes the writer connection per batch and gives it back, so `pools.writer()`
-//! callers keep their turn.
+//! **Every answer is true.** `Ok` means the closure's work committed; `Err` means none of it
+//! did; [`GroupCommitStats`] counts exactly those answers. Each closure after the first of a
+//! transaction runs in a `SAVEPOINT`: a closure that fails rolls back its own work only. After
+//! every closure the leader checks, with SQLite's rollback hook and `sqlite3_get_autocommit`,
+//! that the transaction is still open: a statement that ends the whole transaction (`INSERT OR
+//! ROLLBACK`, a trigger's `RAISE(ROLLBACK)`, SQLite's own rollback on `SQLITE_FULL`, `IOERR`,
+//! `NOMEM`) takes the earlier closures' work with it, so their callers get
+//! [`Error::RolledBack`] (nothing committed, safe to retry), and the closures after it run in a
+//! new transaction. While a closure runs, the commit hook refuses every commit on the writer, so
+//! nothing a closure does after such a rollback (or a `COMMIT` of its own) commits outside the
+//! batch; the pragma guard also refuses `BEGIN`, `COMMIT`, `ROLLBACK` and litepool's savepoint
+//! inside a closure ("not authorized"). A failing `RELEASE` or `ROLLBACK TO` is an error for its
+//! closure; if a closure's work cannot be undone alone, the whole transaction is rolled back and
+//! every caller of it told so.
 //!
-//! Written by hand (a `Mutex<VecDeque>` and two `Condvar`s): std's `sync_channel` has no send
-//! with a timeout, and the batching needs "everything queued now, up to N" under one lock.
+//! **Bounded.** A caller waits at most the writer's `connection_timeout` for its closure to
+//! start (for room in the queue of `queue_size`, for the leader, for the writer connection);
+//! then it gets [`Error::WriteTimeout`] naming what held the path (a closure running for so
+//! long, a `pools.writer()` caller holding the connection), logged as a warning. Once its
+//! closure has run, a caller waits for its batch's COMMIT, which waits for the closures already
+//! started in that batch. A batch takes at most `max_batch` closures and stops taking more after
+//! `max_batch_time`. `write`, `writer()` or a checkout of the writer from inside a closure fails
+//! at once with [`Error::Reentrant`].
+//!
+//! Written by hand (a `Mutex<VecDeque>` and a `Condvar` per caller): no crate offers a queue
+//! whose waiters can time out, leave it, or be handed the lead.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{mpsc, Arc, Condvar, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -28,70 +47,81 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::histogram::{Histogram, Summary};
 use crate::pools::NamedPool;
+use crate::reentry;
+pub use crate::settings::GroupCommitSettings;
 
-/// The outcome of a batch's COMMIT, shared by its callers.
-type Outcome = std::result::Result<(), String>;
-/// Sends a caller its result once the batch's outcome is known.
-type Finish = Box<dyn FnOnce(Outcome) + Send>;
-/// A caller's closure, run in its savepoint: whether it succeeded, and how to finish.
-type Run = Box<dyn FnOnce(&Connection) -> (bool, Finish) + Send>;
+use crate::reentry::SAVEPOINT;
+
+const QUEUED: u8 = 0;
+const RUNNING: u8 = 1;
+const LEAD: u8 = 2;
+const DONE: u8 = 3;
+
+/// One caller's place in the queue. `status` changes under the queue's lock.
+struct Ticket {
+    status: AtomicU8,
+    cv: Condvar,
+    end: Mutex<Option<Result<()>>>,
+}
+
+/// A caller's closure, type-erased: it stores its value in the caller's slot itself.
+type Run = Box<dyn FnOnce(&Connection) -> rusqlite::Result<()> + Send>;
 
 struct Job {
     enqueued: Instant,
+    deadline: Instant,
+    ticket: Arc<Ticket>,
     run: Run,
-    /// Gives the caller an error without running its closure (the batch could not start).
-    fail: Box<dyn FnOnce(String) + Send>,
 }
 
 struct Queue {
     jobs: VecDeque<Job>,
-    closed: bool,
+    /// Someone leads (or has been handed the lead and is waking up).
+    leading: bool,
 }
 
-/// Group-commit settings of a split database's writer (`[databases.<name>.writer]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct GroupCommitSettings {
-    /// Closures that may wait for the committer. Default: 1024. 1 to 65536.
-    pub queue_size: usize,
-    /// Closures in one transaction. Default: 256. 1 to 10000.
-    pub max_batch: usize,
-    /// Stop adding closures to a batch after running it this long. Default: 10ms.
-    pub max_batch_time: Duration,
+/// What the write path is doing, for the message of a timeout.
+#[derive(Clone, Copy)]
+#[repr(u8)]
+enum Phase {
+    Idle = 0,
+    Connecting = 1,
+    Running = 2,
+    Committing = 3,
+    Checkpointing = 4,
 }
 
-impl Default for GroupCommitSettings {
-    fn default() -> Self {
-        GroupCommitSettings {
-            queue_size: 1024,
-            max_batch: 256,
-            max_batch_time: Duration::from_millis(10),
-        }
-    }
-}
-
-/// What the committer did: an eventually consistent snapshot.
+/// What the writes did: an eventually consistent snapshot. Every call of `write` on a split
+/// database is counted once, in `writes` (answered `Ok`) or in `failed_writes` (answered `Err`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct GroupCommitStats {
-    /// Transactions committed (or failed).
+    /// Transactions that ran at least one closure (committed or not).
     pub batches: u64,
-    /// Closures acknowledged as committed.
+    /// Writes answered `Ok`: committed.
     pub writes: u64,
-    /// Closures that returned an error (their savepoint rolled back).
+    /// Writes answered `Err`: nothing of them committed (includes the next three).
     pub failed_writes: u64,
-    /// Batches whose BEGIN or COMMIT failed (every caller got the error).
+    /// Writes whose closure succeeded but whose transaction was rolled back by another closure
+    /// of the batch or by SQLite ([`Error::RolledBack`]).
+    pub rolled_back: u64,
+    /// Writes that could not start within the writer's `connection_timeout`
+    /// ([`Error::WriteTimeout`], [`Error::QueueFull`]).
+    pub timeouts: u64,
+    /// Writes refused because they were called from inside a closure ([`Error::Reentrant`]).
+    pub reentrant: u64,
+    /// Batches whose BEGIN or COMMIT failed (every caller of it got the error).
     pub failed_batches: u64,
-    /// The largest batch.
+    /// The most closures run in one batch.
     pub max_batch: u64,
-    /// Mean closures per batch.
+    /// Mean closures run per batch.
     pub mean_batch: f64,
-    /// Time from `write()` to the committer starting the closure.
+    /// Time from `write()` to its closure starting.
     pub queue_wait: Summary,
-    /// Time from `write()` to the acknowledgement.
+    /// Time from `write()` to its answer.
     pub latency: Summary,
-    /// Checkpoints the committer ran between batches (`checkpoint = "background"`), after
-    /// acknowledging the batch before.
+    /// Checkpoints run between batches (`checkpoint = "background"`), after the batch before
+    /// was answered.
     pub checkpoints: u64,
 }
 
@@ -101,6 +131,9 @@ struct Counters {
     closures: AtomicU64,
     writes: AtomicU64,
     failed_writes: AtomicU64,
+    rolled_back: AtomicU64,
+    timeouts: AtomicU64,
+    reentrant: AtomicU64,
     failed_batches: AtomicU64,
     max_batch: AtomicU64,
     checkpoints: AtomicU64,
@@ -108,23 +141,43 @@ struct Counters {
     latency: Histogram,
 }
 
+impl Counters {
+    fn answered(&self, result: &Result<()>) {
+        match result {
+            Ok(()) => self.writes.fetch_add(1, Relaxed),
+            Err(e) => {
+                if matches!(e, Error::RolledBack { .. }) {
+                    self.rolled_back.fetch_add(1, Relaxed);
+                }
+                self.failed_writes.fetch_add(1, Relaxed)
+            }
+        };
+    }
+}
+
 struct Shared {
     database: String,
-    /// Set by the background checkpointer when the WAL passed its size: the committer
-    /// checkpoints between batches, after acknowledging the last one.
-    checkpoint_wanted: Arc<std::sync::atomic::AtomicBool>,
-    queue: Mutex<Queue>,
-    not_empty: Condvar,
-    not_full: Condvar,
+    writer: NamedPool,
     settings: GroupCommitSettings,
+    /// How long a caller may wait for its closure to start: the writer's `connection_timeout`.
     wait: Duration,
+    queue: Mutex<Queue>,
+    not_full: Condvar,
+    /// Set by the background checkpointer when the WAL holds `checkpoint_wal_size` of frames not
+    /// yet checkpointed: the next leader checkpoints after answering its batch.
+    checkpoint_wanted: Arc<AtomicBool>,
+    /// Incremented by the writer's rollback hook while a batch runs.
+    rollbacks: Arc<AtomicU64>,
+    phase: AtomicU8,
+    /// Nanoseconds from `epoch` to when `phase` began.
+    phase_since: AtomicU64,
+    epoch: Instant,
     counters: Counters,
 }
 
-/// The committer of one split database.
+/// The group commit of one split database.
 pub(crate) struct GroupCommit {
     shared: Arc<Shared>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for GroupCommit {
@@ -135,125 +188,339 @@ impl std::fmt::Debug for GroupCommit {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl GroupCommit {
-    /// Starts the committer thread for `writer`.
-    pub(crate) fn start(
+    /// The group commit of `writer`; callers wait at most `wait` for their closure to start.
+    pub(crate) fn new(
         database: &str,
         writer: NamedPool,
         settings: GroupCommitSettings,
         wait: Duration,
-    ) -> Result<GroupCommit> {
-        let shared = Arc::new(Shared {
-            database: database.to_owned(),
-            checkpoint_wanted: Arc::new(std::sync::atomic::AtomicBool::new(false)),
-            queue: Mutex::new(Queue {
-                jobs: VecDeque::new(),
-                closed: false,
+    ) -> GroupCommit {
+        GroupCommit {
+            shared: Arc::new(Shared {
+                database: database.to_owned(),
+                writer,
+                settings,
+                wait,
+                queue: Mutex::new(Queue {
+                    jobs: VecDeque::new(),
+                    leading: false,
+                }),
+                not_full: Condvar::new(),
+                checkpoint_wanted: Arc::new(AtomicBool::new(false)),
+                rollbacks: Arc::new(AtomicU64::new(0)),
+                phase: AtomicU8::new(Phase::Idle as u8),
+                phase_since: AtomicU64::new(0),
+                epoch: Instant::now(),
+                counters: Counters::default(),
             }),
-            not_empty: Condvar::new(),
-            not_full: Condvar::new(),
-            settings,
-            wait,
-            counters: Counters::default(),
-        });
-        let s = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("litepool-commit-{database}"))
-            .spawn(move || committer(&s, &writer))
-            .map_err(|source| Error::Io {
-                path: "group commit thread".into(),
-                source,
-            })?;
-        Ok(GroupCommit {
-            shared,
-            thread: Some(thread),
-        })
+        }
     }
 
-    /// Runs `f` in the next batch and returns once that batch committed.
+    /// Runs `f` in the next batch and returns once that batch committed (or failed).
     pub(crate) fn write<T, F>(&self, f: F) -> Result<T>
     where
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let database = self.shared.database.clone();
-        let (tx, rx) = mpsc::sync_channel::<Result<T>>(1);
-        let db = database.clone();
-        let (fail_tx, fail_db) = (tx.clone(), database.clone());
-        let fail = Box::new(move |message: String| {
-            let _ = fail_tx.send(Err(Error::Commit {
-                database: fail_db,
-                message,
-            }));
-        });
-        let run: Run = Box::new(move |conn: &Connection| {
-            let result = f(conn);
-            let ok = result.is_ok();
-            let finish: Finish = Box::new(move |outcome: Outcome| {
-                let out = match (result, outcome) {
-                    (Err(source), _) => Err(Error::Sqlite {
-                        database: db,
-                        source,
-                    }),
-                    (Ok(v), Ok(())) => Ok(v),
-                    (Ok(_), Err(message)) => Err(Error::Commit {
-                        database: db,
-                        message,
-                    }),
-                };
-                let _ = tx.send(out);
-            });
-            (ok, finish)
-        });
+        let s = &self.shared;
         let start = Instant::now();
-        {
-            let s = &self.shared;
-            let mut q = s.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            let deadline = start + s.wait;
-            while q.jobs.len() >= s.settings.queue_size && !q.closed {
-                let now = Instant::now();
-                if now >= deadline {
-                    return Err(Error::QueueFull {
-                        database,
-                        queue_size: s.settings.queue_size,
-                        waited: s.wait,
-                    });
-                }
-                q = s
-                    .not_full
-                    .wait_timeout(q, deadline - now)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0;
-            }
-            if q.closed {
-                return Err(Error::Commit {
-                    database,
-                    message: "the pools are shutting down".into(),
-                });
-            }
-            q.jobs.push_back(Job {
-                enqueued: start,
-                run,
-                fail,
+        if reentry::inside(s.writer.id()) {
+            s.counters.reentrant.fetch_add(1, Relaxed);
+            s.counters.failed_writes.fetch_add(1, Relaxed);
+            return Err(Error::Reentrant {
+                database: s.database.clone(),
+                call: "write",
             });
-            s.not_empty.notify_one();
         }
-        let out = rx.recv().unwrap_or_else(|_| {
-            Err(Error::Commit {
-                database: self.shared.database.clone(),
-                message: "the write closure panicked; its savepoint was rolled back".into(),
-            })
+        let slot: Arc<Mutex<Option<T>>> = Arc::new(Mutex::new(None));
+        let ticket = Arc::new(Ticket {
+            status: AtomicU8::new(QUEUED),
+            cv: Condvar::new(),
+            end: Mutex::new(None),
         });
-        self.shared.counters.latency.record(start.elapsed());
-        out
+        let out = slot.clone();
+        let job = Job {
+            enqueued: start,
+            deadline: start + s.wait,
+            ticket: ticket.clone(),
+            run: Box::new(move |conn| {
+                let value = f(conn)?;
+                *lock(&out) = Some(value);
+                Ok(())
+            }),
+        };
+        let answer = self.submit(job, &ticket);
+        s.counters.latency.record(start.elapsed());
+        answer?;
+        let value = lock(&slot).take();
+        value.ok_or_else(|| Error::Commit {
+            database: s.database.clone(),
+            message: "the write committed but its closure's value was lost (a litepool bug)".into(),
+            code: None,
+        })
+    }
+
+    /// Queues `job` (or leads at once) and waits for its answer.
+    fn submit(&self, job: Job, ticket: &Arc<Ticket>) -> Result<()> {
+        let s = &self.shared;
+        let deadline = job.deadline;
+        let mut q = lock(&s.queue);
+        if !q.leading {
+            q.leading = true;
+            drop(q);
+            return self.lead(job, ticket);
+        }
+        while q.jobs.len() >= s.settings.queue_size {
+            let now = Instant::now();
+            if now >= deadline {
+                drop(q);
+                return Err(self.timed_out(Error::QueueFull {
+                    database: s.database.clone(),
+                    queue_size: s.settings.queue_size,
+                    waited: s.wait,
+                }));
+            }
+            q = s
+                .not_full
+                .wait_timeout(q, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        if !q.leading {
+            q.leading = true;
+            drop(q);
+            return self.lead(job, ticket);
+        }
+        q.jobs.push_back(job);
+        loop {
+            match ticket.status.load(Relaxed) {
+                DONE => break,
+                LEAD => {
+                    let Some(at) = q.jobs.iter().position(|j| Arc::ptr_eq(&j.ticket, ticket))
+                    else {
+                        break; // cannot happen: a ticket handed the lead is still queued
+                    };
+                    let Some(job) = q.jobs.remove(at) else { break };
+                    drop(q);
+                    return self.lead(job, ticket);
+                }
+                QUEUED => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        if let Some(at) = q.jobs.iter().position(|j| Arc::ptr_eq(&j.ticket, ticket))
+                        {
+                            q.jobs.remove(at);
+                        }
+                        s.not_full.notify_one();
+                        let ahead = q.jobs.len();
+                        drop(q);
+                        let cause = self.holding(ahead);
+                        return Err(self.timed_out(Error::WriteTimeout {
+                            database: s.database.clone(),
+                            waited: now.saturating_duration_since(deadline - s.wait),
+                            cause,
+                        }));
+                    }
+                    q = ticket
+                        .cv
+                        .wait_timeout(q, deadline - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+                _ => q = ticket.cv.wait(q).unwrap_or_else(PoisonError::into_inner),
+            }
+        }
+        drop(q);
+        lock(&ticket.end).take().unwrap_or_else(|| {
+            Err(Error::Commit {
+                database: s.database.clone(),
+                message: "the write was answered without an outcome (a litepool bug)".into(),
+                code: None,
+            })
+        })
+    }
+
+    /// Counts and logs a write that never started.
+    fn timed_out(&self, e: Error) -> Error {
+        let c = &self.shared.counters;
+        c.timeouts.fetch_add(1, Relaxed);
+        c.failed_writes.fetch_add(1, Relaxed);
+        tracing::warn!(database = %self.shared.database, error = %e, "write timed out before it started");
+        e
+    }
+
+    /// What holds the write path now, in words.
+    fn holding(&self, queued: usize) -> String {
+        let s = &self.shared;
+        let since = Duration::from_nanos(s.phase_since.load(Relaxed));
+        let for_ = humantime::format_duration(Duration::from_millis(
+            s.epoch
+                .elapsed()
+                .saturating_sub(since)
+                .as_millis()
+                .try_into()
+                .unwrap_or(u64::MAX),
+        ));
+        let what = match s.phase.load(Relaxed) {
+            x if x == Phase::Connecting as u8 => format!(
+                "the writer connection has been in use elsewhere for {for_} (a pools.writer() caller holds it)"
+            ),
+            x if x == Phase::Running as u8 => {
+                format!("a write closure has been running for {for_}")
+            }
+            x if x == Phase::Committing as u8 => format!("a COMMIT has been running for {for_}"),
+            x if x == Phase::Checkpointing as u8 => {
+                format!("a checkpoint has been running for {for_}")
+            }
+            _ => "the write path was handing over between batches".to_owned(),
+        };
+        format!("{what}; {queued} other write(s) queued")
+    }
+
+    fn set_phase(&self, phase: Phase) {
+        let s = &self.shared;
+        let nanos = s.epoch.elapsed().as_nanos().try_into().unwrap_or(u64::MAX);
+        s.phase_since.store(nanos, Relaxed);
+        s.phase.store(phase as u8, Relaxed);
+    }
+
+    /// Leads one batch, starting with `first` (the caller's own job), answers every caller of
+    /// it, hands the lead on, and returns the caller's own answer.
+    fn lead(&self, first: Job, own: &Arc<Ticket>) -> Result<()> {
+        let s = &self.shared;
+        let c = &s.counters;
+        self.set_phase(Phase::Connecting);
+        let wait = first.deadline.saturating_duration_since(Instant::now());
+        let conn = match s.writer.get_timeout(wait) {
+            Ok(conn) => conn,
+            Err(e) => {
+                let e = match e {
+                    Error::Timeout { .. } => self.timed_out(Error::WriteTimeout {
+                        database: s.database.clone(),
+                        waited: first.enqueued.elapsed(),
+                        cause: self.holding(lock(&s.queue).jobs.len()),
+                    }),
+                    e => {
+                        c.failed_writes.fetch_add(1, Relaxed);
+                        e
+                    }
+                };
+                self.resign();
+                return Err(e);
+            }
+        };
+        let rollbacks = s.rollbacks.clone();
+        let id = s.writer.id();
+        let hooks = conn
+            .rollback_hook(Some(move || {
+                rollbacks.fetch_add(1, Relaxed);
+            }))
+            .and_then(|()| conn.commit_hook(Some(move || reentry::inside(id))));
+        if let Err(e) = hooks {
+            c.failed_writes.fetch_add(1, Relaxed);
+            self.resign();
+            return Err(Error::Sqlite {
+                database: s.database.clone(),
+                source: e,
+            });
+        }
+        let mut tx = Tx::new(&s.database, &conn, id, &s.rollbacks);
+        let started = Instant::now();
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            self.set_phase(Phase::Running);
+            c.queue_wait.record(job.enqueued.elapsed());
+            tx.run(job.ticket, job.run);
+            if tx.ran >= s.settings.max_batch || started.elapsed() >= s.settings.max_batch_time {
+                break;
+            }
+            let mut q = lock(&s.queue);
+            let full = q.jobs.len() >= s.settings.queue_size;
+            next = q.jobs.pop_front();
+            if let Some(job) = &next {
+                job.ticket.status.store(RUNNING, Relaxed);
+                if full {
+                    s.not_full.notify_all();
+                }
+            }
+        }
+        self.set_phase(Phase::Committing);
+        let ran = tx.ran as u64;
+        if tx.commit() {
+            c.failed_batches.fetch_add(1, Relaxed);
+        }
+        let Tx { done, .. } = tx;
+        c.batches.fetch_add(1, Relaxed);
+        c.closures.fetch_add(ran, Relaxed);
+        c.max_batch.fetch_max(ran, Relaxed);
+        // Answer everyone but the leader, who answers itself on return.
+        let mut mine = None;
+        {
+            let q = lock(&s.queue);
+            for (ticket, result) in done {
+                c.answered(&result);
+                if Arc::ptr_eq(&ticket, own) {
+                    mine = Some(result);
+                    continue;
+                }
+                *lock(&ticket.end) = Some(result);
+                ticket.status.store(DONE, Relaxed);
+                ticket.cv.notify_one();
+            }
+            drop(q);
+        }
+        let _ = conn.commit_hook(None::<fn() -> bool>);
+        let _ = conn.rollback_hook(None::<fn()>);
+        // Answered; if the WAL holds enough unchekpointed frames, checkpoint it now, while no
+        // write is in flight, so that the next batch starts the WAL over. PASSIVE: it waits for
+        // nobody.
+        if s.checkpoint_wanted.swap(false, Relaxed) {
+            self.set_phase(Phase::Checkpointing);
+            match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0)) {
+                Ok(_) => {
+                    c.checkpoints.fetch_add(1, Relaxed);
+                }
+                Err(e) => {
+                    tracing::debug!(database = %s.database, error = %e, "checkpoint between batches failed")
+                }
+            }
+        }
+        drop(conn);
+        self.resign();
+        mine.unwrap_or_else(|| {
+            Err(Error::Commit {
+                database: s.database.clone(),
+                message: "the leader's own write got no outcome (a litepool bug)".into(),
+                code: None,
+            })
+        })
+    }
+
+    /// Hands the lead to the first queued caller, or leaves it free.
+    fn resign(&self) {
+        let s = &self.shared;
+        self.set_phase(Phase::Idle);
+        let mut q = lock(&s.queue);
+        match q.jobs.front() {
+            Some(job) => {
+                job.ticket.status.store(LEAD, Relaxed);
+                job.ticket.cv.notify_one();
+            }
+            None => q.leading = false,
+        }
     }
 
     /// The flag the background checkpointer sets to ask for a checkpoint between batches.
-    pub(crate) fn checkpoint_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+    pub(crate) fn checkpoint_flag(&self) -> Arc<AtomicBool> {
         self.shared.checkpoint_wanted.clone()
     }
 
-    /// A snapshot of the committer's statistics.
+    /// A snapshot of the statistics.
     pub(crate) fn stats(&self) -> GroupCommitStats {
         let c = &self.shared.counters;
         let batches = c.batches.load(Relaxed);
@@ -261,6 +528,9 @@ impl GroupCommit {
             batches,
             writes: c.writes.load(Relaxed),
             failed_writes: c.failed_writes.load(Relaxed),
+            rolled_back: c.rolled_back.load(Relaxed),
+            timeouts: c.timeouts.load(Relaxed),
+            reentrant: c.reentrant.load(Relaxed),
             failed_batches: c.failed_batches.load(Relaxed),
             max_batch: c.max_batch.load(Relaxed),
             mean_batch: if batches == 0 {
@@ -275,132 +545,271 @@ impl GroupCommit {
     }
 }
 
-impl Drop for GroupCommit {
-    /// Lets the committer finish what is queued, then stops it.
-    fn drop(&mut self) {
-        self.shared
-            .queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .closed = true;
-        self.shared.not_empty.notify_all();
-        self.shared.not_full.notify_all();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+/// `f` alone in `BEGIN IMMEDIATE … COMMIT` on `conn` (a pool connection of a database without a
+/// split), with the same guarantees as a batch: `Ok` only if its work committed.
+pub(crate) fn write_alone<T, F>(database: &str, id: usize, conn: &Connection, f: F) -> Result<T>
+where
+    F: FnOnce(&Connection) -> rusqlite::Result<T>,
+{
+    if reentry::inside(id) {
+        return Err(Error::Reentrant {
+            database: database.to_owned(),
+            call: "write",
+        });
     }
-}
-
-/// Takes what is queued, up to `max_batch`; waits for the first. `None` once closed and empty.
-fn next_batch(s: &Shared) -> Option<Vec<Job>> {
-    let mut q = s.queue.lock().unwrap_or_else(PoisonError::into_inner);
-    while q.jobs.is_empty() {
-        if q.closed {
-            return None;
-        }
-        q = s.not_empty.wait(q).unwrap_or_else(PoisonError::into_inner);
-    }
-    let n = q.jobs.len().min(s.settings.max_batch);
-    let batch: Vec<Job> = q.jobs.drain(..n).collect();
-    s.not_full.notify_all();
-    Some(batch)
-}
-
-fn committer(s: &Shared, writer: &NamedPool) {
-    while let Some(batch) = next_batch(s) {
-        run_batch(s, writer, batch);
-    }
-}
-
-fn run_batch(s: &Shared, writer: &NamedPool, batch: Vec<Job>) {
-    let c = &s.counters;
-    let fail_all = |jobs: Vec<Job>, message: String| {
-        c.batches.fetch_add(1, Relaxed);
-        c.failed_batches.fetch_add(1, Relaxed);
-        c.failed_writes.fetch_add(jobs.len() as u64, Relaxed);
-        tracing::warn!(database = %s.database, error = %message, writes = jobs.len(), "group commit could not start a batch");
-        for job in jobs {
-            (job.fail)(message.clone());
-        }
-    };
-    let conn = match writer.get() {
-        Ok(conn) => conn,
-        Err(e) => return fail_all(batch, e.to_string()),
-    };
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        return fail_all(batch, e.to_string());
-    }
-    let started = Instant::now();
-    let mut finishers: Vec<(bool, Finish)> = Vec::with_capacity(batch.len());
-    let mut rest = batch.into_iter();
-    for job in rest.by_ref() {
-        c.queue_wait.record(job.enqueued.elapsed());
-        if let Err(e) = conn.execute_batch("SAVEPOINT litepool_write") {
-            (job.fail)(e.to_string());
-            c.failed_writes.fetch_add(1, Relaxed);
-            continue;
-        }
-        let run = job.run;
-        match catch_unwind(AssertUnwindSafe(|| run(&conn))) {
-            Ok((ok, finish)) => {
-                let end = if ok {
-                    "RELEASE litepool_write"
-                } else {
-                    "ROLLBACK TO litepool_write; RELEASE litepool_write"
-                };
-                if let Err(e) = conn.execute_batch(end) {
-                    tracing::warn!(database = %s.database, error = %e, "ending a savepoint failed");
-                }
-                finishers.push((ok, finish));
-            }
-            Err(_panic) => {
-                // The closure panicked: its caller sees its channel close.
-                let _ = conn.execute_batch("ROLLBACK TO litepool_write; RELEASE litepool_write");
-                c.failed_writes.fetch_add(1, Relaxed);
-            }
-        }
-        if started.elapsed() >= s.settings.max_batch_time {
-            break;
-        }
-    }
-    // Closures not started within max_batch_time go back to the front of the queue.
-    let left: Vec<Job> = rest.collect();
-    if !left.is_empty() {
-        let mut q = s.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        for job in left.into_iter().rev() {
-            q.jobs.push_front(job);
-        }
-        s.not_empty.notify_one();
-    }
-    let ran = finishers.len() as u64;
-    c.batches.fetch_add(1, Relaxed);
-    c.closures.fetch_add(ran, Relaxed);
-    c.max_batch.fetch_max(ran, Relaxed);
-    let outcome: Outcome = conn.execute_batch("COMMIT").map_err(|e| {
-        let _ = conn.execute_batch("ROLLBACK");
-        e.to_string()
+    let rollbacks = Arc::new(AtomicU64::new(0));
+    let counted = rollbacks.clone();
+    conn.rollback_hook(Some(move || {
+        counted.fetch_add(1, Relaxed);
+    }))
+    .and_then(|()| conn.commit_hook(Some(move || reentry::inside(id))))
+    .map_err(|source| Error::Sqlite {
+        database: database.to_owned(),
+        source,
+    })?;
+    let mut value = None;
+    let mut tx = Tx::new(database, conn, id, &rollbacks);
+    tx.run((), |c: &Connection| {
+        value = Some(f(c)?);
+        Ok(())
     });
-    if outcome.is_err() {
-        c.failed_batches.fetch_add(1, Relaxed);
-        tracing::warn!(database = %s.database, error = ?outcome, writes = ran, "group commit failed");
+    tx.commit();
+    let Tx { mut done, .. } = tx;
+    let _ = conn.commit_hook(None::<fn() -> bool>);
+    let _ = conn.rollback_hook(None::<fn()>);
+    let result = done.pop().map_or_else(
+        || {
+            Err(Error::Commit {
+                database: database.to_owned(),
+                message: "the write got no outcome (a litepool bug)".into(),
+                code: None,
+            })
+        },
+        |(_, r)| r,
+    );
+    result.and_then(|()| {
+        value.ok_or_else(|| Error::Commit {
+            database: database.to_owned(),
+            message: "the write committed but its value was lost (a litepool bug)".into(),
+            code: None,
+        })
+    })
+}
+
+/// One transaction of a batch: runs closures, keeps track of which committed work is pending,
+/// and decides every caller's answer. `K` says whose answer it is.
+struct Tx<'a, K> {
+    database: &'a str,
+    conn: &'a Connection,
+    id: usize,
+    rollbacks: &'a AtomicU64,
+    /// A transaction is open.
+    open: bool,
+    /// Callers whose closure succeeded in the open transaction: they commit with it.
+    pending: Vec<K>,
+    /// Callers whose answer is known.
+    done: Vec<(K, Result<()>)>,
+    /// Closures run.
+    ran: usize,
+}
+
+impl<'a, K> Tx<'a, K> {
+    fn new(database: &'a str, conn: &'a Connection, id: usize, rollbacks: &'a AtomicU64) -> Self {
+        Tx {
+            database,
+            conn,
+            id,
+            rollbacks,
+            open: false,
+            pending: Vec::new(),
+            done: Vec::new(),
+            ran: 0,
+        }
     }
-    for (ok, finish) in finishers {
-        match (&outcome, ok) {
-            (Ok(()), true) => c.writes.fetch_add(1, Relaxed),
-            _ => c.failed_writes.fetch_add(1, Relaxed),
-        };
-        finish(outcome.clone());
+
+    fn sqlite(&self, source: rusqlite::Error) -> Error {
+        Error::Sqlite {
+            database: self.database.to_owned(),
+            source,
+        }
     }
-    // Acknowledged; now, if the WAL is large, checkpoint it while no write is in flight, so that
-    // the next batch starts it over. PASSIVE: it waits for nobody.
-    if s.checkpoint_wanted.swap(false, Relaxed) {
-        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0)) {
-            Ok(_) => c.checkpoints.fetch_add(1, Relaxed),
-            Err(e) => {
-                tracing::debug!(database = %s.database, error = %e, "checkpoint between batches failed");
-                0
+
+    fn exec(&self, sql: &str) -> rusqlite::Result<()> {
+        // Cached: these few statements are prepared once per connection.
+        self.conn.prepare_cached(sql)?.execute([]).map(drop)
+    }
+
+    /// Runs one closure: in the transaction's first place without a savepoint, later in
+    /// `SAVEPOINT litepool_write`.
+    fn run(&mut self, key: K, run: impl FnOnce(&Connection) -> rusqlite::Result<()>) {
+        if !self.open {
+            if let Err(e) = self.exec("BEGIN IMMEDIATE") {
+                let e = commit_error(self.database, "BEGIN IMMEDIATE failed", e);
+                self.done.push((key, Err(e)));
+                return;
             }
+            self.open = true;
+        }
+        let first = self.pending.is_empty();
+        if !first {
+            if let Err(e) = self.exec(&format!("SAVEPOINT {SAVEPOINT}")) {
+                let e = self.sqlite(e);
+                self.done.push((key, Err(e)));
+                self.check_open("starting a savepoint failed and");
+                return;
+            }
+        }
+        self.ran += 1;
+        let before = self.rollbacks.load(Relaxed);
+        let result = {
+            let _scope = reentry::Scope::enter(self.id);
+            catch_unwind(AssertUnwindSafe(|| run(self.conn)))
         };
+        let own: Result<()> = match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(self.sqlite(e)),
+            Err(panic) => Err(Error::Panicked {
+                database: self.database.to_owned(),
+                message: panic_message(&*panic),
+            }),
+        };
+        if self.rollbacks.load(Relaxed) != before || self.conn.is_autocommit() {
+            // The transaction was rolled back while this closure ran. Whatever the closure did
+            // afterwards could not commit (the commit hook refused); a transaction it opened
+            // since is rolled back here.
+            if !self.conn.is_autocommit() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+            self.open = false;
+            let cause = match &own {
+                Err(e) => format!("another write of its batch ({e})"),
+                Ok(()) => "another write of its batch".to_owned(),
+            };
+            self.lose_pending(&cause);
+            let own = own.and_then(|()| {
+                Err(Error::RolledBack {
+                    database: self.database.to_owned(),
+                    cause: "a statement of this write (or SQLite itself, after a disk-full or I/O error)".into(),
+                })
+            });
+            self.done.push((key, own));
+            return;
+        }
+        let own = match own {
+            Ok(()) if first => Ok(()),
+            Ok(()) => self
+                .exec(&format!("RELEASE {SAVEPOINT}"))
+                .map_err(|e| self.sqlite(e)),
+            Err(e) => Err(e),
+        };
+        match own {
+            Ok(()) => self.pending.push(key),
+            Err(e) => {
+                self.undo(first);
+                self.done.push((key, Err(e)));
+            }
+        }
     }
-    drop(conn);
+
+    /// Removes the work of the closure that just ran from the transaction.
+    fn undo(&mut self, first: bool) {
+        if first {
+            // Nothing else is pending in this transaction: roll it all back.
+            if !self.conn.is_autocommit() {
+                if let Err(e) = self.conn.execute_batch("ROLLBACK") {
+                    tracing::error!(database = %self.database, error = %e, "ROLLBACK failed");
+                }
+            }
+            self.open = false;
+            return;
+        }
+        let undone = self
+            .exec(&format!("ROLLBACK TO {SAVEPOINT}"))
+            .and_then(|()| self.exec(&format!("RELEASE {SAVEPOINT}")));
+        if let Err(e) = undone {
+            // The failed closure's work cannot be separated from the others': roll back all.
+            let cause = format!("undoing a failed write of its batch failed ({e}) and");
+            let _ = self.conn.execute_batch("ROLLBACK");
+            self.open = false;
+            self.lose_pending(&cause);
+        }
+    }
+
+    /// After a failed statement of litepool's own: if the transaction ended, its pending work
+    /// is lost.
+    fn check_open(&mut self, what: &str) {
+        if self.conn.is_autocommit() {
+            self.open = false;
+            self.lose_pending(what);
+        }
+    }
+
+    fn lose_pending(&mut self, cause: &str) {
+        for key in self.pending.drain(..) {
+            self.done.push((
+                key,
+                Err(Error::RolledBack {
+                    database: self.database.to_owned(),
+                    cause: cause.to_owned(),
+                }),
+            ));
+        }
+    }
+
+    /// Commits the open transaction; true when the COMMIT failed.
+    fn commit(&mut self) -> bool {
+        if !self.open {
+            return false;
+        }
+        self.open = false;
+        match self.exec("COMMIT") {
+            Ok(()) => {
+                for key in self.pending.drain(..) {
+                    self.done.push((key, Ok(())));
+                }
+                false
+            }
+            Err(e) => {
+                if !self.conn.is_autocommit() {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                }
+                tracing::warn!(database = %self.database, error = %e, writes = self.pending.len(), "COMMIT failed; nothing of the batch committed");
+                for key in self.pending.drain(..) {
+                    let e = commit_error(self.database, "COMMIT failed", clone_error(&e));
+                    self.done.push((key, Err(e)));
+                }
+                true
+            }
+        }
+    }
+}
+
+/// [`Error::Commit`] from SQLite's error, keeping its code.
+fn commit_error(database: &str, what: &str, e: rusqlite::Error) -> Error {
+    Error::Commit {
+        database: database.to_owned(),
+        message: format!("{what}: {e}"),
+        code: e.sqlite_error().copied(),
+    }
+}
+
+/// rusqlite's error is not `Clone`; a batch's COMMIT error goes to every caller of it.
+fn clone_error(e: &rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, message) => {
+            rusqlite::Error::SqliteFailure(*code, message.clone())
+        }
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        ),
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic payload".to_owned())
 }

@@ -254,7 +254,8 @@ impl r2d2::HandleError<rusqlite::Error> for ErrorRecorder {
 /// Refuses, on a pooled connection, what application code could change and leave behind for the
 /// connection's next borrower: an assignment to a pragma the profile manages
 /// ([`crate::profile::MANAGED`], e.g. `PRAGMA query_only = 0`, `PRAGMA foreign_keys = OFF`) and
-/// `ATTACH`/`DETACH`. Reading those pragmas stays allowed. SQLite reports a refused statement as
+/// `ATTACH`/`DETACH`; inside a write closure ([`crate::Handle::write`]), `BEGIN`, `COMMIT`,
+/// `ROLLBACK` and litepool's savepoint. Reading those pragmas stays allowed. SQLite reports a refused statement as
 /// "not authorized" when it is prepared, so nothing runs. The authorizer runs only when a statement
 /// is prepared (not for statements taken from rusqlite's statement cache).
 fn guard(conn: &Connection) -> rusqlite::Result<()> {
@@ -270,6 +271,15 @@ fn guard(conn: &Connection) -> rusqlite::Result<()> {
             Authorization::Deny
         }
         AuthAction::Attach { .. } | AuthAction::Detach { .. } => Authorization::Deny,
+        // Inside a write closure the transaction belongs to litepool's batch: BEGIN, COMMIT,
+        // ROLLBACK and its savepoint would end or split the other callers' work.
+        AuthAction::Transaction { .. } if crate::reentry::inside_any() => Authorization::Deny,
+        AuthAction::Savepoint { savepoint_name, .. }
+            if crate::reentry::inside_any()
+                && savepoint_name.eq_ignore_ascii_case(crate::reentry::SAVEPOINT) =>
+        {
+            Authorization::Deny
+        }
         _ => Authorization::Allow,
     }))
 }

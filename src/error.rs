@@ -134,13 +134,60 @@ pub enum Error {
         primary: String,
     },
 
-    /// A group-committed write was not committed: the batch's BEGIN or COMMIT failed (disk full,
-    /// I/O error) and every write of the batch failed with it, or the pools are shutting down.
+    /// A write was not committed: its transaction's BEGIN or COMMIT failed (disk full, I/O
+    /// error, a busy database) and nothing of it committed. `code` keeps SQLite's error code
+    /// ([`Error::sqlite_code`], [`Error::is_busy`]).
     #[error("database {database:?}: the write was not committed: {message}")]
     Commit {
         /// The configured database name.
         database: String,
         /// Why.
+        message: String,
+        /// SQLite's error code, when SQLite gave one.
+        code: Option<rusqlite::ffi::Error>,
+    },
+
+    /// A write's closure ran, but the transaction it shared was rolled back afterwards by
+    /// another closure of its batch (`INSERT OR ROLLBACK`, a trigger's `RAISE(ROLLBACK)`, SQLite's
+    /// own rollback after a disk-full or I/O error) or by its own statement: nothing of it
+    /// committed, and running it again is safe.
+    #[error("database {database:?}: the write was not committed: {cause} rolled back the transaction it was part of; nothing of this write committed and it is safe to retry")]
+    RolledBack {
+        /// The configured database name.
+        database: String,
+        /// What rolled the transaction back.
+        cause: String,
+    },
+
+    /// No batch could start within the writer's `connection_timeout`; the write's closure never
+    /// ran and nothing of it committed.
+    #[error("database {database:?}: the write did not start within {} ({cause}); nothing of it ran", humantime::format_duration(*waited))]
+    WriteTimeout {
+        /// The configured database name.
+        database: String,
+        /// How long the caller waited.
+        waited: std::time::Duration,
+        /// What held the write path, e.g. "a write closure has been running for 2.9s".
+        cause: String,
+    },
+
+    /// `write`, `writer()` or a checkout of the writer from inside a write closure of the same
+    /// database: it would wait for itself. Nothing ran.
+    #[error("database {database:?}: {call} was called from inside a write closure of the same database, which would wait for itself; do the work in the closure's connection, or after write() returns")]
+    Reentrant {
+        /// The configured database (or pool) name.
+        database: String,
+        /// `write` or `writer()`.
+        call: &'static str,
+    },
+
+    /// A write closure panicked: its work was rolled back, nothing of it committed; the other
+    /// writes of its batch are unaffected.
+    #[error("database {database:?}: the write closure panicked ({message}); its work was rolled back and nothing of it committed")]
+    Panicked {
+        /// The configured database name.
+        database: String,
+        /// The panic's message, when it was a string.
         message: String,
     },
 
@@ -316,14 +363,33 @@ impl Error {
         }
     }
 
-    /// True for SQLite's "database is locked" (SQLITE_BUSY).
+    /// True for SQLite's "database is locked" (SQLITE_BUSY), including a COMMIT that failed
+    /// with it.
     pub fn is_busy(&self) -> bool {
         match self {
-            Error::Sqlite { source, .. } => {
-                source.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
-            }
             Error::Pragma { source, .. } => source.is_busy(),
-            _ => false,
+            _ => self.sqlite_code() == Some(rusqlite::ErrorCode::DatabaseBusy),
         }
+    }
+
+    /// SQLite's error code behind this error, if SQLite gave one: `DiskFull`, `SystemIoFailure`,
+    /// `DatabaseBusy`, `ConstraintViolation`, ...
+    pub fn sqlite_code(&self) -> Option<rusqlite::ErrorCode> {
+        match self {
+            Error::Sqlite { source, .. } => source.sqlite_error_code(),
+            Error::Commit { code, .. } => code.map(|c| c.code),
+            Error::At { source, .. } => source.sqlite_code(),
+            _ => None,
+        }
+    }
+
+    /// True when nothing of the write committed and running it again is safe: it was rolled
+    /// back with its batch ([`Error::RolledBack`]), never started ([`Error::WriteTimeout`],
+    /// [`Error::QueueFull`]) or its transaction could not start or commit on a busy database.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::RolledBack { .. } | Error::WriteTimeout { .. } | Error::QueueFull { .. }
+        ) || self.is_busy()
     }
 }

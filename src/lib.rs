@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod pools;
 pub mod pragma;
 pub mod profile;
+mod reentry;
 pub mod settings;
 pub mod stats;
 mod sys;

@@ -89,6 +89,9 @@ struct PoolInner {
     stats: bool,
     max_size: u32,
     timeout: std::time::Duration,
+    /// A split database's one writer: a checkout from inside one of its write closures would
+    /// wait for itself.
+    exclusive: bool,
 }
 
 impl fmt::Debug for NamedPool {
@@ -182,6 +185,7 @@ impl NamedPool {
                 stats: p.stats,
                 max_size: p.max_size,
                 timeout: p.connection_timeout,
+                exclusive: spec.role == Role::Writer,
             }),
         })
     }
@@ -193,7 +197,14 @@ impl NamedPool {
 
     /// A connection, waiting up to the pool's `connection_timeout`. A timeout says whether
     /// every connection was in use or new connections failed, and why ([`Error::Timeout`]).
+    /// The writer of a split database refuses at once from inside one of its own write closures
+    /// ([`Error::Reentrant`]).
     pub fn get(&self) -> Result<Conn> {
+        self.get_timeout(self.inner.timeout)
+    }
+
+    /// [`NamedPool::get`], waiting up to `timeout` instead.
+    pub fn get_timeout(&self, timeout: std::time::Duration) -> Result<Conn> {
         let p = &self.inner;
         if p.moved.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(Error::Moved {
@@ -201,9 +212,15 @@ impl NamedPool {
                 path: p.path.clone(),
             });
         }
+        if p.exclusive && crate::reentry::inside(self.id()) {
+            return Err(Error::Reentrant {
+                database: p.name.clone(),
+                call: "writer()",
+            });
+        }
         #[cfg(feature = "metrics")]
         p.counters.pending(1);
-        let got = p.pool.get();
+        let got = p.pool.get_timeout(timeout);
         #[cfg(feature = "metrics")]
         p.counters.pending(-1);
         match got {
@@ -212,18 +229,23 @@ impl NamedPool {
                 counters: p.stats.then(|| p.counters.clone()),
                 used: Cell::new(false),
             }),
-            Err(_) => Err(self.timeout_error()),
+            Err(_) => Err(self.timeout_error(timeout)),
         }
     }
 
-    fn timeout_error(&self) -> Error {
+    /// Identifies this pool (all its clones) among the others of the process.
+    pub(crate) fn id(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
+    fn timeout_error(&self, timeout: std::time::Duration) -> Error {
         let p = &self.inner;
         // Below max_size, the pool could have opened a connection: it failed, say why.
         let full = p.pool.state().connections >= p.max_size;
         Error::Timeout {
             pool: p.name.clone(),
             max_size: p.max_size,
-            timeout: p.timeout,
+            timeout,
             cause: if full {
                 None
             } else {
@@ -396,17 +418,23 @@ impl Handle {
         if let Some(commit) = &self.commit {
             return commit.write(f);
         }
-        let mut conn = self.writer()?;
-        let sql = |source| Error::Sqlite {
-            database: self.database.clone(),
-            source,
+        let pool = match &self.writer {
+            Ok(pool) => pool,
+            Err(primary) => {
+                return Err(Error::NotPrimary {
+                    database: self.database.clone(),
+                    primary: primary.clone(),
+                })
+            }
         };
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql)?;
-        let out = f(&tx).map_err(sql)?;
-        tx.commit().map_err(sql)?;
-        Ok(out)
+        if crate::reentry::inside(pool.id()) {
+            return Err(Error::Reentrant {
+                database: self.database.clone(),
+                call: "write",
+            });
+        }
+        let conn = pool.get()?;
+        crate::commit::write_alone(&self.database, pool.id(), &conn, f)
     }
 
     /// What the background checkpointer did (`checkpoint = "background"`).
@@ -605,14 +633,12 @@ impl Pools {
                         .as_ref()
                         .map(|s| (s.group_commit, s.writer_connection_timeout));
                     let commit = match split {
-                        Some((settings, wait)) => {
-                            Some(Arc::new(crate::commit::GroupCommit::start(
-                                &db.name,
-                                writer.clone(),
-                                settings,
-                                wait,
-                            )?))
-                        }
+                        Some((settings, wait)) => Some(Arc::new(crate::commit::GroupCommit::new(
+                            &db.name,
+                            writer.clone(),
+                            settings,
+                            wait,
+                        ))),
                         None => None,
                     };
                     Handle {

@@ -28,7 +28,7 @@ mod bench;
 mod spec;
 pub(crate) mod strict;
 pub use bench::{BenchTransaction, ParamGen, Workload};
-pub use spec::{writer_and_reader, PoolSpec, Role};
+pub use spec::{writer_and_reader, GroupCommitSettings, PoolSpec, Role};
 
 const ENV_PREFIX: &str = "LITEPOOL";
 const SEP: &str = "__";
@@ -264,7 +264,7 @@ pub struct Split {
     /// The readers' pool (`query_only = true`). Default: the database's `pool` settings.
     pub readers: PoolSettings,
     /// Group commit on the writer ([`crate::Handle::write`]).
-    pub group_commit: crate::commit::GroupCommitSettings,
+    pub group_commit: GroupCommitSettings,
 }
 
 impl Split {
@@ -276,7 +276,7 @@ impl Split {
             writer_transaction_behavior: TransactionMode::Immediate,
             optimize_interval: None,
             readers: pool.clone(),
-            group_commit: crate::commit::GroupCommitSettings::default(),
+            group_commit: GroupCommitSettings::default(),
         }
     }
 }
@@ -1060,12 +1060,8 @@ impl Resolver<'_> {
 
     /// `[databases.<name>.writer]` queue_size (1..=65536), max_batch (1..=10000),
     /// max_batch_time (above 0, at most 10s).
-    fn group_commit(
-        &self,
-        name: &str,
-        w: &WriterLayer,
-    ) -> Result<crate::commit::GroupCommitSettings> {
-        let d = crate::commit::GroupCommitSettings::default();
+    fn group_commit(&self, name: &str, w: &WriterLayer) -> Result<GroupCommitSettings> {
+        let d = GroupCommitSettings::default();
         let key = |k: &str| format!("databases.{name}.writer.{k}");
         let bounded = |k: &str, v: Option<u32>, max: u32, default: usize| match v {
             None => Ok(default),
@@ -1082,7 +1078,7 @@ impl Resolver<'_> {
                 ))
             }
         };
-        Ok(crate::commit::GroupCommitSettings {
+        Ok(GroupCommitSettings {
             queue_size: bounded("queue_size", w.queue_size, 65_536, d.queue_size)?,
             max_batch: bounded("max_batch", w.max_batch, 10_000, d.max_batch)?,
             max_batch_time,

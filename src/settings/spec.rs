@@ -37,6 +37,29 @@ impl Role {
     }
 }
 
+/// Group-commit settings of a split database's writer (`[databases.<name>.writer]`), read by
+/// [`crate::commit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct GroupCommitSettings {
+    /// Writes that may wait for a batch. Default: 1024. 1 to 65536.
+    pub queue_size: usize,
+    /// Closures in one transaction. Default: 256. 1 to 10000.
+    pub max_batch: usize,
+    /// Stop adding closures to a batch after running it this long. Default: 10ms.
+    pub max_batch_time: std::time::Duration,
+}
+
+impl Default for GroupCommitSettings {
+    fn default() -> Self {
+        GroupCommitSettings {
+            queue_size: 1024,
+            max_batch: 256,
+            max_batch_time: std::time::Duration::from_millis(10),
+        }
+    }
+}
+
 /// One concrete pool of a database: its name, role, profile and r2d2 settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
