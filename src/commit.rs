@@ -123,6 +123,8 @@ pub struct GroupCommitStats {
     /// Checkpoints run between batches (`checkpoint = "background"`), after the batch before
     /// was answered.
     pub checkpoints: u64,
+    /// Writes waiting now for their closure to start.
+    pub queued: u64,
 }
 
 #[derive(Default)]
@@ -541,6 +543,7 @@ impl GroupCommit {
             queue_wait: c.queue_wait.summary(),
             latency: c.latency.summary(),
             checkpoints: c.checkpoints.load(Relaxed),
+            queued: lock(&self.shared.queue).jobs.len() as u64,
         }
     }
 }

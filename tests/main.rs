@@ -31,3 +31,4 @@ mod stats;
 mod trust;
 mod userbench;
 mod write_path;
+mod write_truth;

@@ -254,6 +254,13 @@ fn a_full_disk_fails_its_batch_and_loses_nothing_committed() {
             .all(|e| e.contains("full") || e.contains("disk I/O")),
         "{failed:?}"
     );
+    let stats = pools.handle("audit").unwrap().write_stats().unwrap();
+    let oks = outcomes.iter().filter(|(_, r)| r.is_ok()).count() as u64;
+    assert_eq!(
+        (stats.writes, stats.failed_writes),
+        (oks, outcomes.len() as u64 - oks),
+        "the statistics count the callers' answers"
+    );
     drop(pools);
     // Reopened: intact, every acknowledged write present, no failed one.
     let conn = rusqlite::Connection::open(disk.dir.path().join("audit.db")).unwrap();

@@ -1,0 +1,467 @@
+//! Group commit tells every caller the truth: each test builds one batch in a known order (the
+//! leader's closure holds the batch open until the others have queued), then checks each
+//! caller's answer against the rows on disk after reopening the file and against
+//! `write_stats()`.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use litepool::{Error, Handle, Pools};
+
+use crate::common::*;
+
+fn fixture(writer: &str) -> Fixture {
+    Fixture::new(&format!(
+        "{}\n[databases.audit]\npath = \"{{data}}/audit.db\"\nprofile = \"recommended\"\n[databases.audit.writer]\n{writer}\n[databases.audit.readers]\nmax_size = 2\n",
+        shipped_profiles()
+    ))
+}
+
+fn open(f: &Fixture) -> Pools {
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    pools
+        .writer("audit")
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY);
+             CREATE TABLE IF NOT EXISTS parent(id INTEGER PRIMARY KEY);
+             CREATE TABLE IF NOT EXISTS child(id INTEGER PRIMARY KEY,
+                 parent INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);
+             CREATE TABLE IF NOT EXISTS guarded(id INTEGER PRIMARY KEY);
+             CREATE TRIGGER IF NOT EXISTS no_13 BEFORE INSERT ON guarded WHEN NEW.id = 13
+                 BEGIN SELECT RAISE(ROLLBACK, 'thirteen refused'); END;",
+        )
+        .unwrap();
+    pools
+}
+
+/// The ids in `table`, read from the file by a fresh connection after the pools are gone.
+fn on_disk(f: &Fixture, table: &str) -> Vec<i64> {
+    let c = rusqlite::Connection::open(f.path("data/audit.db")).unwrap();
+    let check: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let mut stmt = c
+        .prepare(&format!("SELECT id FROM {table} ORDER BY id"))
+        .unwrap();
+    let ids = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    ids
+}
+
+type Body = Box<dyn FnOnce(&rusqlite::Connection) -> rusqlite::Result<()> + Send>;
+
+/// Runs `bodies` as one batch, in order: the first leads and waits inside its closure until
+/// every other has queued behind it. Returns each caller's answer, in the same order.
+fn one_batch(audit: &Handle, bodies: Vec<Body>) -> Vec<litepool::Result<()>> {
+    let mut bodies = bodies.into_iter();
+    let first = bodies.next().unwrap();
+    let (entered_tx, entered) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        let leader = {
+            let audit = audit.clone();
+            s.spawn(move || {
+                audit.write(move |c| {
+                    entered_tx.send(()).unwrap();
+                    released.recv().unwrap();
+                    first(c)
+                })
+            })
+        };
+        entered.recv().unwrap();
+        let mut followers = Vec::new();
+        for (i, body) in bodies.enumerate() {
+            let audit2 = audit.clone();
+            followers.push(s.spawn(move || audit2.write(body)));
+            // Queued in this order: wait until this one is in the queue.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while audit.write_stats().unwrap().queued < i as u64 + 1 {
+                assert!(Instant::now() < deadline, "follower {i} never queued");
+                std::thread::yield_now();
+            }
+        }
+        release.send(()).unwrap();
+        let mut out = vec![leader.join().unwrap()];
+        out.extend(followers.into_iter().map(|h| h.join().unwrap()));
+        out
+    })
+}
+
+fn insert(table: &'static str, id: i64) -> Body {
+    Box::new(move |c| {
+        c.execute(&format!("INSERT INTO {table}(id) VALUES (?1)"), [id])
+            .map(drop)
+    })
+}
+
+fn sql(text: &'static str) -> Body {
+    Box::new(move |c| c.execute_batch(text))
+}
+
+fn is_rolled_back(r: &litepool::Result<()>) -> bool {
+    matches!(r, Err(e @ Error::RolledBack { .. }) if e.is_retryable())
+}
+
+#[test]
+fn insert_or_rollback_in_a_batch_fails_the_writes_before_it_and_commits_those_after() {
+    let f = fixture("");
+    let pools = open(&f);
+    pools
+        .write("audit", |c| {
+            c.execute("INSERT INTO t VALUES (1)", []).map(drop)
+        })
+        .unwrap();
+    let audit = pools.handle("audit").unwrap();
+    let out = one_batch(
+        &audit,
+        vec![
+            insert("t", 5),
+            insert("t", 3),
+            sql("INSERT OR ROLLBACK INTO t VALUES (1)"),
+            insert("t", 2),
+        ],
+    );
+    assert!(is_rolled_back(&out[0]), "{:?}", out[0]);
+    assert!(is_rolled_back(&out[1]), "{:?}", out[1]);
+    let e = out[2].as_ref().unwrap_err();
+    assert!(e.to_string().contains("UNIQUE constraint failed"), "{e}");
+    assert!(out[3].is_ok(), "{:?}", out[3]);
+    let stats = audit.write_stats().unwrap();
+    assert_eq!(
+        (stats.writes, stats.failed_writes, stats.rolled_back),
+        (2, 3, 2)
+    );
+    drop((audit, pools));
+    assert_eq!(on_disk(&f, "t"), vec![1, 2]);
+}
+
+#[test]
+fn a_trigger_raising_rollback_is_told_to_every_caller_of_its_batch() {
+    let f = fixture("");
+    let pools = open(&f);
+    let audit = pools.handle("audit").unwrap();
+    let out = one_batch(
+        &audit,
+        vec![
+            insert("guarded", 1),
+            insert("guarded", 13),
+            insert("guarded", 2),
+        ],
+    );
+    assert!(is_rolled_back(&out[0]), "{:?}", out[0]);
+    assert!(
+        out[1]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .contains("thirteen refused"),
+        "{:?}",
+        out[1]
+    );
+    assert!(out[2].is_ok(), "{:?}", out[2]);
+    let stats = audit.write_stats().unwrap();
+    assert_eq!(
+        (stats.writes, stats.failed_writes, stats.rolled_back),
+        (1, 2, 1)
+    );
+    drop((audit, pools));
+    assert_eq!(on_disk(&f, "guarded"), vec![2]);
+}
+
+#[test]
+fn a_closure_that_ignores_the_rollback_and_goes_on_commits_nothing() {
+    let f = fixture("");
+    let pools = open(&f);
+    pools
+        .write("audit", |c| {
+            c.execute("INSERT INTO t VALUES (1)", []).map(drop)
+        })
+        .unwrap();
+    let audit = pools.handle("audit").unwrap();
+    let out = one_batch(
+        &audit,
+        vec![
+            insert("t", 3),
+            Box::new(|c| {
+                // The conflict rolls the whole transaction back; the closure shrugs and goes on
+                // in autocommit mode, which must not commit anything.
+                let _ = c.execute("INSERT OR ROLLBACK INTO t VALUES (1)", []);
+                let _ = c.execute("INSERT INTO t VALUES (7)", []);
+                Ok(())
+            }),
+            insert("t", 4),
+        ],
+    );
+    assert!(is_rolled_back(&out[0]), "{:?}", out[0]);
+    assert!(is_rolled_back(&out[1]), "{:?}", out[1]);
+    assert!(out[2].is_ok(), "{:?}", out[2]);
+    let stats = audit.write_stats().unwrap();
+    assert_eq!((stats.writes, stats.failed_writes), (2, 2));
+    drop((audit, pools));
+    assert_eq!(on_disk(&f, "t"), vec![1, 4]);
+}
+
+#[test]
+fn a_closure_cannot_commit_or_roll_back_the_batch_itself() {
+    for statement in [
+        "COMMIT",
+        "ROLLBACK",
+        "BEGIN",
+        "RELEASE litepool_write",
+        "END",
+    ] {
+        let f = fixture("");
+        let pools = open(&f);
+        let audit = pools.handle("audit").unwrap();
+        let out = one_batch(
+            &audit,
+            vec![
+                insert("t", 1),
+                Box::new(move |c| {
+                    c.execute("INSERT INTO t VALUES (2)", [])?;
+                    c.execute_batch(statement)
+                }),
+                insert("t", 3),
+            ],
+        );
+        assert!(out[0].is_ok() && out[2].is_ok(), "{statement}: {out:?}");
+        let e = out[1].as_ref().unwrap_err().to_string();
+        assert!(e.contains("not authorized"), "{statement}: {e}");
+        let stats = audit.write_stats().unwrap();
+        assert_eq!((stats.writes, stats.failed_writes), (2, 1), "{statement}");
+        drop((audit, pools));
+        assert_eq!(on_disk(&f, "t"), vec![1, 3], "{statement}");
+    }
+}
+
+#[test]
+fn a_failing_commit_fails_every_caller_of_its_batch_with_sqlites_code() {
+    let f = fixture("");
+    let pools = open(&f);
+    let audit = pools.handle("audit").unwrap();
+    // A deferred foreign key is checked at COMMIT: the whole batch's COMMIT fails.
+    let out = one_batch(
+        &audit,
+        vec![
+            insert("t", 1),
+            sql("INSERT INTO child(id, parent) VALUES (1, 99)"),
+            insert("t", 2),
+        ],
+    );
+    for r in &out {
+        let e = r.as_ref().unwrap_err();
+        assert!(matches!(e, Error::Commit { .. }), "{e:?}");
+        assert_eq!(
+            e.sqlite_code(),
+            Some(rusqlite::ErrorCode::ConstraintViolation),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("FOREIGN KEY constraint failed"),
+            "{e}"
+        );
+    }
+    let stats = audit.write_stats().unwrap();
+    assert_eq!(
+        (stats.writes, stats.failed_writes, stats.failed_batches),
+        (0, 3, 1)
+    );
+    // The writer is usable afterwards: no transaction was left open.
+    audit
+        .write(|c| c.execute("INSERT INTO t VALUES (9)", []).map(drop))
+        .unwrap();
+    drop((audit, pools));
+    assert_eq!(on_disk(&f, "t"), vec![9]);
+    assert_eq!(on_disk(&f, "child"), Vec::<i64>::new());
+}
+
+#[test]
+fn a_closure_that_panics_fails_alone() {
+    let f = fixture("");
+    let pools = open(&f);
+    let audit = pools.handle("audit").unwrap();
+    let out = one_batch(
+        &audit,
+        vec![
+            insert("t", 1),
+            Box::new(|c| {
+                c.execute("INSERT INTO t VALUES (2)", [])?;
+                panic!("boom in a closure");
+            }),
+            insert("t", 3),
+        ],
+    );
+    assert!(out[0].is_ok() && out[2].is_ok(), "{out:?}");
+    let e = out[1].as_ref().unwrap_err();
+    assert!(
+        matches!(e, Error::Panicked { message, .. } if message == "boom in a closure"),
+        "{e:?}"
+    );
+    let stats = audit.write_stats().unwrap();
+    assert_eq!((stats.writes, stats.failed_writes), (2, 1));
+    drop((audit, pools));
+    assert_eq!(on_disk(&f, "t"), vec![1, 3]);
+}
+
+#[test]
+fn a_leader_whose_own_closure_fails_still_commits_its_followers() {
+    let f = fixture("");
+    let pools = open(&f);
+    pools
+        .write("audit", |c| {
+            c.execute("INSERT INTO t VALUES (1)", []).map(drop)
+        })
+        .unwrap();
+    let audit = pools.handle("audit").unwrap();
+    let out = one_batch(&audit, vec![insert("t", 1), insert("t", 2), insert("t", 3)]);
+    assert!(out[0].as_ref().unwrap_err().to_string().contains("UNIQUE"));
+    assert!(out[1].is_ok() && out[2].is_ok(), "{out:?}");
+    drop((audit, pools));
+    assert_eq!(on_disk(&f, "t"), vec![1, 2, 3]);
+}
+
+#[test]
+fn write_or_writer_from_inside_a_closure_fails_at_once_and_others_carry_on() {
+    let f = fixture("connection_timeout = \"5s\"");
+    let pools = open(&f);
+    let inner = pools.clone();
+    let started = Instant::now();
+    let (nested_write, nested_writer) = pools
+        .write("audit", move |c| {
+            c.execute("INSERT INTO t VALUES (1)", [])?;
+            let w = inner.write("audit", |c| {
+                c.execute("INSERT INTO t VALUES (2)", []).map(drop)
+            });
+            let r = inner.writer("audit").map(drop);
+            Ok((w, r))
+        })
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        started.elapsed()
+    );
+    for (e, call) in [(nested_write, "write"), (nested_writer, "writer()")] {
+        let e = e.unwrap_err();
+        assert!(matches!(e, Error::Reentrant { .. }), "{e:?}");
+        assert!(e.to_string().contains(call), "{e}");
+    }
+    // Other writers carry on.
+    std::thread::scope(|s| {
+        for i in 10..14 {
+            let pools = &pools;
+            s.spawn(move || {
+                pools
+                    .write("audit", move |c| {
+                        c.execute("INSERT INTO t VALUES (?1)", [i]).map(drop)
+                    })
+                    .unwrap()
+            });
+        }
+    });
+    let stats = pools.handle("audit").unwrap().write_stats().unwrap();
+    assert_eq!(
+        (stats.writes, stats.failed_writes, stats.reentrant),
+        (5, 1, 1)
+    );
+    drop(pools); // returns: nothing to join
+    assert_eq!(on_disk(&f, "t"), vec![1, 10, 11, 12, 13]);
+}
+
+#[test]
+fn a_slow_closure_makes_the_writes_behind_it_time_out_naming_it() {
+    let f = fixture("connection_timeout = \"300ms\"");
+    let pools = open(&f);
+    let audit = pools.handle("audit").unwrap();
+    let (entered_tx, entered) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        let slow = {
+            let audit = audit.clone();
+            s.spawn(move || {
+                audit.write(move |c| {
+                    c.execute("INSERT INTO t VALUES (1)", [])?;
+                    entered_tx.send(()).unwrap();
+                    released.recv().unwrap(); // held until the other caller has its answer
+                    Ok(())
+                })
+            })
+        };
+        entered.recv().unwrap();
+        let started = Instant::now();
+        let r = audit.write(|c| c.execute("INSERT INTO t VALUES (2)", []).map(drop));
+        let waited = started.elapsed();
+        release.send(()).unwrap();
+        let e = r.unwrap_err();
+        assert!(matches!(e, Error::WriteTimeout { .. }), "{e:?}");
+        assert!(e.is_retryable());
+        assert!(
+            e.to_string()
+                .contains("a write closure has been running for"),
+            "{e}"
+        );
+        assert!(waited < Duration::from_secs(5), "bounded: {waited:?}");
+        slow.join().unwrap().unwrap();
+    });
+    // The writer itself held by pools.writer(): the same bound, its own cause.
+    let held = pools.writer("audit").unwrap();
+    let e = audit
+        .write(|c| c.execute("INSERT INTO t VALUES (3)", []).map(drop))
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("pools.writer() caller holds it"),
+        "{e}"
+    );
+    drop(held);
+    let stats = audit.write_stats().unwrap();
+    assert_eq!(
+        (stats.writes, stats.failed_writes, stats.timeouts),
+        (1, 2, 2)
+    );
+    drop((audit, pools));
+    assert_eq!(on_disk(&f, "t"), vec![1]);
+}
+
+#[test]
+fn write_without_a_split_keeps_the_same_promises() {
+    let f = Fixture::new(&format!(
+        "{}\n[databases.audit]\npath = \"{{data}}/audit.db\"\nprofile = \"recommended\"\n",
+        shipped_profiles()
+    ));
+    let pools = open(&f);
+    pools
+        .write("audit", |c| {
+            c.execute("INSERT INTO t VALUES (1)", []).map(drop)
+        })
+        .unwrap();
+    let r = pools.write("audit", |c| {
+        let _ = c.execute("INSERT OR ROLLBACK INTO t VALUES (1)", []);
+        c.execute("INSERT INTO t VALUES (5)", []).map(drop)
+    });
+    assert!(r.is_err(), "{r:?}");
+    let r = pools.write("audit", |c| {
+        c.execute_batch("INSERT INTO t VALUES (6); COMMIT")
+    });
+    assert!(r.unwrap_err().to_string().contains("not authorized"));
+    let inner = pools.clone();
+    let nested = pools
+        .write("audit", move |_| {
+            Ok(inner.write("audit", |c| {
+                c.execute("INSERT INTO t VALUES (8)", []).map(drop)
+            }))
+        })
+        .unwrap();
+    assert!(matches!(nested, Err(Error::Reentrant { .. })), "{nested:?}");
+    let panicked = pools.write("audit", |c| -> rusqlite::Result<()> {
+        c.execute("INSERT INTO t VALUES (9)", [])?;
+        panic!("boom")
+    });
+    assert!(matches!(panicked, Err(Error::Panicked { .. })));
+    drop(pools);
+    assert_eq!(on_disk(&f, "t"), vec![1]);
+}
