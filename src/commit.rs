@@ -168,6 +168,9 @@ struct Shared {
     /// Set by the background checkpointer when the WAL holds `checkpoint_wal_size` of frames not
     /// yet checkpointed: the next leader checkpoints after answering its batch.
     checkpoint_wanted: Arc<AtomicBool>,
+    /// With `checkpoint = "background"`: the `-shm` file, read after every batch, and the
+    /// threshold in bytes of frames not yet checkpointed.
+    wal_index: Option<(Mutex<crate::checkpoint::Shm>, u64)>,
     /// Incremented by the writer's rollback hook while a batch runs.
     rollbacks: Arc<AtomicU64>,
     phase: AtomicU8,
@@ -196,11 +199,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl GroupCommit {
     /// The group commit of `writer`; callers wait at most `wait` for their closure to start.
+    /// With `checkpoint`, the database file and `checkpoint_wal_size`: background checkpoints.
     pub(crate) fn new(
         database: &str,
         writer: NamedPool,
         settings: GroupCommitSettings,
         wait: Duration,
+        checkpoint: Option<(&std::path::Path, u64)>,
     ) -> GroupCommit {
         GroupCommit {
             shared: Arc::new(Shared {
@@ -214,6 +219,8 @@ impl GroupCommit {
                 }),
                 not_full: Condvar::new(),
                 checkpoint_wanted: Arc::new(AtomicBool::new(false)),
+                wal_index: checkpoint
+                    .map(|(path, bytes)| (Mutex::new(crate::checkpoint::Shm::of(path)), bytes)),
                 rollbacks: Arc::new(AtomicU64::new(0)),
                 phase: AtomicU8::new(Phase::Idle as u8),
                 phase_since: AtomicU64::new(0),
@@ -431,67 +438,60 @@ impl GroupCommit {
                 source: e,
             });
         }
-        let mut tx = Tx::new(&s.database, &conn, id, &s.rollbacks);
-        let started = Instant::now();
-        let mut next = Some(first);
-        while let Some(job) = next.take() {
-            self.set_phase(Phase::Running);
-            c.queue_wait.record(job.enqueued.elapsed());
-            tx.run(job.ticket, job.run);
-            if tx.ran >= s.settings.max_batch || started.elapsed() >= s.settings.max_batch_time {
-                break;
-            }
-            let mut q = lock(&s.queue);
-            let full = q.jobs.len() >= s.settings.queue_size;
-            next = q.jobs.pop_front();
-            if let Some(job) = &next {
-                job.ticket.status.store(RUNNING, Relaxed);
-                if full {
-                    s.not_full.notify_all();
-                }
-            }
-        }
-        self.set_phase(Phase::Committing);
-        let ran = tx.ran as u64;
-        if tx.commit() {
-            c.failed_batches.fetch_add(1, Relaxed);
-        }
-        let Tx { done, .. } = tx;
-        c.batches.fetch_add(1, Relaxed);
-        c.closures.fetch_add(ran, Relaxed);
-        c.max_batch.fetch_max(ran, Relaxed);
-        // Answer everyone but the leader, who answers itself on return.
+        let began = Instant::now();
         let mut mine = None;
-        {
-            let q = lock(&s.queue);
-            for (ticket, result) in done {
-                c.answered(&result);
-                if Arc::ptr_eq(&ticket, own) {
-                    mine = Some(result);
-                    continue;
+        let mut next = Some(first);
+        // Batches, while callers queue behind them: the leader keeps leading for up to
+        // `max_batch_time` in all (a hand-off to another thread would put a wake-up on the
+        // critical path of every batch), then hands the lead on.
+        while next.is_some() {
+            let mut tx = Tx::new(&s.database, &conn, id, &s.rollbacks);
+            let started = Instant::now();
+            while let Some(job) = next.take() {
+                self.set_phase(Phase::Running);
+                c.queue_wait.record(job.enqueued.elapsed());
+                tx.run(job.ticket, job.run);
+                if tx.ran >= s.settings.max_batch || started.elapsed() >= s.settings.max_batch_time
+                {
+                    break;
                 }
-                *lock(&ticket.end) = Some(result);
-                ticket.status.store(DONE, Relaxed);
+                next = self.pop();
+            }
+            self.set_phase(Phase::Committing);
+            let ran = tx.ran as u64;
+            if tx.commit() {
+                c.failed_batches.fetch_add(1, Relaxed);
+            }
+            let Tx { done, .. } = tx;
+            c.batches.fetch_add(1, Relaxed);
+            c.closures.fetch_add(ran, Relaxed);
+            c.max_batch.fetch_max(ran, Relaxed);
+            // Answer everyone but the leader, who answers itself on return. Statuses change
+            // under the lock; the wake-ups go out after it is released.
+            let mut wake = Vec::with_capacity(done.len());
+            {
+                let _q = lock(&s.queue);
+                for (ticket, result) in done {
+                    c.answered(&result);
+                    if Arc::ptr_eq(&ticket, own) {
+                        mine = Some(result);
+                        continue;
+                    }
+                    *lock(&ticket.end) = Some(result);
+                    ticket.status.store(DONE, Relaxed);
+                    wake.push(ticket);
+                }
+            }
+            for ticket in wake {
                 ticket.cv.notify_one();
             }
-            drop(q);
+            self.checkpoint_if_wanted(&conn);
+            if began.elapsed() < s.settings.max_batch_time {
+                next = self.pop();
+            }
         }
         let _ = conn.commit_hook(None::<fn() -> bool>);
         let _ = conn.rollback_hook(None::<fn()>);
-        // Answered; if the WAL holds enough unchekpointed frames, checkpoint it now, while no
-        // write is in flight, so that the next batch starts the WAL over. PASSIVE: it waits for
-        // nobody.
-        if s.checkpoint_wanted.swap(false, Relaxed) {
-            self.set_phase(Phase::Checkpointing);
-            match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0)) {
-                Ok(_) => {
-                    c.checkpoints.fetch_add(1, Relaxed);
-                }
-                Err(e) => {
-                    tracing::debug!(database = %s.database, error = %e, "checkpoint between batches failed")
-                }
-            }
-        }
         drop(conn);
         self.resign();
         mine.unwrap_or_else(|| {
@@ -501,6 +501,42 @@ impl GroupCommit {
                 code: None,
             })
         })
+    }
+
+    /// The next queued job, marked running.
+    fn pop(&self) -> Option<Job> {
+        let s = &self.shared;
+        let mut q = lock(&s.queue);
+        let full = q.jobs.len() >= s.settings.queue_size;
+        let job = q.jobs.pop_front()?;
+        job.ticket.status.store(RUNNING, Relaxed);
+        if full {
+            s.not_full.notify_all();
+        }
+        Some(job)
+    }
+
+    /// After a batch was answered: if the WAL holds `checkpoint_wal_size` of frames not yet
+    /// checkpointed, checkpoint it now, while no write is in flight, so that the next batch
+    /// starts the WAL over. PASSIVE: it waits for no reader.
+    fn checkpoint_if_wanted(&self, conn: &Connection) {
+        let s = &self.shared;
+        let Some((shm, threshold)) = &s.wal_index else {
+            return;
+        };
+        let pending = lock(shm).header().map_or(0, |h| h.pending_bytes());
+        if !s.checkpoint_wanted.swap(false, Relaxed) && pending < *threshold {
+            return;
+        }
+        self.set_phase(Phase::Checkpointing);
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0)) {
+            Ok(_) => {
+                s.counters.checkpoints.fetch_add(1, Relaxed);
+            }
+            Err(e) => {
+                tracing::debug!(database = %s.database, error = %e, "checkpoint between batches failed")
+            }
+        }
     }
 
     /// Hands the lead to the first queued caller, or leaves it free.

@@ -638,6 +638,8 @@ impl Pools {
                             writer.clone(),
                             settings,
                             wait,
+                            (db.checkpoint == crate::settings::Checkpoint::Background)
+                                .then(|| (db.path.as_path(), db.checkpoint_wal_size.bytes())),
                         ))),
                         None => None,
                     };
