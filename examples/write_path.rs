@@ -9,7 +9,8 @@
 //!
 //! Workloads: audit inserts on 8 threads with `synchronous = "full"` and `"normal"`; a job
 //! read-then-update (read a row, write it back changed, one transaction) on 8 threads; 80% point
-//! reads / 20% inserts on 8 threads; inserts on 1 thread; and, for 10 s each, group commit on 8
+//! reads / 20% inserts on 8 threads; inserts on 1 thread; point reads on 1 and 8 threads (a read
+//! is a checkout and one cached query; the split and group commit read from the readers); and, for 10 s each, group commit on 8
 //! threads with and without `checkpoint = "background"` (`checkpoint_wal_size` 4MiB, the
 //! default, and 1MiB).
 //!
@@ -38,6 +39,7 @@ enum Stack {
 
 #[derive(Clone, Copy, PartialEq)]
 enum Work {
+    Read,
     Insert,
     ReadThenUpdate,
     Mixed,
@@ -133,6 +135,7 @@ fn err(source: rusqlite::Error) -> litepool::Error {
 /// One operation.
 fn op(t: &Target, stack: Stack, work: Work, n: u64) -> litepool::Result<()> {
     let (is_read, write) = match work {
+        Work::Read => (true, false),
         Work::Mixed => (n % 5 != 0, true),
         Work::Insert => (false, true),
         Work::ReadThenUpdate => (false, false),
@@ -336,6 +339,8 @@ fn main() {
         ),
         ("80% reads/20% inserts, 8 threads", Work::Mixed, "normal", 8),
         ("insert, 1 thread, sync=normal", Work::Insert, "normal", 1),
+        ("point reads, 1 thread", Work::Read, "normal", 1),
+        ("point reads, 8 threads", Work::Read, "normal", 8),
     ] {
         if name.contains(&only) {
             compare(dir.path(), name, work, sync, threads, &all, rounds, secs);

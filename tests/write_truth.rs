@@ -10,9 +10,11 @@ use litepool::{Error, Handle, Pools};
 
 use crate::common::*;
 
+/// A split `audit` database; `max_batch_time` is long, so that a batch held open by its first
+/// closure still takes every closure queued behind it.
 fn fixture(writer: &str) -> Fixture {
     Fixture::new(&format!(
-        "{}\n[databases.audit]\npath = \"{{data}}/audit.db\"\nprofile = \"recommended\"\n[databases.audit.writer]\n{writer}\n[databases.audit.readers]\nmax_size = 2\n",
+        "{}\n[databases.audit]\npath = \"{{data}}/audit.db\"\nprofile = \"recommended\"\n[databases.audit.writer]\nmax_batch_time = \"10s\"\n{writer}\n[databases.audit.readers]\nmax_size = 2\n",
         shipped_profiles()
     ))
 }
