@@ -1,7 +1,8 @@
-//! Group commit in criterion: 8 threads inserting one audit row per call, a plain pool of 8
-//! (`BEGIN IMMEDIATE` per caller) against the writer/readers split with group commit
-//! (`pools.write`), with `synchronous = "full"` and `"normal"`. An iteration is one acknowledged
-//! insert. Run: `cargo bench --bench write_path`.
+//! Group commit in criterion: 8 threads (and 1) inserting one audit row per call, a stock r2d2
+//! pool of 8 (`r2d2_sqlite`, `test_on_check_out(false)`, the same pragmas as plain SQL, `BEGIN
+//! IMMEDIATE` per caller) against the writer/readers split with group commit (`pools.write`),
+//! with `synchronous = "full"` and `"normal"`. An iteration is one acknowledged insert. Run:
+//! `cargo bench --bench write_path`.
 
 use std::time::{Duration, Instant};
 
@@ -24,39 +25,69 @@ fn pools(dir: &std::path::Path, name: &str, synchronous: &str, split: bool) -> P
     pools
 }
 
-fn insert(pools: &Pools, group: bool) {
+enum Target {
+    Stock(r2d2::Pool<r2d2_sqlite::SqliteConnectionManager>),
+    Group(Pools),
+}
+
+fn stock(dir: &std::path::Path, name: &str, synchronous: &str) -> Target {
+    let init = format!(
+        "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = wal; PRAGMA synchronous = {synchronous};"
+    );
+    let manager = r2d2_sqlite::SqliteConnectionManager::file(dir.join(format!("{name}.db")))
+        .with_init(move |c| c.execute_batch(&init));
+    let pool = r2d2::Pool::builder()
+        .max_size(8)
+        .test_on_check_out(false)
+        .build(manager)
+        .unwrap();
+    pool.get()
+        .unwrap()
+        .execute_batch("CREATE TABLE audit(id INTEGER PRIMARY KEY, details TEXT)")
+        .unwrap();
+    Target::Stock(pool)
+}
+
+fn insert(target: &Target) {
     let body = |c: &rusqlite::Connection| {
         c.prepare_cached("INSERT INTO audit(details) VALUES ('login from 10.0.0.1')")?
             .execute([])
             .map(drop)
     };
-    if group {
-        pools.write("w", body).unwrap();
-    } else {
-        let mut c = pools.writer("w").unwrap();
-        let tx = c.transaction().unwrap();
-        body(&tx).unwrap();
-        tx.commit().unwrap();
+    match target {
+        Target::Group(pools) => pools.write("w", body).unwrap(),
+        Target::Stock(pool) => {
+            let mut c = pool.get().unwrap();
+            let tx = c
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .unwrap();
+            body(&tx).unwrap();
+            tx.commit().unwrap();
+        }
     }
 }
 
 fn write_path(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    for sync in ["full", "normal"] {
-        let mut g = c.benchmark_group(format!("audit_insert_8_threads/synchronous={sync}"));
-        for (name, group) in [("plain pool", false), ("group commit", true)] {
-            let file = format!("{sync}-{}", name.replace(' ', "_"));
-            let pools = pools(dir.path(), &file, sync, group);
+    for (sync, threads) in [("full", 8u64), ("normal", 8), ("normal", 1)] {
+        let mut g = c.benchmark_group(format!("audit_insert_{threads}_threads/synchronous={sync}"));
+        for name in ["stock pool", "group commit"] {
+            let file = format!("{sync}-{threads}-{}", name.replace(' ', "_"));
+            let target = if name == "stock pool" {
+                stock(dir.path(), &file, sync)
+            } else {
+                Target::Group(pools(dir.path(), &file, sync, true))
+            };
             g.bench_function(name, |b| {
                 b.iter_custom(|iters| {
-                    let per_thread = iters.div_ceil(8);
+                    let per_thread = iters.div_ceil(threads);
                     let start = Instant::now();
                     std::thread::scope(|s| {
-                        for _ in 0..8 {
-                            let pools = &pools;
+                        for _ in 0..threads {
+                            let target = &target;
                             s.spawn(move || {
                                 for _ in 0..per_thread {
-                                    insert(pools, group);
+                                    insert(target);
                                 }
                             });
                         }
