@@ -369,7 +369,7 @@ pub struct Handle {
     writer: std::result::Result<NamedPool, String>,
     reader: NamedPool,
     split: bool,
-    /// The committer of a split database's writer.
+    /// The group commit of a split database's writer.
     commit: Option<Arc<crate::commit::GroupCommit>>,
     /// The background checkpointer (`checkpoint = "background"`).
     checkpointer: Option<Arc<crate::checkpoint::Checkpointer>>,
@@ -404,12 +404,15 @@ impl Handle {
         }
     }
 
-    /// Runs `f` in a transaction and returns once it committed. On a split database, `f` joins
-    /// the writer's group commit: it runs in its own SAVEPOINT inside a transaction shared with
-    /// the writes that queued with it, and the call returns after that transaction's COMMIT (see
-    /// [`crate::commit`]). Elsewhere it runs in `BEGIN IMMEDIATE … COMMIT` on a pool connection.
-    /// `f` must not BEGIN, COMMIT or ROLLBACK itself, nor call `write` (it runs on the committer
-    /// thread, which would wait for itself).
+    /// Runs `f` in a transaction and returns once it committed: `Ok` means `f`'s work
+    /// committed, `Err` means none of it did. On a split database, `f` joins the writer's group
+    /// commit: it runs in a transaction shared with the writes that overlap it (on the thread of
+    /// whichever caller leads the batch), and the call returns after that transaction's COMMIT
+    /// (see [`crate::commit`] and the README's table of errors). Elsewhere it runs alone in
+    /// `BEGIN IMMEDIATE … COMMIT` on a pool connection, with the same checks. Inside `f`,
+    /// `BEGIN`/`COMMIT`/`ROLLBACK` are refused ("not authorized"), nothing commits, and `write` or
+    /// `writer()` on the same database fail at once with [`Error::Reentrant`]. A caller waits at
+    /// most the writer's `connection_timeout` for `f` to start ([`Error::WriteTimeout`]).
     pub fn write<T, F>(&self, f: F) -> Result<T>
     where
         F: FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
@@ -628,21 +631,17 @@ impl Pools {
             };
             let handle = match (by_role(Role::Writer), by_role(Role::Readers)) {
                 (Some(writer), Some(reader)) => {
-                    let split = db
-                        .split
-                        .as_ref()
-                        .map(|s| (s.group_commit, s.writer_connection_timeout));
-                    let commit = match split {
-                        Some((settings, wait)) => Some(Arc::new(crate::commit::GroupCommit::new(
+                    let background = (db.checkpoint == crate::settings::Checkpoint::Background)
+                        .then(|| (db.path.as_path(), db.checkpoint_wal_size.bytes()));
+                    let commit = db.split.as_ref().map(|s| {
+                        Arc::new(crate::commit::GroupCommit::new(
                             &db.name,
                             writer.clone(),
-                            settings,
-                            wait,
-                            (db.checkpoint == crate::settings::Checkpoint::Background)
-                                .then(|| (db.path.as_path(), db.checkpoint_wal_size.bytes())),
-                        ))),
-                        None => None,
-                    };
+                            s.group_commit,
+                            s.writer_connection_timeout,
+                            background,
+                        ))
+                    });
                     Handle {
                         database: db.name.clone(),
                         writer: Ok(writer),

@@ -46,7 +46,8 @@ pub struct GroupCommitSettings {
     pub queue_size: usize,
     /// Closures in one transaction. Default: 256. 1 to 10000.
     pub max_batch: usize,
-    /// Stop adding closures to a batch after running it this long. Default: 10ms.
+    /// Stop adding closures to a batch after running it this long; a caller leads batches for
+    /// at most this long before handing the lead on. Default: 10ms.
     pub max_batch_time: std::time::Duration,
 }
 
