@@ -89,6 +89,8 @@ enum Phase {
     Running = 2,
     Committing = 3,
     Checkpointing = 4,
+    /// `BEGIN IMMEDIATE` waits for another connection's write lock.
+    Locking = 5,
 }
 
 /// What the writes did: an eventually consistent snapshot. Every call of `write` on a split
@@ -150,6 +152,9 @@ impl Counters {
             Err(e) => {
                 if matches!(e, Error::RolledBack { .. }) {
                     self.rolled_back.fetch_add(1, Relaxed);
+                }
+                if matches!(e, Error::WriteTimeout { .. }) {
+                    self.timeouts.fetch_add(1, Relaxed);
                 }
                 self.failed_writes.fetch_add(1, Relaxed)
             }
@@ -386,6 +391,9 @@ impl GroupCommit {
             x if x == Phase::Checkpointing as u8 => {
                 format!("a checkpoint has been running for {for_}")
             }
+            x if x == Phase::Locking as u8 => format!(
+                "the batch before has waited {for_} for the database's write lock, held by another connection"
+            ),
             _ => "the write path was handing over between batches".to_owned(),
         };
         format!("{what}; {queued} other write(s) queued")
@@ -448,9 +456,9 @@ impl GroupCommit {
             let mut tx = Tx::new(&s.database, &conn, id, &s.rollbacks);
             let started = Instant::now();
             while let Some(job) = next.take() {
-                self.set_phase(Phase::Running);
                 c.queue_wait.record(job.enqueued.elapsed());
-                tx.run(job.ticket, job.run);
+                let phase = |p| self.set_phase(p);
+                tx.run(job.ticket, (job.enqueued, job.deadline), &phase, job.run);
                 if tx.ran >= s.settings.max_batch || started.elapsed() >= s.settings.max_batch_time
                 {
                     break;
@@ -586,7 +594,14 @@ impl GroupCommit {
 
 /// `f` alone in `BEGIN IMMEDIATE … COMMIT` on `conn` (a pool connection of a database without a
 /// split), with the same guarantees as a batch: `Ok` only if its work committed.
-pub(crate) fn write_alone<T, F>(database: &str, id: usize, conn: &Connection, f: F) -> Result<T>
+/// `start` is when the caller called, `wait` how long its transaction may wait to begin.
+pub(crate) fn write_alone<T, F>(
+    database: &str,
+    id: usize,
+    conn: &Connection,
+    (start, wait): (Instant, Duration),
+    f: F,
+) -> Result<T>
 where
     F: FnOnce(&Connection) -> rusqlite::Result<T>,
 {
@@ -608,7 +623,7 @@ where
     })?;
     let mut value = None;
     let mut tx = Tx::new(database, conn, id, &rollbacks);
-    tx.run((), |c: &Connection| {
+    tx.run((), (start, start + wait), &|_| (), |c: &Connection| {
         value = Some(f(c)?);
         Ok(())
     });
@@ -673,6 +688,42 @@ impl<'a, K> Tx<'a, K> {
         }
     }
 
+    /// `BEGIN IMMEDIATE`, waiting for another connection's write lock no later than
+    /// `deadline` (the connection's `busy_timeout` is shortened for it, then restored).
+    fn begin(&self, since: Instant, deadline: Instant) -> Result<()> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let configured = self
+            .conn
+            .prepare_cached("PRAGMA busy_timeout")
+            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+            .map(|ms| Duration::from_millis(ms.max(0).unsigned_abs()))
+            .map_err(|e| self.sqlite(e))?;
+        let shortened = left < configured;
+        let begun = if shortened {
+            self.conn
+                .busy_timeout(left)
+                .and_then(|()| self.exec("BEGIN IMMEDIATE"))
+        } else {
+            self.exec("BEGIN IMMEDIATE")
+        };
+        if shortened {
+            if let Err(e) = self.conn.busy_timeout(configured) {
+                tracing::error!(database = %self.database, error = %e, "restoring busy_timeout failed");
+            }
+        }
+        match begun {
+            Ok(()) => Ok(()),
+            Err(e) if shortened && e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
+                Err(Error::WriteTimeout {
+                    database: self.database.to_owned(),
+                    waited: since.elapsed(),
+                    cause: "another connection held the database's write lock (BEGIN IMMEDIATE got SQLITE_BUSY)".into(),
+                })
+            }
+            Err(e) => Err(commit_error(self.database, "BEGIN IMMEDIATE failed", e)),
+        }
+    }
+
     fn exec(&self, sql: &str) -> rusqlite::Result<()> {
         // Cached: these few statements are prepared once per connection.
         self.conn.prepare_cached(sql)?.execute([]).map(drop)
@@ -680,15 +731,24 @@ impl<'a, K> Tx<'a, K> {
 
     /// Runs one closure: in the transaction's first place without a savepoint, later in
     /// `SAVEPOINT litepool_write`.
-    fn run(&mut self, key: K, run: impl FnOnce(&Connection) -> rusqlite::Result<()>) {
+    /// `since` is when the caller called, `deadline` when it stops waiting for its closure to
+    /// start; `phase` is told what runs.
+    fn run(
+        &mut self,
+        key: K,
+        (since, deadline): (Instant, Instant),
+        phase: &dyn Fn(Phase),
+        run: impl FnOnce(&Connection) -> rusqlite::Result<()>,
+    ) {
         if !self.open {
-            if let Err(e) = self.exec("BEGIN IMMEDIATE") {
-                let e = commit_error(self.database, "BEGIN IMMEDIATE failed", e);
+            phase(Phase::Locking);
+            if let Err(e) = self.begin(since, deadline) {
                 self.done.push((key, Err(e)));
                 return;
             }
             self.open = true;
         }
+        phase(Phase::Running);
         let first = self.pending.is_empty();
         if !first {
             if let Err(e) = self.exec(&format!("SAVEPOINT {SAVEPOINT}")) {
@@ -707,10 +767,16 @@ impl<'a, K> Tx<'a, K> {
         let own: Result<()> = match result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(self.sqlite(e)),
-            Err(panic) => Err(Error::Panicked {
-                database: self.database.to_owned(),
-                message: panic_message(&*panic),
-            }),
+            Err(panic) => {
+                let message = panic_message(&*panic);
+                // The payload is leaked, not dropped: a payload whose Drop panics would
+                // otherwise unwind through the leader and leave its batch unanswered.
+                std::mem::forget(panic);
+                Err(Error::Panicked {
+                    database: self.database.to_owned(),
+                    message,
+                })
+            }
         };
         if self.rollbacks.load(Relaxed) != before || self.conn.is_autocommit() {
             // The transaction was rolled back while this closure ran. Whatever the closure did

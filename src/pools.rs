@@ -28,6 +28,8 @@ use crate::stats::{PoolCounters, PoolStats, StatsHandler};
 pub struct Conn {
     inner: PooledConnection<Manager>,
     counters: Option<Arc<PoolCounters>>,
+    /// With `checkpoint = "background"` on a writing pool: checkpoints at check-in.
+    wal: Option<Arc<crate::checkpoint::WalWatch>>,
     /// Set on first use: a connection checked out and back unused has nothing to sample.
     used: Cell<bool>,
 }
@@ -62,6 +64,9 @@ impl Drop for Conn {
         if let Some(counters) = &self.counters {
             counters.sample_cache(&mut self.inner);
         }
+        if let Some(wal) = &self.wal {
+            wal.after_write(&self.inner);
+        }
     }
 }
 
@@ -92,6 +97,8 @@ struct PoolInner {
     /// A split database's one writer: a checkout from inside one of its write closures would
     /// wait for itself.
     exclusive: bool,
+    /// Set by [`Pools`] on writing pools of a `checkpoint = "background"` database.
+    wal: std::sync::OnceLock<Arc<crate::checkpoint::WalWatch>>,
 }
 
 impl fmt::Debug for NamedPool {
@@ -186,6 +193,7 @@ impl NamedPool {
                 max_size: p.max_size,
                 timeout: p.connection_timeout,
                 exclusive: spec.role == Role::Writer,
+                wal: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -227,6 +235,7 @@ impl NamedPool {
             Ok(inner) => Ok(Conn {
                 inner,
                 counters: p.stats.then(|| p.counters.clone()),
+                wal: p.wal.get().cloned(),
                 used: Cell::new(false),
             }),
             Err(_) => Err(self.timeout_error(timeout)),
@@ -396,6 +405,13 @@ impl Handle {
     /// another caller has it; for a database without a split, a connection from its pool.
     pub fn writer(&self) -> Result<Conn> {
         match &self.writer {
+            // Inside a write closure of this database a second writing connection would wait
+            // for the closure's own transaction (busy_timeout): refuse at once. (The writer of
+            // a split database refuses in `NamedPool::get`.)
+            Ok(pool) if !self.split && crate::reentry::inside(pool.id()) => Err(Error::Reentrant {
+                database: self.database.clone(),
+                call: "writer()",
+            }),
             Ok(pool) => pool.get(),
             Err(primary) => Err(Error::NotPrimary {
                 database: self.database.clone(),
@@ -436,8 +452,15 @@ impl Handle {
                 call: "write",
             });
         }
+        let start = std::time::Instant::now();
         let conn = pool.get()?;
-        crate::commit::write_alone(&self.database, pool.id(), &conn, f)
+        crate::commit::write_alone(
+            &self.database,
+            pool.id(),
+            &conn,
+            (start, pool.inner.timeout),
+            f,
+        )
     }
 
     /// What the background checkpointer did (`checkpoint = "background"`).
@@ -673,12 +696,16 @@ impl Pools {
             };
             let mut handle = handle;
             if db.checkpoint == crate::settings::Checkpoint::Background && primary.is_none() {
-                handle.checkpointer = Some(Arc::new(crate::checkpoint::Checkpointer::start(
+                let checkpointer = crate::checkpoint::Checkpointer::start(
                     &db.name,
                     &db.path,
                     db.checkpoint_wal_size.bytes(),
                     handle.commit.as_ref().map(|c| c.checkpoint_flag()),
-                )?));
+                )?;
+                if let Ok(writer) = &handle.writer {
+                    let _ = writer.inner.wal.set(checkpointer.watch(handle.split));
+                }
+                handle.checkpointer = Some(Arc::new(checkpointer));
             }
             if let (Some(interval), Ok(writer)) = (
                 db.split.as_ref().and_then(|s| s.optimize_interval),

@@ -467,3 +467,192 @@ fn write_without_a_split_keeps_the_same_promises() {
     drop(pools);
     assert_eq!(on_disk(&f, "t"), vec![1]);
 }
+
+#[test]
+fn a_panic_payload_whose_drop_panics_fails_its_write_alone() {
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            if !std::thread::panicking() {
+                panic!("the payload's drop panicked");
+            }
+        }
+    }
+    let f = fixture("connection_timeout = \"2s\"");
+    let pools = open(&f);
+    let audit = pools.handle("audit").unwrap();
+    let out = one_batch(
+        &audit,
+        vec![
+            insert("t", 1),
+            Box::new(|c| {
+                c.execute("INSERT INTO t VALUES (2)", [])?;
+                std::panic::panic_any(Bomb)
+            }),
+            insert("t", 3),
+        ],
+    );
+    assert!(out[0].is_ok() && out[2].is_ok(), "{out:?}");
+    assert!(
+        matches!(out[1], Err(Error::Panicked { .. })),
+        "{:?}",
+        out[1]
+    );
+    // The write path still works afterwards.
+    audit
+        .write(|c| c.execute("INSERT INTO t VALUES (4)", []).map(drop))
+        .unwrap();
+    let stats = audit.write_stats().unwrap();
+    assert_eq!((stats.writes, stats.failed_writes, stats.queued), (3, 1, 0));
+    drop((audit, pools));
+    assert_eq!(on_disk(&f, "t"), vec![1, 3, 4]);
+}
+
+#[test]
+fn writer_inside_a_write_closure_without_a_split_fails_at_once() {
+    let f = Fixture::new(&format!(
+        "{}\n[databases.audit]\npath = \"{{data}}/audit.db\"\nprofile = \"recommended\"\n[databases.audit.pool]\nmax_size = 4\n",
+        shipped_profiles()
+    ));
+    let pools = open(&f);
+    let inner = pools.clone();
+    let started = Instant::now();
+    let (writer, get) = pools
+        .write("audit", move |c| {
+            c.execute("INSERT INTO t VALUES (1)", [])?;
+            Ok((
+                inner.writer("audit").map(drop),
+                inner.get("audit").map(drop),
+            ))
+        })
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_millis(100));
+    for r in [writer, get] {
+        let e = r.unwrap_err();
+        assert!(matches!(e, Error::Reentrant { .. }), "{e:?}");
+    }
+    // Reading from the pool inside a closure stays allowed.
+    let inner = pools.clone();
+    let n = pools
+        .write("audit", move |_| {
+            Ok(inner
+                .reader("audit")
+                .map(|r| r.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))))
+        })
+        .unwrap();
+    assert_eq!(n.unwrap().unwrap(), 1);
+    drop(pools);
+    assert_eq!(on_disk(&f, "t"), vec![1]);
+}
+
+#[test]
+fn a_write_lock_held_by_another_connection_is_waited_for_only_as_long_as_connection_timeout() {
+    for split in [true, false] {
+        let f = if split {
+            fixture("connection_timeout = \"300ms\"")
+        } else {
+            Fixture::new(&format!(
+                "{}\n[databases.audit]\npath = \"{{data}}/audit.db\"\nprofile = \"recommended\"\n[databases.audit.pool]\nmax_size = 4\nconnection_timeout = \"300ms\"\n",
+                shipped_profiles()
+            ))
+        };
+        let pools = open(&f);
+        // busy_timeout is 5s in the profile; another process holds the write lock.
+        let other = rusqlite::Connection::open(f.path("data/audit.db")).unwrap();
+        other
+            .execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES (99)")
+            .unwrap();
+        let started = Instant::now();
+        let r = pools.write("audit", |c| {
+            c.execute("INSERT INTO t VALUES (1)", []).map(drop)
+        });
+        let waited = started.elapsed();
+        let e = r.unwrap_err();
+        assert!(
+            matches!(e, Error::WriteTimeout { .. }),
+            "split={split}: {e:?}"
+        );
+        assert!(
+            e.to_string()
+                .contains("another connection held the database's write lock"),
+            "{e}"
+        );
+        assert!(
+            waited < Duration::from_secs(3),
+            "split={split}: waited {waited:?}"
+        );
+        other.execute_batch("COMMIT").unwrap();
+        // The connection's own busy_timeout is back to the profile's.
+        let busy: i64 = pools
+            .writer("audit")
+            .unwrap()
+            .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(busy, 5000, "split={split}");
+        pools
+            .write("audit", |c| {
+                c.execute("INSERT INTO t VALUES (2)", []).map(drop)
+            })
+            .unwrap();
+        if split {
+            let stats = pools.handle("audit").unwrap().write_stats().unwrap();
+            assert_eq!(
+                (stats.writes, stats.failed_writes, stats.timeouts),
+                (1, 1, 1)
+            );
+        }
+        drop(pools);
+        assert_eq!(on_disk(&f, "t"), vec![2, 99], "split={split}");
+    }
+}
+
+#[test]
+fn background_checkpoints_bound_the_wal_for_writers_outside_group_commit() {
+    for split in [true, false] {
+        let f = Fixture::new(&format!(
+            "{}\n[databases.audit]\npath = \"{{data}}/audit.db\"\nprofile = \"recommended\"\ncheckpoint = \"background\"\ncheckpoint_wal_size = \"1MiB\"\n{}",
+            shipped_profiles(),
+            if split { "[databases.audit.writer]\n[databases.audit.readers]\nmax_size = 2\n" } else { "[databases.audit.pool]\nmax_size = 4\n" }
+        ));
+        let pools = open(&f);
+        let wal = f.path("data/audit.db-wal");
+        let mut peak = 0;
+        let written = std::sync::atomic::AtomicU64::new(0);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                let (pools, written) = (&pools, &written);
+                s.spawn(move || {
+                    while Instant::now() < deadline {
+                        // pools.writer(): not group commit.
+                        let mut c = pools.writer("audit").unwrap();
+                        let tx = c.transaction().unwrap();
+                        tx.execute("INSERT INTO t(id) SELECT max(id) + 1 FROM t", [])
+                            .or_else(|_| tx.execute("INSERT INTO t(id) VALUES (1)", []))
+                            .unwrap();
+                        tx.execute_batch("CREATE TABLE IF NOT EXISTS pad(v BLOB); INSERT INTO pad VALUES (randomblob(1000))")
+                            .unwrap();
+                        tx.commit().unwrap();
+                        written.fetch_add(1000, std::sync::atomic::Ordering::Relaxed);
+                    }
+                });
+            }
+            while Instant::now() < deadline {
+                peak = peak.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let stats = pools.handle("audit").unwrap().checkpoint_stats().unwrap();
+        let written = written.into_inner();
+        eprintln!("split={split}: {written} bytes written, WAL peak {peak}, {stats:?}");
+        assert!(
+            written > 8 << 20,
+            "split={split}: only {written} bytes written"
+        );
+        assert!(stats.at_checkin > 0, "split={split}: {stats:?}");
+        assert!(
+            peak <= 2 << 20,
+            "split={split}: WAL peaked at {peak} bytes ({stats:?})"
+        );
+    }
+}
