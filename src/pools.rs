@@ -50,6 +50,7 @@ impl DerefMut for Conn {
 }
 
 impl Drop for Conn {
+    #[inline]
     fn drop(&mut self) {
         if !self.used.get() {
             return;
@@ -207,11 +208,13 @@ impl NamedPool {
     /// every connection was in use or new connections failed, and why ([`Error::Timeout`]).
     /// The writer of a split database refuses at once from inside one of its own write closures
     /// ([`Error::Reentrant`]).
+    #[inline]
     pub fn get(&self) -> Result<Conn> {
         self.get_timeout(self.inner.timeout)
     }
 
     /// [`NamedPool::get`], waiting up to `timeout` instead.
+    #[inline]
     pub fn get_timeout(&self, timeout: std::time::Duration) -> Result<Conn> {
         let p = &self.inner;
         if p.moved.load(std::sync::atomic::Ordering::Relaxed) {
