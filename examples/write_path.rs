@@ -318,6 +318,8 @@ fn main() {
     let secs: f64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(2.0);
     // A third argument runs only the workloads whose name contains it.
     let only = args.next().unwrap_or_default();
+    // A fourth argument keeps only the stacks whose label contains it (for profiling).
+    let stack_filter = args.next().unwrap_or_default();
     let dir = tempfile::tempdir().unwrap();
     println!(
         "{rounds} rounds x {secs}s per run, stacks alternating; ratio = median over rounds of ops/s against stock (r2d2 pool of 8, test_on_check_out(false), same pragmas)"
@@ -342,7 +344,12 @@ fn main() {
         ("point reads, 1 thread", Work::Read, "normal", 1),
         ("point reads, 8 threads", Work::Read, "normal", 8),
     ] {
-        if name.contains(&only) {
+        let all: Vec<_> = all
+            .iter()
+            .copied()
+            .filter(|(_, _, label)| label.contains(&stack_filter))
+            .collect();
+        if name.contains(&only) && !all.is_empty() {
             compare(dir.path(), name, work, sync, threads, &all, rounds, secs);
         }
     }

@@ -37,7 +37,10 @@
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, AtomicU8,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -59,9 +62,15 @@ const DONE: u8 = 3;
 
 /// One caller's place in the queue. `status` changes under the queue's lock.
 struct Ticket {
+    /// QUEUED → RUNNING or LEAD under the queue's lock; RUNNING → DONE by the leader after
+    /// `end` and `next` are set (Release; the caller reads it with Acquire).
     status: AtomicU8,
-    cv: Condvar,
+    /// The caller's thread: it parks while it waits and is unparked when its status changes.
+    thread: std::thread::Thread,
     end: Mutex<Option<Result<()>>>,
+    /// The next caller of the same batch to wake: each answered caller wakes the next, so the
+    /// leader makes one wake-up call per batch instead of one per caller.
+    next: Mutex<Option<Arc<Ticket>>>,
 }
 
 /// A caller's closure, type-erased: it stores its value in the caller's slot itself.
@@ -254,8 +263,9 @@ impl GroupCommit {
         let slot: Arc<Mutex<Option<T>>> = Arc::new(Mutex::new(None));
         let ticket = Arc::new(Ticket {
             status: AtomicU8::new(QUEUED),
-            cv: Condvar::new(),
+            thread: std::thread::current(),
             end: Mutex::new(None),
+            next: Mutex::new(None),
         });
         let out = slot.clone();
         let job = Job {
@@ -311,45 +321,50 @@ impl GroupCommit {
             return self.lead(job, ticket);
         }
         q.jobs.push_back(job);
+        drop(q);
         loop {
-            match ticket.status.load(Relaxed) {
-                DONE => break,
+            match ticket.status.load(Acquire) {
+                DONE => {
+                    if let Some(next) = lock(&ticket.next).take() {
+                        next.thread.unpark();
+                    }
+                    break;
+                }
                 LEAD => {
-                    let Some(at) = q.jobs.iter().position(|j| Arc::ptr_eq(&j.ticket, ticket))
-                    else {
+                    let mut q = lock(&s.queue);
+                    let at = q.jobs.iter().position(|j| Arc::ptr_eq(&j.ticket, ticket));
+                    let Some(job) = at.and_then(|at| q.jobs.remove(at)) else {
                         break; // cannot happen: a ticket handed the lead is still queued
                     };
-                    let Some(job) = q.jobs.remove(at) else { break };
                     drop(q);
                     return self.lead(job, ticket);
                 }
                 QUEUED => {
                     let now = Instant::now();
-                    if now >= deadline {
-                        if let Some(at) = q.jobs.iter().position(|j| Arc::ptr_eq(&j.ticket, ticket))
-                        {
-                            q.jobs.remove(at);
-                        }
-                        s.not_full.notify_one();
-                        let ahead = q.jobs.len();
-                        drop(q);
-                        let cause = self.holding(ahead);
-                        return Err(self.timed_out(Error::WriteTimeout {
-                            database: s.database.clone(),
-                            waited: now.saturating_duration_since(deadline - s.wait),
-                            cause,
-                        }));
+                    if now < deadline {
+                        std::thread::park_timeout(deadline - now);
+                        continue;
                     }
-                    q = ticket
-                        .cv
-                        .wait_timeout(q, deadline - now)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
+                    let mut q = lock(&s.queue);
+                    if ticket.status.load(Acquire) != QUEUED {
+                        continue; // taken into a batch, or handed the lead, just now
+                    }
+                    if let Some(at) = q.jobs.iter().position(|j| Arc::ptr_eq(&j.ticket, ticket)) {
+                        q.jobs.remove(at);
+                    }
+                    s.not_full.notify_one();
+                    let ahead = q.jobs.len();
+                    drop(q);
+                    let cause = self.holding(ahead);
+                    return Err(self.timed_out(Error::WriteTimeout {
+                        database: s.database.clone(),
+                        waited: now.saturating_duration_since(deadline - s.wait),
+                        cause,
+                    }));
                 }
-                _ => q = ticket.cv.wait(q).unwrap_or_else(PoisonError::into_inner),
+                _ => std::thread::park(),
             }
         }
-        drop(q);
         lock(&ticket.end).take().unwrap_or_else(|| {
             Err(Error::Commit {
                 database: s.database.clone(),
@@ -474,24 +489,26 @@ impl GroupCommit {
             c.batches.fetch_add(1, Relaxed);
             c.closures.fetch_add(ran, Relaxed);
             c.max_batch.fetch_max(ran, Relaxed);
-            // Answer everyone but the leader, who answers itself on return. Statuses change
-            // under the lock; the wake-ups go out after it is released.
-            let mut wake = Vec::with_capacity(done.len());
-            {
-                let _q = lock(&s.queue);
-                for (ticket, result) in done {
-                    c.answered(&result);
-                    if Arc::ptr_eq(&ticket, own) {
-                        mine = Some(result);
-                        continue;
-                    }
-                    *lock(&ticket.end) = Some(result);
-                    ticket.status.store(DONE, Relaxed);
-                    wake.push(ticket);
+            // Answer everyone but the leader, who answers itself on return: each caller's
+            // answer and the next caller to wake, then its status; one wake-up starts the chain.
+            let mut first: Option<Arc<Ticket>> = None;
+            let mut answered: Vec<Arc<Ticket>> = Vec::with_capacity(done.len());
+            for (ticket, result) in done {
+                c.answered(&result);
+                if Arc::ptr_eq(&ticket, own) {
+                    mine = Some(result);
+                    continue;
                 }
+                *lock(&ticket.end) = Some(result);
+                answered.push(ticket);
             }
-            for ticket in wake {
-                ticket.cv.notify_one();
+            for ticket in answered.into_iter().rev() {
+                *lock(&ticket.next) = first.take();
+                ticket.status.store(DONE, Release);
+                first = Some(ticket);
+            }
+            if let Some(ticket) = first {
+                ticket.thread.unpark();
             }
             self.checkpoint_if_wanted(&conn);
             if began.elapsed() < s.settings.max_batch_time {
@@ -554,8 +571,8 @@ impl GroupCommit {
         let mut q = lock(&s.queue);
         match q.jobs.front() {
             Some(job) => {
-                job.ticket.status.store(LEAD, Relaxed);
-                job.ticket.cv.notify_one();
+                job.ticket.status.store(LEAD, Release);
+                job.ticket.thread.unpark();
             }
             None => q.leading = false,
         }
