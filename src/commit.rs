@@ -468,7 +468,13 @@ impl GroupCommit {
         // `max_batch_time` in all (a hand-off to another thread would put a wake-up on the
         // critical path of every batch), then hands the lead on.
         while next.is_some() {
-            let mut tx = Tx::new(&s.database, &conn, id, &s.rollbacks);
+            let mut tx = Tx::new(
+                &s.database,
+                &conn,
+                id,
+                &s.rollbacks,
+                s.writer.busy_timeout(),
+            );
             let started = Instant::now();
             while let Some(job) = next.take() {
                 c.queue_wait.record(job.enqueued.elapsed());
@@ -614,7 +620,7 @@ impl GroupCommit {
 /// `start` is when the caller called, `wait` how long its transaction may wait to begin.
 pub(crate) fn write_alone<T, F>(
     database: &str,
-    id: usize,
+    pool: &NamedPool,
     conn: &Connection,
     (start, wait): (Instant, Duration),
     f: F,
@@ -622,6 +628,7 @@ pub(crate) fn write_alone<T, F>(
 where
     F: FnOnce(&Connection) -> rusqlite::Result<T>,
 {
+    let id = pool.id();
     if reentry::inside(id) {
         return Err(Error::Reentrant {
             database: database.to_owned(),
@@ -639,7 +646,7 @@ where
         source,
     })?;
     let mut value = None;
-    let mut tx = Tx::new(database, conn, id, &rollbacks);
+    let mut tx = Tx::new(database, conn, id, &rollbacks, pool.busy_timeout());
     tx.run((), (start, start + wait), &|_| (), |c: &Connection| {
         value = Some(f(c)?);
         Ok(())
@@ -674,6 +681,8 @@ struct Tx<'a, K> {
     conn: &'a Connection,
     id: usize,
     rollbacks: &'a AtomicU64,
+    /// The connection's `busy_timeout` (the profile's).
+    busy_timeout: Duration,
     /// A transaction is open.
     open: bool,
     /// Callers whose closure succeeded in the open transaction: they commit with it.
@@ -685,12 +694,19 @@ struct Tx<'a, K> {
 }
 
 impl<'a, K> Tx<'a, K> {
-    fn new(database: &'a str, conn: &'a Connection, id: usize, rollbacks: &'a AtomicU64) -> Self {
+    fn new(
+        database: &'a str,
+        conn: &'a Connection,
+        id: usize,
+        rollbacks: &'a AtomicU64,
+        busy_timeout: Duration,
+    ) -> Self {
         Tx {
             database,
             conn,
             id,
             rollbacks,
+            busy_timeout,
             open: false,
             pending: Vec::new(),
             done: Vec::new(),
@@ -709,12 +725,7 @@ impl<'a, K> Tx<'a, K> {
     /// `deadline` (the connection's `busy_timeout` is shortened for it, then restored).
     fn begin(&self, since: Instant, deadline: Instant) -> Result<()> {
         let left = deadline.saturating_duration_since(Instant::now());
-        let configured = self
-            .conn
-            .prepare_cached("PRAGMA busy_timeout")
-            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
-            .map(|ms| Duration::from_millis(ms.max(0).unsigned_abs()))
-            .map_err(|e| self.sqlite(e))?;
+        let configured = self.busy_timeout;
         let shortened = left < configured;
         let begun = if shortened {
             self.conn

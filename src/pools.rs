@@ -100,6 +100,9 @@ struct PoolInner {
     exclusive: bool,
     /// Set by [`Pools`] on writing pools of a `checkpoint = "background"` database.
     wal: std::sync::OnceLock<Arc<crate::checkpoint::WalWatch>>,
+    /// The profile's `busy_timeout` (zero when unset: SQLite's default). The guard refuses
+    /// assignments to it, so every connection of the pool has it.
+    busy_timeout: std::time::Duration,
 }
 
 impl fmt::Debug for NamedPool {
@@ -195,6 +198,11 @@ impl NamedPool {
                 timeout: p.connection_timeout,
                 exclusive: spec.role == Role::Writer,
                 wal: std::sync::OnceLock::new(),
+                busy_timeout: spec
+                    .profile
+                    .pragmas()
+                    .busy_timeout
+                    .map_or(std::time::Duration::ZERO, |t| t.duration()),
             }),
         })
     }
@@ -243,6 +251,11 @@ impl NamedPool {
             }),
             Err(_) => Err(self.timeout_error(timeout)),
         }
+    }
+
+    /// The `busy_timeout` every connection of this pool has.
+    pub(crate) fn busy_timeout(&self) -> std::time::Duration {
+        self.inner.busy_timeout
     }
 
     /// Identifies this pool (all its clones) among the others of the process.
@@ -457,13 +470,7 @@ impl Handle {
         }
         let start = std::time::Instant::now();
         let conn = pool.get()?;
-        crate::commit::write_alone(
-            &self.database,
-            pool.id(),
-            &conn,
-            (start, pool.inner.timeout),
-            f,
-        )
+        crate::commit::write_alone(&self.database, pool, &conn, (start, pool.inner.timeout), f)
     }
 
     /// What the background checkpointer did (`checkpoint = "background"`).
