@@ -24,7 +24,9 @@
 //! every caller of it told so.
 //!
 //! **Bounded.** A caller waits at most the writer's `connection_timeout` for its closure to
-//! start (for room in the queue of `queue_size`, for the leader, for the writer connection);
+//! start (for room in the queue of `queue_size`, for the leader, for the writer connection, for
+//! another connection's write lock: `BEGIN IMMEDIATE` runs with `busy_timeout` shortened to what
+//! is left);
 //! then it gets [`Error::WriteTimeout`] naming what held the path (a closure running for so
 //! long, a `pools.writer()` caller holding the connection), logged as a warning. Once its
 //! closure has run, a caller waits for its batch's COMMIT, which waits for the closures already
@@ -32,8 +34,12 @@
 //! `max_batch_time`. `write`, `writer()` or a checkout of the writer from inside a closure fails
 //! at once with [`Error::Reentrant`].
 //!
-//! Written by hand (a `Mutex<VecDeque>` and a `Condvar` per caller): no crate offers a queue
-//! whose waiters can time out, leave it, or be handed the lead.
+//! Waiting callers park their thread; the leader answers a batch with one `unpark`, and each
+//! answered caller unparks the next (a wake-up call per caller on the leader's path cost a third
+//! of the CPU in context switches, measured with `perf`).
+//!
+//! Written by hand (a `Mutex<VecDeque>`, `std::thread::park`): no crate offers a queue whose
+//! waiters can time out, leave it, or be handed the lead.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
