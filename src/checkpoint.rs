@@ -3,29 +3,32 @@
 //! SQLite's automatic checkpoint runs inside the COMMIT of whichever caller pushes the WAL past
 //! `wal_autocheckpoint` pages, so that caller (and, with group commit, every caller of its batch)
 //! pays for copying the WAL into the database. With `checkpoint = "background"`, every connection
-//! gets `wal_autocheckpoint = 0`, and one thread per database reads, every 10ms, the WAL-index
-//! header in the `-shm` file (<https://sqlite.org/walformat.html>: `mxFrame`, the last valid
-//! frame, and `nBackfill`, the frames already checkpointed). When the frames written since the
-//! last checkpoint (`mxFrame - nBackfill`, times the frame size) reach `checkpoint_wal_size`:
+//! gets `wal_autocheckpoint = 0`, and checkpoints are decided from the WAL-index header in the
+//! `-shm` file (<https://sqlite.org/walformat.html>: `mxFrame`, the last valid frame, and
+//! `nBackfill`, the frames already checkpointed): when the frames written since the last
+//! checkpoint (`mxFrame - nBackfill`, times the frame size) reach `checkpoint_wal_size`,
 //!
-//! - on a split database, the group commit ([`crate::commit`]) checks the same header after
-//!   every batch it answers, and its leader runs a PASSIVE checkpoint on the writer then, before
-//!   the next batch (a polling thread on a busy 2-core machine woke too late: 3.4 MiB pending
-//!   against a 1 MiB threshold, measured). The thread's request (a flag) is a second trigger.
-//!   No write is in flight, so the checkpoint copies every frame and the next batch starts the
-//!   WAL over. (A PASSIVE checkpoint from another connection under a steady write load never
-//!   catches up: new frames arrive while it copies.)
-//! - when no batch takes the request within 50ms (nobody writes through `write`), the thread
-//!   runs a RESTART checkpoint itself on its own connection (busy timeout 100ms: past it the
-//!   checkpoint gives up and tries again on the next tick).
+//! - group commit ([`crate::commit`]) checks after every batch it answers, and its leader runs a
+//!   PASSIVE checkpoint on the writer before the next batch: no write is in flight, so it copies
+//!   every frame and the next batch starts the WAL over. (A PASSIVE checkpoint from another
+//!   connection under a steady write load never catches up: new frames arrive while it copies.)
+//! - a writing connection outside group commit checks as it is checked in ([`WalWatch`]).
+//! - this module's thread reads the header every 10ms for the statistics, runs RESTART itself
+//!   when frames are pending but none has been added for 100ms (no writer is active to do it),
+//!   and TRUNCATE after a second without a new frame, to give the disk space back. It never
+//!   competes with active writers for the checkpoint lock. (A polling thread as the trigger fell
+//!   behind: 8 busy writers on 2 cores starved it, 3.4 MiB pending over a 1 MiB threshold under
+//!   group commit, 58 MiB through `pools.writer()`, measured.)
 //!
 //! The trigger counts frames not yet checkpointed, not the file's size: a checkpoint restarts
 //! the WAL but does not shrink its file, so a size trigger fires after every batch once the file
-//! has grown. When no frame has been added for a second, a TRUNCATE checkpoint gives the disk
-//! space back.
+//! has grown.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,6 +39,11 @@ use crate::error::{Error, Result};
 
 /// How often the checkpointer looks at the WAL.
 pub const CHECK_INTERVAL: Duration = Duration::from_millis(10);
+/// With frames pending past the threshold and none added for this long, the thread runs
+/// RESTART itself (no writer is active to do it).
+const IDLE_RESTART: Duration = Duration::from_millis(100);
+/// With no frame added for this long, the thread truncates the WAL.
+const IDLE_TRUNCATE: Duration = Duration::from_secs(1);
 
 /// What the checkpointer did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -144,14 +152,24 @@ pub(crate) struct WalWatch {
     exclusive: bool,
     /// One connection checkpoints at a time; the others go on.
     busy: AtomicBool,
+    /// Closed while a pool of writers checkpoints: checkouts of that pool wait for it (see
+    /// [`WalWatch::pass`]).
+    closed: AtomicBool,
+    gate: std::sync::Mutex<()>,
+    opened: std::sync::Condvar,
     counters: Arc<Counters>,
 }
 
+/// How long a pool of writers' RESTART checkpoint waits for the transactions in flight.
+const RESTART_WAIT: Duration = Duration::from_millis(100);
+
 impl WalWatch {
     /// Runs after a writing connection's work is done (no transaction open). The split's writer
-    /// runs PASSIVE (nothing else writes, so it copies every frame and the next write starts the
-    /// WAL over); a pool of writers runs RESTART, which makes the other writers wait, for at
-    /// most 100ms.
+    /// runs PASSIVE: nothing else writes, so it copies every frame and the next write starts the
+    /// WAL over. A pool of writers closes the pool's gate (new checkouts wait), then runs
+    /// RESTART, which waits up to 100ms for the transactions in flight: without the gate the
+    /// other writers kept taking SQLite's write lock first, the checkpoint fell back to PASSIVE,
+    /// and the WAL reached 18 MiB against a 1 MiB threshold (measured).
     pub(crate) fn after_write(&self, conn: &Connection) {
         if self.busy.swap(true, Relaxed) {
             return;
@@ -166,7 +184,15 @@ impl WalWatch {
             let done = if self.exclusive {
                 conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0))
             } else {
-                restart_within(conn, Duration::from_millis(100))
+                self.closed.store(true, Release);
+                let done = restart_within(conn, RESTART_WAIT);
+                let _gate = self
+                    .gate
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                self.closed.store(false, Release);
+                self.opened.notify_all();
+                done
             };
             match done {
                 Ok(0) => drop(self.counters.at_checkin.fetch_add(1, Relaxed)),
@@ -178,6 +204,31 @@ impl WalWatch {
             }
         }
         self.busy.store(false, Relaxed);
+    }
+
+    /// Called before a checkout: while a pool of writers checkpoints, waits for it to finish
+    /// (at most until `deadline`; the RESTART itself gives up after 100ms, then copies what it
+    /// can). One atomic load when no checkpoint runs.
+    #[inline]
+    pub(crate) fn pass(&self, deadline: std::time::Instant) {
+        if !self.closed.load(Acquire) {
+            return;
+        }
+        let mut gate = self
+            .gate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while self.closed.load(Acquire) {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return;
+            }
+            gate = self
+                .opened
+                .wait_timeout(gate, deadline - now)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
     }
 }
 
@@ -213,9 +264,18 @@ impl Shm {
         if self.file.is_none() {
             self.file = std::fs::File::open(&self.path).ok();
         }
+        let file = self.file.as_ref()?;
+        // A writer that commits updates the two copies one after the other: read again until
+        // they agree (a few microseconds at most), rather than miss a check under a busy pool.
         let mut buf = [0u8; 104];
-        read_at(self.file.as_ref()?, &mut buf).ok()?;
-        WalIndex::parse(&buf)
+        for _ in 0..64 {
+            read_at(file, &mut buf).ok()?;
+            if let Some(index) = WalIndex::parse(&buf) {
+                return Some(index);
+            }
+            std::thread::yield_now();
+        }
+        None
     }
 }
 
@@ -233,15 +293,7 @@ fn read_at(mut file: &std::fs::File, buf: &mut [u8]) -> std::io::Result<()> {
 
 impl Checkpointer {
     /// Opens its own connection to `path` and starts watching its WAL.
-    /// With `committer`, the flag of the database's group commit: past the threshold the next
-    /// leader is asked first (it checkpoints between batches, with no writer in the way); the
-    /// thread checkpoints itself only when the request is not taken within 50ms.
-    pub(crate) fn start(
-        database: &str,
-        path: &Path,
-        threshold: u64,
-        committer: Option<Arc<AtomicBool>>,
-    ) -> Result<Checkpointer> {
+    pub(crate) fn start(database: &str, path: &Path, threshold: u64) -> Result<Checkpointer> {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -271,7 +323,6 @@ impl Checkpointer {
                 let mut shm = Shm::new(shm);
                 // The last mxFrame seen, and when it changed.
                 let mut last = (0u64, Instant::now());
-                let mut asked: Option<Instant> = None;
                 loop {
                     std::thread::park_timeout(CHECK_INTERVAL);
                     if flag.load(Relaxed) {
@@ -284,20 +335,13 @@ impl Checkpointer {
                     if h.max_frame != last.0 {
                         last = (h.max_frame, Instant::now());
                     }
-                    let over = h.pending_bytes() >= threshold;
-                    if let Some(flag) = committer.as_ref().filter(|_| over) {
-                        if !flag.swap(true, Relaxed) {
-                            asked = Some(Instant::now());
-                            continue;
-                        }
-                        if asked.is_some_and(|t| t.elapsed() < Duration::from_millis(50)) {
-                            continue; // the next leader takes it after its batch
-                        }
-                        flag.store(false, Relaxed); // not taken: nobody writes through write()
-                    }
-                    let mode = if over {
+                    // Writers checkpoint as they go (after a batch, at check-in); the thread
+                    // steps in only once no frame has been added for a while, so that it never
+                    // competes with them for the checkpoint lock.
+                    let idle = last.1.elapsed();
+                    let mode = if h.pending_bytes() >= threshold && idle >= IDLE_RESTART {
                         "RESTART"
-                    } else if size > 0 && last.1.elapsed() >= Duration::from_secs(1) {
+                    } else if size > 0 && idle >= IDLE_TRUNCATE {
                         "TRUNCATE"
                     } else {
                         continue;
@@ -310,8 +354,12 @@ impl Checkpointer {
                             last.1 = Instant::now();
                             c.truncate.fetch_add(1, Relaxed)
                         }
-                        Ok(_) => c.busy.fetch_add(1, Relaxed),
+                        Ok(_) => {
+                            last.1 = Instant::now(); // try again after another idle spell
+                            c.busy.fetch_add(1, Relaxed)
+                        }
                         Err(e) => {
+                            last.1 = Instant::now();
                             tracing::debug!(database = %name, error = %e, mode, "checkpoint skipped");
                             c.busy.fetch_add(1, Relaxed)
                         }
@@ -339,6 +387,9 @@ impl Checkpointer {
             threshold: self.threshold,
             exclusive,
             busy: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            gate: std::sync::Mutex::new(()),
+            opened: std::sync::Condvar::new(),
             counters: self.counters.clone(),
         })
     }

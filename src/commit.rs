@@ -44,7 +44,7 @@
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{
-    AtomicBool, AtomicU64, AtomicU8,
+    AtomicU64, AtomicU8,
     Ordering::{Acquire, Relaxed, Release},
 };
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -185,9 +185,6 @@ struct Shared {
     wait: Duration,
     queue: Mutex<Queue>,
     not_full: Condvar,
-    /// Set by the background checkpointer when the WAL holds `checkpoint_wal_size` of frames not
-    /// yet checkpointed: the next leader checkpoints after answering its batch.
-    checkpoint_wanted: Arc<AtomicBool>,
     /// With `checkpoint = "background"`: the `-shm` file, read after every batch, and the
     /// threshold in bytes of frames not yet checkpointed.
     wal_index: Option<(Mutex<crate::checkpoint::Shm>, u64)>,
@@ -238,7 +235,6 @@ impl GroupCommit {
                     leading: false,
                 }),
                 not_full: Condvar::new(),
-                checkpoint_wanted: Arc::new(AtomicBool::new(false)),
                 wal_index: checkpoint
                     .map(|(path, bytes)| (Mutex::new(crate::checkpoint::Shm::of(path)), bytes)),
                 rollbacks: Arc::new(AtomicU64::new(0)),
@@ -562,7 +558,7 @@ impl GroupCommit {
             return;
         };
         let pending = lock(shm).header().map_or(0, |h| h.pending_bytes());
-        if !s.checkpoint_wanted.swap(false, Relaxed) && pending < *threshold {
+        if pending < *threshold {
             return;
         }
         self.set_phase(Phase::Checkpointing);
@@ -588,11 +584,6 @@ impl GroupCommit {
             }
             None => q.leading = false,
         }
-    }
-
-    /// The flag the background checkpointer sets to ask for a checkpoint between batches.
-    pub(crate) fn checkpoint_flag(&self) -> Arc<AtomicBool> {
-        self.shared.checkpoint_wanted.clone()
     }
 
     /// A snapshot of the statistics.

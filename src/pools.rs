@@ -237,6 +237,10 @@ impl NamedPool {
                 call: "writer()",
             });
         }
+        let wal = p.wal.get();
+        if let Some(wal) = wal {
+            wal.pass(std::time::Instant::now() + timeout);
+        }
         #[cfg(feature = "metrics")]
         p.counters.pending(1);
         let got = p.pool.get_timeout(timeout);
@@ -246,7 +250,7 @@ impl NamedPool {
             Ok(inner) => Ok(Conn {
                 inner,
                 counters: p.stats.then(|| p.counters.clone()),
-                wal: p.wal.get().cloned(),
+                wal: wal.cloned(),
                 used: Cell::new(false),
             }),
             Err(_) => Err(self.timeout_error(timeout)),
@@ -710,7 +714,6 @@ impl Pools {
                     &db.name,
                     &db.path,
                     db.checkpoint_wal_size.bytes(),
-                    handle.commit.as_ref().map(|c| c.checkpoint_flag()),
                 )?;
                 if let Ok(writer) = &handle.writer {
                     let _ = writer.inner.wal.set(checkpointer.watch(handle.split));

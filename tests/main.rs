@@ -24,6 +24,7 @@ mod fuzz;
 mod hostile;
 mod library;
 mod pools;
+mod pragma_guard;
 mod replication;
 mod safety;
 mod settings;
