@@ -18,7 +18,8 @@
 //! p50/p99/max latency over all rounds, SQLITE_BUSY failures, the largest WAL file seen, and the
 //! median of the per-round ratios against stock. Run:
 //! `cargo run --release --example write_path -- 3 2` (rounds, seconds per run; a third argument
-//! keeps only the workloads whose name contains it).
+//! keeps only the workloads whose name contains it, a fourth only the stacks whose label does).
+//! `EX_MMAP=0` sets `mmap_size` to 0 bytes in every stack (it is 256 MiB in `recommended`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -61,10 +62,11 @@ fn profiles() -> String {
 
 /// The recommended profile's pragmas, as a stock application would write them.
 fn stock_init(synchronous: &str) -> String {
+    let mmap = std::env::var("EX_MMAP").unwrap_or_else(|_| "268435456".into());
     format!(
         "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = wal; PRAGMA synchronous = {synchronous};
          PRAGMA foreign_keys = ON; PRAGMA temp_store = memory; PRAGMA cache_size = -8192;
-         PRAGMA mmap_size = 268435456; PRAGMA journal_size_limit = 67108864;"
+         PRAGMA mmap_size = {mmap}; PRAGMA journal_size_limit = 67108864;"
     )
 }
 
@@ -93,10 +95,11 @@ fn open(
     }
     let split = stack != Stack::Pool;
     let toml = format!(
-        "{}\n[databases.w]\npath = {:?}\nprofile = \"recommended\"\n{}[databases.w.pragmas]\nsynchronous = \"{synchronous}\"\n[databases.w.pool]\nmax_size = 8\n{}",
+        "{}\n[databases.w]\npath = {:?}\nprofile = \"recommended\"\n{}[databases.w.pragmas]\nsynchronous = \"{synchronous}\"\n{}[databases.w.pool]\nmax_size = 8\n{}",
         profiles(),
         path.display().to_string(),
         checkpoint.map_or(String::new(), |size| format!("checkpoint = \"background\"\ncheckpoint_wal_size = \"{size}\"\n")),
+        std::env::var("EX_MMAP").map_or(String::new(), |m| format!("mmap_size = \"{m}B\"\n")),
         if split { "[databases.w.writer]\n[databases.w.readers]\nmax_size = 8\n" } else { "" }
     );
     let pools = Pools::new(&Settings::from_toml(&toml).unwrap()).unwrap();
@@ -340,6 +343,8 @@ fn main() {
             8,
         ),
         ("80% reads/20% inserts, 8 threads", Work::Mixed, "normal", 8),
+        ("80% reads/20% inserts, 2 threads", Work::Mixed, "normal", 2),
+        ("insert, 2 threads, sync=normal", Work::Insert, "normal", 2),
         ("insert, 1 thread, sync=normal", Work::Insert, "normal", 1),
         ("point reads, 1 thread", Work::Read, "normal", 1),
         ("point reads, 8 threads", Work::Read, "normal", 8),
