@@ -15,7 +15,6 @@ use serde::Serialize;
 
 use crate::customizer::{LastError, LastErrorHandle};
 use crate::histogram::{Histogram, Summary};
-use crate::sys::take_cache_sample;
 
 /// A checkout that took at least this long counts as having waited. An idle connection is handed
 /// out in well under a microsecond; opening one, or waiting for a check-in, takes far longer.
@@ -101,12 +100,25 @@ impl PoolCounters {
         self: &Arc<Self>,
         conn: &mut r2d2::PooledConnection<crate::manager::Manager>,
     ) {
-        let s = take_cache_sample(conn);
-        self.cache_hit.fetch_add(s.hit, Relaxed);
-        self.cache_miss.fetch_add(s.miss, Relaxed);
-        self.cache_write.fetch_add(s.write, Relaxed);
-        self.cache_spill.fetch_add(s.spill, Relaxed);
-        let used = i64::try_from(s.used).unwrap_or(i64::MAX);
+        let s = crate::sys::take_cache_counters(conn);
+        // Shared counters: touched only when there is something to add (a reader that hit
+        // its cache adds to one of them).
+        for (counter, n) in [
+            (&self.cache_hit, s.hit),
+            (&self.cache_miss, s.miss),
+            (&self.cache_write, s.write),
+            (&self.cache_spill, s.spill),
+        ] {
+            if n > 0 {
+                counter.fetch_add(n, Relaxed);
+            }
+        }
+        if s.miss == 0 && s.write == 0 {
+            // Nothing entered the cache: the bytes it holds are as last sampled (a connection
+            // whose pages all come from the memory map never grows its cache).
+            return;
+        }
+        let used = i64::try_from(crate::sys::cache_used(conn)).unwrap_or(i64::MAX);
         let ext = r2d2::PooledConnection::extensions_mut(conn);
         match ext.get_mut::<CacheUsed>() {
             Some(prev) => {
