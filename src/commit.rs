@@ -61,6 +61,9 @@ pub use crate::settings::GroupCommitSettings;
 
 use crate::reentry::SAVEPOINT;
 
+/// The most batches one caller leads before it hands the lead on: its own answer waits for them.
+const LEAD_BATCHES: u32 = 4;
+
 const QUEUED: u8 = 0;
 const RUNNING: u8 = 1;
 const LEAD: u8 = 2;
@@ -187,7 +190,7 @@ struct Shared {
     not_full: Condvar,
     /// With `checkpoint = "background"`: the `-shm` file, read after every batch, and the
     /// threshold in bytes of frames not yet checkpointed.
-    wal_index: Option<(Mutex<crate::checkpoint::Shm>, u64)>,
+    wal_index: Option<crate::checkpoint::Trigger>,
     /// Incremented by the writer's rollback hook while a batch runs.
     rollbacks: Arc<AtomicU64>,
     phase: AtomicU8,
@@ -236,7 +239,7 @@ impl GroupCommit {
                 }),
                 not_full: Condvar::new(),
                 wal_index: checkpoint
-                    .map(|(path, bytes)| (Mutex::new(crate::checkpoint::Shm::of(path)), bytes)),
+                    .map(|(path, bytes)| crate::checkpoint::Trigger::of(path, bytes)),
                 rollbacks: Arc::new(AtomicU64::new(0)),
                 phase: AtomicU8::new(Phase::Idle as u8),
                 phase_since: AtomicU64::new(0),
@@ -431,7 +434,8 @@ impl GroupCommit {
         self.set_phase(Phase::Connecting);
         let wait = first.deadline.saturating_duration_since(Instant::now());
         let conn = match s.writer.get_timeout(wait) {
-            Ok(conn) => conn,
+            // The leader checkpoints between batches itself, not again at check-in.
+            Ok(conn) => conn.without_checkpoint(),
             Err(e) => {
                 let e = match e {
                     Error::Timeout { .. } => self.timed_out(Error::WriteTimeout {
@@ -464,11 +468,12 @@ impl GroupCommit {
             });
         }
         let began = Instant::now();
+        let mut led = 0;
         let mut mine = None;
         let mut next = Some(first);
         // Batches, while callers queue behind them: the leader keeps leading for up to
-        // `max_batch_time` in all (a hand-off to another thread would put a wake-up on the
-        // critical path of every batch), then hands the lead on.
+        // LEAD_BATCHES batches and `max_batch_time` in all (a hand-off to another thread would
+        // put a wake-up on the critical path of every batch), then hands the lead on.
         while next.is_some() {
             let mut tx = Tx::new(
                 &s.database,
@@ -519,12 +524,16 @@ impl GroupCommit {
                 ticket.thread.unpark();
             }
             self.checkpoint_if_wanted(&conn);
-            if began.elapsed() < s.settings.max_batch_time {
+            led += 1;
+            if led < LEAD_BATCHES && began.elapsed() < s.settings.max_batch_time {
                 next = self.pop();
             }
         }
         let _ = conn.commit_hook(None::<fn() -> bool>);
         let _ = conn.rollback_hook(None::<fn()>);
+        // A closure may have changed the busy timeout through rusqlite (`busy_timeout`,
+        // `busy_handler`): the next borrower gets the profile's.
+        let _ = conn.busy_timeout(s.writer.busy_timeout());
         drop(conn);
         self.resign();
         mine.unwrap_or_else(|| {
@@ -554,11 +563,10 @@ impl GroupCommit {
     /// starts the WAL over. PASSIVE: it waits for no reader.
     fn checkpoint_if_wanted(&self, conn: &Connection) {
         let s = &self.shared;
-        let Some((shm, threshold)) = &s.wal_index else {
+        let Some(trigger) = &s.wal_index else {
             return;
         };
-        let pending = lock(shm).header().map_or(0, |h| h.pending_bytes());
-        if pending < *threshold {
+        if !trigger.due() {
             return;
         }
         self.set_phase(Phase::Checkpointing);
@@ -570,6 +578,7 @@ impl GroupCommit {
                 tracing::debug!(database = %s.database, error = %e, "checkpoint between batches failed")
             }
         }
+        trigger.checkpointed();
     }
 
     /// Hands the lead to the first queued caller, or leaves it free.
@@ -652,6 +661,7 @@ where
     let Tx { mut done, .. } = tx;
     let _ = conn.commit_hook(None::<fn() -> bool>);
     let _ = conn.rollback_hook(None::<fn()>);
+    let _ = conn.busy_timeout(pool.busy_timeout());
     let result = done.pop().map_or_else(
         || {
             Err(Error::Commit {

@@ -71,6 +71,15 @@ impl Drop for Conn {
     }
 }
 
+impl Conn {
+    /// This connection runs no checkpoint at check-in (group commit's leader checkpoints
+    /// between batches).
+    pub(crate) fn without_checkpoint(mut self) -> Conn {
+        self.wal = None;
+        self
+    }
+}
+
 impl fmt::Debug for Conn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Conn").finish_non_exhaustive()
@@ -284,7 +293,9 @@ impl NamedPool {
     }
 
     /// The r2d2 pool. Connections taken from it directly are counted by the event handler, but
-    /// their page-cache counters are sampled only when a [`Conn`] checks them in.
+    /// their page-cache counters are sampled only when a [`Conn`] checks them in, and they run
+    /// no checkpoint at check-in (`checkpoint = "background"`: the background thread steps in at
+    /// twice `checkpoint_wal_size`).
     pub fn pool(&self) -> &Pool<Manager> {
         &self.inner.pool
     }

@@ -656,3 +656,105 @@ fn background_checkpoints_bound_the_wal_for_writers_outside_group_commit() {
         );
     }
 }
+
+#[test]
+fn a_busy_timeout_changed_inside_a_closure_is_the_profiles_again_for_the_next_borrower() {
+    for split in [true, false] {
+        let f = if split {
+            fixture("")
+        } else {
+            Fixture::new(&format!(
+                "{}\n[databases.audit]\npath = \"{{data}}/audit.db\"\nprofile = \"recommended\"\n[databases.audit.pool]\nmax_size = 1\n",
+                shipped_profiles()
+            ))
+        };
+        let pools = open(&f);
+        pools
+            .write("audit", |c| {
+                c.busy_timeout(Duration::from_millis(1))?;
+                c.execute("INSERT INTO t VALUES (1)", []).map(drop)
+            })
+            .unwrap();
+        let busy: i64 = pools
+            .writer("audit")
+            .unwrap()
+            .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(busy, 5000, "split={split}");
+    }
+}
+
+#[test]
+fn a_caller_that_leads_hands_the_lead_on_after_a_few_batches() {
+    // One closure per batch and a long max_batch_time: before, the first leader kept leading
+    // for as long as others queued (its own write took the whole run).
+    let f = fixture("max_batch = 1\nconnection_timeout = \"5s\"");
+    let pools = open(&f);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let slowest: Vec<Duration> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4i64)
+            .map(|t| {
+                let pools = &pools;
+                s.spawn(move || {
+                    let mut slowest = Duration::ZERO;
+                    let mut i = 0;
+                    while Instant::now() < deadline {
+                        i += 1;
+                        let id = t * 1_000_000 + i;
+                        let started = Instant::now();
+                        pools
+                            .write("audit", move |c| {
+                                c.execute("INSERT INTO t VALUES (?1)", [id]).map(drop)
+                            })
+                            .unwrap();
+                        slowest = slowest.max(started.elapsed());
+                    }
+                    slowest
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (t, d) in slowest.iter().enumerate() {
+        assert!(*d < Duration::from_secs(1), "thread {t} waited {d:?}");
+    }
+    let stats = pools.handle("audit").unwrap().write_stats().unwrap();
+    assert_eq!(stats.failed_writes, 0);
+    assert_eq!(stats.max_batch, 1);
+}
+
+#[test]
+fn a_reader_holding_an_old_snapshot_does_not_make_every_batch_checkpoint() {
+    let f = Fixture::new(&format!(
+        "{}\n[databases.audit]\npath = \"{{data}}/audit.db\"\nprofile = \"recommended\"\ncheckpoint = \"background\"\ncheckpoint_wal_size = \"64KiB\"\n[databases.audit.writer]\n[databases.audit.readers]\nmax_size = 2\n",
+        shipped_profiles()
+    ));
+    let pools = open(&f);
+    pools
+        .write("audit", |c| c.execute_batch("CREATE TABLE pad(v BLOB)"))
+        .unwrap();
+    let mut reader = pools.reader("audit").unwrap();
+    let snapshot = reader.transaction().unwrap();
+    let _: i64 = snapshot
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    let audit = pools.handle("audit").unwrap();
+    for _ in 0..300 {
+        audit
+            .write(|c| {
+                c.execute("INSERT INTO pad VALUES (randomblob(4000))", [])
+                    .map(drop)
+            })
+            .unwrap();
+    }
+    let writes = audit.write_stats().unwrap();
+    let checkpoints = audit.checkpoint_stats().unwrap();
+    // About one checkpoint per 64 KiB of new frames (a row is two pages here), not one per
+    // batch, which is what a trigger without a floor ran while the snapshot pinned the WAL.
+    assert!(writes.checkpoints * 3 < writes.batches, "{writes:?}");
+    assert_eq!(
+        checkpoints.at_checkin, 0,
+        "group commit's checkpoints are its own: {checkpoints:?}"
+    );
+    drop(snapshot);
+}
