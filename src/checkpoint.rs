@@ -12,7 +12,7 @@
 //!   PASSIVE checkpoint on the writer before the next batch: no write is in flight, so it copies
 //!   every frame and the next batch starts the WAL over. (A PASSIVE checkpoint from another
 //!   connection under a steady write load never catches up: new frames arrive while it copies.)
-//! - a writing connection outside group commit checks as it is checked in ([`WalWatch`]).
+//! - a writing connection outside group commit checks as it is checked in (`WalWatch`).
 //! - this module's thread reads the header every 10ms for the statistics, runs RESTART itself
 //!   when frames are pending but none has been added for 100ms (no writer is active to do it),
 //!   and TRUNCATE after a second without a new frame, to give the disk space back. It never

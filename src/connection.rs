@@ -4,7 +4,7 @@
 //! statement. The order, the bootstrap of file-level pragmas and the read-back live once, in
 //! [`crate::Profile`] and [`crate::PragmaCustomizer`]; each connection type only says how to run
 //! those operations. Implemented for [`rusqlite::Connection`] and, behind features, for
-//! diesel's `SqliteConnection` ([`crate::diesel`]).
+//! diesel's `SqliteConnection` (`litepool::diesel`, feature `diesel`).
 
 use rusqlite::types::Value;
 
