@@ -266,6 +266,11 @@ impl NamedPool {
         }
     }
 
+    /// The pool's `connection_timeout`.
+    pub(crate) fn timeout(&self) -> std::time::Duration {
+        self.inner.timeout
+    }
+
     /// The `busy_timeout` every connection of this pool has.
     pub(crate) fn busy_timeout(&self) -> std::time::Duration {
         self.inner.busy_timeout
@@ -477,15 +482,7 @@ impl Handle {
                 })
             }
         };
-        if crate::reentry::inside(pool.id()) {
-            return Err(Error::Reentrant {
-                database: self.database.clone(),
-                call: "write",
-            });
-        }
-        let start = std::time::Instant::now();
-        let conn = pool.get()?;
-        crate::commit::write_alone(&self.database, pool, &conn, (start, pool.inner.timeout), f)
+        crate::commit::write_alone(&self.database, pool, f)
     }
 
     /// What the background checkpointer did (`checkpoint = "background"`).

@@ -14,16 +14,11 @@ use crate::error::{Error, Result};
 use crate::pools::NamedPool;
 use crate::reentry::{self, SAVEPOINT};
 
-/// `f` alone in `BEGIN IMMEDIATE … COMMIT` on `conn` (a pool connection of a database without a
-/// split), with the same guarantees as a batch: `Ok` only if its work committed.
-/// `start` is when the caller called, `wait` how long its transaction may wait to begin.
-pub(crate) fn write_alone<T, F>(
-    database: &str,
-    pool: &NamedPool,
-    conn: &Connection,
-    (start, wait): (Instant, Duration),
-    f: F,
-) -> Result<T>
+/// `f` alone in `BEGIN IMMEDIATE … COMMIT` on a connection of `pool` (a database without a
+/// split), with the same guarantees as a batch: `Ok` only if its work committed. Refused at once
+/// from inside a write closure of the same pool, before any checkout (a pool of one would wait
+/// for the closure's own connection).
+pub(crate) fn write_alone<T, F>(database: &str, pool: &NamedPool, f: F) -> Result<T>
 where
     F: FnOnce(&Connection) -> rusqlite::Result<T>,
 {
@@ -34,6 +29,9 @@ where
             call: "write",
         });
     }
+    let start = Instant::now();
+    let conn = pool.get()?;
+    let conn: &Connection = &conn;
     let rollbacks = Arc::new(AtomicU64::new(0));
     let counted = rollbacks.clone();
     conn.rollback_hook(Some(move || {
@@ -46,10 +44,15 @@ where
     })?;
     let mut value = None;
     let mut tx = Tx::new(database, conn, id, &rollbacks, pool.busy_timeout());
-    tx.run((), (start, start + wait), &|_| (), |c: &Connection| {
-        value = Some(f(c)?);
-        Ok(())
-    });
+    tx.run(
+        (),
+        (start, start + pool.timeout()),
+        &|_| (),
+        |c: &Connection| {
+            value = Some(f(c)?);
+            Ok(())
+        },
+    );
     tx.commit();
     let Tx { mut done, .. } = tx;
     let _ = conn.commit_hook(None::<fn() -> bool>);
