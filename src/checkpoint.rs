@@ -162,17 +162,25 @@ impl Trigger {
         }
     }
 
-    fn pending(&self) -> u64 {
+    /// The WAL-index header now.
+    pub(crate) fn index(&self) -> Option<WalIndex> {
         self.shm
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .header()
-            .map_or(0, |h| h.pending_bytes())
+    }
+
+    fn pending(&self) -> u64 {
+        self.index().map_or(0, |h| h.pending_bytes())
     }
 
     /// True when a checkpoint is due.
     pub(crate) fn due(&self) -> bool {
-        let pending = self.pending();
+        self.due_at(self.pending())
+    }
+
+    /// True when a checkpoint is due with `pending` bytes of frames not yet checkpointed.
+    fn due_at(&self, pending: u64) -> bool {
         let mut floor = self.floor.load(Relaxed);
         if pending < floor {
             // The WAL started over (or was checkpointed by someone else).
@@ -189,7 +197,8 @@ impl Trigger {
 }
 
 /// Checkpoints at check-in: a writing connection that is not group commit's (`pools.writer()`,
-/// a database without a split) reads the WAL-index header as it goes back to the pool and, past
+/// a database without a split) that changed rows reads the WAL-index header as it goes back to
+/// the pool (one that only read skips it: no syscall on a reader's check-in) and, past
 /// the threshold, checkpoints on the spot. A polling thread alone fell behind: starved by 8 busy
 /// writers on 2 cores, it let the WAL reach 58 MiB against a 1 MiB threshold (measured).
 #[derive(Debug)]
@@ -285,23 +294,22 @@ fn restart_within(conn: &Connection, wait: Duration) -> rusqlite::Result<i64> {
 /// The `-shm` file, opened read-only once it exists. Read with one positioned read: SQLite
 /// maps the same pages, and a torn read only shows as two header copies that differ.
 #[derive(Debug)]
-pub(crate) struct Shm {
+struct Shm {
     path: PathBuf,
     file: Option<std::fs::File>,
 }
 
 impl Shm {
     /// The `-shm` file of the database at `db`.
-    pub(crate) fn of(db: &Path) -> Shm {
-        Shm::new(shm_of(db))
-    }
-
-    fn new(path: PathBuf) -> Shm {
-        Shm { path, file: None }
+    fn of(db: &Path) -> Shm {
+        Shm {
+            path: shm_of(db),
+            file: None,
+        }
     }
 
     /// The WAL-index header now, when it can be read and its two copies agree.
-    pub(crate) fn header(&mut self) -> Option<WalIndex> {
+    fn header(&mut self) -> Option<WalIndex> {
         if self.file.is_none() {
             self.file = std::fs::File::open(&self.path).ok();
         }
@@ -351,18 +359,16 @@ impl Checkpointer {
         })?;
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
-        let (flag, c, wal, shm, name, db) = (
+        let (flag, c, wal, name, db) = (
             stop.clone(),
             counters.clone(),
             wal_of(path),
-            shm_of(path),
             database.to_owned(),
             path.to_owned(),
         );
         let thread = std::thread::Builder::new()
             .name(format!("litepool-checkpoint-{database}"))
             .spawn(move || {
-                let mut shm = Shm::new(shm);
                 // Writes that bypass litepool's connections (the r2d2 pool itself) are not
                 // checkpointed at check-in: past twice the threshold the thread steps in even
                 // while they go on.
@@ -376,7 +382,7 @@ impl Checkpointer {
                     }
                     let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
                     c.wal_peak.fetch_max(size, Relaxed);
-                    let Some(h) = shm.header() else { continue };
+                    let Some(h) = backstop.index() else { continue };
                     c.pending_peak.fetch_max(h.pending_bytes(), Relaxed);
                     if h.max_frame != last.0 {
                         last = (h.max_frame, Instant::now());
@@ -386,7 +392,7 @@ impl Checkpointer {
                     // competes with them for the checkpoint lock.
                     let idle = last.1.elapsed();
                     let over = h.pending_bytes() >= threshold;
-                    let mode = if (over && idle >= IDLE_RESTART) || backstop.due() {
+                    let mode = if (over && idle >= IDLE_RESTART) || backstop.due_at(h.pending_bytes()) {
                         "RESTART"
                     } else if size > 0 && idle >= IDLE_TRUNCATE {
                         "TRUNCATE"

@@ -28,8 +28,9 @@ use crate::stats::{PoolCounters, PoolStats, StatsHandler};
 pub struct Conn {
     inner: PooledConnection<Manager>,
     counters: Option<Arc<PoolCounters>>,
-    /// With `checkpoint = "background"` on a writing pool: checkpoints at check-in.
-    wal: Option<Arc<crate::checkpoint::WalWatch>>,
+    /// With `checkpoint = "background"` on a writing pool: checkpoints at check-in, and the
+    /// connection's `total_changes` at checkout (a borrower that changed no row skips the check).
+    wal: Option<(Arc<crate::checkpoint::WalWatch>, u64)>,
     /// Set on first use: a connection checked out and back unused has nothing to sample.
     used: Cell<bool>,
 }
@@ -65,8 +66,10 @@ impl Drop for Conn {
         if let Some(counters) = &self.counters {
             counters.sample_cache(&mut self.inner);
         }
-        if let Some(wal) = &self.wal {
-            wal.after_write(&self.inner);
+        if let Some((wal, changes)) = &self.wal {
+            if self.inner.total_changes() != *changes {
+                wal.after_write(&self.inner);
+            }
         }
     }
 }
@@ -257,9 +260,9 @@ impl NamedPool {
         p.counters.pending(-1);
         match got {
             Ok(inner) => Ok(Conn {
+                wal: wal.map(|w| (w.clone(), inner.total_changes())),
                 inner,
                 counters: p.stats.then(|| p.counters.clone()),
-                wal: wal.cloned(),
                 used: Cell::new(false),
             }),
             Err(_) => Err(self.timeout_error(timeout)),
