@@ -375,6 +375,10 @@ impl Checkpointer {
                 let backstop = Trigger::of(&db, threshold.saturating_mul(2));
                 // The last mxFrame seen, and when it changed.
                 let mut last = (0u64, Instant::now());
+                // The check-in checkpoints counted, and when that count last moved: while
+                // litepool's own connections checkpoint, the backstop stays out of their way
+                // (competing for the lock, both fell back to PASSIVE and the WAL grew).
+                let mut checkins = (0u64, Instant::now());
                 loop {
                     std::thread::park_timeout(CHECK_INTERVAL);
                     if flag.load(Relaxed) {
@@ -392,7 +396,13 @@ impl Checkpointer {
                     // competes with them for the checkpoint lock.
                     let idle = last.1.elapsed();
                     let over = h.pending_bytes() >= threshold;
-                    let mode = if (over && idle >= IDLE_RESTART) || backstop.due_at(h.pending_bytes()) {
+                    let done_at_checkin = c.at_checkin.load(Relaxed);
+                    if done_at_checkin != checkins.0 {
+                        checkins = (done_at_checkin, Instant::now());
+                    }
+                    let backstop_due = checkins.1.elapsed() >= IDLE_RESTART
+                        && backstop.due_at(h.pending_bytes());
+                    let mode = if (over && idle >= IDLE_RESTART) || backstop_due {
                         "RESTART"
                     } else if size > 0 && idle >= IDLE_TRUNCATE {
                         "TRUNCATE"

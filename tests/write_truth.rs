@@ -19,6 +19,23 @@ fn fixture(writer: &str) -> Fixture {
     ))
 }
 
+/// The same `audit` database without a split; `pool` holds its `[databases.audit.pool]` keys.
+fn plain(pool: &str) -> Fixture {
+    Fixture::new(&format!(
+        "{}\n[databases.audit]\npath = \"{{data}}/audit.db\"\nprofile = \"recommended\"\n[databases.audit.pool]\n{pool}\n",
+        shipped_profiles()
+    ))
+}
+
+/// Commits row 1 of `t` before the case starts.
+fn seed(pools: &Pools) {
+    pools
+        .write("audit", |c| {
+            c.execute("INSERT INTO t VALUES (1)", []).map(drop)
+        })
+        .unwrap();
+}
+
 fn open(f: &Fixture) -> Pools {
     let pools = Pools::new(&f.load().unwrap()).unwrap();
     pools
@@ -113,11 +130,7 @@ fn is_rolled_back(r: &litepool::Result<()>) -> bool {
 fn insert_or_rollback_in_a_batch_fails_the_writes_before_it_and_commits_those_after() {
     let f = fixture("");
     let pools = open(&f);
-    pools
-        .write("audit", |c| {
-            c.execute("INSERT INTO t VALUES (1)", []).map(drop)
-        })
-        .unwrap();
+    seed(&pools);
     let audit = pools.handle("audit").unwrap();
     let out = one_batch(
         &audit,
@@ -179,11 +192,7 @@ fn a_trigger_raising_rollback_is_told_to_every_caller_of_its_batch() {
 fn a_closure_that_ignores_the_rollback_and_goes_on_commits_nothing() {
     let f = fixture("");
     let pools = open(&f);
-    pools
-        .write("audit", |c| {
-            c.execute("INSERT INTO t VALUES (1)", []).map(drop)
-        })
-        .unwrap();
+    seed(&pools);
     let audit = pools.handle("audit").unwrap();
     let out = one_batch(
         &audit,
@@ -314,11 +323,7 @@ fn a_closure_that_panics_fails_alone() {
 fn a_leader_whose_own_closure_fails_still_commits_its_followers() {
     let f = fixture("");
     let pools = open(&f);
-    pools
-        .write("audit", |c| {
-            c.execute("INSERT INTO t VALUES (1)", []).map(drop)
-        })
-        .unwrap();
+    seed(&pools);
     let audit = pools.handle("audit").unwrap();
     let out = one_batch(&audit, vec![insert("t", 1), insert("t", 2), insert("t", 3)]);
     assert!(out[0].as_ref().unwrap_err().to_string().contains("UNIQUE"));
@@ -431,16 +436,9 @@ fn a_slow_closure_makes_the_writes_behind_it_time_out_naming_it() {
 
 #[test]
 fn write_without_a_split_keeps_the_same_promises() {
-    let f = Fixture::new(&format!(
-        "{}\n[databases.audit]\npath = \"{{data}}/audit.db\"\nprofile = \"recommended\"\n",
-        shipped_profiles()
-    ));
+    let f = plain("");
     let pools = open(&f);
-    pools
-        .write("audit", |c| {
-            c.execute("INSERT INTO t VALUES (1)", []).map(drop)
-        })
-        .unwrap();
+    seed(&pools);
     let r = pools.write("audit", |c| {
         let _ = c.execute("INSERT OR ROLLBACK INTO t VALUES (1)", []);
         c.execute("INSERT INTO t VALUES (5)", []).map(drop)
@@ -510,10 +508,7 @@ fn a_panic_payload_whose_drop_panics_fails_its_write_alone() {
 
 #[test]
 fn writer_inside_a_write_closure_without_a_split_fails_at_once() {
-    let f = Fixture::new(&format!(
-        "{}\n[databases.audit]\npath = \"{{data}}/audit.db\"\nprofile = \"recommended\"\n[databases.audit.pool]\nmax_size = 4\n",
-        shipped_profiles()
-    ));
+    let f = plain("max_size = 4");
     let pools = open(&f);
     let inner = pools.clone();
     let started = Instant::now();
@@ -551,10 +546,7 @@ fn a_write_lock_held_by_another_connection_is_waited_for_only_as_long_as_connect
         let f = if split {
             fixture("connection_timeout = \"300ms\"")
         } else {
-            Fixture::new(&format!(
-                "{}\n[databases.audit]\npath = \"{{data}}/audit.db\"\nprofile = \"recommended\"\n[databases.audit.pool]\nmax_size = 4\nconnection_timeout = \"300ms\"\n",
-                shipped_profiles()
-            ))
+            plain("max_size = 4\nconnection_timeout = \"300ms\"")
         };
         let pools = open(&f);
         // busy_timeout is 5s in the profile; another process holds the write lock.
@@ -663,10 +655,7 @@ fn a_busy_timeout_changed_inside_a_closure_is_the_profiles_again_for_the_next_bo
         let f = if split {
             fixture("")
         } else {
-            Fixture::new(&format!(
-                "{}\n[databases.audit]\npath = \"{{data}}/audit.db\"\nprofile = \"recommended\"\n[databases.audit.pool]\nmax_size = 1\n",
-                shipped_profiles()
-            ))
+            plain("max_size = 1")
         };
         let pools = open(&f);
         pools
