@@ -145,3 +145,21 @@ fn allowed_pragmas_work_and_reading_any_pragma_stays_allowed() {
         .unwrap();
     assert_eq!(d, 0);
 }
+
+#[test]
+fn schema_qualified_and_mixed_case_assignments_are_refused_too() {
+    let (_f, pools) = one_connection("");
+    for sql in [
+        "PRAGMA main.ignore_check_constraints = ON",
+        "PRAGMA temp.foreign_keys = 0",
+        "PRAGMA Query_Only = 0",
+        "pragma MAIN.Synchronous(OFF)",
+        "PRAGMA \"writable_schema\" = 1",
+    ] {
+        let e = pools.get("app").unwrap().execute_batch(sql).unwrap_err();
+        assert!(e.to_string().contains("not authorized"), "{sql}: {e}");
+    }
+    let c = pools.get("app").unwrap();
+    let e = c.execute("INSERT INTO stock VALUES (-5)", []).unwrap_err();
+    assert!(e.to_string().contains("CHECK constraint failed"), "{e}");
+}

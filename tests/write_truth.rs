@@ -747,3 +747,36 @@ fn a_reader_holding_an_old_snapshot_does_not_make_every_batch_checkpoint() {
     );
     drop(snapshot);
 }
+
+#[test]
+fn writes_through_the_r2d2_pool_itself_are_held_near_twice_the_threshold() {
+    // Connections taken from `pool()` directly run no checkpoint at check-in; the thread's
+    // backstop steps in at twice checkpoint_wal_size (before it: 7 MiB against 1 MiB).
+    let f = Fixture::new(&format!(
+        "{}\n[databases.audit]\npath = \"{{data}}/audit.db\"\nprofile = \"recommended\"\ncheckpoint = \"background\"\ncheckpoint_wal_size = \"1MiB\"\n",
+        shipped_profiles()
+    ));
+    let pools = open(&f);
+    let raw = pools.pool("audit").unwrap();
+    raw.get()
+        .unwrap()
+        .execute_batch("CREATE TABLE pad(v BLOB)")
+        .unwrap();
+    let wal = f.path("data/audit.db-wal");
+    let mut peak = 0;
+    let mut written = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        raw.get()
+            .unwrap()
+            .execute("INSERT INTO pad VALUES (randomblob(1000))", [])
+            .unwrap();
+        written += 1000;
+        peak = peak.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let stats = pools.handle("audit").unwrap().checkpoint_stats().unwrap();
+    assert!(written > 1 << 20, "only {written} bytes written");
+    assert!(stats.restart > 0, "{stats:?}");
+    assert!(peak <= 5 << 19, "WAL peaked at {peak} bytes ({stats:?})");
+}
