@@ -174,13 +174,15 @@ impl PragmaCustomizer {
 }
 
 impl PragmaCustomizer {
-    /// [`PragmaCustomizer::customize`] for a rusqlite connection, then the pragma guard: an
-    /// authorizer that refuses what would outlive a checkout (see the README's "Safety").
+    /// [`PragmaCustomizer::customize`] for a rusqlite connection, then the pragma guard
+    /// ([`crate::guard`]): an authorizer that refuses what would outlive a checkout. For
+    /// hand-built r2d2 pools; litepool's own pools of every kind do this when they open a
+    /// connection, and also check connections in ([`crate::Pools`]).
     pub fn customize_guarded(&self, conn: &mut Connection) -> Result<()> {
         self.customize(conn)?;
-        guard(conn).map_err(|source| Error::Sqlite {
+        crate::sys::install_guard(crate::sys::Db::of(conn)).map_err(|code| Error::Sqlite {
             database: self.database.clone(),
-            source,
+            source: rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None),
         })
     }
 }
@@ -251,63 +253,4 @@ impl r2d2::HandleError<rusqlite::Error> for ErrorRecorder {
     }
 }
 
-/// Pragmas a borrower may run with a value or an argument (`PRAGMA name = v`, `PRAGMA name(v)`):
-/// those that leave nothing on the connection for its next borrower. Queries that take a table
-/// or schema name; actions (`wal_checkpoint`, `incremental_vacuum`, `optimize`,
-/// `shrink_memory`); `defer_foreign_keys`, which SQLite switches off at every COMMIT and
-/// ROLLBACK; and `user_version` / `application_id`, which are data stored in the file, not
-/// connection settings. Every other pragma with a value is refused: an allowlist, so that a
-/// pragma SQLite adds later is refused too. Reading any pragma stays allowed.
-pub const ASSIGNABLE_PRAGMAS: [&str; 17] = [
-    "application_id",
-    "defer_foreign_keys",
-    "foreign_key_check",
-    "foreign_key_list",
-    "incremental_vacuum",
-    "index_info",
-    "index_list",
-    "index_xinfo",
-    "integrity_check",
-    "optimize",
-    "quick_check",
-    "shrink_memory",
-    "table_info",
-    "table_list",
-    "table_xinfo",
-    "user_version",
-    "wal_checkpoint",
-];
-
-/// Refuses, on a pooled connection, what application code could change and leave behind for the
-/// connection's next borrower: a pragma with a value or argument, unless it is one of
-/// [`ASSIGNABLE_PRAGMAS`] (so `PRAGMA query_only = 0`, `PRAGMA foreign_keys = OFF`, `PRAGMA
-/// ignore_check_constraints = ON` are refused), and `ATTACH`/`DETACH`; inside a write closure
-/// ([`crate::Handle::write`]), `BEGIN`, `COMMIT`, `ROLLBACK` and litepool's savepoint. SQLite
-/// reports a refused statement as "not authorized" when it is prepared, so nothing runs. The
-/// authorizer runs only when a statement is prepared (not for statements taken from rusqlite's
-/// statement cache).
-fn guard(conn: &Connection) -> rusqlite::Result<()> {
-    use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
-    conn.authorizer(Some(|ctx: AuthContext<'_>| match ctx.action {
-        AuthAction::Pragma {
-            pragma_name,
-            pragma_value: Some(_),
-        } if !ASSIGNABLE_PRAGMAS
-            .iter()
-            .any(|m| m.eq_ignore_ascii_case(pragma_name)) =>
-        {
-            Authorization::Deny
-        }
-        AuthAction::Attach { .. } | AuthAction::Detach { .. } => Authorization::Deny,
-        // Inside a write closure the transaction belongs to litepool's batch: BEGIN, COMMIT,
-        // ROLLBACK and its savepoint would end or split the other callers' work.
-        AuthAction::Transaction { .. } if crate::reentry::inside_any() => Authorization::Deny,
-        AuthAction::Savepoint { savepoint_name, .. }
-            if crate::reentry::inside_any()
-                && savepoint_name.eq_ignore_ascii_case(crate::reentry::SAVEPOINT) =>
-        {
-            Authorization::Deny
-        }
-        _ => Authorization::Allow,
-    }))
-}
+pub use crate::guard::ASSIGNABLE_PRAGMAS;

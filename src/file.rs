@@ -257,3 +257,38 @@ fn quick_check(db: &DatabaseSettings) -> Result<()> {
     }
     Ok(())
 }
+
+/// Creates an empty database file. Elsewhere than on unix, `file_mode` does not apply and the
+/// file gets the platform's default permissions.
+#[cfg(not(unix))]
+pub(crate) fn create(db: &DatabaseSettings) -> Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&db.path)
+        .map(drop)
+        .map_err(|source| Error::Io {
+            path: db.path.clone(),
+            source,
+        })
+}
+
+/// Creates an empty database file with `db.file_mode`; SQLite gives its `-wal` and `-shm` files
+/// the same permissions.
+#[cfg(unix)]
+pub(crate) fn create(db: &DatabaseSettings) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let io = |source| Error::Io {
+        path: db.path.clone(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(db.file_mode.0)
+        .open(&db.path)
+        .map_err(io)?;
+    // The umask may have narrowed the mode; set exactly what was configured.
+    file.set_permissions(std::fs::Permissions::from_mode(db.file_mode.0))
+        .map_err(io)
+}

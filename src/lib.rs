@@ -7,6 +7,7 @@
 mod adapter_databases;
 pub mod budget;
 pub mod check;
+mod checkin;
 pub mod checkpoint;
 pub mod commit;
 pub mod connection;
@@ -17,13 +18,16 @@ pub mod deadpool;
 #[cfg(feature = "diesel")]
 #[path = "adapters/diesel.rs"]
 pub mod diesel;
+mod driver;
 pub mod error;
 pub mod file;
+pub mod guard;
 pub mod histogram;
 pub mod lint;
 pub mod manager;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+mod open;
 pub mod pools;
 pub mod pragma;
 pub mod profile;
@@ -31,6 +35,7 @@ mod reentry;
 pub mod settings;
 pub mod stats;
 mod sys;
+mod watch;
 
 pub use connection::PragmaConnection;
 pub use customizer::PragmaCustomizer;

@@ -1,45 +1,47 @@
-//! [`Manager`]: r2d2_sqlite's connection manager, timing how long opening a connection takes
-//! (`create_time` in the statistics and, with the `metrics` feature, in
-//! `db.client.connection.create_time`). Only `connect` is timed; checkouts pass straight through.
+//! [`Manager`]: the r2d2 connection manager of litepool's pools and of its diesel pools. It
+//! opens connections through [`crate::open`] (the driver, the profile, the guard, timing) and
+//! checks them in through [`crate::checkin`] (rollback of a transaction left open, closing a
+//! connection that created temporary objects).
 
-use std::sync::Arc;
-use std::time::Instant;
+use crate::checkin::check_in;
+use crate::connection::PragmaConnection;
+use crate::driver::{Driver, Rusqlite};
+use crate::error::Error;
+use crate::open::Opener;
 
-use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::Connection;
-
-use crate::stats::PoolCounters;
-
-/// The connection manager of litepool's pools: [`SqliteConnectionManager`] plus a timer on
-/// `connect`.
+/// The connection manager of litepool's r2d2 pools, for a pool kind's [`Driver`]
+/// ([`Rusqlite`] by default; diesel's with the `diesel` feature).
 #[derive(Debug)]
-pub struct Manager {
-    inner: SqliteConnectionManager,
-    counters: Arc<PoolCounters>,
+pub struct Manager<D: Driver = Rusqlite> {
+    opener: Opener<D>,
+    /// Sample page-cache counters at check-in (pools whose connection wrapper does not).
+    sample: bool,
 }
 
-impl Manager {
-    pub(crate) fn new(inner: SqliteConnectionManager, counters: Arc<PoolCounters>) -> Self {
-        Manager { inner, counters }
+impl<D: Driver> Manager<D> {
+    pub(crate) fn new(opener: Opener<D>, sample: bool) -> Self {
+        Manager { opener, sample }
     }
 }
 
-impl r2d2::ManageConnection for Manager {
-    type Connection = Connection;
-    type Error = rusqlite::Error;
+impl<D: Driver + std::fmt::Debug> r2d2::ManageConnection for Manager<D> {
+    type Connection = D::Connection;
+    type Error = Error;
 
-    fn connect(&self) -> Result<Connection, rusqlite::Error> {
-        let start = Instant::now();
-        let conn = self.inner.connect();
-        self.counters.record_create(start.elapsed());
-        conn
+    fn connect(&self) -> Result<D::Connection, Error> {
+        self.opener.connect()
     }
 
-    fn is_valid(&self, conn: &mut Connection) -> Result<(), rusqlite::Error> {
-        self.inner.is_valid(conn)
+    fn is_valid(&self, conn: &mut D::Connection) -> Result<(), Error> {
+        conn.execute_fixed("").map_err(|source| Error::Pragma {
+            database: self.opener.shared().name.clone(),
+            pragma: "(connection test)",
+            source,
+        })
     }
 
-    fn has_broken(&self, conn: &mut Connection) -> bool {
-        self.inner.has_broken(conn)
+    #[inline]
+    fn has_broken(&self, conn: &mut D::Connection) -> bool {
+        check_in::<D>(conn, self.opener.shared(), self.sample).discard()
     }
 }

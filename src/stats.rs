@@ -94,13 +94,8 @@ impl PoolCounters {
         }
     }
 
-    /// Adds the page-cache counters of `conn` since its last sample (they are reset by reading)
-    /// and updates the bytes its cache holds. Called as a used connection is checked in.
-    pub(crate) fn sample_cache(
-        self: &Arc<Self>,
-        conn: &mut r2d2::PooledConnection<crate::manager::Manager>,
-    ) {
-        let s = crate::sys::take_cache_counters(conn);
+    /// Adds one connection's page-cache counters since its last sample.
+    pub(crate) fn add_cache(&self, s: crate::sys::CacheSample) {
         // Shared counters: touched only when there is something to add (a reader that hit
         // its cache adds to one of them).
         for (counter, n) in [
@@ -113,12 +108,23 @@ impl PoolCounters {
                 counter.fetch_add(n, Relaxed);
             }
         }
+    }
+
+    /// Adds the page-cache counters of `conn` since its last sample (they are reset by reading)
+    /// and updates the bytes its cache holds. Called as a used connection is checked in.
+    pub(crate) fn sample_cache(
+        self: &Arc<Self>,
+        conn: &mut r2d2::PooledConnection<crate::manager::Manager>,
+    ) {
+        let db = crate::sys::Db::of(conn);
+        let s = crate::sys::take_cache_counters(db);
+        self.add_cache(s);
         if s.miss == 0 && s.write == 0 {
             // Nothing entered the cache: the bytes it holds are as last sampled (a connection
             // whose pages all come from the memory map never grows its cache).
             return;
         }
-        let used = i64::try_from(crate::sys::cache_used(conn)).unwrap_or(i64::MAX);
+        let used = i64::try_from(crate::sys::cache_used(db)).unwrap_or(i64::MAX);
         let ext = r2d2::PooledConnection::extensions_mut(conn);
         match ext.get_mut::<CacheUsed>() {
             Some(prev) => {
@@ -186,6 +192,14 @@ impl PoolCounters {
     #[cfg(feature = "deadpool")]
     pub(crate) fn count_created(&self) {
         self.created.fetch_add(1, Relaxed);
+    }
+
+    /// Records how long a connection was held (for pools without r2d2's event handler).
+    #[cfg(feature = "deadpool")]
+    pub(crate) fn record_checkin(&self, d: Duration) {
+        self.hold.record(d);
+        #[cfg(feature = "metrics")]
+        self.metrics.used(d);
     }
 
     /// Records how long opening a connection took.
@@ -372,6 +386,14 @@ impl HandleEvent for StatsHandler {
         #[cfg(feature = "metrics")]
         c.metrics.used(e.duration());
         tracing::trace!(pool = %c.database, connection_id = e.connection_id(), held_us = e.duration().as_micros() as u64, "checkin");
+    }
+}
+
+/// litepool's own managers count and keep their errors as they happen ([`crate::open`]); r2d2
+/// passes them here as well, where they are only traced.
+impl HandleError<crate::Error> for StatsHandler {
+    fn handle_error(&self, error: crate::Error) {
+        tracing::debug!(pool = %self.0.database, error = %error, "connection not opened");
     }
 }
 

@@ -1,11 +1,49 @@
-//! The one FFI call litepool makes: `sqlite3_db_status`, which rusqlite does not wrap.
+//! litepool's FFI calls, each one rusqlite (or diesel, for its connections) does not wrap:
+//! `sqlite3_db_status` (page-cache counters), `sqlite3_set_authorizer` with a plain C callback
+//! (rusqlite's closure-based `authorizer` cannot be installed on a connection litepool does not
+//! own, such as diesel's), `sqlite3_get_autocommit` on such a connection, and an automatic
+//! extension that hands litepool the handle of the connection diesel is opening on this thread
+//! (diesel keeps its handle private).
 //!
-//! See <https://sqlite.org/c3ref/db_status.html>.
+//! See <https://sqlite.org/c3ref/db_status.html>, <https://sqlite.org/c3ref/set_authorizer.html>,
+//! <https://sqlite.org/c3ref/get_autocommit.html>, <https://sqlite.org/c3ref/auto_extension.html>.
 #![allow(unsafe_code)]
 
-use std::os::raw::c_int;
+use std::cell::Cell;
+use std::ffi::CStr;
+use std::os::raw::{c_char, c_int, c_void};
 
 use rusqlite::{ffi, Connection};
+
+/// The handle of an open connection, taken from a connection the caller holds borrowed and used
+/// only during that borrow. Crate-private: every function of this module that takes one relies
+/// on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Db(*mut ffi::sqlite3);
+
+// SAFETY: a `Db` is only an address; it is dereferenced (by SQLite) only while the connection it
+// came from is borrowed by the caller, which serialises the use (connections are opened with
+// SQLITE_OPEN_NO_MUTEX or by drivers that do not share them between threads).
+unsafe impl Send for Db {}
+unsafe impl Sync for Db {}
+
+impl Db {
+    /// The handle of `conn`.
+    pub fn of(conn: &Connection) -> Db {
+        // SAFETY: reading the handle has no effect; it stays valid while `conn` lives.
+        Db(unsafe { conn.handle() })
+    }
+
+    /// The handle as a number (a key in the guard's registry of connections to discard).
+    pub fn addr(self) -> usize {
+        self.0 as usize
+    }
+
+    /// A handle kept by a driver from [`capture_open`], for the connection it belongs to.
+    pub fn from_addr(addr: usize) -> Db {
+        Db(addr as *mut ffi::sqlite3)
+    }
+}
 
 /// Page-cache counters of one connection since the last call (hits, misses, writes, spills), and
 /// the bytes its cache holds now.
@@ -23,15 +61,13 @@ pub struct CacheSample {
     pub used: u64,
 }
 
-fn status(conn: &Connection, op: c_int, reset: bool) -> u64 {
+fn status(db: Db, op: c_int, reset: bool) -> u64 {
     let (mut cur, mut high): (c_int, c_int) = (0, 0);
-    // SAFETY: `conn.handle()` is the open `sqlite3*` owned by `conn`, which stays borrowed (and so
-    // open) for the whole call; `sqlite3_db_status` only reads or resets counters of that handle
-    // and writes two ints through pointers to the locals above, which outlive the call. `op` is
-    // one of SQLite's SQLITE_DBSTATUS_* constants.
-    let rc = unsafe {
-        ffi::sqlite3_db_status(conn.handle(), op, &mut cur, &mut high, c_int::from(reset))
-    };
+    // SAFETY: `db` is the open `sqlite3*` of a connection the caller holds borrowed (and so open)
+    // for the whole call; `sqlite3_db_status` only reads or resets counters of that handle and
+    // writes two ints through pointers to the locals above, which outlive the call. `op` is one
+    // of SQLite's SQLITE_DBSTATUS_* constants.
+    let rc = unsafe { ffi::sqlite3_db_status(db.0, op, &mut cur, &mut high, c_int::from(reset)) };
     if rc == ffi::SQLITE_OK {
         u64::try_from(cur).unwrap_or(0)
     } else {
@@ -42,7 +78,7 @@ fn status(conn: &Connection, op: c_int, reset: bool) -> u64 {
 /// Reads the page-cache counters of `conn` and resets them, so that each sample is a delta;
 /// `used` is left 0 (see [`cache_used`]): the bytes the cache holds only change when pages are
 /// read into it or written, so a check-in that saw neither skips that call.
-pub fn take_cache_counters(conn: &Connection) -> CacheSample {
+pub fn take_cache_counters(conn: Db) -> CacheSample {
     CacheSample {
         hit: status(conn, ffi::SQLITE_DBSTATUS_CACHE_HIT, true),
         miss: status(conn, ffi::SQLITE_DBSTATUS_CACHE_MISS, true),
@@ -53,8 +89,105 @@ pub fn take_cache_counters(conn: &Connection) -> CacheSample {
 }
 
 /// Bytes the page cache of `conn` holds now (`SQLITE_DBSTATUS_CACHE_USED`).
-pub fn cache_used(conn: &Connection) -> u64 {
+pub fn cache_used(conn: Db) -> u64 {
     status(conn, ffi::SQLITE_DBSTATUS_CACHE_USED, false)
+}
+
+/// True when the connection has no transaction open (`sqlite3_get_autocommit`).
+pub fn is_autocommit(db: Db) -> bool {
+    // SAFETY: `db` is the open handle of a connection the caller holds borrowed; the call only
+    // reads a flag of it.
+    unsafe { ffi::sqlite3_get_autocommit(db.0) != 0 }
+}
+
+/// Installs litepool's pragma guard ([`crate::guard::authorize`]) as the connection's authorizer.
+/// A later `Connection::authorizer` call of the application replaces it.
+pub fn install_guard(db: Db) -> Result<(), c_int> {
+    // SAFETY: `db` is the open handle of a connection the caller holds borrowed. `authorize`
+    // is a plain function that lives for the whole program; its user data is the handle itself,
+    // which SQLite passes back only while the connection is open (it is never dereferenced by
+    // litepool, only compared and passed to `sqlite3_get_autocommit` during a prepare on it).
+    let rc = unsafe { ffi::sqlite3_set_authorizer(db.0, Some(authorize), db.0.cast::<c_void>()) };
+    if rc == ffi::SQLITE_OK {
+        Ok(())
+    } else {
+        Err(rc)
+    }
+}
+
+/// SQLite's authorizer callback: converts the arguments and asks [`crate::guard::authorize`].
+/// A panic never crosses into C: it denies the statement.
+unsafe extern "C" fn authorize(
+    user: *mut c_void,
+    action: c_int,
+    arg1: *const c_char,
+    arg2: *const c_char,
+    schema: *const c_char,
+    _trigger: *const c_char,
+) -> c_int {
+    let text = |p: *const c_char| {
+        if p.is_null() {
+            None
+        } else {
+            // SAFETY: SQLite passes NUL-terminated strings (or NULL, handled above) that stay
+            // valid for the duration of the callback; nothing keeps them longer.
+            Some(unsafe { CStr::from_ptr(p) }.to_string_lossy())
+        }
+    };
+    let db = Db(user.cast::<ffi::sqlite3>());
+    let allowed = std::panic::catch_unwind(|| {
+        crate::guard::authorize(
+            db,
+            action,
+            text(arg1).as_deref(),
+            text(arg2).as_deref(),
+            text(schema).as_deref(),
+        )
+    });
+    if allowed.unwrap_or(false) {
+        ffi::SQLITE_OK
+    } else {
+        ffi::SQLITE_DENY
+    }
+}
+
+thread_local! {
+    /// `Some` while [`capture_open`] runs on this thread: the handle of the first connection
+    /// opened meanwhile (0 until then).
+    static CAPTURE: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// The automatic extension: SQLite calls it for every connection opened in the process, on the
+/// opening thread; it only records the handle when [`capture_open`] asked for it on that thread.
+unsafe extern "C" fn on_open(
+    db: *mut ffi::sqlite3,
+    _err: *mut *mut c_char,
+    _api: *const ffi::sqlite3_api_routines,
+) -> c_int {
+    CAPTURE.with(|c| {
+        if c.get() == Some(0) {
+            c.set(Some(db as usize));
+        }
+    });
+    ffi::SQLITE_OK
+}
+
+/// Runs `open` (a driver opening one connection, e.g. diesel's `establish`) and returns what it
+/// returned with the handle of the connection it opened, for drivers that keep the handle
+/// private. The handle is only valid while that connection is open.
+pub fn capture_open<T>(open: impl FnOnce() -> T) -> (T, Option<Db>) {
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    REGISTER.call_once(|| {
+        // SAFETY: `on_open` has the signature SQLite expects, opens no connection, closes none
+        // and does not touch the list of automatic extensions; it lives for the whole program.
+        if let Err(e) = unsafe { rusqlite::auto_extension::register_auto_extension(on_open) } {
+            tracing::error!(error = %e, "registering litepool's automatic extension failed");
+        }
+    });
+    CAPTURE.with(|c| c.set(Some(0)));
+    let out = open();
+    let handle = CAPTURE.with(|c| c.replace(None));
+    (out, handle.filter(|&h| h != 0).map(Db::from_addr))
 }
 
 #[cfg(test)]
@@ -66,19 +199,20 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1), (2);")
             .unwrap();
-        take_cache_counters(&conn);
+        let db = Db::of(&conn);
+        take_cache_counters(db);
         for _ in 0..3 {
             conn.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))
                 .unwrap();
         }
-        let first = take_cache_counters(&conn);
+        let first = take_cache_counters(db);
         assert!(first.hit >= 3, "{first:?}");
-        let used = cache_used(&conn);
+        let used = cache_used(db);
         assert!(used > 0);
-        let again = take_cache_counters(&conn);
+        let again = take_cache_counters(db);
         assert_eq!((again.hit, again.miss), (0, 0));
         assert_eq!(
-            cache_used(&conn),
+            cache_used(db),
             used,
             "reading hits did not change the cache"
         );

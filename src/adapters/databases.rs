@@ -1,10 +1,13 @@
 //! What the diesel and deadpool `Pools` share: each configured database's writer and reader
-//! pools, opened after the same file checks, and looked up by name.
+//! pools, opened after the same file checks, watched for a moved file, and looked up by name.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::open::Shared;
 use crate::settings::{DatabaseSettings, PoolSpec, Settings};
+use crate::watch::{Watched, Watcher};
 
 /// One database's pools: the writer and readers of a split database, or its one pool for both.
 #[derive(Clone)]
@@ -17,11 +20,16 @@ pub(crate) struct Database<N> {
 /// Every database's pools, by name.
 pub(crate) struct Databases<N> {
     map: BTreeMap<String, Database<N>>,
+    /// Stops the pools whose file was deleted, renamed or replaced; joined on drop.
+    _watcher: Watcher,
 }
 
-/// A concrete pool that knows its name (`jobs`, `jobs.writer`, `jobs.readers`).
+/// A concrete pool and its shared state (its name: `jobs`, `jobs.writer`, `jobs.readers`).
 pub(crate) trait Named {
-    fn name(&self) -> &str;
+    fn shared(&self) -> &Arc<Shared>;
+    fn name(&self) -> &str {
+        &self.shared().name
+    }
 }
 
 impl<N: Named + Clone> Databases<N> {
@@ -54,7 +62,21 @@ impl<N: Named + Clone> Databases<N> {
                 },
             );
         }
-        Ok(Databases { map })
+        let mut watched: Vec<Watched> = Vec::new();
+        for d in map.values() {
+            for n in [&d.writer, &d.reader] {
+                if !watched.iter().any(|w| Arc::ptr_eq(&w.shared, n.shared())) {
+                    watched.push(Watched {
+                        shared: n.shared().clone(),
+                        tick: None,
+                    });
+                }
+            }
+        }
+        Ok(Databases {
+            map,
+            _watcher: Watcher::start(watched)?,
+        })
     }
 
     /// A database by name; an unknown name lists the configured ones.

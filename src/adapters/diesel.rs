@@ -2,22 +2,29 @@
 //!
 //! [`PragmaCustomizer`] is diesel's `CustomizeConnection` too, so a hand-built diesel pool takes it
 //! as it is. [`Pools`] builds one named diesel pool per configured database (writer and readers
-//! for a split database) from the same settings, after the same file checks, with the same
-//! bootstrap on a dedicated connection and the same statistics (r2d2's events; no page-cache
-//! sampling, which needs rusqlite's handle).
+//! for a split database) from the same settings through litepool's one open and check-in path,
+//! as [`crate::Pools`] does: the same file checks, bootstrap, profile and read-back, the same
+//! pragma guard ([`crate::guard`]), a transaction left open rolled back at check-in, readers
+//! opened read-only (`mode=ro`), moved-file detection and the same statistics, page-cache
+//! counters included. The driver ([`Diesel`]) only says how diesel opens a connection.
 //!
 //! diesel has no default transaction behaviour: [`Pools::transaction`] and [`transaction`] map a
 //! profile's `transaction_behavior = "immediate"` to `SqliteConnection::immediate_transaction`
 //! (and `exclusive` to `exclusive_transaction`).
 //!
-//! Not carried over from the rusqlite pools: the pragma guard (an authorizer needs rusqlite's
-//! hooks), the rollback of a transaction left open at check-in, and the file watcher.
+//! diesel keeps its SQLite handle private; litepool learns it as diesel opens the connection
+//! (an SQLite automatic extension, on the opening thread) and keeps it in the connection's
+//! instrumentation slot, wrapping diesel's default instrumentation so that events still reach
+//! it. A connection whose instrumentation the application replaces (`set_instrumentation`) can
+//! no longer be checked, and is closed at check-in instead of going back. A connection whose
+//! transaction litepool rolled back at check-in is closed too (diesel's own transaction manager
+//! would be out of step with it).
 
 use std::sync::Arc;
 
-use ::diesel::connection::SimpleConnection;
+use ::diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection};
 use ::diesel::deserialize::{self, QueryableByName};
-use ::diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use ::diesel::r2d2::{CustomizeConnection, Pool, PooledConnection};
 use ::diesel::row::{NamedRow, Row};
 use ::diesel::sql_types::Text;
 use ::diesel::sqlite::{Sqlite, SqliteConnection};
@@ -26,17 +33,74 @@ use ::diesel::{Connection, RunQueryDsl};
 use crate::adapter_databases::{Databases, Named};
 use crate::connection::{PragmaConnection, PragmaError};
 use crate::customizer::PragmaCustomizer;
+use crate::driver::Driver;
 use crate::error::{Error, Result};
+use crate::manager::Manager;
+use crate::open::Shared;
 use crate::pragma::TransactionMode;
 use crate::profile::Raw;
-use crate::settings::{DatabaseSettings, PoolSpec, Role, Settings};
-use crate::stats::{PoolCounters, PoolStats, StatsHandler};
+use crate::settings::{DatabaseSettings, PoolSpec, Settings};
+use crate::stats::{PoolStats, StatsHandler};
+use crate::sys::Db;
 
-/// A diesel r2d2 pool of SQLite connections.
-pub type DieselPool = Pool<ConnectionManager<SqliteConnection>>;
+/// A diesel r2d2 pool of SQLite connections, as [`Pools`] builds it.
+pub type DieselPool = Pool<Manager<Diesel>>;
 
-/// A connection checked out of a [`DieselPool`].
-pub type DieselConnection = PooledConnection<ConnectionManager<SqliteConnection>>;
+/// A connection checked out of a [`DieselPool`]; a diesel `Connection`.
+pub type DieselConnection = PooledConnection<Manager<Diesel>>;
+
+/// diesel's [`SqliteConnection`] as a litepool pool kind ([`crate::manager::Manager`]'s driver).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Diesel;
+
+/// diesel's instrumentation slot of a litepool connection: the connection's SQLite handle, and
+/// the application's default instrumentation (diesel's `set_default_instrumentation`), which
+/// still receives every event.
+struct Handle {
+    db: usize,
+    inner: Option<Box<dyn Instrumentation>>,
+}
+
+impl Instrumentation for Handle {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        if let Some(inner) = &mut self.inner {
+            inner.on_connection_event(event);
+        }
+    }
+}
+
+impl Driver for Diesel {
+    type Connection = SqliteConnection;
+
+    fn open(&self, pool: &str, path: &std::path::Path, writes: bool) -> Result<SqliteConnection> {
+        let url = uri(path, writes);
+        let (conn, db) = crate::sys::capture_open(|| SqliteConnection::establish(&url));
+        let mut conn = conn.map_err(|e| Error::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let db = db.ok_or_else(|| Error::Build {
+            pool: pool.to_owned(),
+            cause: Some(crate::customizer::LastError::connection(
+                "diesel opened a connection litepool could not see (its SQLite handle)",
+            )),
+        })?;
+        conn.set_instrumentation(Handle {
+            db: db.addr(),
+            inner: ::diesel::connection::get_default_instrumentation(),
+        });
+        Ok(conn)
+    }
+
+    fn db(conn: &mut SqliteConnection) -> Option<Db> {
+        use ::diesel::Connection as _;
+        conn.instrumentation()
+            .downcast_ref::<Handle>()
+            .map(|h| Db::from_addr(h.db))
+    }
+
+    const REUSE_AFTER_ROLLBACK: bool = false;
+}
 
 /// The first column of a `PRAGMA` result, as text (SQLite converts integers).
 struct First(String);
@@ -129,8 +193,8 @@ where
 }
 
 /// The URI diesel opens: `file:` with the path percent-encoded, `mode=ro` for readers.
-fn uri(db: &DatabaseSettings, role: Role) -> String {
-    let path = db.path.to_string_lossy();
+fn uri(path: &std::path::Path, writes: bool) -> String {
+    let path = path.to_string_lossy();
     let mut out = String::from("file:");
     for b in path.bytes() {
         match b {
@@ -138,7 +202,7 @@ fn uri(db: &DatabaseSettings, role: Role) -> String {
             _ => out.push(b as char),
         }
     }
-    if !role.writes() {
+    if !writes {
         out.push_str("?mode=ro");
     }
     out
@@ -148,79 +212,33 @@ fn uri(db: &DatabaseSettings, role: Role) -> String {
 #[derive(Clone)]
 struct DieselNamed {
     pool: DieselPool,
-    counters: Arc<PoolCounters>,
+    shared: std::sync::Arc<Shared>,
     mode: Option<TransactionMode>,
-    name: String,
 }
 
 impl DieselNamed {
     fn open(db: &DatabaseSettings, spec: &PoolSpec) -> Result<DieselNamed> {
-        let p = &spec.pool;
-        p.validate()?;
-        let customizer = PragmaCustomizer::new(&spec.name, spec.profile.clone());
-        if db.create_if_missing && spec.role.writes() && !db.path.exists() {
-            crate::pools::create_file(db)?;
-        }
-        let url = uri(db, spec.role);
-        if spec.role.writes() {
-            let mut conn = SqliteConnection::establish(&url).map_err(|e| Error::Io {
-                path: db.path.clone(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
-            customizer.bootstrap(&mut conn)?;
-        } else {
-            customizer.skip_bootstrap();
-        }
-        let last_error = customizer.last_error();
-        let counters = Arc::new(PoolCounters::new(
-            &spec.name,
-            p.max_lifetime,
-            last_error.clone(),
-        ));
-        let mut builder = Pool::builder()
-            .max_size(p.max_size)
-            .min_idle(p.min_idle)
-            .connection_timeout(p.connection_timeout)
-            .idle_timeout(p.idle_timeout)
-            .max_lifetime(p.max_lifetime)
-            .test_on_check_out(p.test_on_check_out)
-            .connection_customizer(Box::new(customizer))
-            .error_handler(Box::new(StatsHandler(counters.clone())));
-        if p.stats {
-            builder = builder.event_handler(Box::new(StatsHandler(counters.clone())));
-        }
-        let pool = builder
-            .build(ConnectionManager::new(url))
-            .map_err(|_| Error::Build {
-                pool: spec.name.clone(),
-                cause: counters.last_error(),
-            })?;
+        let prepared = crate::open::prepare(Diesel, db, spec)?;
+        let manager = Manager::new(prepared.opener, true);
         Ok(DieselNamed {
-            pool,
-            counters,
+            pool: crate::pools::build(spec, &prepared.shared, manager)?,
+            shared: prepared.shared,
             mode: spec.profile.pragmas().transaction_behavior,
-            name: spec.name.clone(),
         })
     }
 
     fn get(&self) -> Result<DieselConnection> {
+        self.shared.check_moved()?;
         self.pool.get().map_err(|_| {
-            let state = self.pool.state();
-            Error::Timeout {
-                pool: self.name.clone(),
-                max_size: self.pool.max_size(),
-                timeout: self.pool.connection_timeout(),
-                cause: (state.connections < self.pool.max_size())
-                    .then(|| self.counters.last_error())
-                    .flatten(),
-            }
+            self.shared
+                .timeout_error(self.shared.timeout, self.pool.state().connections)
         })
     }
 }
 
 impl Named for DieselNamed {
-    fn name(&self) -> &str {
-        &self.name
+    fn shared(&self) -> &std::sync::Arc<Shared> {
+        &self.shared
     }
 }
 
@@ -284,7 +302,7 @@ impl Pools {
     /// Statistics of a concrete pool (checkouts, waits, timeouts, connections, errors).
     pub fn stats_for(&self, name: &str) -> Result<PoolStats> {
         let n = self.databases.named(name)?;
-        Ok(n.counters.snapshot(&n.pool))
+        Ok(n.shared.counters.snapshot(&n.pool))
     }
 
     /// Runs `f` in a transaction on the writer (or the one pool) of `name`, with the profile's

@@ -1,0 +1,75 @@
+//! The one check-in path of every pool kind: what happens to a connection as it goes back.
+//!
+//! r2d2 calls `ManageConnection::has_broken` at every check-in (litepool's own pools and diesel's
+//! go through [`crate::manager::Manager`]); deadpool recycles a connection as it is handed out
+//! again, and litepool's deadpool connection rolls back as it is returned. All of them call
+//! [`check_in`].
+
+use crate::connection::PragmaConnection;
+use crate::driver::Driver;
+use crate::open::Shared;
+
+/// What [`check_in`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CheckIn {
+    /// Nothing left behind: the connection goes back.
+    Clean,
+    /// A transaction was left open and is now rolled back; the connection goes back.
+    RolledBack,
+    /// The connection must be closed: it created temporary objects, its rollback failed, or its
+    /// state cannot be known.
+    Discard,
+}
+
+impl CheckIn {
+    /// True when the connection must not be handed out again.
+    pub(crate) fn discard(self) -> bool {
+        self == CheckIn::Discard
+    }
+}
+
+/// Rolls back a transaction the borrower left open (`BEGIN` without `COMMIT`, a panic
+/// mid-transaction), so that it never reaches the next borrower and its locks are released now;
+/// tells the caller to close the connection when it created temporary objects (see
+/// [`crate::guard`]) or cannot be put back clean. With `sample`, adds the connection's
+/// page-cache counters to the pool's statistics. Costs one flag read on a clean connection.
+pub(crate) fn check_in<D: Driver>(
+    conn: &mut D::Connection,
+    shared: &Shared,
+    sample: bool,
+) -> CheckIn {
+    let Some(db) = D::db(conn) else {
+        tracing::warn!(pool = %shared.name, "a connection's handle is unknown (its diesel instrumentation was replaced): closing it at check-in");
+        return CheckIn::Discard;
+    };
+    let mut verdict = CheckIn::Clean;
+    if !crate::sys::is_autocommit(db) {
+        verdict = match conn.execute_fixed("ROLLBACK") {
+            Ok(()) => {
+                tracing::warn!(pool = %shared.name, "a transaction was left open on a connection: rolled back at check-in (nothing of it committed)");
+                if D::REUSE_AFTER_ROLLBACK {
+                    CheckIn::RolledBack
+                } else {
+                    CheckIn::Discard
+                }
+            }
+            Err(e) => {
+                tracing::warn!(pool = %shared.name, error = %e, "rolling back a transaction left open failed: closing the connection");
+                CheckIn::Discard
+            }
+        };
+        if !crate::sys::is_autocommit(db) {
+            verdict = CheckIn::Discard;
+        }
+    }
+    if crate::guard::take_dirty(db) {
+        tracing::debug!(pool = %shared.name, "the connection created temporary objects: closed at check-in");
+        verdict = CheckIn::Discard;
+    }
+    if sample && shared.stats {
+        shared
+            .counters
+            .add_cache(crate::sys::take_cache_counters(db));
+    }
+    verdict
+}

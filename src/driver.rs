@@ -1,0 +1,67 @@
+//! [`Driver`]: what a pool kind adds to litepool's one open and check-in path: how to open a
+//! connection, and where its SQLite handle is. Everything else (validation, file creation,
+//! bootstrap, the profile, the guard, rollback at check-in, statistics) is done once, in
+//! [`crate::open`] and [`crate::checkin`], for every kind.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::connection::PragmaConnection;
+use crate::error::{Error, Result};
+use crate::sys::Db;
+
+/// A pool kind's connection driver. Implemented by litepool for rusqlite ([`Rusqlite`]), diesel
+/// and deadpool; not meant to be implemented outside litepool.
+pub trait Driver: Send + Sync + 'static {
+    /// The connection a pool of this kind hands out.
+    type Connection: PragmaConnection + Send + 'static;
+
+    /// Opens a connection to an existing file: read-write, or read-only (`writes == false`).
+    /// `pool` names the pool in errors.
+    fn open(&self, pool: &str, path: &Path, writes: bool) -> Result<Self::Connection>;
+
+    /// The SQLite handle of `conn`, while it is borrowed; `None` when the driver lost track of
+    /// it (the connection is then closed at check-in rather than trusted).
+    fn db(conn: &mut Self::Connection) -> Option<Db>;
+
+    /// True when a connection whose transaction litepool rolled back at check-in may be reused
+    /// (false for drivers that track transactions themselves and would be out of step).
+    const REUSE_AFTER_ROLLBACK: bool = true;
+}
+
+/// rusqlite's [`Connection`], as litepool's own pools and deadpool open it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rusqlite;
+
+impl Driver for Rusqlite {
+    type Connection = Connection;
+
+    fn open(&self, pool: &str, path: &Path, writes: bool) -> Result<Connection> {
+        // The file exists: no connection ever creates it. Readers cannot write at all.
+        let flags = if writes {
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+        } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        Connection::open_with_flags(path, flags).map_err(|source| {
+            let described = crate::customizer::describe_connect_error(&source);
+            if described != source.to_string() {
+                // Out of file descriptors: say so, not "unable to open database file".
+                return Error::Io {
+                    path: path.to_owned(),
+                    source: std::io::Error::other(described),
+                };
+            }
+            Error::Sqlite {
+                database: pool.to_owned(),
+                source,
+            }
+        })
+    }
+
+    #[inline]
+    fn db(conn: &mut Connection) -> Option<Db> {
+        Some(Db::of(conn))
+    }
+}

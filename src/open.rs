@@ -1,0 +1,191 @@
+//! The one path by which every pool kind (rusqlite, diesel, deadpool) opens a pool and its
+//! connections: validate the pool settings, create the file, bootstrap the database on a
+//! dedicated connection, then for each pooled connection open it, apply and verify the
+//! profile, install the guard and time it. A pool kind adds only its [`Driver`].
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::customizer::{LastError, LastErrorHandle, PragmaCustomizer};
+use crate::driver::Driver;
+use crate::error::{Error, Result};
+use crate::settings::{DatabaseSettings, PoolSpec};
+use crate::stats::PoolCounters;
+
+/// What every pool of any kind shares: its name and file, the moved flag the watcher sets, its
+/// statistics and last error, and how a checkout waits. Cheap to share (`Arc`).
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) name: String,
+    pub(crate) path: PathBuf,
+    pub(crate) writes: bool,
+    /// Set by the watcher when the file at `path` is no longer the one opened.
+    pub(crate) moved: AtomicBool,
+    pub(crate) counters: Arc<PoolCounters>,
+    pub(crate) last_error: LastErrorHandle,
+    pub(crate) max_size: u32,
+    pub(crate) timeout: Duration,
+    pub(crate) stats: bool,
+    /// The profile's `busy_timeout` (zero when unset). The guard refuses assignments to it.
+    pub(crate) busy_timeout: Duration,
+}
+
+impl Shared {
+    /// Refuses a checkout from a pool whose file was deleted, renamed or replaced.
+    #[inline]
+    pub(crate) fn check_moved(&self) -> Result<()> {
+        if self.moved.load(Ordering::Relaxed) {
+            return Err(Error::Moved {
+                pool: self.name.clone(),
+                path: self.path.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The customizer's or a connection's last error.
+    pub(crate) fn last_cause(&self) -> Option<LastError> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A checkout that waited `timeout` in vain: below `max_size` the pool could have opened a
+    /// connection and failed, so the last error says why.
+    pub(crate) fn timeout_error(&self, timeout: Duration, connections: u32) -> Error {
+        Error::Timeout {
+            pool: self.name.clone(),
+            max_size: self.max_size,
+            timeout,
+            cause: if connections >= self.max_size {
+                None
+            } else {
+                self.last_cause()
+            },
+        }
+    }
+}
+
+/// One pool, prepared: the database bootstrapped, its customizer and shared state ready for the
+/// pool kind to build its pool around [`Opener`].
+pub(crate) struct Prepared<D: Driver> {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) opener: Opener<D>,
+}
+
+/// Opens the connections of one pool: the driver, the profile and the guard.
+pub struct Opener<D: Driver> {
+    driver: D,
+    shared: Arc<Shared>,
+    customizer: PragmaCustomizer,
+}
+
+impl<D: Driver + std::fmt::Debug> std::fmt::Debug for Opener<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opener")
+            .field("driver", &self.driver)
+            .field("pool", &self.shared.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Validates `spec`'s pool settings, creates the file of `db` if it may (a writing pool of a
+/// `create_if_missing` database), and on a writing pool bootstraps the database on a dedicated
+/// connection (journal switch, file-level pragmas of a new file, verification). A split
+/// database's writer is prepared before its readers, which only set and verify.
+pub(crate) fn prepare<D: Driver>(
+    driver: D,
+    db: &DatabaseSettings,
+    spec: &PoolSpec,
+) -> Result<Prepared<D>> {
+    let p = &spec.pool;
+    p.validate()?;
+    let writes = spec.role.writes();
+    let customizer = PragmaCustomizer::new(&spec.name, spec.profile.clone());
+    if db.create_if_missing && writes && !db.path.exists() {
+        crate::file::create(db)?;
+    }
+    if writes {
+        let mut conn = driver.open(&spec.name, &db.path, true)?;
+        tracing::info!(pool = %spec.name, path = %db.path.display(), "bootstrapping");
+        customizer.bootstrap(&mut conn)?;
+    } else {
+        customizer.skip_bootstrap();
+    }
+    let last_error = customizer.last_error();
+    let counters = Arc::new(PoolCounters::new(
+        &spec.name,
+        p.max_lifetime,
+        last_error.clone(),
+    ));
+    let shared = Arc::new(Shared {
+        name: spec.name.clone(),
+        path: db.path.clone(),
+        writes,
+        moved: AtomicBool::new(false),
+        counters,
+        last_error,
+        max_size: p.max_size,
+        timeout: p.connection_timeout,
+        stats: p.stats,
+        busy_timeout: spec
+            .profile
+            .pragmas()
+            .busy_timeout
+            .map_or(Duration::ZERO, |t| t.duration()),
+    });
+    Ok(Prepared {
+        opener: Opener {
+            driver,
+            shared: shared.clone(),
+            customizer,
+        },
+        shared,
+    })
+}
+
+impl<D: Driver> Opener<D> {
+    /// Opens one pooled connection: the driver's open, the profile applied and read back, the
+    /// guard installed; the time it took is recorded. A failure is counted (a connection error,
+    /// or a customizer failure when the profile did not take effect) and kept as the last error.
+    pub fn connect(&self) -> Result<D::Connection> {
+        let s = &self.shared;
+        let start = Instant::now();
+        let mut conn = match self.driver.open(&s.name, &s.path, s.writes) {
+            Ok(conn) => conn,
+            Err(e) => {
+                s.counters.count_connection_error(&e.to_string());
+                return Err(e);
+            }
+        };
+        // The customizer logs its own error and keeps it as the last error.
+        if let Err(e) = self.customizer.customize(&mut conn) {
+            s.counters.count_customizer_failure();
+            return Err(e);
+        }
+        let guarded = match D::db(&mut conn) {
+            Some(db) => crate::sys::install_guard(db).map_err(|code| {
+                format!("installing the pragma guard failed (SQLite error code {code})")
+            }),
+            None => Err("the driver did not give the connection's handle".to_owned()),
+        };
+        if let Err(message) = guarded {
+            let e = Error::Build {
+                pool: s.name.clone(),
+                cause: Some(LastError::connection(message)),
+            };
+            s.counters.count_connection_error(&e.to_string());
+            return Err(e);
+        }
+        s.counters.record_create(start.elapsed());
+        Ok(conn)
+    }
+
+    /// The pool's shared state.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}

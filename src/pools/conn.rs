@@ -1,0 +1,86 @@
+//! [`Conn`]: a connection checked out of a litepool pool.
+
+use std::cell::Cell;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use r2d2::PooledConnection;
+use rusqlite::Connection;
+
+use crate::manager::Manager;
+use crate::stats::PoolCounters;
+
+/// A connection checked out of a litepool pool. Derefs to [`rusqlite::Connection`]; on drop it
+/// goes through litepool's check-in (a transaction left open is rolled back; a connection that
+/// created temporary objects is closed), samples SQLite's page-cache counters into the pool's
+/// statistics and goes back to the pool.
+///
+/// It is `'static` and `Send`, like r2d2's `PooledConnection`: it borrows nothing, so it can be
+/// moved into a spawned thread or held across an `.await`.
+pub struct Conn {
+    pub(super) inner: PooledConnection<Manager>,
+    pub(super) counters: Option<Arc<PoolCounters>>,
+    /// With `checkpoint = "background"` on a writing pool: checkpoints at check-in, and the
+    /// connection's `total_changes` at checkout (a borrower that changed no row skips the check).
+    pub(super) wal: Option<(Arc<crate::checkpoint::WalWatch>, u64)>,
+    /// Set on first use: a connection checked out and back unused has nothing to sample.
+    pub(super) used: Cell<bool>,
+}
+
+impl Deref for Conn {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.used.set(true);
+        &self.inner
+    }
+}
+
+impl DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Connection {
+        self.used.set(true);
+        &mut self.inner
+    }
+}
+
+impl Drop for Conn {
+    #[inline]
+    fn drop(&mut self) {
+        if !self.used.get() {
+            return;
+        }
+        // A transaction left open (BEGIN without COMMIT, a panic mid-transaction) is rolled back
+        // by the manager's check-in as r2d2 takes the connection back; the checkpoint below must
+        // not run inside it, so roll it back first. `is_autocommit` reads a flag.
+        if !self.inner.is_autocommit() {
+            if let Err(e) = self.inner.execute_batch("ROLLBACK") {
+                tracing::warn!(error = %e, "rolling back a transaction left open failed");
+            } else {
+                tracing::warn!("a transaction was left open on a connection: rolled back at check-in (nothing of it committed)");
+            }
+        }
+        if let Some(counters) = &self.counters {
+            counters.sample_cache(&mut self.inner);
+        }
+        if let Some((wal, changes)) = &self.wal {
+            if self.inner.total_changes() != *changes {
+                wal.after_write(&self.inner);
+            }
+        }
+    }
+}
+
+impl Conn {
+    /// This connection runs no checkpoint at check-in (group commit's leader checkpoints
+    /// between batches).
+    pub(crate) fn without_checkpoint(mut self) -> Conn {
+        self.wal = None;
+        self
+    }
+}
+
+impl fmt::Debug for Conn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Conn").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,430 @@
+//! [`Pools`]: one named r2d2 pool per configured database, with statistics.
+//!
+//! [`NamedPool`] (`named.rs`) is one concrete pool; [`Conn`] (`conn.rs`) a connection checked
+//! out of it; `optimizer.rs` the optional `PRAGMA optimize` thread. The file watcher is shared
+//! with the adapters ([`crate::watch`]).
+
+mod conn;
+mod named;
+mod optimizer;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use r2d2::Pool;
+use serde::Serialize;
+
+pub use self::conn::Conn;
+pub(crate) use self::named::build;
+pub use self::named::NamedPool;
+use self::optimizer::Optimizer;
+use crate::budget::Budget;
+use crate::error::{Error, Result};
+use crate::file::{self, FileState};
+use crate::manager::Manager;
+use crate::settings::{DatabaseSettings, PoolSpec, Role, Settings};
+use crate::stats::PoolStats;
+pub use crate::watch::WATCH_INTERVAL;
+use crate::watch::{Watched, Watcher};
+
+/// For a `replication = "litefs"` database on a node that is not the LiteFS primary, the
+/// primary's host name: LiteFS puts a `.primary` file in its mount directory on replicas only
+/// (<https://fly.io/docs/litefs/primary/>). `None` on the primary and for other databases.
+pub fn litefs_primary(db: &DatabaseSettings) -> Option<String> {
+    if db.replication != crate::settings::Replication::Litefs {
+        return None;
+    }
+    let dir = db
+        .path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let text = std::fs::read_to_string(dir.join(".primary")).ok()?;
+    Some(text.trim().to_owned())
+}
+
+/// Checks every configured file before any is touched: see [`file::inspect`] and the enforced
+/// memory budget. Returns each file's state, in `settings.databases` order.
+pub fn preflight(settings: &Settings) -> Result<Vec<FileState>> {
+    let files = settings
+        .databases
+        .values()
+        .map(file::inspect)
+        .collect::<Result<Vec<_>>>()?;
+    Budget::new(settings, &files).enforce()?;
+    Ok(files)
+}
+
+/// Statistics of every pool, by name. Serialises as a map; displays as a compact table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Snapshot(pub BTreeMap<String, PoolStats>);
+
+impl fmt::Display for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for s in self.0.values() {
+            if !first {
+                writeln!(f)?;
+            }
+            first = false;
+            write!(f, "{s}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One database's pools, resolved once: [`Pools::handle`] gives it to code that checks out
+/// often, so that a checkout skips the lookup by name. Cheap to clone, `'static`.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    database: String,
+    /// `Err(primary)` on a LiteFS replica: no writer here.
+    writer: std::result::Result<NamedPool, String>,
+    reader: NamedPool,
+    split: bool,
+    /// The group commit of a split database's writer.
+    commit: Option<Arc<crate::commit::GroupCommit>>,
+    /// The background checkpointer (`checkpoint = "background"`).
+    checkpointer: Option<Arc<crate::checkpoint::Checkpointer>>,
+}
+
+impl Handle {
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.database
+    }
+
+    /// A connection of a database without a split; a split database refuses with
+    /// [`Error::SplitDatabase`]: use [`Handle::writer`] or [`Handle::reader`].
+    pub fn get(&self) -> Result<Conn> {
+        if self.split {
+            return Err(Error::SplitDatabase {
+                name: self.database.clone(),
+            });
+        }
+        self.writer()
+    }
+
+    /// The one writer connection of a split database (immediate transactions), waiting for it if
+    /// another caller has it; for a database without a split, a connection from its pool.
+    pub fn writer(&self) -> Result<Conn> {
+        match &self.writer {
+            // Inside a write closure of this database a second writing connection would wait
+            // for the closure's own transaction (busy_timeout): refuse at once. (The writer of
+            // a split database refuses in `NamedPool::get`.)
+            Ok(pool) if !self.split && crate::reentry::inside(pool.id()) => Err(Error::Reentrant {
+                database: self.database.clone(),
+                call: "writer()",
+            }),
+            Ok(pool) => pool.get(),
+            Err(primary) => Err(Error::NotPrimary {
+                database: self.database.clone(),
+                primary: primary.clone(),
+            }),
+        }
+    }
+
+    /// Runs `f` in a transaction and returns once it committed: `Ok` means `f`'s work
+    /// committed, `Err` means none of it did. On a split database, `f` joins the writer's group
+    /// commit: it runs in a transaction shared with the writes that overlap it (on the thread of
+    /// whichever caller leads the batch), and the call returns after that transaction's COMMIT
+    /// (see [`crate::commit`] and the README's table of errors). Elsewhere it runs alone in
+    /// `BEGIN IMMEDIATE … COMMIT` on a pool connection, with the same checks. Inside `f`,
+    /// `BEGIN`/`COMMIT`/`ROLLBACK` are refused ("not authorized"), nothing commits, and `write` or
+    /// `writer()` on the same database fail at once with [`Error::Reentrant`]. A caller waits at
+    /// most the writer's `connection_timeout` for `f` to start ([`Error::WriteTimeout`]).
+    pub fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        if let Some(commit) = &self.commit {
+            return commit.write(f);
+        }
+        let pool = match &self.writer {
+            Ok(pool) => pool,
+            Err(primary) => {
+                return Err(Error::NotPrimary {
+                    database: self.database.clone(),
+                    primary: primary.clone(),
+                })
+            }
+        };
+        crate::commit::write_alone(&self.database, pool, f)
+    }
+
+    /// What the background checkpointer did (`checkpoint = "background"`).
+    pub fn checkpoint_stats(&self) -> Option<crate::checkpoint::CheckpointStats> {
+        self.checkpointer.as_ref().map(|c| c.stats())
+    }
+
+    /// The group commit's statistics, for a split database.
+    pub fn write_stats(&self) -> Option<crate::commit::GroupCommitStats> {
+        self.commit.as_ref().map(|c| c.stats())
+    }
+
+    /// A read-only connection of a split database (opened with `SQLITE_OPEN_READ_ONLY`,
+    /// `query_only`, deferred transactions); for a database without a split, a connection from
+    /// its pool. A write on it fails with "attempt to write a readonly database".
+    pub fn reader(&self) -> Result<Conn> {
+        self.reader.get()
+    }
+}
+
+/// One r2d2 pool per configured database, each with a [`PragmaCustomizer`] and statistics; a
+/// database with a writer/readers split has two (`<name>.writer` and `<name>.readers`).
+///
+/// Cheap to clone (one reference count) and `Send + Sync + 'static`: keep it in an
+/// application's state. The optimizer threads stop when the last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct Pools {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Every concrete pool, by its name (`jobs`, or `jobs.writer` and `jobs.readers`).
+    pools: BTreeMap<String, NamedPool>,
+    /// Every database, by its name.
+    databases: BTreeMap<String, Handle>,
+    optimizers: Vec<Optimizer>,
+    watcher: Option<Watcher>,
+}
+
+impl Drop for Inner {
+    /// Stops the background threads and waits for them: they hold clones of the pools, so once
+    /// they are gone, dropping the last `Pools` closes every connection before it returns (the
+    /// last connection to a WAL database checkpoints it as it closes).
+    fn drop(&mut self) {
+        let threads = self.optimizers.drain(..).map(|o| (o.stop, o.thread));
+        drop(self.watcher.take());
+        for (stop, thread) in threads {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Pools {
+    /// Checks every database file ([`preflight`]), then bootstraps and builds each pool.
+    pub fn new(settings: &Settings) -> Result<Pools> {
+        preflight(settings)?;
+        let mut pools = BTreeMap::new();
+        let mut databases = BTreeMap::new();
+        let mut optimizers = Vec::new();
+        for db in settings.databases.values() {
+            let primary = litefs_primary(db);
+            if let (Some(primary), None) = (&primary, &db.split) {
+                return Err(Error::NotPrimary {
+                    database: db.name.clone(),
+                    primary: primary.clone(),
+                });
+            }
+            let mut opened: Vec<(PoolSpec, NamedPool)> = Vec::new();
+            for spec in db.pools() {
+                // On a LiteFS replica only the readers open; the writer lives on the primary.
+                if primary.is_some() && spec.role == Role::Writer {
+                    continue;
+                }
+                let pool = NamedPool::open(db, &spec)?;
+                pools.insert(spec.name.clone(), pool.clone());
+                opened.push((spec, pool));
+            }
+            let by_role = |role: Role| {
+                opened
+                    .iter()
+                    .find(|(s, _)| s.role == role)
+                    .map(|(_, p)| p.clone())
+            };
+            let handle = match (by_role(Role::Writer), by_role(Role::Readers)) {
+                (Some(writer), Some(reader)) => {
+                    let background = (db.checkpoint == crate::settings::Checkpoint::Background)
+                        .then(|| (db.path.as_path(), db.checkpoint_wal_size.bytes()));
+                    let commit = db.split.as_ref().map(|s| {
+                        Arc::new(crate::commit::GroupCommit::new(
+                            &db.name,
+                            writer.clone(),
+                            s.group_commit,
+                            s.writer_connection_timeout,
+                            background,
+                        ))
+                    });
+                    Handle {
+                        database: db.name.clone(),
+                        writer: Ok(writer),
+                        reader,
+                        split: true,
+                        commit,
+                        checkpointer: None,
+                    }
+                }
+                (None, Some(reader)) => Handle {
+                    database: db.name.clone(),
+                    writer: Err(primary.clone().unwrap_or_default()),
+                    reader,
+                    split: true,
+                    commit: None,
+                    checkpointer: None,
+                },
+                _ => {
+                    let single = opened[0].1.clone();
+                    Handle {
+                        database: db.name.clone(),
+                        writer: Ok(single.clone()),
+                        reader: single,
+                        split: false,
+                        commit: None,
+                        checkpointer: None,
+                    }
+                }
+            };
+            let mut handle = handle;
+            if db.checkpoint == crate::settings::Checkpoint::Background && primary.is_none() {
+                let checkpointer = crate::checkpoint::Checkpointer::start(
+                    &db.name,
+                    &db.path,
+                    db.checkpoint_wal_size.bytes(),
+                )?;
+                if let Ok(writer) = &handle.writer {
+                    let _ = writer.inner.wal.set(checkpointer.watch(handle.split));
+                }
+                handle.checkpointer = Some(Arc::new(checkpointer));
+            }
+            if let (Some(interval), Ok(writer)) = (
+                db.split.as_ref().and_then(|s| s.optimize_interval),
+                &handle.writer,
+            ) {
+                optimizers.push(Optimizer::start(writer, interval)?);
+            }
+            databases.insert(db.name.clone(), handle);
+        }
+        let watcher = Some(Watcher::start(
+            pools
+                .values()
+                .map(|p: &NamedPool| Watched {
+                    shared: p.shared().clone(),
+                    tick: metrics_tick(p),
+                })
+                .collect(),
+        )?);
+        Ok(Pools {
+            inner: Arc::new(Inner {
+                pools,
+                databases,
+                optimizers,
+                watcher,
+            }),
+        })
+    }
+
+    /// A concrete pool with its statistics: a database's name, or `<name>.writer` and
+    /// `<name>.readers` for a split database.
+    pub fn named(&self, name: &str) -> Result<&NamedPool> {
+        self.inner
+            .pools
+            .get(name)
+            .ok_or_else(|| Error::UnknownDatabase {
+                name: name.to_owned(),
+                known: self.inner.pools.keys().cloned().collect(),
+            })
+    }
+
+    fn database(&self, name: &str) -> Result<&Handle> {
+        self.inner
+            .databases
+            .get(name)
+            .ok_or_else(|| Error::UnknownDatabase {
+                name: name.to_owned(),
+                known: self.inner.databases.keys().cloned().collect(),
+            })
+    }
+
+    /// The database's pools, resolved once: `handle.get()`, `writer()` and `reader()` skip the
+    /// lookup by name that [`Pools::get`] does on every call. Cheap to clone, `'static`.
+    pub fn handle(&self, name: &str) -> Result<Handle> {
+        self.database(name).cloned()
+    }
+
+    /// A connection from the named database. A split database refuses: use [`Pools::writer`] or
+    /// [`Pools::reader`]. A timeout says why ([`Error::Timeout`]).
+    pub fn get(&self, name: &str) -> Result<Conn> {
+        self.database(name)?.get()
+    }
+
+    /// The one writer connection of a split database (immediate transactions), waiting for it if
+    /// another caller has it; for a database without a split, a connection from its pool.
+    pub fn writer(&self, name: &str) -> Result<Conn> {
+        self.database(name)?.writer()
+    }
+
+    /// A read-only connection of a split database; for a database without a split, a connection
+    /// from its pool. A write on it fails with SQLite's "attempt to write a readonly database".
+    pub fn reader(&self, name: &str) -> Result<Conn> {
+        self.database(name)?.reader()
+    }
+
+    /// [`Handle::write`] on the named database: group commit on a split database.
+    pub fn write<T, F>(&self, name: &str, f: F) -> Result<T>
+    where
+        F: FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.database(name)?.write(f)
+    }
+
+    /// The r2d2 pool of [`Pools::named`].
+    pub fn pool(&self, name: &str) -> Result<&Pool<Manager>> {
+        Ok(self.named(name)?.pool())
+    }
+
+    /// The configured database names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.inner.databases.keys().map(String::as_str)
+    }
+
+    /// A snapshot of one concrete pool (see [`Pools::named`]).
+    pub fn stats_for(&self, name: &str) -> Result<PoolStats> {
+        Ok(self.named(name)?.stats())
+    }
+
+    /// A snapshot of every concrete pool.
+    pub fn stats(&self) -> Snapshot {
+        Snapshot(
+            self.inner
+                .pools
+                .iter()
+                .map(|(n, p)| (n.clone(), p.stats()))
+                .collect(),
+        )
+    }
+
+    /// Zeroes the counters and histograms of every pool.
+    pub fn reset_stats(&self) {
+        self.inner.pools.values().for_each(NamedPool::reset_stats)
+    }
+
+    /// Publishes every pool's gauges and page-cache counters to the `metrics` recorder now (the
+    /// watcher thread does it every [`WATCH_INTERVAL`]). Feature `metrics`.
+    #[cfg(feature = "metrics")]
+    pub fn publish_metrics(&self) {
+        for p in self.inner.pools.values() {
+            p.shared().counters.publish(&p.inner.pool);
+        }
+    }
+}
+
+/// Each watcher tick publishes the pool's gauges to the `metrics` recorder (feature `metrics`).
+fn metrics_tick(_pool: &NamedPool) -> Option<Box<dyn Fn() + Send>> {
+    #[cfg(feature = "metrics")]
+    {
+        let pool = _pool.clone();
+        Some(Box::new(move || {
+            pool.shared().counters.publish(&pool.inner.pool)
+        }))
+    }
+    #[cfg(not(feature = "metrics"))]
+    None
+}

@@ -1,0 +1,181 @@
+//! [`NamedPool`]: one concrete r2d2 pool of rusqlite connections, opened through litepool's one
+//! open path ([`crate::open`]).
+
+use std::cell::Cell;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use r2d2::Pool;
+
+use super::Conn;
+use crate::driver::Rusqlite;
+use crate::error::{Error, Result};
+use crate::manager::Manager;
+use crate::open::Shared;
+use crate::settings::{DatabaseSettings, PoolSpec, Role};
+use crate::stats::{PoolStats, StatsHandler};
+
+/// One concrete pool: the r2d2 pool, its customizer's last error and its counters. Cheap to
+/// clone (one reference count), `Send + Sync + 'static`.
+#[derive(Clone)]
+pub struct NamedPool {
+    pub(super) inner: Arc<PoolInner>,
+}
+
+pub(super) struct PoolInner {
+    pub(super) shared: Arc<Shared>,
+    pub(super) pool: Pool<Manager>,
+    /// A split database's one writer: a checkout from inside one of its write closures would
+    /// wait for itself.
+    exclusive: bool,
+    /// Set by [`super::Pools`] on writing pools of a `checkpoint = "background"` database.
+    pub(super) wal: OnceLock<Arc<crate::checkpoint::WalWatch>>,
+}
+
+impl fmt::Debug for NamedPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NamedPool")
+            .field("name", &self.inner.shared.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An r2d2 builder with a pool's settings and litepool's statistics handlers: the one place the
+/// r2d2 pool kinds (litepool's and diesel's) are built.
+pub(crate) fn build<D>(
+    spec: &PoolSpec,
+    shared: &Arc<Shared>,
+    manager: Manager<D>,
+) -> Result<Pool<Manager<D>>>
+where
+    D: crate::driver::Driver + fmt::Debug,
+{
+    let p = &spec.pool;
+    let mut builder = Pool::builder()
+        .max_size(p.max_size)
+        .min_idle(p.min_idle)
+        .connection_timeout(p.connection_timeout)
+        .idle_timeout(p.idle_timeout)
+        .max_lifetime(p.max_lifetime)
+        .test_on_check_out(p.test_on_check_out)
+        .error_handler(Box::new(StatsHandler(shared.counters.clone())));
+    if p.stats {
+        builder = builder.event_handler(Box::new(StatsHandler(shared.counters.clone())));
+    }
+    let pool = builder.build(manager).map_err(|_| Error::Build {
+        pool: spec.name.clone(),
+        cause: shared.last_cause(),
+    })?;
+    tracing::info!(pool = %spec.name, max_size = p.max_size, "pool ready");
+    Ok(pool)
+}
+
+impl NamedPool {
+    /// Bootstraps one pool of `db` (journal switch, file-level pragmas on a new file,
+    /// verification, on a dedicated connection) and builds it with statistics. `spec` is one of
+    /// `db.pools()`; a split database's writer must be opened before its readers.
+    /// [`super::Pools::new`] runs [`super::preflight`] first; call it yourself when using this
+    /// alone.
+    ///
+    /// Bad pool settings built in code (`max_size = 0`, a zero timeout, `min_idle > max_size`)
+    /// are an [`Error::PoolSetting`], never a panic.
+    pub fn open(db: &DatabaseSettings, spec: &PoolSpec) -> Result<NamedPool> {
+        let prepared = crate::open::prepare(Rusqlite, db, spec)?;
+        // Conn samples the page cache itself (only after a checkout that used the connection).
+        let pool = build(spec, &prepared.shared, Manager::new(prepared.opener, false))?;
+        Ok(NamedPool {
+            inner: Arc::new(PoolInner {
+                shared: prepared.shared,
+                pool,
+                exclusive: spec.role == Role::Writer,
+                wal: OnceLock::new(),
+            }),
+        })
+    }
+
+    /// The pool's name: `jobs`, or `jobs.writer` / `jobs.readers`.
+    pub fn name(&self) -> &str {
+        &self.inner.shared.name
+    }
+
+    /// A connection, waiting up to the pool's `connection_timeout`. A timeout says whether
+    /// every connection was in use or new connections failed, and why ([`Error::Timeout`]).
+    /// The writer of a split database refuses at once from inside one of its own write closures
+    /// ([`Error::Reentrant`]).
+    #[inline]
+    pub fn get(&self) -> Result<Conn> {
+        self.get_timeout(self.inner.shared.timeout)
+    }
+
+    /// [`NamedPool::get`], waiting up to `timeout` instead.
+    #[inline]
+    pub fn get_timeout(&self, timeout: Duration) -> Result<Conn> {
+        let p = &self.inner;
+        let s = &p.shared;
+        s.check_moved()?;
+        if p.exclusive && crate::reentry::inside(self.id()) {
+            return Err(Error::Reentrant {
+                database: s.name.clone(),
+                call: "writer()",
+            });
+        }
+        let wal = p.wal.get();
+        if let Some(wal) = wal {
+            wal.pass(std::time::Instant::now() + timeout);
+        }
+        #[cfg(feature = "metrics")]
+        s.counters.pending(1);
+        let got = p.pool.get_timeout(timeout);
+        #[cfg(feature = "metrics")]
+        s.counters.pending(-1);
+        match got {
+            Ok(inner) => Ok(Conn {
+                wal: wal.map(|w| (w.clone(), inner.total_changes())),
+                inner,
+                counters: s.stats.then(|| s.counters.clone()),
+                used: Cell::new(false),
+            }),
+            Err(_) => Err(s.timeout_error(timeout, p.pool.state().connections)),
+        }
+    }
+
+    /// The pool's `connection_timeout`.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.inner.shared.timeout
+    }
+
+    /// The `busy_timeout` every connection of this pool has.
+    pub(crate) fn busy_timeout(&self) -> Duration {
+        self.inner.shared.busy_timeout
+    }
+
+    /// Identifies this pool (all its clones) among the others of the process.
+    pub(crate) fn id(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
+    /// The shared state the watcher and statistics read.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
+    }
+
+    /// The r2d2 pool. Connections taken from it directly go through the same check-in (rollback
+    /// of a transaction left open, the guard) and are counted by the event handler, but their
+    /// page-cache counters are sampled only when a [`Conn`] checks them in, and they run no
+    /// checkpoint at check-in (`checkpoint = "background"`: the background thread steps in at
+    /// twice `checkpoint_wal_size`).
+    pub fn pool(&self) -> &Pool<Manager> {
+        &self.inner.pool
+    }
+
+    /// A snapshot of the statistics.
+    pub fn stats(&self) -> PoolStats {
+        self.inner.shared.counters.snapshot(&self.inner.pool)
+    }
+
+    /// Zeroes the counters and histograms.
+    pub fn reset_stats(&self) {
+        self.inner.shared.counters.reset()
+    }
+}
