@@ -21,6 +21,7 @@ mod common;
 mod customizer;
 mod errors;
 mod fuzz;
+mod guarantees;
 mod hostile;
 mod library;
 mod pools;
