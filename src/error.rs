@@ -328,6 +328,20 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// litepool's guard refused a statement of application code on a pooled connection
+    /// (SQLite says only "not authorized"): a pragma assignment that would outlive the checkout,
+    /// `ATTACH`, or a transaction statement inside a write closure. See [`crate::guard`].
+    #[error("database {database:?}: not authorized by litepool's guard: {statement}")]
+    Refused {
+        /// The configured database name.
+        database: String,
+        /// The statement and why it was refused.
+        statement: String,
+        /// SQLite's error (SQLITE_AUTH).
+        #[source]
+        source: rusqlite::Error,
+    },
+
     /// An SQLite error outside of a pragma.
     #[error("database {database:?}: {source}")]
     Sqlite {
@@ -376,7 +390,9 @@ impl Error {
     /// `DatabaseBusy`, `ConstraintViolation`, ...
     pub fn sqlite_code(&self) -> Option<rusqlite::ErrorCode> {
         match self {
-            Error::Sqlite { source, .. } => source.sqlite_error_code(),
+            Error::Sqlite { source, .. } | Error::Refused { source, .. } => {
+                source.sqlite_error_code()
+            }
             Error::Commit { code, .. } => code.map(|c| c.code),
             Error::At { source, .. } => source.sqlite_code(),
             _ => None,
@@ -391,5 +407,23 @@ impl Error {
             self,
             Error::RolledBack { .. } | Error::WriteTimeout { .. } | Error::QueueFull { .. }
         ) || self.is_busy()
+    }
+
+    /// An SQLite error of application code on `database`: [`Error::Refused`] when it is the
+    /// guard's refusal made on this thread, naming the statement; [`Error::Sqlite`] otherwise.
+    pub fn from_sqlite(database: impl Into<String>, source: rusqlite::Error) -> Error {
+        let denied = source.sqlite_error_code()
+            == Some(rusqlite::ErrorCode::AuthorizationForStatementDenied);
+        match denied.then(crate::guard::take_refusal).flatten() {
+            Some(statement) => Error::Refused {
+                database: database.into(),
+                statement,
+                source,
+            },
+            None => Error::Sqlite {
+                database: database.into(),
+                source,
+            },
+        }
     }
 }

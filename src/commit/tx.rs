@@ -118,10 +118,7 @@ impl<'a, K> Tx<'a, K> {
     }
 
     fn sqlite(&self, source: rusqlite::Error) -> Error {
-        Error::Sqlite {
-            database: self.database.to_owned(),
-            source,
-        }
+        Error::from_sqlite(self.database, source)
     }
 
     /// `BEGIN IMMEDIATE`, waiting for another connection's write lock no later than
