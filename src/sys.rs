@@ -157,6 +157,7 @@ thread_local! {
     static CAPTURE: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
+#[cfg_attr(not(feature = "diesel"), allow(dead_code))]
 /// The automatic extension: SQLite calls it for every connection opened in the process, on the
 /// opening thread; it only records the handle when [`capture_open`] asked for it on that thread.
 unsafe extern "C" fn on_open(
@@ -172,6 +173,7 @@ unsafe extern "C" fn on_open(
     ffi::SQLITE_OK
 }
 
+#[cfg_attr(not(feature = "diesel"), allow(dead_code))]
 /// Runs `open` (a driver opening one connection, e.g. diesel's `establish`) and returns what it
 /// returned with the handle of the connection it opened, for drivers that keep the handle
 /// private. The handle is only valid while that connection is open.

@@ -338,10 +338,17 @@ fn control_a_stock_r2d2_pool_hands_the_open_transaction_to_the_next_borrower() {
         .unwrap();
     let c = pool.get().unwrap();
     c.execute("INSERT INTO t VALUES (2)", []).unwrap();
-    assert!(!c.is_autocommit(), "the next borrower is inside borrower 1's transaction");
+    assert!(
+        !c.is_autocommit(),
+        "the next borrower is inside borrower 1's transaction"
+    );
     drop(c);
     drop(pool);
-    assert_eq!(on_disk(&path, "SELECT count(*) FROM t"), [0], "both rows lost");
+    assert_eq!(
+        on_disk(&path, "SELECT count(*) FROM t"),
+        [0],
+        "both rows lost"
+    );
 }
 
 /// Every row of `PRAGMA name` as text, or the error.
@@ -415,11 +422,17 @@ fn every_pragma_assignment_is_refused_or_invisible_to_the_next_checkout_on_every
             )
             .unwrap();
         assert!(
-            out[0].as_ref().unwrap_err().contains("CHECK constraint failed"),
+            out[0]
+                .as_ref()
+                .unwrap_err()
+                .contains("CHECK constraint failed"),
             "{k}: {out:?}"
         );
         assert!(
-            out[1].as_ref().unwrap_err().contains("FOREIGN KEY constraint failed"),
+            out[1]
+                .as_ref()
+                .unwrap_err()
+                .contains("FOREIGN KEY constraint failed"),
             "{k}: {out:?}"
         );
     });
@@ -460,7 +473,10 @@ fn defer_foreign_keys_is_allowed_inside_a_transaction_and_refused_outside() {
             .session("app", Role::Get, &[exec("PRAGMA defer_foreign_keys = ON")])
             .unwrap();
         let e = out[0].as_ref().unwrap_err();
-        assert!(e.contains("not authorized") && e.contains("after BEGIN"), "{k}: {e}");
+        assert!(
+            e.contains("not authorized") && e.contains("after BEGIN"),
+            "{k}: {e}"
+        );
         assert_eq!(reading(kind, "defer_foreign_keys").unwrap(), ["0"], "{k}");
     });
 }
@@ -473,7 +489,9 @@ fn temporary_objects_never_reach_the_next_borrower_on_every_pool_kind() {
             kind,
             "app",
             Role::Get,
-            &[exec("CREATE TABLE orders(id INTEGER PRIMARY KEY, qty INTEGER)")],
+            &[exec(
+                "CREATE TABLE orders(id INTEGER PRIMARY KEY, qty INTEGER)",
+            )],
         );
         let created = kind.stats("app").connections_created;
         // A temporary table that shadows main.orders, and a temporary trigger on main.orders
@@ -506,7 +524,11 @@ fn temporary_objects_never_reach_the_next_borrower_on_every_pool_kind() {
                 query("SELECT count(*) FROM sqlite_temp_schema"),
             ],
         );
-        assert_eq!(out[1], ["0"], "{k}: the temporary schema reached the next borrower");
+        assert_eq!(
+            out[1],
+            ["0"],
+            "{k}: the temporary schema reached the next borrower"
+        );
         assert_eq!(
             on_disk(&f.path("data/app.db"), "SELECT qty FROM orders"),
             [5],
@@ -552,7 +574,10 @@ fn readers_are_read_only_through_every_path_on_every_pool_kind() {
             [0],
             "{k}"
         );
-        assert!(!f.path("data/other.db").exists(), "{k}: ATTACH created a file");
+        assert!(
+            !f.path("data/other.db").exists(),
+            "{k}: ATTACH created a file"
+        );
     });
 }
 
@@ -569,9 +594,7 @@ fn a_deleted_file_stops_every_pool_kind() {
         let e = loop {
             match kind.session("app", Role::Get, &[exec("INSERT INTO t VALUES (1)")]) {
                 Err(e) => break e,
-                Ok(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(50))
-                }
+                Ok(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
                 Ok(out) => panic!("{k}: still writing into a deleted file: {out:?}"),
             }
         };
@@ -609,4 +632,46 @@ fn statistics_count_checkouts_check_ins_connections_and_the_page_cache_on_every_
         assert!(after.cache.hit > before.cache.hit, "{k}: {after:?}");
         assert_eq!(after.customizer_failures, 0, "{k}");
     });
+}
+
+#[cfg(any(feature = "diesel", feature = "deadpool"))]
+#[test]
+fn adapters_refuse_what_only_litepools_own_pools_do_naming_the_key() {
+    for (extra, key) in [
+        ("checkpoint = \"background\"\n", "key `checkpoint`"),
+        (
+            "[databases.jobs.writer]\noptimize_interval = \"1h\"\n[databases.jobs.readers]\n",
+            "key `writer.optimize_interval`",
+        ),
+    ] {
+        let f = Fixture::new(&format!(
+            "{}\n[databases.jobs]\npath = \"{{data}}/jobs.db\"\nprofile = \"recommended\"\n{extra}",
+            shipped_profiles()
+        ));
+        let settings = f.load().unwrap();
+        // litepool's own pools do it.
+        drop(Pools::new(&settings).unwrap());
+        let mut errors = Vec::new();
+        #[cfg(feature = "diesel")]
+        errors.push(
+            litepool::diesel::Pools::new(&settings)
+                .unwrap_err()
+                .to_string(),
+        );
+        #[cfg(feature = "deadpool")]
+        {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            errors.push(rt.block_on(async {
+                litepool::deadpool::Pools::new(&settings)
+                    .unwrap_err()
+                    .to_string()
+            }));
+        }
+        for e in errors {
+            assert!(
+                e.contains("database \"jobs\"") && e.contains(key) && e.contains("litepool::Pools"),
+                "{e}"
+            );
+        }
+    }
 }

@@ -9,6 +9,45 @@ use crate::open::Shared;
 use crate::settings::{DatabaseSettings, PoolSpec, Settings};
 use crate::watch::{Watched, Watcher};
 
+/// Refuses what only litepool's own pools ([`crate::Pools`]) do, rather than ignore it: the
+/// background checkpointer, the periodic `PRAGMA optimize` of a split writer, and a LiteFS
+/// replica (where litepool's own pools open the readers only).
+fn refuse_unsupported(db: &DatabaseSettings) -> Result<()> {
+    let refuse = |key: &str, message: &str| {
+        Err(Error::Config {
+            origin: format!("database {:?}", db.name),
+            key: Some(key.to_owned()),
+            message: format!(
+                "{message}: only litepool's own pools (litepool::Pools) do it; diesel and \
+                 deadpool pools would silently go without, so they refuse it"
+            ),
+        })
+    };
+    if db.checkpoint == crate::settings::Checkpoint::Background {
+        return refuse(
+            "checkpoint",
+            "\"background\" needs litepool's checkpointer thread and check-in checkpoints",
+        );
+    }
+    if db
+        .split
+        .as_ref()
+        .is_some_and(|s| s.optimize_interval.is_some())
+    {
+        return refuse(
+            "writer.optimize_interval",
+            "a periodic PRAGMA optimize needs litepool's optimizer thread",
+        );
+    }
+    if let Some(primary) = crate::pools::litefs_primary(db) {
+        return Err(Error::NotPrimary {
+            database: db.name.clone(),
+            primary,
+        });
+    }
+    Ok(())
+}
+
 /// One database's pools: the writer and readers of a split database, or its one pool for both.
 #[derive(Clone)]
 pub(crate) struct Database<N> {
@@ -42,6 +81,7 @@ impl<N: Named + Clone> Databases<N> {
         crate::pools::preflight(settings)?;
         let mut map = BTreeMap::new();
         for db in settings.databases.values() {
+            refuse_unsupported(db)?;
             let opened = db
                 .pools()
                 .iter()
