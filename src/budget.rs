@@ -111,17 +111,4 @@ fn pool_memory(spec: &PoolSpec, file: &FileState) -> PoolMemory {
     }
 }
 
-/// Bytes for people: `448.0 MiB`, `1.2 KiB`, `12 B`.
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut v = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
-}
+pub use crate::units::bytes as human;

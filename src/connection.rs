@@ -9,33 +9,36 @@
 use rusqlite::types::Value;
 
 use crate::pragma::TransactionMode;
-use crate::profile::Raw;
+use rusqlite::types::ToSqlOutput;
+use rusqlite::ToSql;
+use serde::Serialize;
 
-/// Why a pragma could not be set or read.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PragmaError {
-    /// From rusqlite (a deadpool-sqlite or r2d2_sqlite connection).
-    #[error(transparent)]
-    Sqlite(#[from] rusqlite::Error),
-    /// From another driver (diesel), as its message.
-    #[error("{message}")]
-    Driver {
-        /// The driver's message.
-        message: String,
-        /// True for SQLite's "database is locked" (SQLITE_BUSY).
-        busy: bool,
-    },
+pub use crate::error::PragmaError;
+
+/// A value as SQLite takes or reports it: an integer or (lowercase) text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Raw {
+    /// An integer.
+    Int(i64),
+    /// Text, lowercase.
+    Text(String),
 }
 
-impl PragmaError {
-    /// True for SQLite's "database is locked" (SQLITE_BUSY).
-    pub fn is_busy(&self) -> bool {
+impl std::fmt::Display for Raw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PragmaError::Sqlite(e) => {
-                e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
-            }
-            PragmaError::Driver { busy, .. } => *busy,
+            Raw::Int(i) => i.fmt(f),
+            Raw::Text(s) => s.fmt(f),
+        }
+    }
+}
+
+impl ToSql for Raw {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        match self {
+            Raw::Int(i) => i.to_sql(),
+            Raw::Text(s) => s.to_sql(),
         }
     }
 }

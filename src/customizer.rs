@@ -1,44 +1,16 @@
 //! [`PragmaCustomizer`]: when a profile runs. r2d2 calls it once per new physical connection.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use r2d2::CustomizeConnection;
 use rusqlite::Connection;
-use serde::Serialize;
 
 use crate::connection::PragmaConnection;
 use crate::error::{Error, Result};
 use crate::profile::Profile;
 
-/// The last error of a customizer, kept because r2d2 reports a failed `on_acquire` to the caller
-/// of `get()` only as "timed out waiting for connection".
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct LastError {
-    /// The error message, naming the database and pragma.
-    pub message: String,
-    /// When it happened.
-    pub at: SystemTime,
-    /// True when a pragma did not take effect ([`Error::Mismatch`]); false when applying the
-    /// profile failed with an error (a lock, a read-only file) or the connection could not be
-    /// opened.
-    pub profile: bool,
-}
-
-impl LastError {
-    /// A connection error (not a profile mismatch), now.
-    pub fn connection(message: impl Into<String>) -> LastError {
-        LastError {
-            message: message.into(),
-            at: SystemTime::now(),
-            profile: false,
-        }
-    }
-}
-
-/// A shared handle to a customizer's last error.
-pub type LastErrorHandle = Arc<Mutex<Option<LastError>>>;
+pub use crate::error::{LastError, LastErrorHandle};
 
 /// Applies a [`Profile`] to every new connection of an r2d2 pool, and reads it back.
 ///
@@ -138,7 +110,7 @@ impl PragmaCustomizer {
             Err(e) => {
                 let message = match e {
                     Error::Pragma {
-                        source: crate::connection::PragmaError::Sqlite(source),
+                        source: crate::error::PragmaError::Sqlite(source),
                         ..
                     }
                     | Error::Sqlite { source, .. } => explain_cant_open(e.to_string(), source),
@@ -180,7 +152,7 @@ impl PragmaCustomizer {
     /// connection, and also check connections in ([`crate::Pools`]).
     pub fn customize_guarded(&self, conn: &mut Connection) -> Result<()> {
         self.customize(conn)?;
-        crate::sys::install_guard(crate::sys::Db::of(conn)).map_err(|code| Error::Sqlite {
+        crate::guard::install(crate::sys::Db::of(conn)).map_err(|code| Error::Sqlite {
             database: self.database.clone(),
             source: rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None),
         })

@@ -4,6 +4,10 @@
 //! the value and what is allowed.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use serde::Serialize;
 
 /// `Result` with litepool's [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -254,7 +258,7 @@ pub enum Error {
         pragma: &'static str,
         /// The driver's error.
         #[source]
-        source: crate::connection::PragmaError,
+        source: PragmaError,
     },
 
     /// The configured worst-case page-cache memory is over `limits.memory_budget` and a profile
@@ -284,7 +288,7 @@ pub enum Error {
         /// How long the caller waited.
         timeout: std::time::Duration,
         /// Why no connection could be opened, when one could not.
-        cause: Option<crate::customizer::LastError>,
+        cause: Option<LastError>,
     },
 
     /// r2d2 could not build a pool: its first connections failed.
@@ -293,7 +297,7 @@ pub enum Error {
         /// The pool's name.
         pool: String,
         /// The customizer's or the connection's last error.
-        cause: Option<crate::customizer::LastError>,
+        cause: Option<LastError>,
     },
 
     /// A profile sets a value that can corrupt or lock out the database without `allow_unsafe`.
@@ -408,22 +412,62 @@ impl Error {
             Error::RolledBack { .. } | Error::WriteTimeout { .. } | Error::QueueFull { .. }
         ) || self.is_busy()
     }
+}
 
-    /// An SQLite error of application code on `database`: [`Error::Refused`] when it is the
-    /// guard's refusal made on this thread, naming the statement; [`Error::Sqlite`] otherwise.
-    pub fn from_sqlite(database: impl Into<String>, source: rusqlite::Error) -> Error {
-        let denied = source.sqlite_error_code()
-            == Some(rusqlite::ErrorCode::AuthorizationForStatementDenied);
-        match denied.then(crate::guard::take_refusal).flatten() {
-            Some(statement) => Error::Refused {
-                database: database.into(),
-                statement,
-                source,
-            },
-            None => Error::Sqlite {
-                database: database.into(),
-                source,
-            },
+/// Why a pragma could not be set or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PragmaError {
+    /// From rusqlite (a deadpool-sqlite or r2d2_sqlite connection).
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    /// From another driver (diesel), as its message.
+    #[error("{message}")]
+    Driver {
+        /// The driver's message.
+        message: String,
+        /// True for SQLite's "database is locked" (SQLITE_BUSY).
+        busy: bool,
+    },
+}
+
+impl PragmaError {
+    /// True for SQLite's "database is locked" (SQLITE_BUSY).
+    pub fn is_busy(&self) -> bool {
+        match self {
+            PragmaError::Sqlite(e) => {
+                e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+            }
+            PragmaError::Driver { busy, .. } => *busy,
         }
     }
 }
+
+/// The last error of a customizer, kept because r2d2 reports a failed `on_acquire` to the caller
+/// of `get()` only as "timed out waiting for connection".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct LastError {
+    /// The error message, naming the database and pragma.
+    pub message: String,
+    /// When it happened.
+    pub at: SystemTime,
+    /// True when a pragma did not take effect ([`Error::Mismatch`]); false when applying the
+    /// profile failed with an error (a lock, a read-only file) or the connection could not be
+    /// opened.
+    pub profile: bool,
+}
+
+impl LastError {
+    /// A connection error (not a profile mismatch), now.
+    pub fn connection(message: impl Into<String>) -> LastError {
+        LastError {
+            message: message.into(),
+            at: SystemTime::now(),
+            profile: false,
+        }
+    }
+}
+
+/// A shared handle to a customizer's last error.
+pub type LastErrorHandle = Arc<Mutex<Option<LastError>>>;

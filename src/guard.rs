@@ -19,6 +19,7 @@ use std::sync::{Mutex, PoisonError};
 
 use rusqlite::ffi;
 
+use crate::error::Error;
 use crate::sys::Db;
 
 /// Pragmas a borrower may run with a value or an argument (`PRAGMA name = v`, `PRAGMA name(v)`):
@@ -96,8 +97,13 @@ fn refuse(statement: String, why: &str) -> bool {
     false
 }
 
+/// Installs the guard on a connection.
+pub(crate) fn install(db: Db) -> Result<(), i32> {
+    crate::sys::install_guard(db, authorize)
+}
+
 /// The decision for one action SQLite is preparing on connection `db`: true to allow.
-pub(crate) fn authorize(
+fn authorize(
     db: Db,
     action: i32,
     arg1: Option<&str>,
@@ -164,5 +170,23 @@ pub(crate) fn authorize(
             true
         }
         _ => true,
+    }
+}
+
+/// An SQLite error of application code on `database`: [`Error::Refused`] when it is the
+/// guard's refusal made on this thread, naming the statement; [`Error::Sqlite`] otherwise.
+pub fn error(database: impl Into<String>, source: rusqlite::Error) -> Error {
+    let denied =
+        source.sqlite_error_code() == Some(rusqlite::ErrorCode::AuthorizationForStatementDenied);
+    match denied.then(take_refusal).flatten() {
+        Some(statement) => Error::Refused {
+            database: database.into(),
+            statement,
+            source,
+        },
+        None => Error::Sqlite {
+            database: database.into(),
+            source,
+        },
     }
 }

@@ -66,15 +66,7 @@ fn micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_nanos() as f64 / 1000.0)
 }
 
-/// A duration for people: `0.4µs`, `81.9µs`, `3.15ms`.
-pub fn human(d: Duration) -> String {
-    let us = d.as_nanos() as f64 / 1000.0;
-    if us >= 1000.0 {
-        format!("{:.2}ms", us / 1000.0)
-    } else {
-        format!("{us:.1}µs")
-    }
-}
+pub use crate::units::duration as human;
 
 /// Plain totals: the sum of slots, or a baseline.
 #[derive(Debug, Clone)]

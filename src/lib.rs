@@ -28,13 +28,16 @@ pub mod manager;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 mod open;
+mod pool;
 pub mod pools;
 pub mod pragma;
 pub mod profile;
 mod reentry;
 pub mod settings;
 pub mod stats;
+mod strict;
 mod sys;
+pub mod units;
 mod watch;
 
 pub use connection::PragmaConnection;

@@ -167,7 +167,7 @@ impl<D: Driver> Opener<D> {
             return Err(e);
         }
         let guarded = match D::db(&mut conn) {
-            Some(db) => crate::sys::install_guard(db).map_err(|code| {
+            Some(db) => crate::guard::install(db).map_err(|code| {
                 format!("installing the pragma guard failed (SQLite error code {code})")
             }),
             None => Err("the driver did not give the connection's handle".to_owned()),

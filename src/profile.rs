@@ -18,9 +18,6 @@
 //! None of these run inside a transaction (`foreign_keys` and `synchronous` cannot change there).
 //! Every pragma is then read back: a misspelled or refused pragma is silent in SQLite.
 
-use rusqlite::types::ToSqlOutput;
-use rusqlite::ToSql;
-
 use crate::connection::PragmaConnection;
 use serde::{Deserialize, Serialize};
 
@@ -70,7 +67,7 @@ pub struct PragmaSet {
     pub mmap_size: Option<MmapSize>,
     /// Pages in the WAL before an automatic checkpoint
     /// (<https://sqlite.org/pragma.html#pragma_wal_autocheckpoint>). Default: 1000; 0 disables.
-    #[serde(default, deserialize_with = "crate::settings::strict::count")]
+    #[serde(default, deserialize_with = "crate::strict::count")]
     pub wal_autocheckpoint: Option<u32>,
     /// Size the WAL or journal is truncated to after use
     /// (<https://sqlite.org/pragma.html#pragma_journal_size_limit>). Default: no limit.
@@ -87,7 +84,7 @@ pub struct PragmaSet {
     pub cell_size_check: Option<bool>,
     /// Rows `ANALYZE` looks at per index (<https://sqlite.org/pragma.html#pragma_analysis_limit>).
     /// Default: 0 (all).
-    #[serde(default, deserialize_with = "crate::settings::strict::count")]
+    #[serde(default, deserialize_with = "crate::strict::count")]
     pub analysis_limit: Option<u32>,
 }
 
@@ -129,33 +126,7 @@ impl PragmaSet {
     }
 }
 
-/// A value as SQLite takes or reports it: an integer or (lowercase) text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum Raw {
-    /// An integer.
-    Int(i64),
-    /// Text, lowercase.
-    Text(String),
-}
-
-impl std::fmt::Display for Raw {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Raw::Int(i) => i.fmt(f),
-            Raw::Text(s) => s.fmt(f),
-        }
-    }
-}
-
-impl ToSql for Raw {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        match self {
-            Raw::Int(i) => i.to_sql(),
-            Raw::Text(s) => s.to_sql(),
-        }
-    }
-}
+pub use crate::connection::Raw;
 
 /// Where SQLite keeps a setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

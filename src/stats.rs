@@ -495,17 +495,17 @@ impl fmt::Display for PoolStats {
             self.checkouts,
             self.waited,
             self.timeouts,
-            crate::histogram::human(self.wait.p50),
-            crate::histogram::human(self.wait.p90),
-            crate::histogram::human(self.wait.p99),
-            crate::histogram::human(self.wait.max)
+            crate::units::duration(self.wait.p50),
+            crate::units::duration(self.wait.p90),
+            crate::units::duration(self.wait.p99),
+            crate::units::duration(self.wait.max)
         )?;
         writeln!(
             f,
             "  hold p50 {} p99 {} max {}  connections created {} closed {} (max_lifetime {}, idle/broken {}) errors {} customizer failures {}",
-            crate::histogram::human(self.hold.p50),
-            crate::histogram::human(self.hold.p99),
-            crate::histogram::human(self.hold.max),
+            crate::units::duration(self.hold.p50),
+            crate::units::duration(self.hold.p99),
+            crate::units::duration(self.hold.max),
             self.connections_created,
             self.connections_closed,
             self.closed_max_lifetime,
@@ -524,7 +524,7 @@ impl fmt::Display for PoolStats {
             self.cache.miss,
             self.cache.write,
             self.cache.spill,
-            crate::budget::human(self.cache.used_bytes)
+            crate::units::bytes(self.cache.used_bytes)
         )?;
         if let Some(e) = &self.last_customizer_error {
             let ago =

@@ -100,9 +100,17 @@ pub fn is_autocommit(db: Db) -> bool {
     unsafe { ffi::sqlite3_get_autocommit(db.0) != 0 }
 }
 
-/// Installs litepool's pragma guard ([`crate::guard::authorize`]) as the connection's authorizer.
-/// A later `Connection::authorizer` call of the application replaces it.
-pub fn install_guard(db: Db) -> Result<(), c_int> {
+/// An authorizer's decision for one action being prepared on a connection: its handle, SQLite's
+/// action code, its two arguments and the schema name; true to allow.
+pub type Decide = fn(Db, c_int, Option<&str>, Option<&str>, Option<&str>) -> bool;
+
+/// The one authorizer of the process (litepool's guard), set by the first [`install_guard`].
+static DECIDE: std::sync::OnceLock<Decide> = std::sync::OnceLock::new();
+
+/// Installs `decide` (litepool's pragma guard) as the connection's authorizer. A later
+/// `Connection::authorizer` call of the application replaces it.
+pub fn install_guard(db: Db, decide: Decide) -> Result<(), c_int> {
+    DECIDE.get_or_init(|| decide);
     // SAFETY: `db` is the open handle of a connection the caller holds borrowed. `authorize`
     // is a plain function that lives for the whole program; its user data is the handle itself,
     // which SQLite passes back only while the connection is open (it is never dereferenced by
@@ -115,7 +123,7 @@ pub fn install_guard(db: Db) -> Result<(), c_int> {
     }
 }
 
-/// SQLite's authorizer callback: converts the arguments and asks [`crate::guard::authorize`].
+/// SQLite's authorizer callback: converts the arguments and asks the installed [`Decide`].
 /// A panic never crosses into C: it denies the statement.
 unsafe extern "C" fn authorize(
     user: *mut c_void,
@@ -135,8 +143,11 @@ unsafe extern "C" fn authorize(
         }
     };
     let db = Db(user.cast::<ffi::sqlite3>());
+    let Some(decide) = DECIDE.get() else {
+        return ffi::SQLITE_DENY;
+    };
     let allowed = std::panic::catch_unwind(|| {
-        crate::guard::authorize(
+        decide(
             db,
             action,
             text(arg1).as_deref(),

@@ -221,7 +221,7 @@ impl DieselNamed {
         let prepared = crate::open::prepare(Diesel, db, spec)?;
         let manager = Manager::new(prepared.opener, true);
         Ok(DieselNamed {
-            pool: crate::pools::build(spec, &prepared.shared, manager)?,
+            pool: crate::pool::build(spec, &prepared.shared, manager)?,
             shared: prepared.shared,
             mode: spec.profile.pragmas().transaction_behavior,
         })

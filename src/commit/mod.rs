@@ -54,7 +54,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::histogram::{Histogram, Summary};
-use crate::pools::NamedPool;
+use crate::pool::NamedPool;
 use crate::reentry;
 pub use crate::settings::GroupCommitSettings;
 

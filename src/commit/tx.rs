@@ -11,7 +11,7 @@ use rusqlite::Connection;
 
 use super::Phase;
 use crate::error::{Error, Result};
-use crate::pools::NamedPool;
+use crate::pool::NamedPool;
 use crate::reentry::{self, SAVEPOINT};
 
 /// `f` alone in `BEGIN IMMEDIATE … COMMIT` on a connection of `pool` (a database without a
@@ -118,7 +118,7 @@ impl<'a, K> Tx<'a, K> {
     }
 
     fn sqlite(&self, source: rusqlite::Error) -> Error {
-        Error::from_sqlite(self.database, source)
+        crate::guard::error(self.database, source)
     }
 
     /// `BEGIN IMMEDIATE`, waiting for another connection's write lock no later than

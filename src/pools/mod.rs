@@ -1,11 +1,9 @@
 //! [`Pools`]: one named r2d2 pool per configured database, with statistics.
 //!
-//! [`NamedPool`] (`named.rs`) is one concrete pool; [`Conn`] (`conn.rs`) a connection checked
-//! out of it; `optimizer.rs` the optional `PRAGMA optimize` thread. The file watcher is shared
-//! with the adapters ([`crate::watch`]).
+//! [`NamedPool`] is one concrete pool and [`Conn`] a connection checked out of it (both in the
+//! pool core, `src/pool/`, below the write path); `optimizer.rs` is the optional `PRAGMA
+//! optimize` thread. The file watcher is shared with the adapters ([`crate::watch`]).
 
-mod conn;
-mod named;
 mod optimizer;
 
 use std::collections::BTreeMap;
@@ -15,14 +13,12 @@ use std::sync::Arc;
 use r2d2::Pool;
 use serde::Serialize;
 
-pub use self::conn::Conn;
-pub(crate) use self::named::build;
-pub use self::named::NamedPool;
 use self::optimizer::Optimizer;
 use crate::budget::Budget;
 use crate::error::{Error, Result};
 use crate::file::{self, FileState};
 use crate::manager::Manager;
+pub use crate::pool::{Conn, NamedPool};
 use crate::settings::{DatabaseSettings, PoolSpec, Role, Settings};
 use crate::stats::PoolStats;
 pub use crate::watch::WATCH_INTERVAL;

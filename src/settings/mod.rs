@@ -26,7 +26,7 @@ use crate::profile::{PragmaSet, Profile};
 
 mod bench;
 mod spec;
-pub(crate) mod strict;
+use crate::strict;
 pub use bench::{BenchTransaction, ParamGen, Workload};
 pub use spec::{writer_and_reader, GroupCommitSettings, PoolSpec, Role};
 

@@ -1,5 +1,7 @@
 //! [`NamedPool`]: one concrete r2d2 pool of rusqlite connections, opened through litepool's one
-//! open path ([`crate::open`]).
+//! open path ([`crate::open`]), and [`Conn`] (`conn.rs`), a connection checked out of it.
+
+mod conn;
 
 use std::cell::Cell;
 use std::fmt;
@@ -8,7 +10,7 @@ use std::time::Duration;
 
 use r2d2::Pool;
 
-use super::Conn;
+pub use self::conn::Conn;
 use crate::driver::Rusqlite;
 use crate::error::{Error, Result};
 use crate::manager::Manager;
@@ -20,17 +22,17 @@ use crate::stats::{PoolStats, StatsHandler};
 /// clone (one reference count), `Send + Sync + 'static`.
 #[derive(Clone)]
 pub struct NamedPool {
-    pub(super) inner: Arc<PoolInner>,
+    pub(crate) inner: Arc<PoolInner>,
 }
 
-pub(super) struct PoolInner {
-    pub(super) shared: Arc<Shared>,
-    pub(super) pool: Pool<Manager>,
+pub(crate) struct PoolInner {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) pool: Pool<Manager>,
     /// A split database's one writer: a checkout from inside one of its write closures would
     /// wait for itself.
     exclusive: bool,
-    /// Set by [`super::Pools`] on writing pools of a `checkpoint = "background"` database.
-    pub(super) wal: OnceLock<Arc<crate::checkpoint::WalWatch>>,
+    /// Set by [`crate::Pools`] on writing pools of a `checkpoint = "background"` database.
+    pub(crate) wal: OnceLock<Arc<crate::checkpoint::WalWatch>>,
 }
 
 impl fmt::Debug for NamedPool {
@@ -75,7 +77,7 @@ impl NamedPool {
     /// Bootstraps one pool of `db` (journal switch, file-level pragmas on a new file,
     /// verification, on a dedicated connection) and builds it with statistics. `spec` is one of
     /// `db.pools()`; a split database's writer must be opened before its readers.
-    /// [`super::Pools::new`] runs [`super::preflight`] first; call it yourself when using this
+    /// [`crate::Pools::new`] runs [`crate::pools::preflight`] first; call it yourself when using this
     /// alone.
     ///
     /// Bad pool settings built in code (`max_size = 0`, a zero timeout, `min_idle > max_size`)

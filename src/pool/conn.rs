@@ -19,13 +19,13 @@ use crate::stats::PoolCounters;
 /// It is `'static` and `Send`, like r2d2's `PooledConnection`: it borrows nothing, so it can be
 /// moved into a spawned thread or held across an `.await`.
 pub struct Conn {
-    pub(super) inner: PooledConnection<Manager>,
-    pub(super) counters: Option<Arc<PoolCounters>>,
+    pub(crate) inner: PooledConnection<Manager>,
+    pub(crate) counters: Option<Arc<PoolCounters>>,
     /// With `checkpoint = "background"` on a writing pool: checkpoints at check-in, and the
     /// connection's `total_changes` at checkout (a borrower that changed no row skips the check).
-    pub(super) wal: Option<(Arc<crate::checkpoint::WalWatch>, u64)>,
+    pub(crate) wal: Option<(Arc<crate::checkpoint::WalWatch>, u64)>,
     /// Set on first use: a connection checked out and back unused has nothing to sample.
-    pub(super) used: Cell<bool>,
+    pub(crate) used: Cell<bool>,
 }
 
 impl Deref for Conn {
