@@ -50,15 +50,17 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
-use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::histogram::{Histogram, Summary};
 use crate::pool::NamedPool;
 use crate::reentry;
 pub use crate::settings::GroupCommitSettings;
 
+mod stats;
 mod tx;
+
+use self::stats::Counters;
+pub use self::stats::GroupCommitStats;
 pub(crate) use tx::write_alone;
 use tx::Tx;
 
@@ -110,75 +112,6 @@ enum Phase {
     Checkpointing = 4,
     /// `BEGIN IMMEDIATE` waits for another connection's write lock.
     Locking = 5,
-}
-
-/// What the writes did: an eventually consistent snapshot. Every call of `write` on a split
-/// database is counted once, in `writes` (answered `Ok`) or in `failed_writes` (answered `Err`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[non_exhaustive]
-pub struct GroupCommitStats {
-    /// Transactions that ran at least one closure (committed or not).
-    pub batches: u64,
-    /// Writes answered `Ok`: committed.
-    pub writes: u64,
-    /// Writes answered `Err`: nothing of them committed (includes the next three).
-    pub failed_writes: u64,
-    /// Writes whose closure succeeded but whose transaction was rolled back by another closure
-    /// of the batch or by SQLite ([`Error::RolledBack`]).
-    pub rolled_back: u64,
-    /// Writes that could not start within the writer's `connection_timeout`
-    /// ([`Error::WriteTimeout`], [`Error::QueueFull`]).
-    pub timeouts: u64,
-    /// Writes refused because they were called from inside a closure ([`Error::Reentrant`]).
-    pub reentrant: u64,
-    /// Batches whose BEGIN or COMMIT failed (every caller of it got the error).
-    pub failed_batches: u64,
-    /// The most closures run in one batch.
-    pub max_batch: u64,
-    /// Mean closures run per batch.
-    pub mean_batch: f64,
-    /// Time from `write()` to its closure starting.
-    pub queue_wait: Summary,
-    /// Time from `write()` to its answer.
-    pub latency: Summary,
-    /// Checkpoints run between batches (`checkpoint = "background"`), after the batch before
-    /// was answered.
-    pub checkpoints: u64,
-    /// Writes waiting now for their closure to start.
-    pub queued: u64,
-}
-
-#[derive(Default)]
-struct Counters {
-    batches: AtomicU64,
-    closures: AtomicU64,
-    writes: AtomicU64,
-    failed_writes: AtomicU64,
-    rolled_back: AtomicU64,
-    timeouts: AtomicU64,
-    reentrant: AtomicU64,
-    failed_batches: AtomicU64,
-    max_batch: AtomicU64,
-    checkpoints: AtomicU64,
-    queue_wait: Histogram,
-    latency: Histogram,
-}
-
-impl Counters {
-    fn answered(&self, result: &Result<()>) {
-        match result {
-            Ok(()) => self.writes.fetch_add(1, Relaxed),
-            Err(e) => {
-                if matches!(e, Error::RolledBack { .. }) {
-                    self.rolled_back.fetch_add(1, Relaxed);
-                }
-                if matches!(e, Error::WriteTimeout { .. }) {
-                    self.timeouts.fetch_add(1, Relaxed);
-                }
-                self.failed_writes.fetch_add(1, Relaxed)
-            }
-        };
-    }
 }
 
 struct Shared {
@@ -598,26 +531,7 @@ impl GroupCommit {
 
     /// A snapshot of the statistics.
     pub(crate) fn stats(&self) -> GroupCommitStats {
-        let c = &self.shared.counters;
-        let batches = c.batches.load(Relaxed);
-        GroupCommitStats {
-            batches,
-            writes: c.writes.load(Relaxed),
-            failed_writes: c.failed_writes.load(Relaxed),
-            rolled_back: c.rolled_back.load(Relaxed),
-            timeouts: c.timeouts.load(Relaxed),
-            reentrant: c.reentrant.load(Relaxed),
-            failed_batches: c.failed_batches.load(Relaxed),
-            max_batch: c.max_batch.load(Relaxed),
-            mean_batch: if batches == 0 {
-                0.0
-            } else {
-                c.closures.load(Relaxed) as f64 / batches as f64
-            },
-            queue_wait: c.queue_wait.summary(),
-            latency: c.latency.summary(),
-            checkpoints: c.checkpoints.load(Relaxed),
-            queued: lock(&self.shared.queue).jobs.len() as u64,
-        }
+        let queued = lock(&self.shared.queue).jobs.len() as u64;
+        self.shared.counters.snapshot(queued)
     }
 }

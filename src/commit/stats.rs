@@ -1,0 +1,101 @@
+//! What group commit counts: [`GroupCommitStats`] and the live counters behind it.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::histogram::{Histogram, Summary};
+
+/// What the writes did: an eventually consistent snapshot. Every call of `write` on a split
+/// database is counted once, in `writes` (answered `Ok`) or in `failed_writes` (answered `Err`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct GroupCommitStats {
+    /// Transactions that ran at least one closure (committed or not).
+    pub batches: u64,
+    /// Writes answered `Ok`: committed.
+    pub writes: u64,
+    /// Writes answered `Err`: nothing of them committed (includes the next three).
+    pub failed_writes: u64,
+    /// Writes whose closure succeeded but whose transaction was rolled back by another closure
+    /// of the batch or by SQLite ([`Error::RolledBack`]).
+    pub rolled_back: u64,
+    /// Writes that could not start within the writer's `connection_timeout`
+    /// ([`Error::WriteTimeout`], [`Error::QueueFull`]).
+    pub timeouts: u64,
+    /// Writes refused because they were called from inside a closure ([`Error::Reentrant`]).
+    pub reentrant: u64,
+    /// Batches whose BEGIN or COMMIT failed (every caller of it got the error).
+    pub failed_batches: u64,
+    /// The most closures run in one batch.
+    pub max_batch: u64,
+    /// Mean closures run per batch.
+    pub mean_batch: f64,
+    /// Time from `write()` to its closure starting.
+    pub queue_wait: Summary,
+    /// Time from `write()` to its answer.
+    pub latency: Summary,
+    /// Checkpoints run between batches (`checkpoint = "background"`), after the batch before
+    /// was answered.
+    pub checkpoints: u64,
+    /// Writes waiting now for their closure to start.
+    pub queued: u64,
+}
+
+#[derive(Default)]
+pub(super) struct Counters {
+    pub(super) batches: AtomicU64,
+    pub(super) closures: AtomicU64,
+    pub(super) writes: AtomicU64,
+    pub(super) failed_writes: AtomicU64,
+    pub(super) rolled_back: AtomicU64,
+    pub(super) timeouts: AtomicU64,
+    pub(super) reentrant: AtomicU64,
+    pub(super) failed_batches: AtomicU64,
+    pub(super) max_batch: AtomicU64,
+    pub(super) checkpoints: AtomicU64,
+    pub(super) queue_wait: Histogram,
+    pub(super) latency: Histogram,
+}
+
+impl Counters {
+    pub(super) fn answered(&self, result: &Result<()>) {
+        match result {
+            Ok(()) => self.writes.fetch_add(1, Relaxed),
+            Err(e) => {
+                if matches!(e, Error::RolledBack { .. }) {
+                    self.rolled_back.fetch_add(1, Relaxed);
+                }
+                if matches!(e, Error::WriteTimeout { .. }) {
+                    self.timeouts.fetch_add(1, Relaxed);
+                }
+                self.failed_writes.fetch_add(1, Relaxed)
+            }
+        };
+    }
+
+    /// The snapshot, with `queued` writes waiting now.
+    pub(super) fn snapshot(&self, queued: u64) -> GroupCommitStats {
+        let batches = self.batches.load(Relaxed);
+        GroupCommitStats {
+            batches,
+            writes: self.writes.load(Relaxed),
+            failed_writes: self.failed_writes.load(Relaxed),
+            rolled_back: self.rolled_back.load(Relaxed),
+            timeouts: self.timeouts.load(Relaxed),
+            reentrant: self.reentrant.load(Relaxed),
+            failed_batches: self.failed_batches.load(Relaxed),
+            max_batch: self.max_batch.load(Relaxed),
+            mean_batch: if batches == 0 {
+                0.0
+            } else {
+                self.closures.load(Relaxed) as f64 / batches as f64
+            },
+            queue_wait: self.queue_wait.summary(),
+            latency: self.latency.summary(),
+            checkpoints: self.checkpoints.load(Relaxed),
+            queued,
+        }
+    }
+}
