@@ -63,6 +63,12 @@ pub(crate) struct Databases<N> {
     _watcher: Watcher,
 }
 
+impl<N> std::fmt::Debug for Databases<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.map.keys()).finish()
+    }
+}
+
 /// A concrete pool and its shared state (its name: `jobs`, `jobs.writer`, `jobs.readers`).
 pub(crate) trait Named {
     fn shared(&self) -> &Arc<Shared>;
@@ -151,8 +157,4 @@ impl<N: Named + Clone> Databases<N> {
         })
     }
 
-    /// The configured database names.
-    pub(crate) fn names(&self) -> Vec<&String> {
-        self.map.keys().collect()
-    }
 }

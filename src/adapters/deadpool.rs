@@ -243,17 +243,9 @@ impl Named for DeadpoolNamed {
 ///
 /// As with deadpool's own pools, build and drop it inside a tokio runtime: its connections
 /// close on the runtime's blocking threads.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Pools {
     databases: Arc<Databases<DeadpoolNamed>>,
-}
-
-impl std::fmt::Debug for Pools {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("deadpool::Pools")
-            .field("databases", &self.databases.names())
-            .finish()
-    }
 }
 
 impl Pools {

@@ -257,17 +257,9 @@ impl Named for DieselNamed {
 /// })??;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Pools {
     databases: Arc<Databases<DieselNamed>>,
-}
-
-impl std::fmt::Debug for Pools {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("diesel::Pools")
-            .field("databases", &self.databases.names())
-            .finish()
-    }
 }
 
 impl Pools {
