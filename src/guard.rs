@@ -2,7 +2,7 @@
 //! prepares each statement (an authorizer, <https://sqlite.org/c3ref/set_authorizer.html>).
 //!
 //! One guard for every pool kind (rusqlite, diesel, deadpool), installed when a connection is
-//! opened ([`crate::open`]). Three outcomes:
+//! opened (`crate::open`). Three outcomes:
 //! - **refused**: a pragma assignment outside [`ASSIGNABLE_PRAGMAS`] (an allowlist, so that a
 //!   pragma SQLite adds later is refused too), `ATTACH`/`DETACH`, and inside a write closure
 //!   `BEGIN`/`COMMIT`/`ROLLBACK` and litepool's savepoint. SQLite reports "not authorized";
@@ -10,7 +10,7 @@
 //! - **allowed, connection replaced**: creating a temporary table, index, view, trigger or
 //!   virtual table. Temporary objects live as long as the connection and a temporary table or
 //!   trigger would change what the next borrower's statements do (a `temp.orders` shadows
-//!   `main.orders`), so the connection is closed at check-in instead of going back ([`take_dirty`]).
+//!   `main.orders`), so the connection is closed at check-in instead of going back (`take_dirty`).
 //! - **allowed**: everything else.
 
 use std::cell::RefCell;

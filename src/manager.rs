@@ -1,6 +1,6 @@
 //! [`Manager`]: the r2d2 connection manager of litepool's pools and of its diesel pools. It
-//! opens connections through [`crate::open`] (the driver, the profile, the guard, timing) and
-//! checks them in through [`crate::checkin`] (rollback of a transaction left open, closing a
+//! opens connections through `crate::open` (the driver, the profile, the guard, timing) and
+//! checks them in through `crate::checkin` (rollback of a transaction left open, closing a
 //! connection that created temporary objects).
 
 use crate::checkin::check_in;
@@ -9,8 +9,8 @@ use crate::driver::{Driver, Rusqlite};
 use crate::error::Error;
 use crate::open::Opener;
 
-/// The connection manager of litepool's r2d2 pools, for a pool kind's [`Driver`]
-/// ([`Rusqlite`] by default; diesel's with the `diesel` feature).
+/// The connection manager of litepool's r2d2 pools, for a pool kind's `Driver`
+/// (`Rusqlite` by default; diesel's with the `diesel` feature).
 #[derive(Debug)]
 pub struct Manager<D: Driver = Rusqlite> {
     opener: Opener<D>,

@@ -389,7 +389,7 @@ impl HandleEvent for StatsHandler {
     }
 }
 
-/// litepool's own managers count and keep their errors as they happen ([`crate::open`]); r2d2
+/// litepool's own managers count and keep their errors as they happen (`crate::open`); r2d2
 /// passes them here as well, where they are only traced.
 impl HandleError<crate::Error> for StatsHandler {
     fn handle_error(&self, error: crate::Error) {

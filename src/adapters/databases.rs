@@ -156,5 +156,4 @@ impl<N: Named + Clone> Databases<N> {
             }
         })
     }
-
 }

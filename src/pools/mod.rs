@@ -2,7 +2,7 @@
 //!
 //! [`NamedPool`] is one concrete pool and [`Conn`] a connection checked out of it (both in the
 //! pool core, `src/pool/`, below the write path); `optimizer.rs` is the optional `PRAGMA
-//! optimize` thread. The file watcher is shared with the adapters ([`crate::watch`]).
+//! optimize` thread. The file watcher is shared with the adapters (`src/watch.rs`).
 
 mod optimizer;
 
@@ -169,7 +169,7 @@ impl Handle {
     }
 }
 
-/// One r2d2 pool per configured database, each with a [`PragmaCustomizer`] and statistics; a
+/// One r2d2 pool per configured database, each with a [`crate::PragmaCustomizer`] and statistics; a
 /// database with a writer/readers split has two (`<name>.writer` and `<name>.readers`).
 ///
 /// Cheap to clone (one reference count) and `Send + Sync + 'static`: keep it in an

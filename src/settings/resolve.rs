@@ -1,0 +1,334 @@
+//! Resolving the layers into [`Settings`]: merging, cross-checks (profile names, pool sizes,
+//! unsafe values) and the error messages that name where each value came from.
+
+#[allow(unused_imports)]
+use super::*;
+
+pub(super) struct Resolver<'a> {
+    pub(super) layers: &'a [(String, Config)],
+}
+
+impl Resolver<'_> {
+    /// The file or variable that set `key` last, for errors found after merging.
+    fn origin(&self, key: &str) -> String {
+        self.layers
+            .iter()
+            .rev()
+            .find(|(_, layer)| layer.get::<config::Value>(key).is_ok())
+            .map_or_else(|| "configuration".to_owned(), |(origin, _)| origin.clone())
+    }
+
+    /// A typed error from a lower layer, with the file or variable and the key that caused it.
+    fn wrap(&self, key: String, source: Error) -> Error {
+        Error::At {
+            origin: self.origin(&key),
+            key,
+            source: Box::new(source),
+        }
+    }
+
+    fn error(&self, key: String, message: String) -> Error {
+        Error::Config {
+            origin: self.origin(&key),
+            key: Some(key),
+            message,
+        }
+    }
+
+    pub(super) fn resolve(
+        &self,
+        raw: Layer,
+        env: String,
+        dir: PathBuf,
+        sources: Vec<String>,
+    ) -> Result<Settings> {
+        let mut profiles = BTreeMap::new();
+        for (name, set) in &raw.profiles {
+            let profile = Profile::new(name, set.clone()).map_err(|e| match e {
+                Error::Unsafe { pragma, .. } => self.wrap(format!("profiles.{name}.{pragma}"), e),
+                other => other,
+            })?;
+            profiles.insert(name.clone(), profile);
+        }
+        let mut databases = BTreeMap::new();
+        let mut ignored = Vec::new();
+        for (name, db) in raw.databases {
+            let key = |k: &str| format!("databases.{name}.{k}");
+            let path = db.path.ok_or_else(|| Error::Config {
+                origin: sources_list(&sources),
+                key: Some(key("path")),
+                message: "missing: every database needs a path".into(),
+            })?;
+            if path.as_os_str().is_empty() {
+                return Err(self.error(
+                    key("path"),
+                    "invalid path \"\": expected a file path".into(),
+                ));
+            }
+            let base = match &db.profile {
+                Some(p) => raw.profiles.get(p).cloned().ok_or_else(|| {
+                    let known: Vec<_> = raw.profiles.keys().map(String::as_str).collect();
+                    self.error(
+                        key("profile"),
+                        format!(
+                            "unknown profile {p:?}: expected one of {}",
+                            if known.is_empty() {
+                                "(no profiles defined)".into()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
+                    )
+                })?,
+                None => PragmaSet::default(),
+            };
+            let profile_name = db.profile.clone().unwrap_or_else(|| name.clone());
+            let profile =
+                Profile::new(profile_name, base.overlay(&db.pragmas)).map_err(|e| match e {
+                    Error::Unsafe { pragma, .. } => {
+                        // The database's own key, unless only its profile sets the value.
+                        let in_db = db.pragmas.sets(pragma);
+                        let k = match (&db.profile, in_db) {
+                            (Some(p), false) => format!("profiles.{p}.{pragma}"),
+                            _ => key(&format!("pragmas.{pragma}")),
+                        };
+                        self.wrap(k, e)
+                    }
+                    other => other,
+                })?;
+            let readers_layer = db.readers;
+            if let (true, Some(r)) = (
+                db.writer.is_some() || readers_layer.is_some(),
+                &readers_layer,
+            ) {
+                self.ignored_by_split(&name, &db.pool, db.writer.as_ref(), r, &mut ignored);
+            }
+            if db.writer.is_some() || readers_layer.is_some() {
+                // The writer takes [writer] transaction_behavior, the readers deferred: a
+                // profile value that differs from the writer's is shadowed.
+                let writer_mode = db
+                    .writer
+                    .as_ref()
+                    .and_then(|w| w.transaction_behavior)
+                    .unwrap_or(TransactionMode::Immediate);
+                if let Some(mode) = profile
+                    .pragmas()
+                    .transaction_behavior
+                    .filter(|m| *m != writer_mode)
+                {
+                    let k = match (&db.profile, db.pragmas.transaction_behavior.is_some()) {
+                        (Some(p), false) => format!("profiles.{p}.transaction_behavior"),
+                        _ => key("pragmas.transaction_behavior"),
+                    };
+                    ignored.push(Ignored {
+                        origin: self.origin(&k),
+                        key: k,
+                        reason: format!(
+                            "transaction_behavior = \"{mode}\" has no effect on split database {name:?}: its writer uses [databases.{name}.writer] transaction_behavior = \"{writer_mode}\" and its readers deferred transactions"
+                        ),
+                    });
+                }
+            }
+            let split = match (db.writer, readers_layer.is_some()) {
+                (None, false) => None,
+                (writer, _) => {
+                    let writer = writer.unwrap_or_default();
+                    let base = self.pool_layer(&name, "pool", &db.pool, None)?;
+                    let readers = match &readers_layer {
+                        Some(r) => self.pool_layer(&name, "readers", r, Some(&base))?,
+                        None => base.clone(),
+                    };
+                    Some(Split {
+                        writer_connection_timeout: writer
+                            .connection_timeout
+                            .map_or(base.connection_timeout, |t| t.0),
+                        writer_transaction_behavior: writer
+                            .transaction_behavior
+                            .unwrap_or(TransactionMode::Immediate),
+                        optimize_interval: writer.optimize_interval.and_then(|l| l.0),
+                        readers,
+                        group_commit: self.group_commit(&name, &writer)?,
+                    })
+                }
+            };
+            let pool = self.pool_layer(&name, "pool", &db.pool, None)?;
+            databases.insert(
+                name.clone(),
+                DatabaseSettings {
+                    name,
+                    path,
+                    create_if_missing: db.create_if_missing.unwrap_or(true),
+                    check_integrity: db.check_integrity.unwrap_or(true),
+                    profile,
+                    pool,
+                    file_mode: db.file_mode.unwrap_or(FileMode(0o600)),
+                    durability: db.durability.unwrap_or(Durability::Normal),
+                    replication: db.replication.unwrap_or(Replication::None),
+                    checkpoint: db.checkpoint.unwrap_or(Checkpoint::Sqlite),
+                    checkpoint_wal_size: db.checkpoint_wal_size.unwrap_or(ByteSize(4 << 20)),
+                    split,
+                },
+            );
+        }
+        if let Err(e) = distinct_files(&databases) {
+            let k = match &e {
+                Error::SameFile { second, .. } => format!("databases.{second}.path"),
+                _ => "databases".into(),
+            };
+            return Err(self.wrap(k, e));
+        }
+        if raw.limits.memory_budget.is_none() {
+            for (name, set) in &raw.profiles {
+                if set.enforce_budget == Some(true) {
+                    let k = format!("profiles.{name}.enforce_budget");
+                    ignored.push(Ignored {
+                        origin: self.origin(&k),
+                        key: k,
+                        reason: "enforce_budget = true has no effect without limits.memory_budget"
+                            .into(),
+                    });
+                }
+            }
+        }
+        let names: Vec<&String> = databases.keys().collect();
+        let mut workloads = BTreeMap::new();
+        for (name, w) in raw.bench.workloads {
+            let workload = w.resolve(&name, &names).map_err(|(k, message)| {
+                self.error(format!("bench.workloads.{name}.{k}"), message)
+            })?;
+            workloads.insert(name, workload);
+        }
+        if databases.is_empty() {
+            return Err(Error::Config {
+                origin: sources_list(&sources),
+                key: Some("databases".into()),
+                message: "no databases configured: expected at least one [databases.<name>] table"
+                    .into(),
+            });
+        }
+        Ok(Settings {
+            env,
+            dir,
+            sources,
+            profiles,
+            databases,
+            memory_budget: raw.limits.memory_budget,
+            ignored,
+            workloads,
+        })
+    }
+
+    /// `[databases.<name>.writer]` queue_size (1..=65536), max_batch (1..=10000),
+    /// max_batch_time (above 0, at most 10s).
+    fn group_commit(&self, name: &str, w: &WriterLayer) -> Result<GroupCommitSettings> {
+        let d = GroupCommitSettings::default();
+        let key = |k: &str| format!("databases.{name}.writer.{k}");
+        let bounded = |k: &str, v: Option<u32>, max: u32, default: usize| match v {
+            None => Ok(default),
+            Some(n) if (1..=max).contains(&n) => Ok(n as usize),
+            Some(n) => Err(self.error(key(k), format!("invalid {k} {n}: expected 1 to {max}"))),
+        };
+        let max_batch_time = match w.max_batch_time {
+            None => d.max_batch_time,
+            Some(t) if t.0 <= Duration::from_secs(10) => t.0,
+            Some(t) => {
+                return Err(self.error(
+                    key("max_batch_time"),
+                    format!("invalid max_batch_time {t}: expected at most 10s"),
+                ))
+            }
+        };
+        Ok(GroupCommitSettings {
+            queue_size: bounded("queue_size", w.queue_size, 65_536, d.queue_size)?,
+            max_batch: bounded("max_batch", w.max_batch, 10_000, d.max_batch)?,
+            max_batch_time,
+        })
+    }
+
+    /// The `[pool]` keys of a split database that neither its writer nor its readers use.
+    fn ignored_by_split(
+        &self,
+        name: &str,
+        pool: &PoolLayer,
+        writer: Option<&WriterLayer>,
+        readers: &PoolLayer,
+        out: &mut Vec<Ignored>,
+    ) {
+        let mut push = |k: &str, why: &str| {
+            let key = format!("databases.{name}.pool.{k}");
+            out.push(Ignored {
+                origin: self.origin(&key),
+                key,
+                reason: format!("{k} has no effect on split database {name:?}: {why}"),
+            });
+        };
+        if pool.max_size.is_some() && readers.max_size.is_some() {
+            push(
+                "max_size",
+                "the writer has one connection and [readers] sets its own max_size",
+            );
+        }
+        if pool.min_idle.is_some() && (readers.min_idle.is_some() || readers.max_size.is_some()) {
+            push(
+                "min_idle",
+                "the writer has one connection and [readers] sets its own pool size",
+            );
+        }
+        let writer_timeout = writer.is_some_and(|w| w.connection_timeout.is_some());
+        if pool.connection_timeout.is_some()
+            && writer_timeout
+            && readers.connection_timeout.is_some()
+        {
+            push(
+                "connection_timeout",
+                "[writer] and [readers] both set their own",
+            );
+        }
+    }
+
+    fn pool_layer(
+        &self,
+        name: &str,
+        table: &str,
+        p: &PoolLayer,
+        base: Option<&PoolSettings>,
+    ) -> Result<PoolSettings> {
+        let d = base.cloned().unwrap_or_default();
+        let key = |k: &str| format!("databases.{name}.{table}.{k}");
+        let max_size = p.max_size.unwrap_or(d.max_size);
+        let settings = PoolSettings {
+            max_size,
+            min_idle: p.min_idle.or(if base.is_some() && p.max_size.is_none() {
+                d.min_idle
+            } else {
+                None
+            }),
+            connection_timeout: p.connection_timeout.map_or(d.connection_timeout, |t| t.0),
+            idle_timeout: p.idle_timeout.map_or(d.idle_timeout, |l| l.0),
+            max_lifetime: p.max_lifetime.map_or(d.max_lifetime, |l| l.0),
+            test_on_check_out: p.test_on_check_out.unwrap_or(d.test_on_check_out),
+            stats: p.stats.unwrap_or(d.stats),
+        };
+        settings.validate().map_err(|e| match e {
+            Error::PoolSetting { key: k, .. } => self.wrap(key(k), e),
+            other => other,
+        })?;
+        Ok(settings)
+    }
+}
+
+/// `text` with every line cut to 200 characters: a parse error quotes the offending line, which
+/// may be megabytes long.
+pub(super) fn clip(text: &str) -> String {
+    text.lines()
+        .map(|l| match l.char_indices().nth(200) {
+            Some((at, _)) => format!("{}…", &l[..at]),
+            None => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub(super) fn sources_list(sources: &[String]) -> String {
+    sources.join(", ")
+}
