@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Fails when a `crate::…` path in src/ points upward: litepool's modules form layers, and each
 may use only its own layer and those below it (values -> profile -> settings -> the pool core ->
-commit/checkpoint/stats -> check/lint -> adapters -> the binary). Re-exports in lib.rs are the
+commit/checkpoint/stats -> check/lint -> adapters -> the binary), and that no source file is over
+600 lines. Re-exports in lib.rs are the
 crate's surface and are not checked. Run from the repository root: `python3 .ci/layers.py`."""
 import pathlib
 import re
@@ -51,6 +52,11 @@ def main() -> int:
                 )
         for m in re.finditer(r"use super::super", code):
             bad.append(f"{path}: `super::super` hides the layer; use crate::")
+    # One question per file: none over 600 lines.
+    for path in sorted(pathlib.Path("src").rglob("*.rs")):
+        n = path.read_text().count("\n")
+        if n > 600:
+            bad.append(f"{path}: {n} lines; split it by topic (at most 600)")
     for b in sorted(set(bad)):
         print(b)
     if bad:
