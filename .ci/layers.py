@@ -10,7 +10,7 @@ import sys
 
 # Lowest first. A module's layer is the first entry naming it (a top-level module of src/).
 LAYERS = [
-    ("foundation", ["error", "sys", "strict", "units", "histogram", "reentry"]),
+    ("foundation", ["guide", "error", "sys", "strict", "units", "histogram", "reentry"]),
     ("values", ["pragma", "connection"]),
     ("profile", ["profile"]),
     ("settings", ["settings"]),

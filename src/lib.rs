@@ -22,6 +22,7 @@ mod driver;
 pub mod error;
 pub mod file;
 pub mod guard;
+pub mod guide;
 pub mod histogram;
 pub mod lint;
 pub mod manager;
