@@ -99,8 +99,22 @@ fn refuse(statement: String, why: &str) -> bool {
 
 /// Installs the guard on a connection.
 pub(crate) fn install(db: Db) -> Result<(), i32> {
-    crate::sys::install_guard(db, authorize)
+    crate::sys::install_guard(db, authorize, &ACTIONS)
 }
+
+/// The actions [`authorize`] decides; every other one is allowed.
+const ACTIONS: [i32; 10] = [
+    ffi::SQLITE_PRAGMA,
+    ffi::SQLITE_ATTACH,
+    ffi::SQLITE_DETACH,
+    ffi::SQLITE_TRANSACTION,
+    ffi::SQLITE_SAVEPOINT,
+    ffi::SQLITE_CREATE_TEMP_INDEX,
+    ffi::SQLITE_CREATE_TEMP_TABLE,
+    ffi::SQLITE_CREATE_TEMP_TRIGGER,
+    ffi::SQLITE_CREATE_TEMP_VIEW,
+    ffi::SQLITE_CREATE_VTABLE,
+];
 
 /// The decision for one action SQLite is preparing on connection `db`: true to allow.
 fn authorize(

@@ -104,13 +104,15 @@ pub fn is_autocommit(db: Db) -> bool {
 /// action code, its two arguments and the schema name; true to allow.
 pub type Decide = fn(Db, c_int, Option<&str>, Option<&str>, Option<&str>) -> bool;
 
-/// The one authorizer of the process (litepool's guard), set by the first [`install_guard`].
-static DECIDE: std::sync::OnceLock<Decide> = std::sync::OnceLock::new();
+/// The one authorizer of the process (litepool's guard) and the action codes it decides; set by
+/// the first [`install_guard`]. Every other action (reading a column, a function call…) is
+/// allowed without converting its arguments: most of a prepare's callbacks are those.
+static DECIDE: std::sync::OnceLock<(Decide, &'static [c_int])> = std::sync::OnceLock::new();
 
-/// Installs `decide` (litepool's pragma guard) as the connection's authorizer. A later
-/// `Connection::authorizer` call of the application replaces it.
-pub fn install_guard(db: Db, decide: Decide) -> Result<(), c_int> {
-    DECIDE.get_or_init(|| decide);
+/// Installs `decide` (litepool's pragma guard), asked about `actions` only, as the connection's
+/// authorizer. A later `Connection::authorizer` call of the application replaces it.
+pub fn install_guard(db: Db, decide: Decide, actions: &'static [c_int]) -> Result<(), c_int> {
+    DECIDE.get_or_init(|| (decide, actions));
     // SAFETY: `db` is the open handle of a connection the caller holds borrowed. `authorize`
     // is a plain function that lives for the whole program; its user data is the handle itself,
     // which SQLite passes back only while the connection is open (it is never dereferenced by
@@ -143,9 +145,12 @@ unsafe extern "C" fn authorize(
         }
     };
     let db = Db(user.cast::<ffi::sqlite3>());
-    let Some(decide) = DECIDE.get() else {
+    let Some((decide, actions)) = DECIDE.get() else {
         return ffi::SQLITE_DENY;
     };
+    if !actions.contains(&action) {
+        return ffi::SQLITE_OK;
+    }
     let allowed = std::panic::catch_unwind(|| {
         decide(
             db,
