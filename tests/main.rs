@@ -24,6 +24,7 @@ mod fuzz;
 mod guarantees;
 mod hostile;
 mod library;
+mod names;
 mod pools;
 mod pragma_guard;
 mod replication;

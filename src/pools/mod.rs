@@ -40,9 +40,10 @@ pub fn litefs_primary(db: &DatabaseSettings) -> Option<String> {
     Some(text.trim().to_owned())
 }
 
-/// Checks every configured file before any is touched: see [`file::inspect`] and the enforced
-/// memory budget. Returns each file's state, in `settings.databases` order.
+/// Checks the database names ([`Settings::check_names`]), then every configured file before any
+/// is touched: see [`file::inspect`] and the enforced memory budget. Returns each file's state, in `settings.databases` order.
 pub fn preflight(settings: &Settings) -> Result<Vec<FileState>> {
+    settings.check_names()?;
     let files = settings
         .databases
         .values()

@@ -27,6 +27,7 @@ use crate::profile::{PragmaSet, Profile};
 mod bench;
 mod identity;
 mod layers;
+mod names;
 mod resolve;
 mod sources;
 mod spec;
@@ -34,6 +35,8 @@ use crate::strict;
 pub use bench::{BenchTransaction, ParamGen, Workload};
 use identity::*;
 use layers::*;
+use names::*;
+pub use names::{invalid_name, DATABASE_NAME_RULE, MAX_DATABASE_NAME};
 use resolve::*;
 use sources::*;
 pub use sources::{Loader, MAX_FILE_BYTES, MAX_KEY_DEPTH, MAX_NAME_BYTES, MAX_VALUE_BYTES};
@@ -318,11 +321,26 @@ impl Settings {
         databases: impl IntoIterator<Item = DatabaseSettings>,
         memory_budget: Option<ByteSize>,
     ) -> Result<Settings> {
-        let databases: BTreeMap<String, DatabaseSettings> =
-            databases.into_iter().map(|d| (d.name.clone(), d)).collect();
+        let mut map = BTreeMap::new();
+        for db in databases {
+            let name = db.name.clone();
+            if map.insert(name.clone(), db).is_some() {
+                return Err(Error::Config {
+                    origin: "code".into(),
+                    key: Some(name_key(&name)),
+                    message: format!("database {name:?} is given twice: names must be distinct"),
+                });
+            }
+        }
+        let databases = map;
         if databases.is_empty() {
             return Err(config_err("code", "no databases: expected at least one"));
         }
+        check_names(&databases).map_err(|(name, message)| Error::Config {
+            origin: "code".into(),
+            key: Some(name_key(&name)),
+            message,
+        })?;
         for db in databases.values() {
             for spec in db.pools() {
                 spec.pool.validate().map_err(|e| Error::At {

@@ -170,6 +170,23 @@ impl Resolver<'_> {
                 },
             );
         }
+        if let Err((name, message)) = check_names(&databases) {
+            let origin = self
+                .layers
+                .iter()
+                .rev()
+                .find(|(_, layer)| {
+                    layer
+                        .get_table("databases")
+                        .is_ok_and(|t| t.contains_key(&name))
+                })
+                .map_or_else(|| sources_list(&sources), |(origin, _)| origin.clone());
+            return Err(Error::Config {
+                origin,
+                key: Some(name_key(&name)),
+                message,
+            });
+        }
         if let Err(e) = distinct_files(&databases) {
             let k = match &e {
                 Error::SameFile { second, .. } => format!("databases.{second}.path"),
