@@ -434,3 +434,102 @@ fn writes_can_go_through_group_commit() {
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("+group (group commit) applies to your own workloads"));
 }
+
+/// A statement that counts to a billion: a minute or more of work, were it not interrupted.
+const SLOW: &str = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000000) SELECT count(*) FROM n";
+
+#[test]
+fn the_measuring_loop_interrupts_a_statement_past_the_deadline_and_counts_it_apart() {
+    use crate::measure::{measure, Bound};
+    let conn = std::sync::Mutex::new(rusqlite::Connection::open_in_memory().unwrap());
+    let op = |_: &mut crate::datagen::Rng, bound: &Bound| {
+        let conn = conn.lock().unwrap();
+        bound
+            .run(&conn, |c| c.query_row(SLOW, [], |r| r.get::<_, i64>(0)))
+            .map(drop)
+            .map_err(|source| litepool::Error::Sqlite {
+                database: "memory".into(),
+                source,
+            })
+    };
+    let t = measure(1, std::time::Duration::from_millis(100), 1, &op).unwrap();
+    assert_eq!((t.ops, t.interrupted, t.errors), (0, 1, 0), "{t:?}");
+    assert!(t.seconds >= 0.1 && t.seconds < 2.0, "{t:?}");
+}
+
+#[test]
+fn seconds_bounds_a_slow_statement_which_is_interrupted_and_writes_nothing() {
+    let f = fixture(&format!(
+        r#"
+[bench.workloads.slow_read]
+database = "jobs"
+sql = "{SLOW}"
+
+[bench.workloads.slow_write]
+database = "jobs"
+sql = "UPDATE tasks SET title = ({SLOW}) WHERE id = ?1"
+params = [{{ int = [1, 3000] }}]
+transaction = "immediate"
+"#
+    ));
+    let db = f.path("data/jobs.db");
+    let (bytes, before) = (std::fs::read(&db).unwrap(), listing(&f.path("data")));
+    let started = std::time::Instant::now();
+    let out = bench(
+        &f,
+        &[
+            "--profiles",
+            "recommended,recommended+group",
+            "--seconds",
+            "0.3",
+            "--threads",
+            "2",
+            "--json",
+        ],
+    );
+    let took = started.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["requested_seconds"], 0.3);
+    let rows = json["results"].as_array().unwrap();
+    assert_eq!(
+        rows.len(),
+        2 * 3,
+        "slow_read, slow_write and mixed, per profile"
+    );
+    for r in rows {
+        let secs = r["seconds"].as_f64().unwrap();
+        assert!(
+            (0.3..3.0).contains(&secs),
+            "the real length of the run: {r}"
+        );
+        assert!(r["interrupted"].as_u64().unwrap() >= 1, "{r}");
+        assert_eq!(r["ops"], 0, "nothing completes: {r}");
+        assert_eq!(r["errors"], 0, "an interruption is no error: {r}");
+    }
+    // Six runs of 0.3 s, copies included; one statement alone would take a minute or more.
+    assert!(took < std::time::Duration::from_secs(30), "{took:?}");
+    assert_eq!(std::fs::read(&db).unwrap(), bytes, "the original's bytes");
+    assert_eq!(listing(&f.path("data")), before, "the original's directory");
+    // The table says it too.
+    let out = bench(
+        &f,
+        &[
+            "--profiles",
+            "recommended",
+            "--seconds",
+            "0.3",
+            "--workloads",
+            "slow_read",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("runs of 0.3s (took 0.3"), "{text}");
+    assert!(text.contains("interrupted"), "{text}");
+    assert_eq!(std::fs::read(&db).unwrap(), bytes);
+}

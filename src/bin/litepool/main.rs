@@ -14,6 +14,7 @@ use litepool::{Pools, Settings};
 mod bench;
 mod datagen;
 mod litestream;
+mod measure;
 mod render;
 mod report;
 mod scratch;
