@@ -637,7 +637,11 @@ fn a_report_at_a_symbolic_link_replaces_the_link_and_leaves_its_target() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(std::fs::read(&target).unwrap(), b"the user's notes");
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        "the user's notes",
+        "the link's target is untouched"
+    );
     let meta = std::fs::symlink_metadata(f.path("link.html")).unwrap();
     assert!(meta.file_type().is_file(), "a regular file, not the link");
     assert_eq!(meta.permissions().mode() & 0o777, 0o644);

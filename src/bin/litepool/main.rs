@@ -69,7 +69,8 @@ enum Command {
         /// that exist]
         #[arg(long, value_delimiter = ',')]
         profiles: Vec<String>,
-        /// Seconds per workload and profile.
+        /// Seconds each run (workload × profile) lasts: a statement still running then is
+        /// interrupted and counted as interrupted, not as an error.
         #[arg(long, default_value_t = 2.0)]
         seconds: f64,
         /// Multiply the row counts of generated data (for databases that do not exist), 1 to 1000.
@@ -91,7 +92,9 @@ enum Command {
         /// databases, generating the demo tables the copies lack.
         #[arg(long, conflicts_with = "workloads")]
         builtin: bool,
-        /// Also write a self-contained HTML report (charts, table, command, configuration).
+        /// Also write a self-contained HTML report (charts, table, command, configuration),
+        /// after the results are printed. Its directory must exist and be writable; the file is
+        /// replaced (a symbolic link too, never written through).
         #[arg(long, value_name = "FILE.html")]
         report: Option<PathBuf>,
     },
