@@ -15,6 +15,9 @@ mod bench;
 #[path = "../src/bin/litepool/datagen.rs"]
 mod datagen;
 #[allow(dead_code)]
+#[path = "../src/bin/litepool/measure.rs"]
+mod measure;
+#[allow(dead_code)]
 #[path = "../src/bin/litepool/scratch.rs"]
 mod scratch;
 

@@ -8,6 +8,9 @@ mod bench_runner;
 #[path = "../src/bin/litepool/datagen.rs"]
 mod datagen;
 #[allow(dead_code)]
+#[path = "../src/bin/litepool/measure.rs"]
+mod measure;
+#[allow(dead_code)]
 #[path = "../src/bin/litepool/render.rs"]
 mod render;
 #[allow(dead_code)]

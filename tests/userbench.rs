@@ -275,7 +275,7 @@ fn bad_workloads_fail_with_exit_2_naming_the_workload() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("ending in .html"));
     let out = bench(&f, &["--report", "no/such/dir/r.html", "--seconds", "0.05"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("its directory does not exist"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist or is not a directory"));
 }
 
 #[test]
@@ -433,4 +433,223 @@ fn writes_can_go_through_group_commit() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("+group (group commit) applies to your own workloads"));
+}
+
+/// A statement that counts to a billion: a minute or more of work, were it not interrupted.
+const SLOW: &str = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000000) SELECT count(*) FROM n";
+
+#[test]
+fn the_measuring_loop_interrupts_a_statement_past_the_deadline_and_counts_it_apart() {
+    use crate::measure::{measure, Bound};
+    let conn = std::sync::Mutex::new(rusqlite::Connection::open_in_memory().unwrap());
+    let op = |_: &mut crate::datagen::Rng, bound: &Bound| {
+        let conn = conn.lock().unwrap();
+        bound
+            .run(&conn, |c| c.query_row(SLOW, [], |r| r.get::<_, i64>(0)))
+            .map(drop)
+            .map_err(|source| litepool::Error::Sqlite {
+                database: "memory".into(),
+                source,
+            })
+    };
+    let t = measure(1, std::time::Duration::from_millis(100), 1, &op).unwrap();
+    assert_eq!((t.ops, t.interrupted, t.errors), (0, 1, 0), "{t:?}");
+    assert!(t.seconds >= 0.1 && t.seconds < 2.0, "{t:?}");
+}
+
+#[test]
+fn seconds_bounds_a_slow_statement_which_is_interrupted_and_writes_nothing() {
+    let f = fixture(&format!(
+        r#"
+[bench.workloads.slow_read]
+database = "jobs"
+sql = "{SLOW}"
+
+[bench.workloads.slow_write]
+database = "jobs"
+sql = "UPDATE tasks SET title = ({SLOW}) WHERE id = ?1"
+params = [{{ int = [1, 3000] }}]
+transaction = "immediate"
+"#
+    ));
+    let db = f.path("data/jobs.db");
+    let (bytes, before) = (std::fs::read(&db).unwrap(), listing(&f.path("data")));
+    let started = std::time::Instant::now();
+    let out = bench(
+        &f,
+        &[
+            "--profiles",
+            "recommended,recommended+group",
+            "--seconds",
+            "0.3",
+            "--threads",
+            "2",
+            "--json",
+        ],
+    );
+    let took = started.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["requested_seconds"], 0.3);
+    let rows = json["results"].as_array().unwrap();
+    assert_eq!(
+        rows.len(),
+        2 * 3,
+        "slow_read, slow_write and mixed, per profile"
+    );
+    for r in rows {
+        let secs = r["seconds"].as_f64().unwrap();
+        assert!(
+            (0.3..3.0).contains(&secs),
+            "the real length of the run: {r}"
+        );
+        assert!(r["interrupted"].as_u64().unwrap() >= 1, "{r}");
+        assert_eq!(r["ops"], 0, "nothing completes: {r}");
+        assert_eq!(r["errors"], 0, "an interruption is no error: {r}");
+    }
+    // Six runs of 0.3 s, copies included; one statement alone would take a minute or more.
+    assert!(took < std::time::Duration::from_secs(30), "{took:?}");
+    assert_eq!(std::fs::read(&db).unwrap(), bytes, "the original's bytes");
+    assert_eq!(listing(&f.path("data")), before, "the original's directory");
+    // The table says it too.
+    let out = bench(
+        &f,
+        &[
+            "--profiles",
+            "recommended",
+            "--seconds",
+            "0.3",
+            "--workloads",
+            "slow_read",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("runs of 0.3s (took 0.3"), "{text}");
+    assert!(text.contains("interrupted"), "{text}");
+    assert_eq!(std::fs::read(&db).unwrap(), bytes);
+}
+
+#[test]
+fn an_unwritable_report_path_fails_before_measuring_naming_the_path() {
+    let f = fixture(WORKLOADS);
+    std::fs::write(f.path("plain"), b"a regular file").unwrap();
+    let under_a_file = f.path("plain/x.html");
+    for (path, says) in [
+        (
+            "/proc/x.html",
+            "cannot create a file in its directory /proc",
+        ),
+        (
+            under_a_file.to_str().unwrap(),
+            "does not exist or is not a directory",
+        ),
+    ] {
+        let started = std::time::Instant::now();
+        // Sixty seconds of measuring, were the path not refused first.
+        let out = bench(&f, &["--seconds", "30", "--report", path]);
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("invalid --report {path}")) && err.contains(says),
+            "{err}"
+        );
+        assert!(out.stdout.is_empty(), "nothing measured");
+    }
+}
+
+#[test]
+fn a_report_that_cannot_be_written_after_measuring_comes_after_the_results() {
+    let f = fixture(WORKLOADS);
+    let out_dir = f.path("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let report = out_dir.join("r.html");
+    let tmp = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_litepool"))
+        .args([
+            "bench",
+            "--profiles",
+            "recommended",
+            "--seconds",
+            "1",
+            "--json",
+            "--report",
+            report.to_str().unwrap(),
+        ])
+        .current_dir(f.dir.path())
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The path was checked before the copy was made; measuring (two runs of a second) is
+    // still ahead when the copy appears. Then the report's directory goes away.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .any(|d| d.path().join("sources/0.db").exists())
+    {
+        assert!(std::time::Instant::now() < deadline, "no copy appeared");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::fs::remove_dir(&out_dir).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("the results, complete, on stdout");
+    assert_eq!(json["results"].as_array().unwrap().len(), 3);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot write --report {}", report.display()))
+            && err.contains("No such file"),
+        "{err}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_report_at_a_symbolic_link_replaces_the_link_and_leaves_its_target() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = fixture(WORKLOADS);
+    let target = f.path("notes.txt");
+    std::fs::write(&target, b"the user's notes").unwrap();
+    std::os::unix::fs::symlink(&target, f.path("link.html")).unwrap();
+    let out = bench(
+        &f,
+        &[
+            "--profiles",
+            "recommended",
+            "--seconds",
+            "0.05",
+            "--report",
+            "link.html",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        "the user's notes",
+        "the link's target is untouched"
+    );
+    let meta = std::fs::symlink_metadata(f.path("link.html")).unwrap();
+    assert!(meta.file_type().is_file(), "a regular file, not the link");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o644);
+    let html = std::fs::read_to_string(f.path("link.html")).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("id=\"results\""));
+    let leftovers: Vec<_> = listing(f.dir.path())
+        .into_iter()
+        .filter(|n| n.starts_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }

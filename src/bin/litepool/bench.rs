@@ -7,14 +7,15 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::{params, Connection, OpenFlags, MAIN_DB};
 use serde::Serialize;
 
 use crate::datagen::{self, assignee, Dataset, Rng, ASSIGNEES};
+use crate::measure::measure;
 use crate::scratch::{copy_database, private_file, Scratch};
-use litepool::histogram::{Histogram, Summary};
+use litepool::histogram::Summary;
 use litepool::settings::{DatabaseSettings, PoolSettings, Split};
 use litepool::NamedPool;
 use litepool::Profile;
@@ -349,7 +350,9 @@ pub struct Measured {
     pub threads: usize,
     /// Successful operations.
     pub ops: u64,
-    /// Seconds.
+    /// Operations interrupted because the run's time was up.
+    pub interrupted: u64,
+    /// Seconds the run really took.
     pub seconds: f64,
     /// Successful operations per second.
     pub ops_per_sec: f64,
@@ -361,84 +364,6 @@ pub struct Measured {
     pub errors: u64,
 }
 
-/// What `threads` threads calling one operation in a loop for a while did.
-#[derive(Debug, Clone)]
-pub struct Tally {
-    /// Completed operations.
-    pub ops: u64,
-    /// Attempts that failed with SQLITE_BUSY.
-    pub busy: u64,
-    /// Attempts that failed otherwise.
-    pub errors: u64,
-    /// The first such failure.
-    pub first_error: Option<String>,
-    /// Seconds measured.
-    pub seconds: f64,
-    /// Latency of completed operations.
-    pub latency: Summary,
-}
-
-/// Runs `op` on `threads` threads until `duration` has passed; each thread gets its own random
-/// stream from `seed`. The one timing loop of both `litepool bench` runners. A thread that
-/// cannot be created is an error; one that panics counts as an error.
-pub fn measure(
-    threads: usize,
-    duration: Duration,
-    seed: u64,
-    op: &(dyn Fn(&mut Rng) -> Result<()> + Sync),
-) -> Result<Tally> {
-    let latency = Histogram::default();
-    let start = Instant::now();
-    let deadline = start + duration;
-    // Per thread: completed, busy, other errors, the first error.
-    type Counts = (u64, u64, u64, Option<String>);
-    let counts: std::io::Result<Vec<Counts>> = std::thread::scope(|s| {
-        let handles = (0..threads)
-            .map(|t| {
-                let latency = &latency;
-                std::thread::Builder::new().spawn_scoped(s, move || {
-                    let mut rng = Rng::new(seed.wrapping_add(t as u64));
-                    let (mut ok, mut busy, mut errors, mut first) = (0, 0, 0, None);
-                    while Instant::now() < deadline {
-                        let t0 = Instant::now();
-                        match op(&mut rng) {
-                            Ok(()) => {
-                                latency.record(t0.elapsed());
-                                ok += 1;
-                            }
-                            Err(e) if e.is_busy() => busy += 1,
-                            Err(e) => {
-                                errors += 1;
-                                first.get_or_insert_with(|| e.to_string());
-                            }
-                        }
-                    }
-                    (ok, busy, errors, first)
-                })
-            })
-            .collect::<std::io::Result<Vec<_>>>()?;
-        Ok(handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or((0, 0, 1, Some("a benchmark thread panicked".into())))
-            })
-            .collect())
-    });
-    let counts = counts.map_err(|source| Error::Io {
-        path: "benchmark threads".into(),
-        source,
-    })?;
-    Ok(Tally {
-        ops: counts.iter().map(|c| c.0).sum(),
-        busy: counts.iter().map(|c| c.1).sum(),
-        errors: counts.iter().map(|c| c.2).sum(),
-        first_error: counts.into_iter().find_map(|c| c.3),
-        seconds: start.elapsed().as_secs_f64(),
-        latency: latency.summary(),
-    })
-}
-
 /// Runs `workload` on its threads for `duration`.
 pub fn run(
     target: &Target,
@@ -448,7 +373,8 @@ pub fn run(
     seed: u64,
 ) -> Result<Measured> {
     let threads = workload.threads();
-    let t = measure(threads, duration, seed, &|rng| target.op(workload, rng))?;
+    // litepool's own statements take microseconds: they are not worth interrupting.
+    let t = measure(threads, duration, seed, &|rng, _| target.op(workload, rng))?;
     if let Some(e) = &t.first_error {
         tracing::warn!(error = %e, "benchmark operation failed");
     }
@@ -457,6 +383,7 @@ pub fn run(
         profile: profile.to_owned(),
         threads,
         ops: t.ops,
+        interrupted: t.interrupted,
         seconds: t.seconds,
         ops_per_sec: t.ops as f64 / t.seconds,
         latency: t.latency,

@@ -14,6 +14,8 @@ use litepool::{Pools, Settings};
 mod bench;
 mod datagen;
 mod litestream;
+mod measure;
+mod output;
 mod render;
 mod report;
 mod scratch;
@@ -67,7 +69,8 @@ enum Command {
         /// that exist]
         #[arg(long, value_delimiter = ',')]
         profiles: Vec<String>,
-        /// Seconds per workload and profile.
+        /// Seconds each run (workload × profile) lasts: a statement still running then is
+        /// interrupted and counted as interrupted, not as an error.
         #[arg(long, default_value_t = 2.0)]
         seconds: f64,
         /// Multiply the row counts of generated data (for databases that do not exist), 1 to 1000.
@@ -89,7 +92,9 @@ enum Command {
         /// databases, generating the demo tables the copies lack.
         #[arg(long, conflicts_with = "workloads")]
         builtin: bool,
-        /// Also write a self-contained HTML report (charts, table, command, configuration).
+        /// Also write a self-contained HTML report (charts, table, command, configuration),
+        /// after the results are printed. Its directory must exist and be writable; the file is
+        /// replaced (a symbolic link too, never written through).
         #[arg(long, value_name = "FILE.html")]
         report: Option<PathBuf>,
     },
@@ -354,20 +359,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("invalid --seconds {seconds}: expected above 0, at most 600");
             }
             if let Some(path) = &report {
-                // Refuse before measuring: the file must be writable and not a directory.
-                if path.is_dir() || path.extension().map_or(true, |e| e != "html") {
-                    anyhow::bail!(
-                        "invalid --report {}: expected a file name ending in .html",
-                        path.display()
-                    );
-                }
-                let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
-                if parent.is_some_and(|p| !p.is_dir()) {
-                    anyhow::bail!(
-                        "invalid --report {}: its directory does not exist",
-                        path.display()
-                    );
-                }
+                // Refused before anything is measured.
+                output::check_report_path(path)?;
             }
             let settings = source.load()?;
             // The configured files are only read (copied), but a bad one is refused as by every
@@ -468,17 +461,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 )?
             };
             bar.finish_and_clear();
-            if let Some(path) = &report {
-                let html = report::html(&result, &config_text(&settings));
-                std::fs::write(path, html)
-                    .map_err(|e| anyhow::anyhow!("--report {}: {e}", path.display()))?;
-            }
+            // The results first: a report that cannot be written loses nothing measured.
             let mut out = std::io::stdout().lock();
             if json {
                 serde_json::to_writer_pretty(&mut out, &result)?;
                 writeln!(out)?;
             } else {
                 write!(out, "{result}")?;
+            }
+            out.flush()?;
+            if let Some(path) = &report {
+                output::write_report(path, &report::html(&result, &config_text(&settings)))?;
             }
             Ok(ExitCode::SUCCESS)
         }

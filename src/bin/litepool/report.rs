@@ -146,12 +146,12 @@ pub fn html(report: &Report, config_text: &str) -> String {
     let mut table = String::new();
     let _ = writeln!(
         table,
-        "<table id=\"results\"><tr><th>workload</th><th>profile</th><th>threads</th><th>ops/s</th><th>p50 µs</th><th>p99 µs</th><th>max µs</th><th>busy</th><th>errors</th></tr>"
+        "<table id=\"results\"><tr><th>workload</th><th>profile</th><th>threads</th><th>ops/s</th><th>p50 µs</th><th>p99 µs</th><th>max µs</th><th>busy</th><th>errors</th><th>interrupted</th><th>seconds</th></tr>"
     );
     for r in &report.results {
         let _ = writeln!(
             table,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"ops\">{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"ops\">{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{}</td><td class=\"interrupted\">{}</td><td class=\"seconds\">{:.3}</td></tr>",
             esc(&r.workload),
             esc(&r.profile),
             r.threads,
@@ -160,7 +160,9 @@ pub fn html(report: &Report, config_text: &str) -> String {
             r.latency.p99.as_secs_f64() * 1e6,
             r.latency.max.as_secs_f64() * 1e6,
             r.busy,
-            r.errors
+            r.errors,
+            r.interrupted,
+            r.seconds
         );
     }
     table.push_str("</table>\n");
@@ -183,7 +185,7 @@ svg .group {{ font-weight: bold; }}
 pre {{ background: #f6f6f6; padding: 8px; overflow-x: auto; }}
 </style></head><body>
 <h1>litepool bench: {kind}</h1>
-<p>{seconds}s per run; the mixed run on {threads} threads; {cpus} CPUs; ratios are against <b>{first}</b>.</p>
+<p>Runs of {seconds} (a statement still running at the end of its run is interrupted and counted apart); the mixed run on {threads} threads; {cpus} CPUs; ratios are against <b>{first}</b>.</p>
 <ul>{data}</ul>
 <h2>Throughput</h2>
 {ops_chart}
@@ -199,7 +201,7 @@ pre {{ background: #f6f6f6; padding: 8px; overflow-x: auto; }}
 </body></html>
 "#,
         kind = esc(report.kind),
-        seconds = report.seconds,
+        seconds = esc(&report.took()),
         threads = report.threads,
         cpus = report.cpus,
         first = esc(report.profiles.first().map_or("", String::as_str)),

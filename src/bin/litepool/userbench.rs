@@ -20,6 +20,7 @@ use rusqlite::TransactionBehavior;
 use serde::Serialize;
 
 use crate::datagen::Rng;
+use crate::measure::Bound;
 use crate::scratch::{copy_database, Scratch};
 
 /// One measured row: a workload (or `mixed`) under one profile.
@@ -33,7 +34,11 @@ pub struct Row {
     pub threads: usize,
     /// Completed operations.
     pub ops: u64,
-    /// Seconds measured.
+    /// Operations whose statement was still running when the run's time was up, and was
+    /// interrupted (neither completed nor an error).
+    pub interrupted: u64,
+    /// Seconds the run really took (its `--seconds` bound, plus the moment the last thread
+    /// took to stop).
     pub seconds: f64,
     /// Completed operations per second.
     pub ops_per_sec: f64,
@@ -52,8 +57,8 @@ pub struct Row {
 pub struct Report {
     /// What ran: "your queries" or "built-in".
     pub kind: &'static str,
-    /// Seconds per workload and profile.
-    pub seconds: f64,
+    /// The `--seconds` bound of each run; each row's `seconds` is what the run really took.
+    pub requested_seconds: f64,
     /// Threads of the mixed run.
     pub threads: usize,
     /// Logical CPUs.
@@ -90,6 +95,18 @@ struct Pools {
     _all: litepool::Pools,
 }
 
+/// Runs `sql` once with `params`, reading every row it returns.
+fn statement(c: &rusqlite::Connection, sql: &str, params: &[Value]) -> rusqlite::Result<()> {
+    let mut st = c.prepare_cached(sql)?;
+    if st.column_count() > 0 {
+        let mut rows = st.query(rusqlite::params_from_iter(params))?;
+        while rows.next()?.is_some() {}
+    } else {
+        st.execute(rusqlite::params_from_iter(params))?;
+    }
+    Ok(())
+}
+
 fn value(gen: &ParamGen, sample: &[Value], rng: &mut Rng) -> Value {
     match gen {
         ParamGen::Int([lo, hi]) => {
@@ -101,7 +118,9 @@ fn value(gen: &ParamGen, sample: &[Value], rng: &mut Rng) -> Value {
     }
 }
 
-fn op(ready: &Ready<'_>, pools: &Pools, rng: &mut Rng) -> litepool::Result<()> {
+/// One operation of `ready`; its statement (not the `BEGIN`/`COMMIT` around it) runs under
+/// `bound`, so that the run's deadline interrupts it.
+fn op(ready: &Ready<'_>, pools: &Pools, rng: &mut Rng, bound: &Bound) -> litepool::Result<()> {
     let w = ready.w;
     let params: Vec<Value> = w
         .params
@@ -112,16 +131,10 @@ fn op(ready: &Ready<'_>, pools: &Pools, rng: &mut Rng) -> litepool::Result<()> {
     if pools.group && !ready.reads {
         // Group commit: the statement runs in its own savepoint of the writer's next batch.
         let sql = w.sql.clone();
-        return pools.handle.write(move |c| {
-            let mut st = c.prepare_cached(&sql)?;
-            if st.column_count() > 0 {
-                let mut rows = st.query(rusqlite::params_from_iter(&params))?;
-                while rows.next()?.is_some() {}
-            } else {
-                st.execute(rusqlite::params_from_iter(&params))?;
-            }
-            Ok(())
-        });
+        let bound = bound.clone();
+        return pools
+            .handle
+            .write(move |c| bound.run(c, |c| statement(c, &sql, &params)));
     }
     let mut conn = if ready.reads {
         pools.handle.reader()?
@@ -132,16 +145,7 @@ fn op(ready: &Ready<'_>, pools: &Pools, rng: &mut Rng) -> litepool::Result<()> {
         database: w.database.clone(),
         source,
     };
-    let run = |c: &rusqlite::Connection| -> rusqlite::Result<()> {
-        let mut st = c.prepare_cached(&w.sql)?;
-        if st.column_count() > 0 {
-            let mut rows = st.query(rusqlite::params_from_iter(&params))?;
-            while rows.next()?.is_some() {}
-        } else {
-            st.execute(rusqlite::params_from_iter(&params))?;
-        }
-        Ok(())
-    };
+    let run = |c: &rusqlite::Connection| bound.run(c, |c| statement(c, &w.sql, &params));
     let behavior = match w.transaction {
         BenchTransaction::None => return run(&conn).map_err(sql),
         BenchTransaction::Deferred => TransactionBehavior::Deferred,
@@ -152,21 +156,22 @@ fn op(ready: &Ready<'_>, pools: &Pools, rng: &mut Rng) -> litepool::Result<()> {
     tx.commit().map_err(sql)
 }
 
-/// One row: `pick` on `threads` threads for `duration` ([`crate::bench::measure`]).
+/// One row: `pick` on `threads` threads for `duration` ([`crate::measure::measure`]).
 fn measure(
     name: &str,
     profile: &str,
     threads: usize,
     duration: Duration,
     seed: u64,
-    pick: &(dyn Fn(&mut Rng) -> litepool::Result<()> + Sync),
+    pick: &(dyn Fn(&mut Rng, &Bound) -> litepool::Result<()> + Sync),
 ) -> anyhow::Result<Row> {
-    let t = crate::bench::measure(threads, duration, seed, pick)?;
+    let t = crate::measure::measure(threads, duration, seed, pick)?;
     Ok(Row {
         workload: name.to_owned(),
         profile: profile.to_owned(),
         threads,
         ops: t.ops,
+        interrupted: t.interrupted,
         seconds: t.seconds,
         ops_per_sec: t.ops as f64 / t.seconds,
         latency: t.latency,
@@ -355,14 +360,19 @@ pub fn run(
             progress(step, steps, &format!("{label} / {}", r.w.name));
             step += 1;
             let p = &pools[&r.w.database];
-            results.push(measure(&r.w.name, &label, 1, duration, seed, &|rng| {
-                op(r, p, rng)
-            })?);
+            results.push(measure(
+                &r.w.name,
+                &label,
+                1,
+                duration,
+                seed,
+                &|rng, bound| op(r, p, rng, bound),
+            )?);
         }
         progress(step, steps, &format!("{label} / mixed"));
         step += 1;
         let total: u64 = ready.iter().map(|r| u64::from(r.w.weight)).sum();
-        let pick = |rng: &mut Rng| {
+        let pick = |rng: &mut Rng, bound: &Bound| {
             let mut x = rng.below(total);
             let r = ready
                 .iter()
@@ -376,14 +386,14 @@ pub fn run(
                     }
                 })
                 .unwrap_or(&ready[0]);
-            op(r, &pools[&r.w.database], rng)
+            op(r, &pools[&r.w.database], rng, bound)
         };
         results.push(measure("mixed", &label, threads, duration, seed, &pick)?);
     }
     progress(steps, steps, "done");
     Ok(Report {
         kind: "your queries",
-        seconds,
+        requested_seconds: seconds,
         threads,
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         profiles: profiles
@@ -403,25 +413,27 @@ impl std::fmt::Display for Report {
         let first = self.profiles.first().map_or("", String::as_str);
         writeln!(
             f,
-            "litepool bench ({}): {}s per run, mixed on {} threads, {} cpus; ratio = ops/s against {first}",
-            self.kind, self.seconds, self.threads, self.cpus
+            "litepool bench ({}): runs of {}, mixed on {} threads, {} cpus; ratio = ops/s against {first}",
+            self.kind, self.took(), self.threads, self.cpus
         )?;
         for (db, what) in &self.data {
             writeln!(f, "  {db}: {what}")?;
         }
         writeln!(
             f,
-            "{:<20} {:<22} {:>7} {:>10} {:>9} {:>9} {:>9} {:>7} {:>6} {:>6}",
+            "{:<20} {:<22} {:>7} {:>7} {:>10} {:>9} {:>9} {:>9} {:>7} {:>6} {:>6} {:>11}",
             "workload",
             "profile",
             "threads",
+            "seconds",
             "ops/s",
             "p50",
             "p99",
             "max",
             "ratio",
             "busy",
-            "errors"
+            "errors",
+            "interrupted"
         )?;
         let mut names: Vec<&str> = Vec::new();
         for r in &self.results {
@@ -441,17 +453,19 @@ impl std::fmt::Display for Report {
                     .map_or("-".to_owned(), |b| format!("{:.2}x", r.ops_per_sec / b));
                 writeln!(
                     f,
-                    "{:<20} {:<22} {:>7} {:>10.0} {:>9} {:>9} {:>9} {:>7} {:>6} {:>6}",
+                    "{:<20} {:<22} {:>7} {:>7.2} {:>10.0} {:>9} {:>9} {:>9} {:>7} {:>6} {:>6} {:>11}",
                     r.workload,
                     r.profile,
                     r.threads,
+                    r.seconds,
                     r.ops_per_sec,
                     litepool::histogram::human(r.latency.p50),
                     litepool::histogram::human(r.latency.p99),
                     litepool::histogram::human(r.latency.max),
                     ratio,
                     r.busy,
-                    r.errors
+                    r.errors,
+                    r.interrupted
                 )?;
                 if let Some(e) = &r.first_error {
                     writeln!(f, "  first error: {e}")?;
@@ -463,12 +477,27 @@ impl std::fmt::Display for Report {
 }
 
 impl Report {
+    /// The runs' length for a header: the `--seconds` bound and what the runs really took,
+    /// e.g. "0.3s (took 0.30-0.31s)".
+    pub fn took(&self) -> String {
+        let secs = self.results.iter().map(|r| r.seconds);
+        let (lo, hi) = (
+            secs.clone().fold(f64::INFINITY, f64::min),
+            secs.fold(0.0, f64::max),
+        );
+        if self.results.is_empty() {
+            format!("{}s", self.requested_seconds)
+        } else {
+            format!("{}s (took {lo:.2}-{hi:.2}s)", self.requested_seconds)
+        }
+    }
+
     /// The built-in comparison as a report, with what each copy held.
     pub fn from_builtin(c: crate::bench::Comparison, settings: &Settings) -> Report {
         let threads = c.results.iter().map(|m| m.threads).max().unwrap_or(1);
         Report {
             kind: "built-in demo workloads",
-            seconds: c.seconds,
+            requested_seconds: c.seconds,
             threads,
             cpus: c.cpus,
             profiles: c.profiles,
@@ -482,6 +511,7 @@ impl Report {
                     profile: m.profile,
                     threads: m.threads,
                     ops: m.ops,
+                    interrupted: m.interrupted,
                     seconds: m.seconds,
                     ops_per_sec: m.ops_per_sec,
                     latency: m.latency,
