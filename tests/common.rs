@@ -150,3 +150,18 @@ impl Child {
         self.acked
     }
 }
+
+/// A TOML basic string holding exactly `text`: `"`, `\\` and control characters escaped.
+pub fn toml_string(text: &str) -> String {
+    let mut out = String::from('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}

@@ -27,6 +27,7 @@ mod fuzz;
 mod guarantees;
 mod hostile;
 mod library;
+mod litestream_config;
 mod names;
 mod pools;
 mod pragma_guard;

@@ -16,19 +16,8 @@ fn with_names(names: &[&str]) -> String {
     text
 }
 
-/// A TOML key for any text: a basic string, with `"`, `\\` and control characters escaped.
 fn toml_key(name: &str) -> String {
-    let mut out = String::from('"');
-    for c in name.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    toml_string(name)
 }
 
 #[test]

@@ -20,7 +20,7 @@ const PACKAGE: &str = "@flydotio/litestream-linux-x64@1.0.1";
 /// `.tools/` (git-ignored), which is installed from npm when it is missing, so that `cargo test`
 /// alone runs this test on a fresh machine. Without npm the test fails and says how to install
 /// the binary; it never passes without running it.
-fn litestream() -> PathBuf {
+pub(crate) fn litestream() -> PathBuf {
     static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
     if let Some(p) = std::env::var_os("LITESTREAM") {
         return p.into();
@@ -113,7 +113,7 @@ fn spawn_litestream(bin: &Path, config: &Path, log: &Path) -> std::process::Chil
         .unwrap()
 }
 
-fn stop(child: &mut std::process::Child) {
+pub(crate) fn stop(child: &mut std::process::Child) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -373,7 +373,14 @@ fn litestream_command_refuses_what_it_cannot_write() {
         .contains("no database has replication = \"litestream\""));
     for (replica, says) in [
         ("ftp://host/x", "a scheme Litestream knows"),
-        ("bad\nline", "without control characters"),
+        (
+            "s3://bucket/a b",
+            "cannot hold spaces or control characters",
+        ),
+        (
+            "s3://bucket/a\nb",
+            "cannot hold spaces or control characters",
+        ),
         ("", "expected a directory or a URL"),
     ] {
         let out = run(&["litestream", "--replica", replica]);
