@@ -158,7 +158,14 @@ pub fn check(settings: &Settings, progress: &mut dyn FnMut(&str)) -> Result<Chec
                 spec.name, spec.pool.max_size
             ));
             let mut report = match crate::pools::litefs_primary(db) {
-                Some(primary) if spec.role.writes() => {
+                Err(e) => {
+                    // A `.primary` that says nothing clear: nothing is opened.
+                    let mut r = not_opened(db, &spec, file);
+                    r.error = Some(e.to_string());
+                    r.file_error = true;
+                    return r;
+                }
+                Ok(Some(primary)) if spec.role.writes() => {
                     // Pools::new opens no writer on a LiteFS replica; neither does check.
                     let mut r = not_opened(db, &spec, file);
                     r.replication = Some(format!(

@@ -129,6 +129,18 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A LiteFS mount's `.primary` file that does not hold one host name: litepool cannot tell
+    /// whether this node is the primary, so it opens nothing.
+    #[error("{}: {problem} (it holds {holds}); LiteFS writes one host name there on a replica and removes the file on the primary (https://fly.io/docs/litefs/primary/)", path.display())]
+    LitefsState {
+        /// The `.primary` file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+        /// What it holds, escaped and clipped: `"…"`, `N bytes that are not UTF-8`, `a directory`.
+        holds: String,
+    },
+
     /// A LiteFS database on a node that is not the primary: it does not write here.
     #[error("database {database:?} is on a LiteFS replica (the primary is {primary}): this node opens no writer; send writes to the primary (https://fly.io/docs/litefs/primary/)")]
     NotPrimary {

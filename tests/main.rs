@@ -27,6 +27,7 @@ mod fuzz;
 mod guarantees;
 mod hostile;
 mod library;
+mod litefs_state;
 mod litestream_config;
 mod names;
 mod pools;

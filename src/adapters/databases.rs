@@ -39,7 +39,7 @@ fn refuse_unsupported(db: &DatabaseSettings) -> Result<()> {
             "a periodic PRAGMA optimize needs litepool's optimizer thread",
         );
     }
-    if let Some(primary) = crate::pools::litefs_primary(db) {
+    if let Some(primary) = crate::pools::litefs_primary(db)? {
         return Err(Error::NotPrimary {
             database: db.name.clone(),
             primary,

@@ -26,18 +26,67 @@ use crate::watch::{Watched, Watcher};
 
 /// For a `replication = "litefs"` database on a node that is not the LiteFS primary, the
 /// primary's host name: LiteFS puts a `.primary` file in its mount directory on replicas only
-/// (<https://fly.io/docs/litefs/primary/>). `None` on the primary and for other databases.
-pub fn litefs_primary(db: &DatabaseSettings) -> Option<String> {
+/// (<https://fly.io/docs/litefs/primary/>). `None` on the primary (no such file) and for other
+/// databases. A `.primary` that is not one line of printable text (empty, several lines, control
+/// characters, not UTF-8, longer than a host name, a directory, unreadable) is
+/// [`Error::LitefsState`], naming the file and what it holds.
+pub fn litefs_primary(db: &DatabaseSettings) -> Result<Option<String>> {
+    /// The longest DNS name; LiteFS's `hostname` is one.
+    const MAX_HOST: usize = 253;
     if db.replication != crate::settings::Replication::Litefs {
-        return None;
+        return Ok(None);
     }
     let dir = db
         .path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
-    let text = std::fs::read_to_string(dir.join(".primary")).ok()?;
-    Some(text.trim().to_owned())
+    let path = dir.join(".primary");
+    let state = |problem: &str, holds: String| Error::LitefsState {
+        path: path.clone(),
+        problem: problem.to_owned(),
+        holds,
+    };
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if path.is_dir() => return Err(state("not a file", format!("a directory: {e}"))),
+        Err(e) => return Err(state("cannot be read", format!("unknown contents: {e}"))),
+    };
+    let text = String::from_utf8(bytes).map_err(|e| {
+        state(
+            "not text",
+            format!("{} bytes that are not UTF-8", e.as_bytes().len()),
+        )
+    })?;
+    let shown = || {
+        let clipped: String = text.chars().take(80).collect();
+        format!(
+            "{clipped:?}{}",
+            if clipped.len() < text.len() {
+                "…"
+            } else {
+                ""
+            }
+        )
+    };
+    let host = text.strip_suffix('\n').unwrap_or(&text).trim();
+    if host.is_empty() {
+        return Err(state("empty: expected the primary's host name", shown()));
+    }
+    if host.chars().any(char::is_control) {
+        return Err(state(
+            "not one line of text: expected the primary's host name alone",
+            shown(),
+        ));
+    }
+    if host.len() > MAX_HOST {
+        return Err(state(
+            "too long for a host name (at most 253 bytes)",
+            shown(),
+        ));
+    }
+    Ok(Some(host.to_owned()))
 }
 
 /// Checks the database names ([`Settings::check_names`]), then every configured file before any
@@ -213,7 +262,7 @@ impl Pools {
         let mut databases = BTreeMap::new();
         let mut optimizers = Vec::new();
         for db in settings.databases.values() {
-            let primary = litefs_primary(db);
+            let primary = litefs_primary(db)?;
             if let (Some(primary), None) = (&primary, &db.split) {
                 return Err(Error::NotPrimary {
                     database: db.name.clone(),
