@@ -110,3 +110,36 @@ fn the_adapters_refuse_a_malformed_primary_too() {
         "{err:?}"
     );
 }
+
+#[test]
+fn a_primary_that_is_a_fifo_a_device_a_dangling_link_or_huge_is_refused_without_blocking() {
+    let f = Fixture::new(SPLIT);
+    let primary = f.path("data/.primary");
+    let refused = |says: &str| {
+        let text = Pools::new(&f.load().unwrap()).unwrap_err().to_string();
+        assert!(text.contains(says), "{says}: {text}");
+        assert!(!f.path("data/jobs.db").exists());
+    };
+    assert!(Command::new("mkfifo")
+        .arg(&primary)
+        .status()
+        .unwrap()
+        .success());
+    refused("not a regular file");
+    std::fs::remove_file(&primary).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &primary).unwrap();
+    refused("not a regular file");
+    std::fs::remove_file(&primary).unwrap();
+    std::os::unix::fs::symlink(f.path("nowhere"), &primary).unwrap();
+    refused("a symbolic link that leads nowhere");
+    std::fs::remove_file(&primary).unwrap();
+    // A sparse 20 GB file: only the first bytes are read.
+    let file = std::fs::File::create(&primary).unwrap();
+    file.set_len(20 << 30).unwrap();
+    refused("not one line of text");
+    std::fs::remove_file(&primary).unwrap();
+    std::fs::write(&primary, "a b\n").unwrap();
+    refused("not a host name");
+    std::fs::write(&primary, "\u{feff}host\n").unwrap();
+    refused("not a host name");
+}

@@ -195,3 +195,70 @@ fn the_generated_comment_cannot_break_the_file() {
         .join("jobs.db");
     assert!(String::from_utf8_lossy(&listed.stdout).contains(canonical.to_str().unwrap()));
 }
+
+#[test]
+fn urls_litestream_would_misread_are_refused() {
+    let f = Fixture::new(&with_litestream_db());
+    for (replica, says) in [
+        (
+            "s3://bucket/prefix?region=us-east-1",
+            "query (?) or fragment (#)",
+        ),
+        ("s3://bucket/prefix#x", "query (?) or fragment (#)"),
+        ("webdav://h/x", "a scheme Litestream knows"),
+    ] {
+        let out = litepool_litestream(f.dir.path(), Path::new(replica));
+        assert_eq!(out.status.code(), Some(2), "{replica}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{replica}: {err}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+fn with_litestream_db() -> String {
+    "[databases.jobs]\npath = \"{data}/jobs.db\"\nreplication = \"litestream\"\n".into()
+}
+
+#[test]
+fn a_path_with_dotdot_after_a_symbolic_link_is_written_as_the_system_resolves_it() {
+    let f = Fixture::new("");
+    std::fs::create_dir_all(f.path("real/sub")).unwrap();
+    std::os::unix::fs::symlink(f.path("real/sub"), f.path("lnk")).unwrap();
+    let db = f.path("lnk/../a.db"); // the system: real/a.db; Litestream's text cleaning: a.db
+    f.config(
+        "default.toml",
+        &format!(
+            "[databases.one]\npath = {}\nreplication = \"litestream\"\n",
+            toml_string(db.to_str().unwrap())
+        ),
+    );
+    let out = litepool_litestream(f.dir.path(), &f.path("lnk/../rep"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let real = std::fs::canonicalize(f.path("real")).unwrap();
+    assert!(
+        text.contains(&format!("\"{}\"", real.join("a.db").display())),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("\"{}\"", real.join("rep/one").display())),
+        "{text}"
+    );
+    assert!(!text.contains(".."), "{text}");
+    // A `..` path whose directory does not exist cannot be resolved: refused.
+    f.config(
+        "default.toml",
+        &format!(
+            "[databases.one]\npath = {}\nreplication = \"litestream\"\n",
+            toml_string(f.path("lnk/missing/../../b.db").to_str().unwrap())
+        ),
+    );
+    let out = litepool_litestream(f.dir.path(), &f.path("rep"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`..`"));
+}

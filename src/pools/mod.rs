@@ -47,12 +47,37 @@ pub fn litefs_primary(db: &DatabaseSettings) -> Result<Option<String>> {
         problem: problem.to_owned(),
         holds,
     };
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
+    // The type first, without opening: a FIFO would block the open, `/dev/zero` never ends.
+    match std::fs::symlink_metadata(&path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if path.is_dir() => return Err(state("not a file", format!("a directory: {e}"))),
         Err(e) => return Err(state("cannot be read", format!("unknown contents: {e}"))),
-    };
+        Ok(_) => {}
+    }
+    let meta = std::fs::metadata(&path).map_err(|e| {
+        state(
+            "a symbolic link that leads nowhere",
+            format!("unknown contents: {e}"),
+        )
+    })?;
+    if meta.is_dir() {
+        return Err(state("not a file", "a directory".into()));
+    }
+    if !meta.is_file() {
+        return Err(state(
+            "not a regular file",
+            "a FIFO, socket or device".into(),
+        ));
+    }
+    let mut bytes = Vec::new();
+    {
+        use std::io::Read as _;
+        let file = std::fs::File::open(&path)
+            .map_err(|e| state("cannot be read", format!("unknown contents: {e}")))?;
+        // At most one byte more than a host name and its newline: enough to tell it is too long.
+        file.take(MAX_HOST as u64 + 2)
+            .read_to_end(&mut bytes)
+            .map_err(|e| state("cannot be read", format!("unknown contents: {e}")))?;
+    }
     let text = String::from_utf8(bytes).map_err(|e| {
         state(
             "not text",
@@ -77,6 +102,12 @@ pub fn litefs_primary(db: &DatabaseSettings) -> Result<Option<String>> {
     if host.chars().any(char::is_control) {
         return Err(state(
             "not one line of text: expected the primary's host name alone",
+            shown(),
+        ));
+    }
+    if !host.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(state(
+            "not a host name: expected ASCII letters, digits and punctuation, without spaces",
             shown(),
         ));
     }

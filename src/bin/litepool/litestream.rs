@@ -15,8 +15,9 @@ use std::time::Duration;
 use litepool::settings::Replication;
 use litepool::Settings;
 
-/// Replica URL schemes Litestream v0.3.13 understands.
-const SCHEMES: [&str; 6] = ["s3", "gcs", "abs", "sftp", "file", "webdav"];
+/// Replica URL schemes Litestream v0.3.13 understands (it has no `webdav` replica: a
+/// configuration holding one is refused whole).
+const SCHEMES: [&str; 5] = ["s3", "gcs", "abs", "sftp", "file"];
 
 /// Where replicas go: a local directory, or a URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,9 +44,14 @@ impl Replica {
                     SCHEMES.join(", ")
                 );
             }
+            if text.contains(['?', '#']) {
+                // `<name>` is appended to the path; after a query it would land in the query and
+                // every database would share one replica.
+                anyhow::bail!("invalid --replica {text:?}: a URL with a query (?) or fragment (#) cannot take a per-database path; set the options in litestream.yml instead");
+            }
             return Ok(Replica::Url(text.trim_end_matches('/').to_owned()));
         }
-        Ok(Replica::Dir(std::path::absolute(text)?))
+        Ok(Replica::Dir(resolved(Path::new(text))?))
     }
 }
 
@@ -84,7 +90,35 @@ fn comment(text: &str) -> String {
         .collect()
 }
 
+/// `path` as Litestream will find it: absolute, with the symbolic links of its directory
+/// resolved. Litestream cleans `..` as text (`link/../a.db` becomes `a.db` beside the link),
+/// while the system follows the link first, so a path with `..` is written resolved, and refused
+/// when its directory does not exist yet.
+fn resolved(path: &Path) -> anyhow::Result<PathBuf> {
+    let path = std::path::absolute(path)?;
+    if let (Some(dir), Some(name)) = (path.parent(), path.file_name()) {
+        if let Ok(dir) = std::fs::canonicalize(dir) {
+            return Ok(dir.join(name));
+        }
+    }
+    if path
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        anyhow::bail!(
+            "{}: a path with `..` whose directory does not exist cannot be written for Litestream, which reads `..` differently from the system after a symbolic link; create the directory or write the path without `..`",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
 fn path_text(p: &Path) -> anyhow::Result<&str> {
+    if let Some(text) = p.to_str() {
+        if text.contains('\0') {
+            anyhow::bail!("{:?} holds a NUL byte, which no file path can", text);
+        }
+    }
     p.to_str().ok_or_else(|| {
         anyhow::anyhow!(
             "{} is not valid UTF-8, which litestream.yml cannot hold",
@@ -123,7 +157,7 @@ pub fn config(
     )?;
     writeln!(out, "dbs:")?;
     for db in dbs {
-        let path = std::path::absolute(&db.path)?;
+        let path = resolved(&db.path)?;
         writeln!(out, "  - path: {}", quoted(path_text(&path)?))?;
         writeln!(out, "    replicas:")?;
         match replica {

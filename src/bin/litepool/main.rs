@@ -117,8 +117,8 @@ enum Command {
     Litestream {
         #[command(flatten)]
         source: Source,
-        /// Where the replicas go: a directory, or a URL (s3://, gcs://, abs://, sftp://, file://,
-        /// webdav://).
+        /// Where the replicas go: a directory, or a URL (s3://, gcs://, abs://, sftp://,
+        /// file://), without a query or fragment.
         #[arg(long, value_name = "URL|PATH")]
         replica: String,
         /// How often Litestream copies new WAL frames to the replica (10ms to 1h).
