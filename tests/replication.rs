@@ -394,6 +394,15 @@ fn litestream_command_refuses_what_it_cannot_write() {
     let out = run(&["litestream", "--replica", "/b", "--sync-interval", "0s"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("10ms..=1h"));
+    let out = run(&[
+        "litestream",
+        "--replica",
+        "/b",
+        "--sync-interval",
+        "10500us",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a whole number of milliseconds"));
 }
 
 #[test]

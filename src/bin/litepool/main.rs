@@ -155,6 +155,10 @@ fn sync_interval(text: &str) -> Result<Duration, String> {
     if d < Duration::from_millis(10) || d > Duration::from_secs(3600) {
         return Err(format!("{text} is not in 10ms..=1h"));
     }
+    if d.subsec_nanos() % 1_000_000 != 0 {
+        // litestream.yml holds it in whole milliseconds; rounding would change it silently.
+        return Err(format!("{text} is not a whole number of milliseconds"));
+    }
     Ok(d)
 }
 
