@@ -55,7 +55,7 @@ fn insert(target: &Target) {
             .map(drop)
     };
     match target {
-        Target::Group(pools) => pools.write("w", body).unwrap(),
+        Target::Group(pools) => pools.write("w", move |c| body(c)).unwrap(),
         Target::Stock(pool) => {
             let mut c = pool.get().unwrap();
             let tx = c

@@ -160,8 +160,8 @@ fn authorize(
         // ROLLBACK and its savepoint would end or split the other callers' work.
         ffi::SQLITE_TRANSACTION if crate::reentry::inside_any() => refuse(
             arg1.unwrap_or("transaction").to_owned(),
-            "inside a write closure the transaction is litepool's: return Err to roll back \
-             this write",
+            "inside a write closure the transaction is litepool's: conn.transaction() or \
+             conn.savepoint() nests a savepoint in it; return Err to roll back this write",
         ),
         ffi::SQLITE_SAVEPOINT
             if crate::reentry::inside_any()

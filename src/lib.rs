@@ -41,6 +41,7 @@ mod sys;
 pub mod units;
 mod watch;
 
+pub use commit::WriteConn;
 pub use connection::PragmaConnection;
 pub use customizer::PragmaCustomizer;
 pub use error::{Error, ParseValueError, Result};

@@ -30,6 +30,7 @@ mod library;
 mod litefs_state;
 mod litestream_config;
 mod names;
+mod nested;
 mod pools;
 mod pragma_guard;
 mod replication;

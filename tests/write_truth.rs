@@ -72,7 +72,7 @@ fn on_disk(f: &Fixture, table: &str) -> Vec<i64> {
     ids
 }
 
-type Body = Box<dyn FnOnce(&rusqlite::Connection) -> rusqlite::Result<()> + Send>;
+type Body = Box<dyn FnOnce(&mut litepool::WriteConn<'_>) -> rusqlite::Result<()> + Send>;
 
 /// Runs `bodies` as one batch, in order: the first leads and waits inside its closure until
 /// every other has queued behind it. Returns each caller's answer, in the same order.

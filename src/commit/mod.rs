@@ -56,9 +56,11 @@ use crate::pool::NamedPool;
 use crate::reentry;
 pub use crate::settings::GroupCommitSettings;
 
+mod conn;
 mod stats;
 mod tx;
 
+pub use self::conn::WriteConn;
 use self::stats::Counters;
 pub use self::stats::GroupCommitStats;
 pub(crate) use tx::write_alone;
@@ -86,7 +88,7 @@ struct Ticket {
 }
 
 /// A caller's closure, type-erased: it stores its value in the caller's slot itself.
-type Run = Box<dyn FnOnce(&Connection) -> rusqlite::Result<()> + Send>;
+type Run = Box<dyn FnOnce(&mut WriteConn<'_>) -> rusqlite::Result<()> + Send>;
 
 struct Job {
     enqueued: Instant,
@@ -186,7 +188,7 @@ impl GroupCommit {
     /// Runs `f` in the next batch and returns once that batch committed (or failed).
     pub(crate) fn write<T, F>(&self, f: F) -> Result<T>
     where
-        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        F: FnOnce(&mut WriteConn<'_>) -> rusqlite::Result<T> + Send + 'static,
         T: Send + 'static,
     {
         let s = &self.shared;
@@ -367,7 +369,7 @@ impl GroupCommit {
         let c = &s.counters;
         self.set_phase(Phase::Connecting);
         let wait = first.deadline.saturating_duration_since(Instant::now());
-        let conn = match s.writer.get_timeout(wait) {
+        let mut conn = match s.writer.get_timeout(wait) {
             // The leader checkpoints between batches itself, not again at check-in.
             Ok(conn) => conn.without_checkpoint(),
             Err(e) => {
@@ -411,7 +413,7 @@ impl GroupCommit {
         while next.is_some() {
             let mut tx = Tx::new(
                 &s.database,
-                &conn,
+                &mut conn,
                 id,
                 &s.rollbacks,
                 s.writer.busy_timeout(),

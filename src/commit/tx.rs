@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use super::Phase;
+use super::{Phase, WriteConn};
 use crate::error::{Error, Result};
 use crate::pool::NamedPool;
 use crate::reentry::{self, SAVEPOINT};
@@ -20,7 +20,7 @@ use crate::reentry::{self, SAVEPOINT};
 /// for the closure's own connection).
 pub(crate) fn write_alone<T, F>(database: &str, pool: &NamedPool, f: F) -> Result<T>
 where
-    F: FnOnce(&Connection) -> rusqlite::Result<T>,
+    F: FnOnce(&mut WriteConn<'_>) -> rusqlite::Result<T>,
 {
     let id = pool.id();
     if reentry::inside(id) {
@@ -30,8 +30,8 @@ where
         });
     }
     let start = Instant::now();
-    let conn = pool.get()?;
-    let conn: &Connection = &conn;
+    let mut conn = pool.get()?;
+    let conn: &mut Connection = &mut conn;
     let rollbacks = Arc::new(AtomicU64::new(0));
     let counted = rollbacks.clone();
     conn.rollback_hook(Some(move || {
@@ -48,7 +48,7 @@ where
         (),
         (start, start + pool.timeout()),
         &|_| (),
-        |c: &Connection| {
+        |c: &mut WriteConn<'_>| {
             value = Some(f(c)?);
             Ok(())
         },
@@ -81,7 +81,7 @@ where
 /// and decides every caller's answer. `K` says whose answer it is.
 pub(super) struct Tx<'a, K> {
     database: &'a str,
-    conn: &'a Connection,
+    conn: &'a mut Connection,
     id: usize,
     rollbacks: &'a AtomicU64,
     /// The connection's `busy_timeout` (the profile's).
@@ -99,7 +99,7 @@ pub(super) struct Tx<'a, K> {
 impl<'a, K> Tx<'a, K> {
     pub(super) fn new(
         database: &'a str,
-        conn: &'a Connection,
+        conn: &'a mut Connection,
         id: usize,
         rollbacks: &'a AtomicU64,
         busy_timeout: Duration,
@@ -166,7 +166,7 @@ impl<'a, K> Tx<'a, K> {
         key: K,
         (since, deadline): (Instant, Instant),
         phase: &dyn Fn(Phase),
-        run: impl FnOnce(&Connection) -> rusqlite::Result<()>,
+        run: impl FnOnce(&mut WriteConn<'_>) -> rusqlite::Result<()>,
     ) {
         if !self.open {
             phase(Phase::Locking);
@@ -190,7 +190,7 @@ impl<'a, K> Tx<'a, K> {
         let before = self.rollbacks.load(Relaxed);
         let result = {
             let _scope = reentry::Scope::enter(self.id);
-            catch_unwind(AssertUnwindSafe(|| run(self.conn)))
+            catch_unwind(AssertUnwindSafe(|| run(&mut WriteConn::new(self.conn))))
         };
         let own: Result<()> = match result {
             Ok(Ok(())) => Ok(()),

@@ -214,7 +214,7 @@ impl Handle {
     /// most the writer's `connection_timeout` for `f` to start ([`Error::WriteTimeout`]).
     pub fn write<T, F>(&self, f: F) -> Result<T>
     where
-        F: FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+        F: FnOnce(&mut crate::commit::WriteConn<'_>) -> rusqlite::Result<T> + Send + 'static,
         T: Send + 'static,
     {
         if let Some(commit) = &self.commit {
@@ -446,7 +446,7 @@ impl Pools {
     /// [`Handle::write`] on the named database: group commit on a split database.
     pub fn write<T, F>(&self, name: &str, f: F) -> Result<T>
     where
-        F: FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+        F: FnOnce(&mut crate::commit::WriteConn<'_>) -> rusqlite::Result<T> + Send + 'static,
         T: Send + 'static,
     {
         self.database(name)?.write(f)
