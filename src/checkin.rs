@@ -31,8 +31,10 @@ impl CheckIn {
 /// Rolls back a transaction the borrower left open (`BEGIN` without `COMMIT`, a panic
 /// mid-transaction), so that it never reaches the next borrower and its locks are released now;
 /// tells the caller to close the connection when it created temporary objects (see
-/// [`crate::guard`]) or cannot be put back clean. With `sample`, adds the connection's
-/// page-cache counters to the pool's statistics. Costs one flag read on a clean connection.
+/// [`crate::guard`]) or cannot be put back clean. With `sample` (a pool kind without litepool's
+/// `Conn`, which does both itself when it was used), restores what a borrower changed through
+/// SQLite's API ([`api_state_changed`]) and adds the connection's page-cache counters to the
+/// pool's statistics. Costs one flag read on a clean connection.
 pub(crate) fn check_in<D: Driver>(
     conn: &mut D::Connection,
     shared: &Shared,
@@ -62,6 +64,10 @@ pub(crate) fn check_in<D: Driver>(
             verdict = CheckIn::Discard;
         }
     }
+    // A litepool `Conn` did this as it dropped, only if it was used.
+    if sample && api_state_changed(db, shared) {
+        verdict = CheckIn::Discard;
+    }
     if crate::guard::take_dirty(db) {
         tracing::debug!(pool = %shared.name, "the connection created temporary objects: closed at check-in");
         verdict = CheckIn::Discard;
@@ -72,4 +78,22 @@ pub(crate) fn check_in<D: Driver>(
             .add_cache(crate::sys::take_cache_counters(db));
     }
     verdict
+}
+
+/// Restores the busy timeout a borrower may have changed through rusqlite's API
+/// (`busy_timeout`, `busy_handler`: not SQL, so the guard never sees it) and tells whether it
+/// changed anything else that way (`set_db_config`, `set_limit`), in which case the connection
+/// must be closed. About 30 calls that each read or store one field (~0.2 µs), so it runs only
+/// for a connection that was used.
+pub(crate) fn api_state_changed(db: crate::sys::Db, shared: &Shared) -> bool {
+    let Some((opened, busy_ms)) = shared.opened.get() else {
+        return false;
+    };
+    crate::sys::set_busy_timeout(db, *busy_ms);
+    let now = crate::sys::api_state(db);
+    if now == *opened {
+        return false;
+    }
+    tracing::warn!(pool = %shared.name, changed = %now.changes_since(opened).join(", "), "a borrower changed the connection through SQLite's API (set_db_config, set_limit): closed at check-in");
+    true
 }

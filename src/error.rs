@@ -85,6 +85,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// The path names no file: `:memory:` or an SQLite URI (`file:…`), which SQLite would open
+    /// as an in-memory database per connection or with URI parameters litepool does not check.
+    #[error("database {database:?}: path {path:?} is not a file path: {reason}")]
+    NotAFilePath {
+        /// The database.
+        database: String,
+        /// The path as configured.
+        path: std::path::PathBuf,
+        /// Why, and what to write instead.
+        reason: String,
+    },
+
     /// The file does not exist and `create_if_missing` is false, or its directory is missing.
     #[error("database {database:?}: {path}: {reason}")]
     Missing {

@@ -82,11 +82,37 @@ fn not_writable(dir: &Path) -> Option<String> {
     None
 }
 
+/// Why SQLite would not open `path` as the one file it names, if so. The bundled SQLite is built
+/// with `SQLITE_USE_URI` (and diesel opens with `SQLITE_OPEN_URI`), so text starting with
+/// `file:` is a URI; and
+/// `:memory:` gives every pooled connection a database of its own, empty, that vanishes with it.
+fn not_a_file_path(path: &Path) -> Option<&'static str> {
+    let text = path.as_os_str().as_encoded_bytes();
+    if text == b":memory:" {
+        return Some(
+            "SQLite opens a separate, empty in-memory database for each pooled connection, so              writes on one are invisible to the others and vanish when it closes; for tests,              use a file in a temporary directory (the tempfile crate)",
+        );
+    }
+    if text.starts_with(b"file:") {
+        return Some(
+            "SQLite reads text starting with \"file:\" as a URI (file::memory:?cache=shared is an              in-memory database, ?mode= and ?vfs= change how it opens) and litepool checks              files, not URIs; write the file's path (./file:name.db for a file whose name              starts with file:)",
+        );
+    }
+    None
+}
+
 /// Looks at `db.path` without writing: refuses a directory, a special file, a non-SQLite file, a
 /// missing or unwritable directory, a missing file when `create_if_missing` is false, and an existing database
 /// whose `page_size` or `auto_vacuum` differs from the profile.
 pub fn inspect(db: &DatabaseSettings) -> Result<FileState> {
     let path = &db.path;
+    if let Some(reason) = not_a_file_path(path) {
+        return Err(Error::NotAFilePath {
+            database: db.name.clone(),
+            path: path.clone(),
+            reason: reason.to_owned(),
+        });
+    }
     let not_db = |reason: &str| Error::NotADatabase {
         database: db.name.clone(),
         path: path.clone(),

@@ -83,7 +83,8 @@ pub(crate) fn take_dirty(db: Db) -> bool {
     }
 }
 
-fn mark_dirty(db: Db) {
+/// Marks a connection to be closed at its next check-in.
+pub(crate) fn mark_dirty(db: Db) {
     let mut dirty = DIRTY.lock().unwrap_or_else(PoisonError::into_inner);
     if !dirty.contains(&db.addr()) {
         dirty.push(db.addr());

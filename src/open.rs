@@ -5,14 +5,16 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::connection::PragmaConnection;
 use crate::customizer::{LastError, LastErrorHandle, PragmaCustomizer};
 use crate::driver::Driver;
 use crate::error::{Error, Result};
 use crate::settings::{DatabaseSettings, PoolSpec};
 use crate::stats::PoolCounters;
+use crate::sys::ApiState;
 
 /// What every pool of any kind shares: its name and file, the moved flag the watcher sets, its
 /// statistics and last error, and how a checkout waits. Cheap to share (`Arc`).
@@ -30,6 +32,11 @@ pub(crate) struct Shared {
     pub(crate) stats: bool,
     /// The profile's `busy_timeout` (zero when unset). The guard refuses assignments to it.
     pub(crate) busy_timeout: Duration,
+    /// The state a connection is opened in that a borrower can change through SQLite's C API
+    /// rather than SQL (see [`crate::sys::ApiState`]) and the busy timeout in milliseconds,
+    /// taken from the pool's first connection: check-in restores the busy timeout and closes a
+    /// connection whose state differs.
+    pub(crate) opened: OnceLock<(ApiState, i32)>,
 }
 
 impl Shared {
@@ -136,6 +143,7 @@ pub(crate) fn prepare<D: Driver>(
             .pragmas()
             .busy_timeout
             .map_or(Duration::ZERO, |t| t.duration()),
+        opened: OnceLock::new(),
     });
     Ok(Prepared {
         opener: Opener {
@@ -166,22 +174,38 @@ impl<D: Driver> Opener<D> {
             s.counters.count_customizer_failure();
             return Err(e);
         }
+        let busy_ms = match conn.get_pragma("busy_timeout") {
+            Ok(crate::connection::Raw::Int(ms)) => i32::try_from(ms).unwrap_or(i32::MAX),
+            Ok(other) => return Err(self.fail(format!("PRAGMA busy_timeout read back {other:?}"))),
+            Err(e) => return Err(self.fail(format!("reading PRAGMA busy_timeout failed: {e}"))),
+        };
         let guarded = match D::db(&mut conn) {
-            Some(db) => crate::guard::install(db).map_err(|code| {
-                format!("installing the pragma guard failed (SQLite error code {code})")
-            }),
+            Some(db) => crate::guard::install(db)
+                .map(|()| {
+                    s.opened
+                        .get_or_init(|| (crate::sys::api_state(db), busy_ms));
+                })
+                .map_err(|code| {
+                    format!("installing the pragma guard failed (SQLite error code {code})")
+                }),
             None => Err("the driver did not give the connection's handle".to_owned()),
         };
         if let Err(message) = guarded {
-            let e = Error::Build {
-                pool: s.name.clone(),
-                cause: Some(LastError::connection(message)),
-            };
-            s.counters.count_connection_error(&e.to_string());
-            return Err(e);
+            return Err(self.fail(message));
         }
         s.counters.record_create(start.elapsed());
         Ok(conn)
+    }
+
+    /// A connection that opened but could not be set up: counted and returned as the error.
+    fn fail(&self, message: String) -> Error {
+        let s = &self.shared;
+        let e = Error::Build {
+            pool: s.name.clone(),
+            cause: Some(LastError::connection(message)),
+        };
+        s.counters.count_connection_error(&e.to_string());
+        e
     }
 
     /// The pool's shared state.

@@ -1,5 +1,6 @@
 //! litepool's FFI calls, each one rusqlite (or diesel, for its connections) does not wrap:
-//! `sqlite3_db_status` (page-cache counters), `sqlite3_set_authorizer` with a plain C callback
+//! `sqlite3_db_status` (page-cache counters), `sqlite3_db_config`/`sqlite3_limit` read back and
+//! `sqlite3_busy_timeout` set on connections of any driver at check-in, `sqlite3_set_authorizer` with a plain C callback
 //! (rusqlite's closure-based `authorizer` cannot be installed on a connection litepool does not
 //! own, such as diesel's), `sqlite3_get_autocommit` on such a connection, and an automatic
 //! extension that hands litepool the handle of the connection diesel is opening on this thread
@@ -98,6 +99,129 @@ pub fn is_autocommit(db: Db) -> bool {
     // SAFETY: `db` is the open handle of a connection the caller holds borrowed; the call only
     // reads a flag of it.
     unsafe { ffi::sqlite3_get_autocommit(db.0) != 0 }
+}
+
+/// `sqlite3_db_config` flags an application can switch through rusqlite's API
+/// (`Connection::set_db_config`) without a statement the guard would see, by name.
+const FLAGS: [(c_int, &str); 20] = [
+    (ffi::SQLITE_DBCONFIG_ENABLE_FKEY, "foreign keys"),
+    (ffi::SQLITE_DBCONFIG_ENABLE_TRIGGER, "triggers"),
+    (ffi::SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER, "fts3_tokenizer"),
+    (
+        ffi::SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION,
+        "extension loading",
+    ),
+    (
+        ffi::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        "no checkpoint on close",
+    ),
+    (ffi::SQLITE_DBCONFIG_ENABLE_QPSG, "query planner stability"),
+    (
+        ffi::SQLITE_DBCONFIG_TRIGGER_EQP,
+        "trigger EXPLAIN QUERY PLAN",
+    ),
+    (ffi::SQLITE_DBCONFIG_RESET_DATABASE, "reset database"),
+    (ffi::SQLITE_DBCONFIG_DEFENSIVE, "defensive"),
+    (ffi::SQLITE_DBCONFIG_WRITABLE_SCHEMA, "writable schema"),
+    (
+        ffi::SQLITE_DBCONFIG_LEGACY_ALTER_TABLE,
+        "legacy ALTER TABLE",
+    ),
+    (ffi::SQLITE_DBCONFIG_DQS_DML, "double-quoted strings in DML"),
+    (ffi::SQLITE_DBCONFIG_DQS_DDL, "double-quoted strings in DDL"),
+    (ffi::SQLITE_DBCONFIG_ENABLE_VIEW, "views"),
+    (
+        ffi::SQLITE_DBCONFIG_LEGACY_FILE_FORMAT,
+        "legacy file format",
+    ),
+    (ffi::SQLITE_DBCONFIG_TRUSTED_SCHEMA, "trusted schema"),
+    (
+        ffi::SQLITE_DBCONFIG_STMT_SCANSTATUS,
+        "statement scan status",
+    ),
+    (ffi::SQLITE_DBCONFIG_REVERSE_SCANORDER, "reverse scan order"),
+    (
+        ffi::SQLITE_DBCONFIG_ENABLE_ATTACH_CREATE,
+        "ATTACH creating files",
+    ),
+    (ffi::SQLITE_DBCONFIG_ENABLE_ATTACH_WRITE, "ATTACH writing"),
+];
+
+/// Run-time limits (`sqlite3_limit`, rusqlite's `Connection::set_limit`), by name.
+const LIMITS: [(c_int, &str); 13] = [
+    (ffi::SQLITE_LIMIT_LENGTH, "length"),
+    (ffi::SQLITE_LIMIT_SQL_LENGTH, "SQL length"),
+    (ffi::SQLITE_LIMIT_COLUMN, "columns"),
+    (ffi::SQLITE_LIMIT_EXPR_DEPTH, "expression depth"),
+    (ffi::SQLITE_LIMIT_COMPOUND_SELECT, "compound SELECT terms"),
+    (ffi::SQLITE_LIMIT_VDBE_OP, "VDBE operations"),
+    (ffi::SQLITE_LIMIT_FUNCTION_ARG, "function arguments"),
+    (ffi::SQLITE_LIMIT_ATTACHED, "attached databases"),
+    (ffi::SQLITE_LIMIT_LIKE_PATTERN_LENGTH, "LIKE pattern length"),
+    (ffi::SQLITE_LIMIT_VARIABLE_NUMBER, "host parameters"),
+    (ffi::SQLITE_LIMIT_TRIGGER_DEPTH, "trigger depth"),
+    (ffi::SQLITE_LIMIT_WORKER_THREADS, "worker threads"),
+    (ffi::SQLITE_LIMIT_PARSER_DEPTH, "parser depth"),
+];
+
+/// A connection's state that an application can change through SQLite's C API (rusqlite's
+/// `set_db_config`, `set_limit`) rather than SQL, which the guard never sees: compared at
+/// check-in with the state the connection was opened in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiState {
+    flags: u32,
+    limits: [c_int; LIMITS.len()],
+}
+
+impl ApiState {
+    /// What differs from `opened`, in words (empty when nothing does).
+    pub fn changes_since(&self, opened: &ApiState) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, (_, name)) in FLAGS.iter().enumerate() {
+            let (was, is) = (opened.flags >> i & 1, self.flags >> i & 1);
+            if was != is {
+                out.push(format!("db_config {name} {was} -> {is}"));
+            }
+        }
+        for (i, (_, name)) in LIMITS.iter().enumerate() {
+            if opened.limits[i] != self.limits[i] {
+                out.push(format!(
+                    "limit {name} {} -> {}",
+                    opened.limits[i], self.limits[i]
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// The connection's [`ApiState`] now: 33 calls that only read a field each.
+pub fn api_state(db: Db) -> ApiState {
+    let mut flags = 0u32;
+    for (i, (op, _)) in FLAGS.iter().enumerate() {
+        let mut on: c_int = 0;
+        // SAFETY: `db` is an open handle the caller holds borrowed; for these boolean options
+        // SQLite takes an int (-1: leave unchanged) and a pointer to an int it writes the current
+        // value to (https://sqlite.org/c3ref/c_dbconfig_defensive.html).
+        let rc = unsafe { ffi::sqlite3_db_config(db.0, *op, -1 as c_int, &mut on as *mut c_int) };
+        if rc == ffi::SQLITE_OK && on != 0 {
+            flags |= 1 << i;
+        }
+    }
+    let mut limits = [0; LIMITS.len()];
+    for (slot, (id, _)) in limits.iter_mut().zip(LIMITS.iter()) {
+        // SAFETY: as above; a negative new value only reads the limit.
+        *slot = unsafe { ffi::sqlite3_limit(db.0, *id, -1) };
+    }
+    ApiState { flags, limits }
+}
+
+/// Sets the connection's busy timeout (`sqlite3_busy_timeout`), which also removes a busy
+/// handler an application installed: the way back to the profile's after a borrower changed it
+/// through rusqlite's `busy_timeout` or `busy_handler`.
+pub fn set_busy_timeout(db: Db, ms: c_int) {
+    // SAFETY: `db` is an open handle the caller holds borrowed; the call only stores the value.
+    unsafe { ffi::sqlite3_busy_timeout(db.0, ms) };
 }
 
 /// An authorizer's decision for one action being prepared on a connection: its handle, SQLite's

@@ -19,6 +19,7 @@ mod scratch;
 
 mod adapters;
 mod bench;
+mod borrower_state;
 mod cli;
 mod common;
 mod customizer;

@@ -9,7 +9,7 @@ use r2d2::PooledConnection;
 use rusqlite::Connection;
 
 use crate::manager::Manager;
-use crate::stats::PoolCounters;
+use crate::open::Shared;
 
 /// A connection checked out of a litepool pool. Derefs to [`rusqlite::Connection`]; on drop it
 /// goes through litepool's check-in (a transaction left open is rolled back; a connection that
@@ -20,7 +20,8 @@ use crate::stats::PoolCounters;
 /// moved into a spawned thread or held across an `.await`.
 pub struct Conn {
     pub(crate) inner: PooledConnection<Manager>,
-    pub(crate) counters: Option<Arc<PoolCounters>>,
+    /// The pool's shared state: its statistics and the state its connections are opened in.
+    pub(crate) shared: Arc<Shared>,
     /// With `checkpoint = "background"` on a writing pool: checkpoints at check-in, and the
     /// connection's `total_changes` at checkout (a borrower that changed no row skips the check).
     pub(crate) wal: Option<(Arc<crate::checkpoint::WalWatch>, u64)>,
@@ -59,8 +60,12 @@ impl Drop for Conn {
                 tracing::warn!("a transaction was left open on a connection: rolled back at check-in (nothing of it committed)");
             }
         }
-        if let Some(counters) = &self.counters {
-            counters.sample_cache(&mut self.inner);
+        if crate::checkin::api_state_changed(crate::sys::Db::of(&self.inner), &self.shared) {
+            // Closed by the check-in that follows, like a connection with temporary objects.
+            crate::guard::mark_dirty(crate::sys::Db::of(&self.inner));
+        }
+        if self.shared.stats {
+            self.shared.counters.sample_cache(&mut self.inner);
         }
         if let Some((wal, changes)) = &self.wal {
             if self.inner.total_changes() != *changes {

@@ -135,7 +135,7 @@ impl NamedPool {
             Ok(inner) => Ok(Conn {
                 wal: wal.map(|w| (w.clone(), inner.total_changes())),
                 inner,
-                counters: s.stats.then(|| s.counters.clone()),
+                shared: s.clone(),
                 used: Cell::new(false),
             }),
             Err(_) => Err(s.timeout_error(timeout, p.pool.state().connections)),
