@@ -368,6 +368,16 @@ pub enum Error {
         source: rusqlite::Error,
     },
 
+    /// An SQLite error of application code converted with `?` (`From<rusqlite::Error>`), which
+    /// carries no database name; [`crate::guard::error`] adds one ([`Error::Sqlite`]). A
+    /// refusal of litepool's guard converts to [`Error::Refused`] instead.
+    #[error("sqlite: {source}")]
+    Rusqlite {
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+
     /// A file system error.
     #[error("{path}: {source}")]
     Io {
@@ -406,9 +416,9 @@ impl Error {
     /// `DatabaseBusy`, `ConstraintViolation`, ...
     pub fn sqlite_code(&self) -> Option<rusqlite::ErrorCode> {
         match self {
-            Error::Sqlite { source, .. } | Error::Refused { source, .. } => {
-                source.sqlite_error_code()
-            }
+            Error::Sqlite { source, .. }
+            | Error::Refused { source, .. }
+            | Error::Rusqlite { source } => source.sqlite_error_code(),
             Error::Commit { code, .. } => code.map(|c| c.code),
             Error::At { source, .. } => source.sqlite_code(),
             _ => None,

@@ -105,6 +105,11 @@ pub(crate) fn prepare<D: Driver>(
     p.validate()?;
     let writes = spec.role.writes();
     let customizer = PragmaCustomizer::new(&spec.name, spec.profile.clone());
+    let customizer = if writes {
+        customizer
+    } else {
+        customizer.for_reader(&spec.database)
+    };
     if db.create_if_missing && writes && !db.path.exists() {
         crate::file::create(db)?;
     }
@@ -167,7 +172,7 @@ impl<D: Driver> Opener<D> {
             return Err(e);
         }
         let guarded = match D::db(&mut conn) {
-            Some(db) => crate::guard::install(db).map_err(|code| {
+            Some(db) => crate::guard::install(db, self.customizer.guard()).map_err(|code| {
                 format!("installing the pragma guard failed (SQLite error code {code})")
             }),
             None => Err("the driver did not give the connection's handle".to_owned()),

@@ -35,6 +35,7 @@ mod pragma_guard;
 mod replication;
 mod safety;
 mod settings;
+mod startup_sql;
 mod stats;
 mod trust;
 mod userbench;
