@@ -163,7 +163,10 @@ impl PragmaCustomizer {
 
 impl PragmaCustomizer {
     /// [`PragmaCustomizer::customize`] for a rusqlite connection, then the pragma guard
-    /// ([`crate::guard`]): an authorizer that refuses what would outlive a checkout. For
+    /// ([`crate::guard`]): an authorizer that refuses what would outlive a checkout, and lets
+    /// startup SQL that restates this customizer's profile run (its refusals name this
+    /// customizer's database and profile). Called again on the same connection, the guard
+    /// judges by the customizer called last. For
     /// hand-built r2d2 pools; litepool's own pools of every kind do this when they open a
     /// connection, and also check connections in ([`crate::Pools`]).
     pub fn customize_guarded(&self, conn: &mut Connection) -> Result<()> {

@@ -345,8 +345,11 @@ pub enum Error {
     },
 
     /// litepool's guard refused a statement of application code on a pooled connection
-    /// (SQLite says only "not authorized"): a pragma assignment that would outlive the checkout,
-    /// `ATTACH`, or a transaction statement inside a write closure. See [`crate::guard`].
+    /// (SQLite says only "not authorized"): a pragma assignment that would outlive the checkout
+    /// (a value other than the profile's, or a pragma the profile does not set), `ATTACH`, a
+    /// checkpoint on a read-only reader, or a transaction statement inside a write closure.
+    /// `statement` names the statement and the reason. A rusqlite error becomes this through
+    /// `?` on the thread that ran the statement. See [`crate::guard`].
     #[error("database {database:?}: not authorized by litepool's guard: {statement}")]
     Refused {
         /// The configured database name.

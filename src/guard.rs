@@ -9,8 +9,9 @@
 //! Four outcomes:
 //! - **refused**: a pragma assignment outside [`ASSIGNABLE_PRAGMAS`] (an allowlist, so that a
 //!   pragma SQLite adds later is refused too) unless it restates the profile (below);
-//!   `ATTACH`/`DETACH`; `wal_checkpoint` on a reader connection of a split database (it cannot
-//!   checkpoint: SQLite would report a misleading "disk I/O error"); and inside a write closure
+//!   `ATTACH`/`DETACH`; `wal_checkpoint` on a reader connection of a split database, or any
+//!   read-only connection (it cannot checkpoint: SQLite would report a misleading "disk I/O
+//!   error"; the refusal names the writer to use); and inside a write closure
 //!   `BEGIN`/`COMMIT`/`ROLLBACK` and litepool's savepoint.
 //! - **restating the profile: allowed, changes nothing**: an assignment of the value the
 //!   connection's profile already sets (`PRAGMA synchronous = NORMAL` under `synchronous =
@@ -55,7 +56,8 @@ use crate::sys::{Db, Verdict};
 /// COMMIT and ROLLBACK, and litepool rolls back a transaction left open at check-in; outside a
 /// transaction it is refused, as it would stay on for the next borrower); and `user_version` /
 /// `application_id`, which are data stored in the file, not connection settings. Every other
-/// pragma with a value is refused. Reading any pragma stays allowed.
+/// pragma with a value is refused unless it restates the connection's profile (see the module
+/// docs). Reading any pragma stays allowed.
 pub const ASSIGNABLE_PRAGMAS: [&str; 17] = [
     "application_id",
     "defer_foreign_keys",
@@ -258,21 +260,29 @@ fn pragma(db: Db, name: &str, value: Option<&str>, schema: Option<&str>) -> Verd
         .map(|s| format!("{s}."))
         .unwrap_or_default();
     if name.eq_ignore_ascii_case("wal_checkpoint") {
-        if let Some(database) = context.as_ref().and_then(|c| c.reader_of.as_deref()) {
+        let reader_of = context.as_ref().and_then(|c| c.reader_of.as_deref());
+        // A split database's reader names its writer; any other read-only connection (an
+        // application's own pool opened read-only) gets the reason alone.
+        let why = match reader_of {
+            Some(database) => Some(format!(
+                "a reader connection is read-only and cannot checkpoint (SQLite would report a \
+                 disk I/O error); a checkpoint needs the writer: run it on \
+                 pools.writer({database:?}) or inside pools.write({database:?}, …), or set \
+                 checkpoint = \"background\" for database {database:?}"
+            )),
+            None if crate::sys::is_read_only(db) => Some(
+                "a read-only connection cannot checkpoint (SQLite would report a disk I/O \
+                 error): run it on a connection that writes"
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        if let Some(why) = why {
             let statement = match value {
                 Some(v) => format!("PRAGMA {prefix}{name}({v})"),
                 None => format!("PRAGMA {prefix}{name}"),
             };
-            return refuse(
-                db,
-                statement,
-                &format!(
-                    "a reader connection is read-only and cannot checkpoint (SQLite would \
-                     report a disk I/O error); a checkpoint needs the writer: run it on \
-                     pools.writer({database:?}) or inside pools.write({database:?}, …), or set \
-                     checkpoint = \"background\" for database {database:?}"
-                ),
-            );
+            return refuse(db, statement, &why);
         }
     }
     let Some(value) = value else {

@@ -28,7 +28,8 @@ pub(crate) struct Shared {
     pub(crate) max_size: u32,
     pub(crate) timeout: Duration,
     pub(crate) stats: bool,
-    /// The profile's `busy_timeout` (zero when unset). The guard refuses assignments to it.
+    /// The profile's `busy_timeout` (zero when unset). The guard refuses assignments of any
+    /// other value to it.
     pub(crate) busy_timeout: Duration,
 }
 

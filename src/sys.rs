@@ -1,7 +1,7 @@
 //! litepool's FFI calls, each one rusqlite (or diesel, for its connections) does not wrap:
 //! `sqlite3_db_status` (page-cache counters), `sqlite3_set_authorizer` with a plain C callback
 //! (rusqlite's closure-based `authorizer` cannot be installed on a connection litepool does not
-//! own, such as diesel's), `sqlite3_get_autocommit` on such a connection, and an automatic
+//! own, such as diesel's), `sqlite3_get_autocommit` and `sqlite3_db_readonly` on such a connection, and an automatic
 //! extension that hands litepool the handle of the connection diesel is opening on this thread
 //! (diesel keeps its handle private), and client data that SQLite keeps with a connection and
 //! frees when it closes (the guard's knowledge of the connection's profile).
@@ -101,6 +101,13 @@ pub fn is_autocommit(db: Db) -> bool {
     // SAFETY: `db` is the open handle of a connection the caller holds borrowed; the call only
     // reads a flag of it.
     unsafe { ffi::sqlite3_get_autocommit(db.0) != 0 }
+}
+
+/// True when the connection opened its main database read-only (`sqlite3_db_readonly`).
+pub fn is_read_only(db: Db) -> bool {
+    // SAFETY: `db` is the open handle of a connection the caller holds borrowed; the name is a
+    // static NUL-terminated string; the call only reads a flag of the connection.
+    unsafe { ffi::sqlite3_db_readonly(db.0, c"main".as_ptr()) == 1 }
 }
 
 /// An authorizer's answer for one action (<https://sqlite.org/c3ref/c_deny.html>).

@@ -428,7 +428,7 @@ fn a_reader_without_the_guard_fails_a_checkpoint_with_a_disk_io_error() {
 
 #[test]
 fn a_checkpoint_on_a_reader_is_refused_naming_the_writer_and_works_on_the_writer() {
-    let (_f, pools) = app("relay");
+    let (f, pools) = app("relay");
     pools
         .write("split", |c| {
             c.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1)")
@@ -471,6 +471,27 @@ fn a_checkpoint_on_a_reader_is_refused_naming_the_writer_and_works_on_the_writer
         .unwrap();
     assert_eq!(busy, 0);
     drop(w);
+    // An application's own pool opened read-only: refused with the reason alone.
+    let pool = r2d2::Pool::builder()
+        .max_size(1)
+        .connection_customizer(Box::new(PragmaCustomizer::new(
+            "own-reader",
+            litepool::Profile::new("none", litepool::PragmaSet::default()).unwrap(),
+        )))
+        .build(
+            SqliteConnectionManager::file(f.path("data/split.db"))
+                .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY),
+        )
+        .unwrap();
+    let e = configure(&pool.get().unwrap(), "PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "database \"own-reader\": not authorized by litepool's guard: PRAGMA \
+         wal_checkpoint(TRUNCATE) (a read-only connection cannot checkpoint (SQLite would report \
+         a disk I/O error): run it on a connection that writes)"
+    );
     // (Inside a write closure SQLite itself refuses it: "database table is locked", as a
     // checkpoint cannot run inside a transaction.)
 }
