@@ -254,12 +254,12 @@ fn authorize(
 
 /// `PRAGMA [schema.]name [= value]` on connection `db`.
 fn pragma(db: Db, name: &str, value: Option<&str>, schema: Option<&str>) -> Verdict {
-    let context = crate::sys::attached::<Context>(db);
     let prefix = schema
         .filter(|s| !s.eq_ignore_ascii_case("main"))
         .map(|s| format!("{s}."))
         .unwrap_or_default();
     if name.eq_ignore_ascii_case("wal_checkpoint") {
+        let context = crate::sys::attached::<Context>(db);
         let reader_of = context.as_ref().and_then(|c| c.reader_of.as_deref());
         // A split database's reader names its writer; any other read-only connection (an
         // application's own pool opened read-only) gets the reason alone.
@@ -305,7 +305,7 @@ fn pragma(db: Db, name: &str, value: Option<&str>, schema: Option<&str>) -> Verd
     }
     let pragma = name.to_ascii_lowercase();
     let main = schema.map_or(true, |s| s.eq_ignore_ascii_case("main"));
-    match context {
+    match crate::sys::attached::<Context>(db) {
         Some(context) if main && MANAGED.contains(&pragma.as_str()) => {
             restate(db, &context.profile, &pragma, value, statement)
         }
