@@ -1,6 +1,6 @@
 //! [`PragmaCustomizer`]: when a profile runs. r2d2 calls it once per new physical connection.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use r2d2::CustomizeConnection;
@@ -41,6 +41,8 @@ pub use crate::error::{LastError, LastErrorHandle};
 pub struct PragmaCustomizer {
     database: String,
     profile: Profile,
+    /// What the guard knows of this customizer's connections.
+    guard: Arc<crate::guard::Context>,
     bootstrapped: Mutex<bool>,
     last_error: LastErrorHandle,
 }
@@ -48,12 +50,26 @@ pub struct PragmaCustomizer {
 impl PragmaCustomizer {
     /// A customizer for the database called `database` (used in messages and logs).
     pub fn new(database: impl Into<String>, profile: Profile) -> Self {
+        let database = database.into();
         PragmaCustomizer {
-            database: database.into(),
+            guard: crate::guard::Context::new(&database, profile.clone()),
+            database,
             profile,
             bootstrapped: Mutex::new(false),
             last_error: LastErrorHandle::default(),
         }
+    }
+
+    /// This customizer for the reader pool of split database `database`, whose connections
+    /// cannot write: the guard refuses a checkpoint on them.
+    pub(crate) fn for_reader(mut self, database: &str) -> Self {
+        self.guard = crate::guard::Context::reader(&self.database, self.profile.clone(), database);
+        self
+    }
+
+    /// What the guard keeps with each of this customizer's connections.
+    pub(crate) fn guard(&self) -> &Arc<crate::guard::Context> {
+        &self.guard
     }
 
     /// The profile.
@@ -147,12 +163,15 @@ impl PragmaCustomizer {
 
 impl PragmaCustomizer {
     /// [`PragmaCustomizer::customize`] for a rusqlite connection, then the pragma guard
-    /// ([`crate::guard`]): an authorizer that refuses what would outlive a checkout. For
+    /// ([`crate::guard`]): an authorizer that refuses what would outlive a checkout, and lets
+    /// startup SQL that restates this customizer's profile run (its refusals name this
+    /// customizer's database and profile). Called again on the same connection, the guard
+    /// judges by the customizer called last. For
     /// hand-built r2d2 pools; litepool's own pools of every kind do this when they open a
     /// connection, and also check connections in ([`crate::Pools`]).
     pub fn customize_guarded(&self, conn: &mut Connection) -> Result<()> {
         self.customize(conn)?;
-        crate::guard::install(crate::sys::Db::of(conn)).map_err(|code| Error::Sqlite {
+        crate::guard::install(crate::sys::Db::of(conn), &self.guard).map_err(|code| Error::Sqlite {
             database: self.database.clone(),
             source: rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None),
         })

@@ -357,8 +357,11 @@ pub enum Error {
     },
 
     /// litepool's guard refused a statement of application code on a pooled connection
-    /// (SQLite says only "not authorized"): a pragma assignment that would outlive the checkout,
-    /// `ATTACH`, or a transaction statement inside a write closure. See [`crate::guard`].
+    /// (SQLite says only "not authorized"): a pragma assignment that would outlive the checkout
+    /// (a value other than the profile's, or a pragma the profile does not set), `ATTACH`, a
+    /// checkpoint on a read-only reader, or a transaction statement inside a write closure.
+    /// `statement` names the statement and the reason. A rusqlite error becomes this through
+    /// `?` on the thread that ran the statement. See [`crate::guard`].
     #[error("database {database:?}: not authorized by litepool's guard: {statement}")]
     Refused {
         /// The configured database name.
@@ -375,6 +378,16 @@ pub enum Error {
     Sqlite {
         /// The configured database name.
         database: String,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// An SQLite error of application code converted with `?` (`From<rusqlite::Error>`), which
+    /// carries no database name; [`crate::guard::error`] adds one ([`Error::Sqlite`]). A
+    /// refusal of litepool's guard converts to [`Error::Refused`] instead.
+    #[error("sqlite: {source}")]
+    Rusqlite {
         /// SQLite's error.
         #[source]
         source: rusqlite::Error,
@@ -418,9 +431,9 @@ impl Error {
     /// `DatabaseBusy`, `ConstraintViolation`, ...
     pub fn sqlite_code(&self) -> Option<rusqlite::ErrorCode> {
         match self {
-            Error::Sqlite { source, .. } | Error::Refused { source, .. } => {
-                source.sqlite_error_code()
-            }
+            Error::Sqlite { source, .. }
+            | Error::Refused { source, .. }
+            | Error::Rusqlite { source } => source.sqlite_error_code(),
             Error::Commit { code, .. } => code.map(|c| c.code),
             Error::At { source, .. } => source.sqlite_code(),
             _ => None,

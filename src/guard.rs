@@ -1,26 +1,53 @@
 //! The pragma guard: what application code may do on a pooled connection, decided when SQLite
 //! prepares each statement (an authorizer, <https://sqlite.org/c3ref/set_authorizer.html>).
 //!
-//! One guard for every pool kind (rusqlite, diesel, deadpool), installed when a connection is
-//! opened (`crate::open`). Three outcomes:
+//! One guard for every pool kind (rusqlite, diesel, deadpool, and an application's own r2d2 pool
+//! through [`crate::PragmaCustomizer::customize_guarded`]), installed when a connection is
+//! opened (`crate::open`) together with what the guard knows of the connection: its pool, its
+//! profile, and whether it is a read-only reader. SQLite keeps that with the connection and
+//! frees it when the connection closes, so a later connection at the same address never sees it.
+//! Four outcomes:
 //! - **refused**: a pragma assignment outside [`ASSIGNABLE_PRAGMAS`] (an allowlist, so that a
-//!   pragma SQLite adds later is refused too), `ATTACH`/`DETACH`, and inside a write closure
-//!   `BEGIN`/`COMMIT`/`ROLLBACK` and litepool's savepoint. SQLite reports "not authorized";
-//!   litepool logs the statement and keeps it for the write path's error ([`take_refusal`]).
+//!   pragma SQLite adds later is refused too) unless it restates the profile (below);
+//!   `ATTACH`/`DETACH`; `wal_checkpoint` on a reader connection of a split database, or any
+//!   read-only connection (it cannot checkpoint: SQLite would report a misleading "disk I/O
+//!   error"; the refusal names the writer to use); and inside a write closure
+//!   `BEGIN`/`COMMIT`/`ROLLBACK` and litepool's savepoint.
+//! - **restating the profile: allowed, changes nothing**: an assignment of the value the
+//!   connection's profile already sets (`PRAGMA synchronous = NORMAL` under `synchronous =
+//!   "normal"`), spelled any way SQLite reads as that value (`1`, `normal`, `main.synchronous`,
+//!   `synchronous(1)`; see `crate::pragma::as_sqlite_takes`), so that an application's startup
+//!   SQL runs unchanged. `auto_vacuum` (which would open a write transaction, impossible on a
+//!   reader) and `synchronous` inside a transaction (which SQLite refuses even for its own
+//!   value) are skipped instead of run: the statement succeeds and does nothing. A different
+//!   value is refused naming the profile's value and the profile key to change; a pragma the
+//!   profile does not set is refused saying to add it.
 //! - **allowed, connection replaced**: creating a temporary table, index, view, trigger or
 //!   virtual table. Temporary objects live as long as the connection and a temporary table or
 //!   trigger would change what the next borrower's statements do (a `temp.orders` shadows
 //!   `main.orders`), so the connection is closed at check-in instead of going back (`take_dirty`).
 //! - **allowed**: everything else.
-
+//!
+//! ## What a refusal looks like
+//! SQLite lets an authorizer deny a statement but not word the error: the error of the call that
+//! prepared it (rusqlite's `conn.execute`, diesel's `sql_query`) is SQLite's bare
+//! "not authorized" (`ErrorCode::AuthorizationForStatementDenied`). litepool names the statement
+//! and the reason in two places:
+//! - a `tracing` warning, at the moment of the refusal;
+//! - [`Error::Refused`], which a rusqlite error becomes through `?` in a function returning
+//!   [`crate::Result`] (`From<rusqlite::Error> for Error`), through [`error`], and on the write
+//!   path. The refusal is kept per thread until the next error conversion on that thread (or the
+//!   next refusal) takes it, so convert the error on the thread that ran the statement (inside a
+//!   deadpool `interact` closure, not after it).
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rusqlite::ffi;
 
 use crate::error::Error;
-use crate::sys::Db;
+use crate::profile::{Profile, MANAGED};
+use crate::sys::{Db, Verdict};
 
 /// Pragmas a borrower may run with a value or an argument (`PRAGMA name = v`, `PRAGMA name(v)`):
 /// those that leave nothing on the connection for its next borrower. Queries that take a table
@@ -29,7 +56,8 @@ use crate::sys::Db;
 /// COMMIT and ROLLBACK, and litepool rolls back a transaction left open at check-in; outside a
 /// transaction it is refused, as it would stay on for the next borrower); and `user_version` /
 /// `application_id`, which are data stored in the file, not connection settings. Every other
-/// pragma with a value is refused. Reading any pragma stays allowed.
+/// pragma with a value is refused unless it restates the connection's profile (see the module
+/// docs). Reading any pragma stays allowed.
 pub const ASSIGNABLE_PRAGMAS: [&str; 17] = [
     "application_id",
     "defer_foreign_keys",
@@ -50,9 +78,48 @@ pub const ASSIGNABLE_PRAGMAS: [&str; 17] = [
     "wal_checkpoint",
 ];
 
+/// What the guard knows of one connection, kept with it by SQLite (`crate::sys::attach`) from
+/// the guard's installation until the connection closes. One per pool, shared by its
+/// connections.
+#[derive(Debug)]
+pub(crate) struct Context {
+    /// The pool (or the application's database) name, as errors name it.
+    pool: String,
+    /// The profile its connections get.
+    profile: Profile,
+    /// For a reader of a split database (a pool that does not write), the database's name.
+    reader_of: Option<String>,
+}
+
+impl Context {
+    /// The context of a writing pool (or an application's own pool) called `pool`.
+    pub(crate) fn new(pool: impl Into<String>, profile: Profile) -> Arc<Context> {
+        Arc::new(Context {
+            pool: pool.into(),
+            profile,
+            reader_of: None,
+        })
+    }
+
+    /// The context of a reader pool of database `database`, which does not write.
+    pub(crate) fn reader(pool: impl Into<String>, profile: Profile, database: &str) -> Arc<Self> {
+        Arc::new(Context {
+            pool: pool.into(),
+            profile,
+            reader_of: Some(database.to_owned()),
+        })
+    }
+}
+
+/// A statement the guard refused: on which pool, and the statement with the reason.
+struct Refusal {
+    pool: String,
+    statement: String,
+}
+
 thread_local! {
-    /// The last statement the guard refused on this thread, in words.
-    static REFUSED: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// The last statement the guard refused on this thread, until an error conversion takes it.
+    static REFUSED: RefCell<Option<Refusal>> = const { RefCell::new(None) };
 }
 
 /// Connections that created a temporary object, by handle; `DIRTY_COUNT` lets a check-in skip
@@ -62,7 +129,13 @@ static DIRTY_COUNT: AtomicUsize = AtomicUsize::new(0);
 
 /// The statement the guard last refused on this thread (`PRAGMA foreign_keys = 0`,
 /// `ATTACH 'x.db'`), taken: SQLite's own message for it is only "not authorized".
+/// A later refusal replaces it, and any conversion of an error into [`Error`] on this thread
+/// takes it, denied or not, so that it never names an unrelated later error.
 pub fn take_refusal() -> Option<String> {
+    take().map(|r| r.statement)
+}
+
+fn take() -> Option<Refusal> {
     REFUSED.with(|r| r.borrow_mut().take())
 }
 
@@ -92,14 +165,24 @@ pub(crate) fn mark_dirty(db: Db) {
     }
 }
 
-fn refuse(statement: String, why: &str) -> bool {
-    tracing::warn!(statement = %statement, "litepool refused a statement on a pooled connection: {why}");
-    REFUSED.with(|r| *r.borrow_mut() = Some(format!("{statement} ({why})")));
-    false
+fn refuse(db: Db, statement: String, why: &str) -> Verdict {
+    // The context is always there: `install` attaches it before the guard can run.
+    let pool = crate::sys::attached::<Context>(db).map_or_else(String::new, |c| c.pool.clone());
+    tracing::warn!(pool = %pool, statement = %statement, "litepool refused a statement on a pooled connection: {why}");
+    REFUSED.with(|r| {
+        *r.borrow_mut() = Some(Refusal {
+            pool,
+            statement: format!("{statement} ({why})"),
+        })
+    });
+    Verdict::Deny
 }
 
-/// Installs the guard on a connection.
-pub(crate) fn install(db: Db) -> Result<(), i32> {
+/// Installs the guard on a connection, with what it knows of it (replacing what an earlier
+/// installation on the same connection kept).
+pub(crate) fn install(db: Db, context: &Arc<Context>) -> Result<(), i32> {
+    let context: Arc<dyn std::any::Any + Send + Sync> = context.clone();
+    crate::sys::attach(db, context)?;
     crate::sys::install_guard(db, authorize, &ACTIONS)
 }
 
@@ -117,49 +200,30 @@ const ACTIONS: [i32; 10] = [
     ffi::SQLITE_CREATE_VTABLE,
 ];
 
-/// The decision for one action SQLite is preparing on connection `db`: true to allow.
+/// The decision for one action SQLite is preparing on connection `db`.
 fn authorize(
     db: Db,
     action: i32,
     arg1: Option<&str>,
     arg2: Option<&str>,
     schema: Option<&str>,
-) -> bool {
+) -> Verdict {
     match action {
-        ffi::SQLITE_PRAGMA => {
-            let name = arg1.unwrap_or("");
-            let Some(value) = arg2 else {
-                return true; // reading a pragma
-            };
-            let assignable = ASSIGNABLE_PRAGMAS
-                .iter()
-                .any(|m| m.eq_ignore_ascii_case(name));
-            if name.eq_ignore_ascii_case("defer_foreign_keys") && crate::sys::is_autocommit(db) {
-                return refuse(
-                    format!("PRAGMA {name} = {value}"),
-                    "outside a transaction it would stay on for the connection's next borrower; \
-                     set it after BEGIN",
-                );
-            }
-            assignable
-                || refuse(
-                    format!("PRAGMA {name} = {value}"),
-                    "a pragma assignment would stay on the connection for its next borrower; \
-                     set it in the profile (litepool::guard::ASSIGNABLE_PRAGMAS lists those \
-                     allowed)",
-                )
-        }
+        ffi::SQLITE_PRAGMA => pragma(db, arg1.unwrap_or(""), arg2, schema),
         ffi::SQLITE_ATTACH => refuse(
+            db,
             format!("ATTACH {}", arg1.unwrap_or("")),
             "an attached database would stay on the connection for its next borrower",
         ),
         ffi::SQLITE_DETACH => refuse(
+            db,
             format!("DETACH {}", arg1.unwrap_or("")),
             "DETACH is refused on pooled connections",
         ),
         // Inside a write closure the transaction belongs to litepool's batch: BEGIN, COMMIT,
         // ROLLBACK and its savepoint would end or split the other callers' work.
         ffi::SQLITE_TRANSACTION if crate::reentry::inside_any() => refuse(
+            db,
             arg1.unwrap_or("transaction").to_owned(),
             "inside a write closure the transaction is litepool's: conn.transaction() or \
              conn.savepoint() nests a savepoint in it; return Err to roll back this write",
@@ -169,6 +233,7 @@ fn authorize(
                 && arg2.is_some_and(|n| n.eq_ignore_ascii_case(crate::reentry::SAVEPOINT)) =>
         {
             refuse(
+                db,
                 format!("SAVEPOINT {}", crate::reentry::SAVEPOINT),
                 "litepool's own savepoint",
             )
@@ -178,30 +243,161 @@ fn authorize(
         | ffi::SQLITE_CREATE_TEMP_TRIGGER
         | ffi::SQLITE_CREATE_TEMP_VIEW => {
             mark_dirty(db);
-            true
+            Verdict::Allow
         }
         ffi::SQLITE_CREATE_VTABLE if schema.is_some_and(|s| s.eq_ignore_ascii_case("temp")) => {
             mark_dirty(db);
-            true
+            Verdict::Allow
         }
-        _ => true,
+        _ => Verdict::Allow,
     }
+}
+
+/// `PRAGMA [schema.]name [= value]` on connection `db`.
+fn pragma(db: Db, name: &str, value: Option<&str>, schema: Option<&str>) -> Verdict {
+    let prefix = schema
+        .filter(|s| !s.eq_ignore_ascii_case("main"))
+        .map(|s| format!("{s}."))
+        .unwrap_or_default();
+    if name.eq_ignore_ascii_case("wal_checkpoint") {
+        let context = crate::sys::attached::<Context>(db);
+        let reader_of = context.as_ref().and_then(|c| c.reader_of.as_deref());
+        // A split database's reader names its writer; any other read-only connection (an
+        // application's own pool opened read-only) gets the reason alone.
+        let why = match reader_of {
+            Some(database) => Some(format!(
+                "a reader connection is read-only and cannot checkpoint (SQLite would report a \
+                 disk I/O error); a checkpoint needs the writer: run it on \
+                 pools.writer({database:?}) or inside pools.write({database:?}, …), or set \
+                 checkpoint = \"background\" for database {database:?}"
+            )),
+            None if crate::sys::is_read_only(db) => Some(
+                "a read-only connection cannot checkpoint (SQLite would report a disk I/O \
+                 error): run it on a connection that writes"
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        if let Some(why) = why {
+            let statement = match value {
+                Some(v) => format!("PRAGMA {prefix}{name}({v})"),
+                None => format!("PRAGMA {prefix}{name}"),
+            };
+            return refuse(db, statement, &why);
+        }
+    }
+    let Some(value) = value else {
+        return Verdict::Allow; // reading a pragma
+    };
+    let statement = format!("PRAGMA {prefix}{name} = {value}");
+    if name.eq_ignore_ascii_case("defer_foreign_keys") && crate::sys::is_autocommit(db) {
+        return refuse(
+            db,
+            statement,
+            "outside a transaction it would stay on for the connection's next borrower; \
+             set it after BEGIN",
+        );
+    }
+    if ASSIGNABLE_PRAGMAS
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(name))
+    {
+        return Verdict::Allow;
+    }
+    let pragma = name.to_ascii_lowercase();
+    let main = schema.map_or(true, |s| s.eq_ignore_ascii_case("main"));
+    match crate::sys::attached::<Context>(db) {
+        Some(context) if main && MANAGED.contains(&pragma.as_str()) => {
+            restate(db, &context.profile, &pragma, value, statement)
+        }
+        _ => refuse(
+            db,
+            statement,
+            "a pragma assignment would stay on the connection for its next borrower; set it in \
+             the profile (litepool::guard::ASSIGNABLE_PRAGMAS lists those allowed)",
+        ),
+    }
+}
+
+/// An assignment of a pragma profiles manage: allowed when it restates `profile`'s value.
+fn restate(db: Db, profile: &Profile, pragma: &str, value: &str, statement: String) -> Verdict {
+    let name = profile.name();
+    let Some(setting) = profile.settings().iter().find(|s| s.pragma == pragma) else {
+        return refuse(
+            db,
+            statement,
+            &format!(
+                "profile {name:?} does not set {pragma}, and a pragma assignment would stay on \
+                 the connection for its next borrower: add pragmas.{pragma} to profile {name:?}"
+            ),
+        );
+    };
+    let asked = crate::pragma::as_sqlite_takes(pragma, value);
+    if asked.as_ref() == Some(&setting.expect) {
+        // Restated: nothing to change. Skip what running it would break.
+        let skip =
+            pragma == "auto_vacuum" || (pragma == "synchronous" && !crate::sys::is_autocommit(db));
+        return if skip {
+            Verdict::Ignore
+        } else {
+            Verdict::Allow
+        };
+    }
+    let sets = if setting.configured == setting.expect.to_string() {
+        setting.configured.clone()
+    } else {
+        format!("{} ({})", setting.configured, setting.expect)
+    };
+    let not = match asked {
+        Some(_) => format!("not {value}"),
+        None => format!("and litepool cannot tell which value SQLite takes from {value}"),
+    };
+    refuse(
+        db,
+        statement,
+        &format!(
+            "profile {name:?} sets {pragma} = {sets}, {not}; a pooled connection would keep it \
+             for its next borrower: to change it, set pragmas.{pragma} in profile {name:?}"
+        ),
+    )
 }
 
 /// An SQLite error of application code on `database`: [`Error::Refused`] when it is the
 /// guard's refusal made on this thread, naming the statement; [`Error::Sqlite`] otherwise.
 pub fn error(database: impl Into<String>, source: rusqlite::Error) -> Error {
-    let denied =
-        source.sqlite_error_code() == Some(rusqlite::ErrorCode::AuthorizationForStatementDenied);
-    match denied.then(take_refusal).flatten() {
-        Some(statement) => Error::Refused {
+    match refusal(&source) {
+        Some(r) => Error::Refused {
             database: database.into(),
-            statement,
+            statement: r.statement,
             source,
         },
         None => Error::Sqlite {
             database: database.into(),
             source,
         },
+    }
+}
+
+/// The refusal recorded on this thread, taken in any case, when `source` is SQLite's denial.
+fn refusal(source: &rusqlite::Error) -> Option<Refusal> {
+    let refusal = take();
+    let denied =
+        source.sqlite_error_code() == Some(rusqlite::ErrorCode::AuthorizationForStatementDenied);
+    refusal.filter(|_| denied)
+}
+
+/// `?` on a rusqlite error in a function returning [`crate::Result`]: the guard's refusal made
+/// on this thread becomes [`Error::Refused`], naming the pool, the statement and the reason
+/// (rusqlite's own error says only "not authorized"); any other error is [`Error::Rusqlite`].
+impl From<rusqlite::Error> for Error {
+    fn from(source: rusqlite::Error) -> Error {
+        match refusal(&source) {
+            Some(Refusal { pool, statement }) => Error::Refused {
+                database: pool,
+                statement,
+                source,
+            },
+            None => Error::Rusqlite { source },
+        }
     }
 }

@@ -30,7 +30,8 @@ pub(crate) struct Shared {
     pub(crate) max_size: u32,
     pub(crate) timeout: Duration,
     pub(crate) stats: bool,
-    /// The profile's `busy_timeout` (zero when unset). The guard refuses assignments to it.
+    /// The profile's `busy_timeout` (zero when unset). The guard refuses assignments of any
+    /// other value to it.
     pub(crate) busy_timeout: Duration,
     /// The state a connection is opened in that a borrower can change through SQLite's C API
     /// rather than SQL (see [`crate::sys::ApiState`]) and the busy timeout in milliseconds,
@@ -112,6 +113,11 @@ pub(crate) fn prepare<D: Driver>(
     p.validate()?;
     let writes = spec.role.writes();
     let customizer = PragmaCustomizer::new(&spec.name, spec.profile.clone());
+    let customizer = if writes {
+        customizer
+    } else {
+        customizer.for_reader(&spec.database)
+    };
     if db.create_if_missing && writes && !db.path.exists() {
         crate::file::create(db)?;
     }
@@ -180,7 +186,7 @@ impl<D: Driver> Opener<D> {
             Err(e) => return Err(self.fail(format!("reading PRAGMA busy_timeout failed: {e}"))),
         };
         let guarded = match D::db(&mut conn) {
-            Some(db) => crate::guard::install(db)
+            Some(db) => crate::guard::install(db, self.customizer.guard())
                 .map(|()| {
                     s.opened
                         .get_or_init(|| (crate::sys::api_state(db), busy_ms));

@@ -2,17 +2,20 @@
 //! `sqlite3_db_status` (page-cache counters), `sqlite3_db_config`/`sqlite3_limit` read back and
 //! `sqlite3_busy_timeout` set on connections of any driver at check-in, `sqlite3_set_authorizer` with a plain C callback
 //! (rusqlite's closure-based `authorizer` cannot be installed on a connection litepool does not
-//! own, such as diesel's), `sqlite3_get_autocommit` on such a connection, and an automatic
+//! own, such as diesel's), `sqlite3_get_autocommit` and `sqlite3_db_readonly` on such a connection, and an automatic
 //! extension that hands litepool the handle of the connection diesel is opening on this thread
-//! (diesel keeps its handle private).
+//! (diesel keeps its handle private), and client data that SQLite keeps with a connection and
+//! frees when it closes (the guard's knowledge of the connection's profile).
 //!
 //! See <https://sqlite.org/c3ref/db_status.html>, <https://sqlite.org/c3ref/set_authorizer.html>,
-//! <https://sqlite.org/c3ref/get_autocommit.html>, <https://sqlite.org/c3ref/auto_extension.html>.
+//! <https://sqlite.org/c3ref/get_autocommit.html>, <https://sqlite.org/c3ref/auto_extension.html>,
+//! <https://sqlite.org/c3ref/get_clientdata.html>.
 #![allow(unsafe_code)]
 
 use std::cell::Cell;
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_int, c_void};
+use std::sync::Arc;
 
 use rusqlite::{ffi, Connection};
 
@@ -224,9 +227,28 @@ pub fn set_busy_timeout(db: Db, ms: c_int) {
     unsafe { ffi::sqlite3_busy_timeout(db.0, ms) };
 }
 
+/// True when the connection opened its main database read-only (`sqlite3_db_readonly`).
+pub fn is_read_only(db: Db) -> bool {
+    // SAFETY: `db` is the open handle of a connection the caller holds borrowed; the name is a
+    // static NUL-terminated string; the call only reads a flag of the connection.
+    unsafe { ffi::sqlite3_db_readonly(db.0, c"main".as_ptr()) == 1 }
+}
+
+/// An authorizer's answer for one action (<https://sqlite.org/c3ref/c_deny.html>).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Prepare it as written (`SQLITE_OK`).
+    Allow,
+    /// Fail the statement with "not authorized" (`SQLITE_DENY`).
+    Deny,
+    /// Prepare the statement without this action (`SQLITE_IGNORE`): for a pragma, the statement
+    /// does nothing and succeeds.
+    Ignore,
+}
+
 /// An authorizer's decision for one action being prepared on a connection: its handle, SQLite's
-/// action code, its two arguments and the schema name; true to allow.
-pub type Decide = fn(Db, c_int, Option<&str>, Option<&str>, Option<&str>) -> bool;
+/// action code, its two arguments and the schema name.
+pub type Decide = fn(Db, c_int, Option<&str>, Option<&str>, Option<&str>) -> Verdict;
 
 /// The one authorizer of the process (litepool's guard) and the action codes it decides; set by
 /// the first [`install_guard`]. Every other action (reading a column, a function call…) is
@@ -247,6 +269,52 @@ pub fn install_guard(db: Db, decide: Decide, actions: &'static [c_int]) -> Resul
     } else {
         Err(rc)
     }
+}
+
+/// What litepool keeps with a connection: any shared value, downcast by its reader.
+type Attached = Arc<dyn std::any::Any + Send + Sync>;
+
+/// The name of litepool's client data on a connection.
+const ATTACHED: &CStr = c"litepool";
+
+/// Frees litepool's client data: SQLite calls it when the connection closes or the data is
+/// replaced.
+unsafe extern "C" fn drop_attached(p: *mut c_void) {
+    // SAFETY: `p` is the `Box<Attached>` that `attach` leaked, handed back exactly once.
+    drop(unsafe { Box::from_raw(p.cast::<Attached>()) });
+}
+
+/// Keeps `value` with the connection until it closes (or the next `attach` replaces it); SQLite
+/// frees it then, so a handle address reused by a later connection never finds it.
+pub fn attach(db: Db, value: Attached) -> Result<(), c_int> {
+    let p = Box::into_raw(Box::new(value));
+    // SAFETY: `db` is the open handle of a connection the caller holds borrowed; the name is a
+    // static NUL-terminated string; `p` is a valid leaked box that SQLite hands to
+    // `drop_attached` exactly once (on replacement, on close, or at once when it fails).
+    let rc = unsafe {
+        ffi::sqlite3_set_clientdata(db.0, ATTACHED.as_ptr(), p.cast(), Some(drop_attached))
+    };
+    if rc == ffi::SQLITE_OK {
+        Ok(())
+    } else {
+        Err(rc)
+    }
+}
+
+/// The value [`attach`]ed to the connection, if it is a `T`.
+pub fn attached<T: Send + Sync + 'static>(db: Db) -> Option<Arc<T>> {
+    // SAFETY: `db` is the open handle of a connection the caller holds borrowed (the guard asks
+    // during a prepare on it); the data, if any, is an `Attached` that stays alive until it is
+    // replaced or the connection closes, neither of which can happen during this borrow; it is
+    // cloned before the borrow ends.
+    let value: Attached = unsafe {
+        let p = ffi::sqlite3_get_clientdata(db.0, ATTACHED.as_ptr());
+        if p.is_null() {
+            return None;
+        }
+        (*p.cast::<Attached>()).clone()
+    };
+    value.downcast::<T>().ok()
 }
 
 /// SQLite's authorizer callback: converts the arguments and asks the installed [`Decide`].
@@ -284,10 +352,10 @@ unsafe extern "C" fn authorize(
             text(schema).as_deref(),
         )
     });
-    if allowed.unwrap_or(false) {
-        ffi::SQLITE_OK
-    } else {
-        ffi::SQLITE_DENY
+    match allowed.unwrap_or(Verdict::Deny) {
+        Verdict::Allow => ffi::SQLITE_OK,
+        Verdict::Deny => ffi::SQLITE_DENY,
+        Verdict::Ignore => ffi::SQLITE_IGNORE,
     }
 }
 

@@ -37,6 +37,7 @@ mod pragma_guard;
 mod replication;
 mod safety;
 mod settings;
+mod startup_sql;
 mod stats;
 mod trust;
 mod userbench;

@@ -4,6 +4,7 @@
 //! [`Display`](std::fmt::Display) and round-trips. TOML, environment variables and the CLI all
 //! parse through the same `FromStr`, so an error reads the same wherever the value came from.
 
+mod assigned;
 mod auto_vacuum;
 mod cache_size;
 mod duration;
@@ -15,6 +16,7 @@ mod synchronous;
 mod temp_store;
 mod transaction;
 
+pub(crate) use assigned::as_sqlite_takes;
 pub use auto_vacuum::AutoVacuum;
 pub use cache_size::CacheSize;
 pub use duration::{BusyTimeout, Lifetime, Timeout};
