@@ -28,5 +28,8 @@ pub mod bench {}
 #[doc = include_str!("../docs/performance.md")]
 pub mod performance {}
 
+#[doc = include_str!("../docs/migrating.md")]
+pub mod migrating {}
+
 #[doc = include_str!("../docs/layout.md")]
 pub mod layout {}
