@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::budget::{human, Budget};
 use crate::pragma::{JournalMode, LockingMode, Synchronous};
-use crate::settings::{DatabaseSettings, Durability, PoolSpec, Replication, Settings};
+use crate::settings::{Checkpoint, DatabaseSettings, Durability, PoolSpec, Replication, Settings};
 
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -257,6 +257,22 @@ pub fn lint_with(
     for (db, spec) in &specs {
         per_pool(db, spec, &mut out, fs_of);
         replication(db, spec, &mut out);
+    }
+    for db in settings.databases.values() {
+        if db.checkpoint == Checkpoint::Background && !db.background_checkpoints() {
+            let mode = db
+                .profile
+                .pragmas()
+                .journal_mode
+                .map_or(String::new(), |m| m.to_string());
+            out.push(Finding {
+                level: Level::Warning,
+                database: db.name.clone(),
+                code: "checkpoint-needs-wal",
+                message: format!("checkpoint = \"background\" has no effect with journal_mode = {mode}: only a WAL has checkpoints; set journal_mode = \"wal\" or remove the key"),
+                link: "https://sqlite.org/wal.html#checkpointing",
+            });
+        }
     }
     if budget.over() {
         out.push(Finding {

@@ -318,7 +318,8 @@ impl Pools {
             };
             let handle = match (by_role(Role::Writer), by_role(Role::Readers)) {
                 (Some(writer), Some(reader)) => {
-                    let background = (db.checkpoint == crate::settings::Checkpoint::Background)
+                    let background = db
+                        .background_checkpoints()
                         .then(|| (db.path.as_path(), db.checkpoint_wal_size.bytes()));
                     let commit = db.split.as_ref().map(|s| {
                         Arc::new(crate::commit::GroupCommit::new(
@@ -359,7 +360,7 @@ impl Pools {
                 }
             };
             let mut handle = handle;
-            if db.checkpoint == crate::settings::Checkpoint::Background && primary.is_none() {
+            if db.background_checkpoints() && primary.is_none() {
                 let checkpointer = crate::checkpoint::Checkpointer::start(
                     &db.name,
                     &db.path,

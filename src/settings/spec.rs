@@ -78,20 +78,33 @@ pub struct PoolSpec {
 }
 
 impl DatabaseSettings {
+    /// True when `checkpoint = "background"` takes effect: the profile's journal mode is WAL or
+    /// left as the file has it (checkpoints exist only in WAL mode; the lint says so otherwise).
+    pub fn background_checkpoints(&self) -> bool {
+        self.checkpoint == super::Checkpoint::Background
+            && self
+                .profile
+                .pragmas()
+                .journal_mode
+                .map_or(true, |m| m == crate::pragma::JournalMode::Wal)
+    }
+
     /// The concrete pools of this database: one pool, or for a split database the writer
     /// (`<name>.writer`: max_size 1, the split's `transaction_behavior`) and the readers
     /// (`<name>.readers`: read-only, `query_only = true`, deferred transactions), in that order.
     pub fn pools(&self) -> Vec<PoolSpec> {
         // Background checkpoints: no connection checkpoints inside a commit.
         let base = match self.checkpoint {
-            super::Checkpoint::Background => self.profile.with_role(
-                "background checkpoints",
-                &PragmaSet {
-                    wal_autocheckpoint: Some(0),
-                    ..PragmaSet::default()
-                },
-            ),
-            super::Checkpoint::Sqlite => self.profile.clone(),
+            super::Checkpoint::Background if self.background_checkpoints() => {
+                self.profile.with_role(
+                    "background checkpoints",
+                    &PragmaSet {
+                        wal_autocheckpoint: Some(0),
+                        ..PragmaSet::default()
+                    },
+                )
+            }
+            _ => self.profile.clone(),
         };
         let Some(split) = &self.split else {
             return vec![PoolSpec {
