@@ -16,6 +16,9 @@ pub mod statistics {}
 #[doc = include_str!("../docs/write-path.md")]
 pub mod write_path {}
 
+#[doc = include_str!("../docs/errors.md")]
+pub mod errors {}
+
 #[doc = include_str!("../docs/replication.md")]
 pub mod replication {}
 
