@@ -128,6 +128,7 @@ fn a_user_schema_runs_only_the_configured_workloads_on_its_own_data() {
         .collect();
     assert_eq!(svgs.len(), 2, "one chart per measure");
     let mut charts = std::collections::BTreeMap::new();
+    let mut widths = std::collections::BTreeMap::new();
     for svg in &svgs {
         let doc = roxmltree::Document::parse(svg).expect("each chart is well-formed SVG");
         let root = doc.root_element();
@@ -141,7 +142,48 @@ fn a_user_schema_runs_only_the_configured_workloads_on_its_own_data() {
                 )
             })
             .collect();
-        charts.insert(root.attribute("id").unwrap().to_owned(), bars);
+        let sized: Vec<(String, f64, f64)> = root
+            .descendants()
+            .filter(|n| n.has_tag_name("rect"))
+            .map(|n| {
+                (
+                    n.attribute("data-group").unwrap().to_owned(),
+                    n.attribute("data-value").unwrap().parse().unwrap(),
+                    n.attribute("width").unwrap().parse().unwrap(),
+                )
+            })
+            .collect();
+        let id = root.attribute("id").unwrap().to_owned();
+        let scale = root.attribute("data-scale").unwrap().to_owned();
+        let ticks = root
+            .descendants()
+            .filter(|n| n.has_tag_name("line"))
+            .count();
+        widths.insert(id.clone(), (scale, ticks, sized));
+        charts.insert(id, bars);
+    }
+    // Throughput: each workload on its own scale, so its fastest profile's bar is full length
+    // however slow the workload is next to the others.
+    let (scale, _, ops_bars) = &widths["ops"];
+    assert_eq!(scale, "per-workload");
+    for w in ["finish_task", "mixed", "open_tasks"] {
+        let longest = ops_bars
+            .iter()
+            .filter(|(g, _, _)| g == w)
+            .map(|(_, _, width)| *width)
+            .fold(0.0f64, f64::max);
+        assert!((longest - 420.0).abs() < 0.1, "{w}: {ops_bars:?}");
+    }
+    // Latency: one logarithmic axis with a line per power of ten; longer means slower.
+    let (scale, ticks, lat_bars) = &widths["latency"];
+    assert_eq!(scale, "log");
+    assert!(*ticks >= 2, "a line per power of ten");
+    for (_, a, wa) in lat_bars {
+        for (_, b, wb) in lat_bars {
+            if a < b {
+                assert!(wa <= wb, "{a} µs drawn longer than {b} µs: {lat_bars:?}");
+            }
+        }
     }
     let ops = &charts["ops"];
     assert_eq!(ops.len(), rows.len(), "one bar per workload × profile");

@@ -1,6 +1,6 @@
 //! `litepool bench --report FILE.html`: one self-contained page (inline SVG and CSS, no script,
-//! nothing fetched) with a bar chart of ops/s and a chart of p50/p99 latency per workload ×
-//! profile, the table, the machine, the exact command and the configuration used.
+//! nothing fetched) with a bar chart of ops/s (each workload on its own scale) and a chart of
+//! p50/p99 latency (logarithmic axis) per workload × profile, the table, the machine, the exact command and the configuration used.
 //!
 //! Written by hand: a few dozen lines of SVG rectangles; a charting crate would bring a font
 //! stack or JavaScript for what this page needs.
@@ -22,6 +22,24 @@ const COLORS: [&str; 6] = [
     "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1",
 ];
 
+/// How a chart turns values into bar lengths.
+#[derive(Clone, Copy, PartialEq)]
+enum Scale {
+    /// Linear, each group (workload) on its own scale from 0 to its largest value: a slow
+    /// workload's bars are as readable as a fast one's. The group's heading says its scale.
+    PerGroup,
+    /// Logarithmic over all groups, with a line at every power of ten: latencies span orders
+    /// of magnitude.
+    Log,
+}
+
+/// The powers of ten that bound `lo..=hi` (both > 0).
+fn decades(lo: f64, hi: f64) -> (f64, f64) {
+    let lo = 10f64.powf(lo.log10().floor());
+    let hi = 10f64.powf(hi.log10().ceil()).max(lo * 10.0);
+    (lo, hi)
+}
+
 /// A horizontal bar chart: one group per workload, one bar per series (profile, or measure),
 /// values labelled. `id` names the chart for tests and readers. `per_color` bars in a row share a
 /// color (a profile's p50 and p99); the later ones are lighter.
@@ -31,33 +49,66 @@ fn bars(
     unit: &str,
     groups: &[(String, Vec<(String, f64)>)],
     per_color: usize,
+    scale: Scale,
 ) -> String {
-    let max = groups
-        .iter()
-        .flat_map(|(_, s)| s.iter().map(|(_, v)| *v))
-        .fold(0.0f64, f64::max)
-        .max(f64::MIN_POSITIVE);
     let bar_h = 16.0;
     let label_w = 330.0;
     let plot_w = 420.0;
+    let values = || groups.iter().flat_map(|(_, s)| s.iter().map(|(_, v)| *v));
+    let positive = || values().filter(|v| *v > 0.0);
+    let (lo, hi) = decades(
+        positive().fold(f64::INFINITY, f64::min).min(1e300),
+        positive().fold(0.0f64, f64::max).max(f64::MIN_POSITIVE),
+    );
     let mut y = 40.0;
     let mut body = String::new();
+    if scale == Scale::Log {
+        let mut tick = lo;
+        while tick <= hi * 1.000_001 {
+            let x = label_w + plot_w * (tick / lo).log10() / (hi / lo).log10();
+            let _ = writeln!(
+                body,
+                r##"<line class="tick" x1="{x:.1}" y1="26" x2="{x:.1}" y2="{{height}}" stroke="#ccc"/><text x="{x:.1}" y="36" class="tick" text-anchor="middle">{} {unit}</text>"##,
+                fmt_value(tick)
+            );
+            tick *= 10.0;
+        }
+        y += 4.0;
+    }
     for (group, series) in groups {
+        let group_max = series
+            .iter()
+            .map(|(_, v)| *v)
+            .fold(0.0f64, f64::max)
+            .max(f64::MIN_POSITIVE);
+        let heading = match scale {
+            Scale::PerGroup => format!(
+                "{} (scale 0 to {} {unit})",
+                esc(group),
+                fmt_value(group_max)
+            ),
+            Scale::Log => esc(group),
+        };
         let _ = writeln!(
             body,
-            r#"<text x="4" y="{}" class="group">{}</text>"#,
+            r#"<text x="4" y="{}" class="group">{heading}</text>"#,
             y + 12.0,
-            esc(group)
         );
         y += 18.0;
         for (i, (name, v)) in series.iter().enumerate() {
-            let w = (v / max * plot_w).max(1.0);
+            let w = match scale {
+                Scale::PerGroup => v / group_max * plot_w,
+                Scale::Log if *v > 0.0 => plot_w * (v / lo).log10() / (hi / lo).log10(),
+                Scale::Log => 0.0,
+            }
+            .max(1.0);
             let _ = writeln!(
                 body,
-                r#"<text x="{:.0}" y="{:.0}" class="label" text-anchor="end">{}</text><rect class="bar" data-series="{}" data-value="{v}" x="{label_w}" y="{y:.0}" width="{w:.1}" height="{bar_h}" fill="{}" fill-opacity="{}"/><text x="{:.1}" y="{:.0}" class="value">{} {unit}</text>"#,
+                r#"<text x="{:.0}" y="{:.0}" class="label" text-anchor="end">{}</text><rect class="bar" data-group="{}" data-series="{}" data-value="{v}" x="{label_w}" y="{y:.0}" width="{w:.1}" height="{bar_h}" fill="{}" fill-opacity="{}"/><text x="{:.1}" y="{:.0}" class="value">{} {unit}</text>"#,
                 label_w - 6.0,
                 y + 12.0,
                 esc(name),
+                esc(group),
                 esc(name),
                 COLORS[(i / per_color) % COLORS.len()],
                 if i % per_color == 0 { "1" } else { "0.55" },
@@ -69,9 +120,14 @@ fn bars(
         }
         y += 8.0;
     }
+    let body = body.replace("{height}", &format!("{:.0}", y));
     format!(
-        r#"<svg id="{id}" class="chart" xmlns="http://www.w3.org/2000/svg" width="{}" height="{:.0}" viewBox="0 0 {} {:.0}" role="img" aria-label="{}"><text x="4" y="18" class="title">{}</text>
+        r#"<svg id="{id}" class="chart" data-scale="{}" xmlns="http://www.w3.org/2000/svg" width="{}" height="{:.0}" viewBox="0 0 {} {:.0}" role="img" aria-label="{}"><text x="4" y="18" class="title">{}</text>
 {body}</svg>"#,
+        match scale {
+            Scale::PerGroup => "per-workload",
+            Scale::Log => "log",
+        },
         label_w + plot_w + 120.0,
         y + 4.0,
         label_w + plot_w + 120.0,
@@ -207,17 +263,19 @@ pre {{ background: #f6f6f6; padding: 8px; overflow-x: auto; }}
         first = esc(report.profiles.first().map_or("", String::as_str)),
         ops_chart = bars(
             "ops",
-            "Completed operations per second (higher is better)",
+            "Completed operations per second (higher is better), each workload on its own scale",
             "ops/s",
             &ops,
-            1
+            1,
+            Scale::PerGroup
         ),
         latency_chart = bars(
             "latency",
-            "Latency of completed operations, p50 and p99 (lower is better)",
+            "Latency of completed operations, p50 and p99 (lower is better), logarithmic axis",
             "µs",
             &latency,
-            2
+            2,
+            Scale::Log
         ),
         os = std::env::consts::OS,
         arch = std::env::consts::ARCH,
