@@ -33,7 +33,7 @@ impl CheckIn {
 /// tells the caller to close the connection when it created temporary objects (see
 /// [`crate::guard`]) or cannot be put back clean. With `sample` (a pool kind without litepool's
 /// `Conn`, which does both itself when it was used), restores what a borrower changed through
-/// SQLite's API ([`api_state_changed`]) and adds the connection's page-cache counters to the
+/// SQLite's API ([`reset_api_state`]) and adds the connection's page-cache counters to the
 /// pool's statistics. Costs one flag read on a clean connection.
 pub(crate) fn check_in<D: Driver>(
     conn: &mut D::Connection,
@@ -65,7 +65,7 @@ pub(crate) fn check_in<D: Driver>(
         }
     }
     // A litepool `Conn` did this as it dropped, only if it was used.
-    if sample && api_state_changed(db, shared) {
+    if sample && reset_api_state::<D>(conn, db, shared) {
         verdict = CheckIn::Discard;
     }
     if crate::guard::take_dirty(db) {
@@ -80,16 +80,23 @@ pub(crate) fn check_in<D: Driver>(
     verdict
 }
 
-/// Restores the busy timeout a borrower may have changed through rusqlite's API
-/// (`busy_timeout`, `busy_handler`: not SQL, so the guard never sees it) and tells whether it
-/// changed anything else that way (`set_db_config`, `set_limit`), in which case the connection
-/// must be closed. About 30 calls that each read or store one field (~0.2 µs), so it runs only
-/// for a connection that was used.
-pub(crate) fn api_state_changed(db: crate::sys::Db, shared: &Shared) -> bool {
+/// Puts back what a borrower may have changed through the driver's API rather than SQL (so the
+/// guard never saw it): the busy timeout (`busy_timeout`, `busy_handler`), the transaction
+/// behaviour (`set_transaction_behavior`), the hooks and progress handler ([`Driver::clear_hooks`]);
+/// and tells whether it changed what cannot be put back that way (`set_db_config` flags,
+/// `set_limit` limits), in which case the connection must be closed. About 40 calls that each
+/// read or store one field (~0.2 µs), so it runs only for a connection that was used.
+pub(crate) fn reset_api_state<D: Driver>(
+    conn: &mut D::Connection,
+    db: crate::sys::Db,
+    shared: &Shared,
+) -> bool {
     let Some((opened, busy_ms)) = shared.opened.get() else {
         return false;
     };
     crate::sys::set_busy_timeout(db, *busy_ms);
+    conn.set_transaction_mode(shared.transaction_mode);
+    D::clear_hooks(conn);
     let now = crate::sys::api_state(db);
     if now == *opened {
         return false;

@@ -25,6 +25,11 @@ pub trait Driver: Send + Sync + 'static {
     /// it (the connection is then closed at check-in rather than trusted).
     fn db(conn: &mut Self::Connection) -> Option<Db>;
 
+    /// Removes what a borrower installed on `conn` through the driver's API that would act for
+    /// the next borrower (rusqlite's commit, rollback, update and WAL hooks and progress
+    /// handler). Default: nothing.
+    fn clear_hooks(_conn: &mut Self::Connection) {}
+
     /// True when a connection whose transaction litepool rolled back at check-in may be reused
     /// (false for drivers that track transactions themselves and would be out of step).
     const REUSE_AFTER_ROLLBACK: bool = true;
@@ -61,6 +66,16 @@ impl Driver for Rusqlite {
     }
 
     #[inline]
+    fn clear_hooks(conn: &mut Connection) {
+        // Each is one store in the connection (and frees the closure installed): litepool's own
+        // hooks (group commit's) are set and removed around each batch, never left in place.
+        let _ = conn.commit_hook(None::<fn() -> bool>);
+        let _ = conn.rollback_hook(None::<fn()>);
+        let _ = conn.update_hook(None::<fn(rusqlite::hooks::Action, &str, &str, i64)>);
+        let _ = conn.progress_handler(0, None::<fn() -> bool>);
+        conn.wal_hook(None);
+    }
+
     fn db(conn: &mut Connection) -> Option<Db> {
         Some(Db::of(conn))
     }

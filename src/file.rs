@@ -90,12 +90,27 @@ fn not_a_file_path(path: &Path) -> Option<&'static str> {
     let text = path.as_os_str().as_encoded_bytes();
     if text == b":memory:" {
         return Some(
-            "SQLite opens a separate, empty in-memory database for each pooled connection, so              writes on one are invisible to the others and vanish when it closes; for tests,              use a file in a temporary directory (the tempfile crate)",
+            "SQLite opens a separate, empty in-memory database for each pooled connection, so \
+             writes on one are invisible to the others and vanish when it closes; for tests, \
+             use a file in a temporary directory (the tempfile crate)",
         );
     }
-    if text.starts_with(b"file:") {
+    // SQLite matches the scheme in any case (`FILE:`, `File:`).
+    if text.len() >= 5 && text[..5].eq_ignore_ascii_case(b"file:") {
         return Some(
-            "SQLite reads text starting with \"file:\" as a URI (file::memory:?cache=shared is an              in-memory database, ?mode= and ?vfs= change how it opens) and litepool checks              files, not URIs; write the file's path (./file:name.db for a file whose name              starts with file:)",
+            "SQLite reads text starting with \"file:\" (in any case) as a URI \
+             (file::memory:?cache=shared is an in-memory database, ?mode= and ?vfs= change how it \
+             opens) and litepool checks files, not URIs; write the file's path (./file:name.db \
+             for a file whose name starts with file:)",
+        );
+    }
+    let trimmed = text.trim_ascii();
+    if trimmed.eq_ignore_ascii_case(b":memory:") || trimmed.len() != text.len() {
+        return Some(
+            "a file name with spaces around it, or a spelling of :memory:, is almost certainly a \
+             mistake (SQLite would create a file with exactly this name; :memory: itself gives \
+             each pooled connection its own empty database and is refused too); write the path \
+             without them",
         );
     }
     None

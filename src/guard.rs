@@ -222,19 +222,19 @@ fn authorize(
         ),
         // Inside a write closure the transaction belongs to litepool's batch: BEGIN, COMMIT,
         // ROLLBACK and its savepoint would end or split the other callers' work.
-        ffi::SQLITE_TRANSACTION if crate::reentry::inside_any() => refuse(
+        ffi::SQLITE_TRANSACTION if crate::reentry::writing(db.addr()) => refuse(
             db,
             arg1.unwrap_or("transaction").to_owned(),
             "inside a write closure the transaction is litepool's: conn.transaction() or \
              conn.savepoint() nests a savepoint in it; return Err to roll back this write",
         ),
         ffi::SQLITE_SAVEPOINT
-            if crate::reentry::inside_any()
-                && arg2.is_some_and(|n| n.eq_ignore_ascii_case(crate::reentry::SAVEPOINT)) =>
+            if arg2.is_some_and(|n| n.eq_ignore_ascii_case(&crate::reentry::SAVEPOINT))
+                && crate::reentry::writing(db.addr()) =>
         {
             refuse(
                 db,
-                format!("SAVEPOINT {}", crate::reentry::SAVEPOINT),
+                format!("SAVEPOINT {}", *crate::reentry::SAVEPOINT),
                 "litepool's own savepoint",
             )
         }
@@ -400,4 +400,12 @@ impl From<rusqlite::Error> for Error {
             None => Error::Rusqlite { source },
         }
     }
+}
+
+/// The error of an API call litepool keeps for itself on a connection (its guard, its hooks).
+pub(crate) fn kept(what: &str) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISUSE),
+        Some(format!("litepool: {what}")),
+    )
 }

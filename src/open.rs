@@ -14,6 +14,7 @@ use crate::driver::Driver;
 use crate::error::{Error, Result};
 use crate::settings::{DatabaseSettings, PoolSpec};
 use crate::stats::PoolCounters;
+use crate::pragma::TransactionMode;
 use crate::sys::ApiState;
 
 /// What every pool of any kind shares: its name and file, the moved flag the watcher sets, its
@@ -38,6 +39,9 @@ pub(crate) struct Shared {
     /// taken from the pool's first connection: check-in restores the busy timeout and closes a
     /// connection whose state differs.
     pub(crate) opened: OnceLock<(ApiState, i32)>,
+    /// The profile's transaction behaviour (rusqlite's `Connection::transaction()`), put back at
+    /// check-in.
+    pub(crate) transaction_mode: TransactionMode,
 }
 
 impl Shared {
@@ -150,6 +154,11 @@ pub(crate) fn prepare<D: Driver>(
             .busy_timeout
             .map_or(Duration::ZERO, |t| t.duration()),
         opened: OnceLock::new(),
+        transaction_mode: spec
+            .profile
+            .pragmas()
+            .transaction_behavior
+            .unwrap_or(TransactionMode::Deferred),
     });
     Ok(Prepared {
         opener: Opener {

@@ -104,9 +104,10 @@ pub fn is_autocommit(db: Db) -> bool {
     unsafe { ffi::sqlite3_get_autocommit(db.0) != 0 }
 }
 
-/// `sqlite3_db_config` flags an application can switch through rusqlite's API
+/// Every boolean `sqlite3_db_config` option of the bundled SQLite: flags an application can
+/// switch through rusqlite's API
 /// (`Connection::set_db_config`) without a statement the guard would see, by name.
-const FLAGS: [(c_int, &str); 20] = [
+const FLAGS: [(c_int, &str); 21] = [
     (ffi::SQLITE_DBCONFIG_ENABLE_FKEY, "foreign keys"),
     (ffi::SQLITE_DBCONFIG_ENABLE_TRIGGER, "triggers"),
     (ffi::SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER, "fts3_tokenizer"),
@@ -148,6 +149,7 @@ const FLAGS: [(c_int, &str); 20] = [
         "ATTACH creating files",
     ),
     (ffi::SQLITE_DBCONFIG_ENABLE_ATTACH_WRITE, "ATTACH writing"),
+    (ffi::SQLITE_DBCONFIG_ENABLE_COMMENTS, "SQL comments"),
 ];
 
 /// Run-time limits (`sqlite3_limit`, rusqlite's `Connection::set_limit`), by name.
@@ -198,7 +200,7 @@ impl ApiState {
     }
 }
 
-/// The connection's [`ApiState`] now: 33 calls that only read a field each.
+/// The connection's [`ApiState`] now: 34 calls that only read a field each.
 pub fn api_state(db: Db) -> ApiState {
     let mut flags = 0u32;
     for (i, (op, _)) in FLAGS.iter().enumerate() {

@@ -27,6 +27,7 @@ mod errors;
 mod fuzz;
 mod guarantees;
 mod hostile;
+mod hostile23;
 mod library;
 mod litefs_state;
 mod litestream_config;

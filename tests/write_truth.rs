@@ -242,10 +242,12 @@ fn a_closure_cannot_commit_or_roll_back_the_batch_itself() {
         );
         assert!(out[0].is_ok() && out[2].is_ok(), "{statement}: {out:?}");
         let e = out[1].as_ref().unwrap_err().to_string();
+        // litepool's savepoint has a name drawn at random per process: a closure cannot name
+        // it, so releasing `litepool_write` finds no such savepoint and fails that closure only.
         assert!(
             e.contains("not authorized by litepool's guard")
-                && (e.contains("inside a write closure the transaction is litepool's")
-                    || e.contains("litepool's own savepoint")),
+                && e.contains("inside a write closure the transaction is litepool's")
+                || statement.starts_with("RELEASE") && e.contains("no such savepoint: litepool_write"),
             "{statement}: {e}"
         );
         let stats = audit.write_stats().unwrap();

@@ -71,6 +71,33 @@ impl<'a> WriteConn<'a> {
     }
 }
 
+impl WriteConn<'_> {
+    /// Refused: group commit's commit hook refuses every commit while a closure runs, which is
+    /// what keeps each caller's answer true.
+    pub fn commit_hook<F>(&self, _hook: Option<F>) -> rusqlite::Result<()> {
+        Err(crate::guard::kept(
+            "inside a write closure the commit hook is group commit's (it keeps every caller's \
+             answer true); it cannot be replaced",
+        ))
+    }
+
+    /// Refused: group commit's rollback hook tells it that the transaction ended.
+    pub fn rollback_hook<F>(&self, _hook: Option<F>) -> rusqlite::Result<()> {
+        Err(crate::guard::kept(
+            "inside a write closure the rollback hook is group commit's (it tells which \
+             callers' work was rolled back); it cannot be replaced",
+        ))
+    }
+
+    /// Refused: the authorizer is litepool's pragma guard.
+    pub fn authorizer<F>(&self, _hook: Option<F>) -> rusqlite::Result<()> {
+        Err(crate::guard::kept(
+            "the authorizer of a pooled connection is litepool's pragma guard; replacing it \
+             would leave this and every later borrower unguarded",
+        ))
+    }
+}
+
 impl Deref for WriteConn<'_> {
     type Target = Connection;
 

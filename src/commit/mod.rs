@@ -398,7 +398,10 @@ impl GroupCommit {
             .rollback_hook(Some(move || {
                 rollbacks.fetch_add(1, Relaxed);
             }))
-            .and_then(|()| conn.commit_hook(Some(move || reentry::inside(id))));
+            .and_then(|()| {
+                let addr = crate::sys::Db::of(&conn).addr();
+                conn.commit_hook(Some(move || reentry::writing(addr)))
+            });
         if let Err(e) = hooks {
             c.failed_writes.fetch_add(1, Relaxed);
             self.resign();

@@ -37,7 +37,10 @@ where
     conn.rollback_hook(Some(move || {
         counted.fetch_add(1, Relaxed);
     }))
-    .and_then(|()| conn.commit_hook(Some(move || reentry::inside(id))))
+    .and_then(|()| {
+        let addr = crate::sys::Db::of(conn).addr();
+        conn.commit_hook(Some(move || reentry::writing(addr)))
+    })
     .map_err(|source| Error::Sqlite {
         database: database.to_owned(),
         source,
@@ -158,7 +161,7 @@ impl<'a, K> Tx<'a, K> {
     }
 
     /// Runs one closure: in the transaction's first place without a savepoint, later in
-    /// `SAVEPOINT litepool_write`.
+    /// litepool's savepoint (`crate::reentry::SAVEPOINT`).
     /// `since` is when the caller called, `deadline` when it stops waiting for its closure to
     /// start; `phase` is told what runs.
     pub(super) fn run(
@@ -179,7 +182,7 @@ impl<'a, K> Tx<'a, K> {
         phase(Phase::Running);
         let first = self.pending.is_empty();
         if !first {
-            if let Err(e) = self.exec(&format!("SAVEPOINT {SAVEPOINT}")) {
+            if let Err(e) = self.exec(&format!("SAVEPOINT {}", *SAVEPOINT)) {
                 let e = self.sqlite(e);
                 self.done.push((key, Err(e)));
                 self.check_open("starting a savepoint failed and");
@@ -190,6 +193,7 @@ impl<'a, K> Tx<'a, K> {
         let before = self.rollbacks.load(Relaxed);
         let result = {
             let _scope = reentry::Scope::enter(self.id);
+            let _writing = reentry::Writing::enter(crate::sys::Db::of(self.conn).addr());
             catch_unwind(AssertUnwindSafe(|| run(&mut WriteConn::new(self.conn))))
         };
         let own: Result<()> = match result {
@@ -231,7 +235,7 @@ impl<'a, K> Tx<'a, K> {
         let own = match own {
             Ok(()) if first => Ok(()),
             Ok(()) => self
-                .exec(&format!("RELEASE {SAVEPOINT}"))
+                .exec(&format!("RELEASE {}", *SAVEPOINT))
                 .map_err(|e| self.sqlite(e)),
             Err(e) => Err(e),
         };
@@ -257,8 +261,8 @@ impl<'a, K> Tx<'a, K> {
             return;
         }
         let undone = self
-            .exec(&format!("ROLLBACK TO {SAVEPOINT}"))
-            .and_then(|()| self.exec(&format!("RELEASE {SAVEPOINT}")));
+            .exec(&format!("ROLLBACK TO {}", *SAVEPOINT))
+            .and_then(|()| self.exec(&format!("RELEASE {}", *SAVEPOINT)));
         if let Err(e) = undone {
             // The failed closure's work cannot be separated from the others': roll back all.
             let cause = format!("undoing a failed write of its batch failed ({e}) and");

@@ -60,7 +60,8 @@ impl Drop for Conn {
                 tracing::warn!("a transaction was left open on a connection: rolled back at check-in (nothing of it committed)");
             }
         }
-        if crate::checkin::api_state_changed(crate::sys::Db::of(&self.inner), &self.shared) {
+        let db = crate::sys::Db::of(&self.inner);
+        if crate::checkin::reset_api_state::<crate::driver::Rusqlite>(&mut self.inner, db, &self.shared) {
             // Closed by the check-in that follows, like a connection with temporary objects.
             crate::guard::mark_dirty(crate::sys::Db::of(&self.inner));
         }
@@ -76,6 +77,68 @@ impl Drop for Conn {
 }
 
 impl Conn {
+    /// rusqlite's `Connection::create_scalar_function`, and the connection is closed at
+    /// check-in instead of going back: a function (or an override of a built-in such as
+    /// `lower`) would stay registered for the next borrower. Register functions that every
+    /// borrower needs once per connection instead (an r2d2 customizer of your own on
+    /// [`crate::NamedPool`], or in code run on each checkout).
+    pub fn create_scalar_function<F, N, T>(
+        &self,
+        fn_name: N,
+        n_arg: std::os::raw::c_int,
+        flags: rusqlite::functions::FunctionFlags,
+        x_func: F,
+    ) -> rusqlite::Result<()>
+    where
+        N: rusqlite::Name,
+        F: Fn(&rusqlite::functions::Context<'_>) -> rusqlite::Result<T> + Send + 'static,
+        T: rusqlite::functions::SqlFnOutput,
+    {
+        crate::guard::mark_dirty(crate::sys::Db::of(&self.inner));
+        self.inner.create_scalar_function(fn_name, n_arg, flags, x_func)
+    }
+
+    /// rusqlite's `Connection::create_aggregate_function`; the connection is then closed at
+    /// check-in (see [`Conn::create_scalar_function`]).
+    pub fn create_aggregate_function<A, D, N, T>(
+        &self,
+        fn_name: N,
+        n_arg: std::os::raw::c_int,
+        flags: rusqlite::functions::FunctionFlags,
+        aggr: D,
+    ) -> rusqlite::Result<()>
+    where
+        A: std::panic::RefUnwindSafe + std::panic::UnwindSafe,
+        D: rusqlite::functions::Aggregate<A, T> + 'static,
+        N: rusqlite::Name,
+        T: rusqlite::functions::SqlFnOutput,
+    {
+        crate::guard::mark_dirty(crate::sys::Db::of(&self.inner));
+        self.inner.create_aggregate_function(fn_name, n_arg, flags, aggr)
+    }
+
+    /// rusqlite's `Connection::remove_function`; the connection is then closed at check-in (a
+    /// built-in it removed would be missing for the next borrower).
+    pub fn remove_function<N: rusqlite::Name>(
+        &self,
+        fn_name: N,
+        n_arg: std::os::raw::c_int,
+    ) -> rusqlite::Result<()> {
+        crate::guard::mark_dirty(crate::sys::Db::of(&self.inner));
+        self.inner.remove_function(fn_name, n_arg)
+    }
+
+    /// Refused: the authorizer of a pooled connection is litepool's pragma guard, and
+    /// replacing it (rusqlite's `Connection::authorizer`) would leave every later borrower of
+    /// this connection unguarded. Hooks (`commit_hook`, `update_hook`, …) are allowed: they are
+    /// removed when the connection is checked in.
+    pub fn authorizer<F>(&self, _hook: Option<F>) -> rusqlite::Result<()> {
+        Err(crate::guard::kept(
+            "the authorizer of a pooled connection is litepool's pragma guard; replacing it \
+             would leave this and every later borrower unguarded",
+        ))
+    }
+
     /// This connection runs no checkpoint at check-in (group commit's leader checkpoints
     /// between batches).
     pub(crate) fn without_checkpoint(mut self) -> Conn {

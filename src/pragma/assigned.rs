@@ -17,7 +17,12 @@ use crate::pragma::{AutoVacuum, JournalMode, LockingMode, SecureDelete, Synchron
 /// a profile's setting), or `None` when the pragma is not one a profile sets or litepool cannot
 /// tell what SQLite takes from `text`.
 pub(crate) fn as_sqlite_takes(pragma: &str, text: &str) -> Option<Raw> {
-    let t = text.trim();
+    // SQLite trims nothing: `' on '` is not a boolean word to it (it reads off), `' -8000'` is
+    // not a number (it reads 0). Such text never restates a profile.
+    if text.is_empty() || text.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+        return None;
+    }
+    let t = text;
     let name = pragma.to_ascii_lowercase();
     let code = match name.as_str() {
         "journal_mode" => return parsed::<JournalMode>(t).map(|m| Raw::Text(m.to_string())),
@@ -39,10 +44,15 @@ pub(crate) fn as_sqlite_takes(pragma: &str, text: &str) -> Option<Raw> {
         // SQLite caps a larger size silently (`PRAGMA mmap_size = 17179869184` gives the cap); a
         // negative one means the compile-time default.
         "mmap_size" => signed(t)
+            .or_else(|| hex(t))
             .filter(|n| *n >= 0)
             .map(|n| n.min(MMAP_SIZE_CAP as i64)),
-        "busy_timeout" | "cache_size" | "wal_autocheckpoint" | "journal_size_limit"
-        | "analysis_limit" | "page_size" => signed(t),
+        // Read as a 32-bit integer (`sqlite3Atoi`, `sqlite3GetInt32`: a larger one becomes 0).
+        "busy_timeout" | "cache_size" | "wal_autocheckpoint" | "page_size" => {
+            signed(t).filter(|n| i32::try_from(*n).is_ok())
+        }
+        // Read as a 64-bit integer, decimal or hexadecimal (`sqlite3DecOrHexToI64`).
+        "journal_size_limit" | "analysis_limit" => signed(t).or_else(|| hex(t)),
         _ => None,
     };
     code.map(Raw::Int)
@@ -56,15 +66,27 @@ fn digits(t: &str) -> bool {
     !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// A number of digits only, as SQLite reads an enumerated pragma by number.
+/// A number of digits only, as SQLite reads an enumerated pragma or a boolean by number: a
+/// 32-bit integer (`sqlite3Atoi`; a larger one becomes 0, so it is not taken here).
 fn number(t: &str) -> Option<i64> {
-    digits(t).then(|| t.parse().ok()).flatten()
+    digits(t)
+        .then(|| t.parse::<i32>().ok().map(i64::from))
+        .flatten()
 }
 
 /// An integer with an optional sign (`-8000`, as SQLite hands the authorizer `= -8000`).
 fn signed(t: &str) -> Option<i64> {
     let unsigned = t.strip_prefix(['-', '+']).unwrap_or(t);
     digits(unsigned).then(|| t.parse().ok()).flatten()
+}
+
+/// `0x` and up to 16 hexadecimal digits, as `sqlite3DecOrHexToI64` reads them (two's
+/// complement: `0xffffffffffffffff` is -1).
+fn hex(t: &str) -> Option<i64> {
+    let h = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X"))?;
+    (!h.is_empty() && h.len() <= 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| u64::from_str_radix(h, 16).ok().map(|v| v as i64))
+        .flatten()
 }
 
 /// A boolean as SQLite reads one: a word, or digits (non-zero is on).
@@ -119,6 +141,8 @@ mod tests {
             Some(Raw::Int(2_147_418_112))
         );
         assert_eq!(takes("mmap_size", "268435456"), Some(Raw::Int(268_435_456)));
+        assert_eq!(takes("journal_size_limit", "0x8000"), Some(Raw::Int(32768)));
+        assert_eq!(takes("mmap_size", "0X10000000"), Some(Raw::Int(268_435_456)));
     }
 
     #[test]
@@ -133,6 +157,18 @@ mod tests {
             ("cache_size", "8MiB"),
             ("mmap_size", "-1"),
             ("recursive_triggers", "1"),
+            // SQLite trims nothing and reads 32-bit numbers: these are off or 0 to it.
+            ("synchronous", " full "),
+            ("synchronous", "full "),
+            ("foreign_keys", " on "),
+            ("foreign_keys", "yes\t"),
+            ("foreign_keys", "4294967296"),
+            ("secure_delete", "4294967296"),
+            ("cache_size", " -8000"),
+            ("cache_size", "4294967296"),
+            ("temp_store", " 2"),
+            ("busy_timeout", " 5000"),
+            ("journal_mode", ""),
         ] {
             assert_eq!(takes(pragma, text), None, "{pragma} = {text}");
         }
