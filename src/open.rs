@@ -12,9 +12,9 @@ use crate::connection::PragmaConnection;
 use crate::customizer::{LastError, LastErrorHandle, PragmaCustomizer};
 use crate::driver::Driver;
 use crate::error::{Error, Result};
+use crate::pragma::TransactionMode;
 use crate::settings::{DatabaseSettings, PoolSpec};
 use crate::stats::PoolCounters;
-use crate::pragma::TransactionMode;
 use crate::sys::ApiState;
 
 /// What every pool of any kind shares: its name and file, the moved flag the watcher sets, its

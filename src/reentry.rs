@@ -31,7 +31,9 @@ pub(crate) struct Writing(usize);
 
 impl Writing {
     pub(crate) fn enter(addr: usize) -> Writing {
-        let mut w = WRITING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut w = WRITING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         w.push(addr);
         WRITING_COUNT.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         Writing(addr)
@@ -40,7 +42,9 @@ impl Writing {
 
 impl Drop for Writing {
     fn drop(&mut self) {
-        let mut w = WRITING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut w = WRITING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(i) = w.iter().rposition(|&x| x == self.0) {
             w.swap_remove(i);
             WRITING_COUNT.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
@@ -86,7 +90,6 @@ impl Drop for Scope {
 pub(crate) fn inside(id: usize) -> bool {
     RUNNING.with(|r| r.borrow().contains(&id))
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -247,7 +247,8 @@ fn a_closure_cannot_commit_or_roll_back_the_batch_itself() {
         assert!(
             e.contains("not authorized by litepool's guard")
                 && e.contains("inside a write closure the transaction is litepool's")
-                || statement.starts_with("RELEASE") && e.contains("no such savepoint: litepool_write"),
+                || statement.starts_with("RELEASE")
+                    && e.contains("no such savepoint: litepool_write"),
             "{statement}: {e}"
         );
         let stats = audit.write_stats().unwrap();

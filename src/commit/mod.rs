@@ -509,7 +509,10 @@ impl GroupCommit {
         let Some(trigger) = &s.wal_index else {
             return;
         };
-        if !trigger.due() {
+        let pending = trigger.pending_now();
+        // A backlog left by a long reader is the checkpointer thread's: copying it here would
+        // hold every writer for as long as it takes.
+        if !trigger.due_at(pending) || trigger.is_backlog(pending) {
             return;
         }
         self.set_phase(Phase::Checkpointing);

@@ -61,7 +61,11 @@ impl Drop for Conn {
             }
         }
         let db = crate::sys::Db::of(&self.inner);
-        if crate::checkin::reset_api_state::<crate::driver::Rusqlite>(&mut self.inner, db, &self.shared) {
+        if crate::checkin::reset_api_state::<crate::driver::Rusqlite>(
+            &mut self.inner,
+            db,
+            &self.shared,
+        ) {
             // Closed by the check-in that follows, like a connection with temporary objects.
             crate::guard::mark_dirty(crate::sys::Db::of(&self.inner));
         }
@@ -95,7 +99,8 @@ impl Conn {
         T: rusqlite::functions::SqlFnOutput,
     {
         crate::guard::mark_dirty(crate::sys::Db::of(&self.inner));
-        self.inner.create_scalar_function(fn_name, n_arg, flags, x_func)
+        self.inner
+            .create_scalar_function(fn_name, n_arg, flags, x_func)
     }
 
     /// rusqlite's `Connection::create_aggregate_function`; the connection is then closed at
@@ -114,7 +119,8 @@ impl Conn {
         T: rusqlite::functions::SqlFnOutput,
     {
         crate::guard::mark_dirty(crate::sys::Db::of(&self.inner));
-        self.inner.create_aggregate_function(fn_name, n_arg, flags, aggr)
+        self.inner
+            .create_aggregate_function(fn_name, n_arg, flags, aggr)
     }
 
     /// rusqlite's `Connection::remove_function`; the connection is then closed at check-in (a

@@ -19,7 +19,11 @@ use crate::pragma::{AutoVacuum, JournalMode, LockingMode, SecureDelete, Synchron
 pub(crate) fn as_sqlite_takes(pragma: &str, text: &str) -> Option<Raw> {
     // SQLite trims nothing: `' on '` is not a boolean word to it (it reads off), `' -8000'` is
     // not a number (it reads 0). Such text never restates a profile.
-    if text.is_empty() || text.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+    if text.is_empty()
+        || text
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
         return None;
     }
     let t = text;
@@ -142,7 +146,10 @@ mod tests {
         );
         assert_eq!(takes("mmap_size", "268435456"), Some(Raw::Int(268_435_456)));
         assert_eq!(takes("journal_size_limit", "0x8000"), Some(Raw::Int(32768)));
-        assert_eq!(takes("mmap_size", "0X10000000"), Some(Raw::Int(268_435_456)));
+        assert_eq!(
+            takes("mmap_size", "0X10000000"),
+            Some(Raw::Int(268_435_456))
+        );
     }
 
     #[test]
