@@ -506,7 +506,7 @@ fn hostile23_wal_checkpoint_refused_on_readers_naming_the_writer_and_runs_on_the
         let row: Result<(i64, i64, i64), _> =
             w.query_row(stmt, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)));
         match row {
-            Ok((busy, _, _)) if busy == 0 => {}
+            Ok((0, _, _)) => {}
             other => failures.push(format!("writer {stmt}: {other:?}")),
         }
     }
@@ -1011,8 +1011,7 @@ fn hostile23_many_threads_with_nested_savepoints_tell_the_truth() {
                                 5 => {
                                     let tx = c.transaction()?;
                                     ins(&tx, id)?;
-                                    let tx2 = c_sp(&tx)?;
-                                    drop(tx2);
+                                    c_sp(&tx)?;
                                     tx.commit()
                                 }
                                 _ => c.execute_batch(&format!(
@@ -1040,7 +1039,7 @@ fn hostile23_many_threads_with_nested_savepoints_tell_the_truth() {
     check_truth(&f, pools, &rs, &refs, b);
 }
 
-fn c_sp<'a>(tx: &'a rusqlite::Savepoint<'_>) -> rusqlite::Result<()> {
+fn c_sp(tx: &rusqlite::Savepoint<'_>) -> rusqlite::Result<()> {
     // A savepoint opened by SQL on the nested one, released by SQL.
     tx.execute_batch("SAVEPOINT deep; RELEASE deep")
 }
