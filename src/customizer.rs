@@ -3,7 +3,9 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::{Instant, SystemTime};
 
+#[cfg(feature = "sqlite")]
 use r2d2::CustomizeConnection;
+#[cfg(feature = "sqlite")]
 use rusqlite::Connection;
 
 use crate::connection::PragmaConnection;
@@ -108,14 +110,7 @@ impl PragmaCustomizer {
                 "profile applied and verified"
             ),
             Err(e) => {
-                let message = match e {
-                    Error::Pragma {
-                        source: crate::error::PragmaError::Sqlite(source),
-                        ..
-                    }
-                    | Error::Sqlite { source, .. } => explain_cant_open(e.to_string(), source),
-                    other => other.to_string(),
-                };
+                let message = describe(e);
                 tracing::warn!(database = %self.database, error = %message, "connection refused: profile did not take effect");
                 record(&self.last_error, message, e.is_mismatch());
             }
@@ -145,6 +140,7 @@ impl PragmaCustomizer {
     }
 }
 
+#[cfg(feature = "sqlite")]
 impl PragmaCustomizer {
     /// [`PragmaCustomizer::customize`] for a rusqlite connection, then the pragma guard
     /// ([`crate::guard`]): an authorizer that refuses what would outlive a checkout. For
@@ -159,6 +155,7 @@ impl PragmaCustomizer {
     }
 }
 
+#[cfg(feature = "sqlite")]
 impl CustomizeConnection<Connection, rusqlite::Error> for PragmaCustomizer {
     fn on_acquire(&self, conn: &mut Connection) -> Result<(), rusqlite::Error> {
         let result = self.customize_guarded(conn);
@@ -166,6 +163,26 @@ impl CustomizeConnection<Connection, rusqlite::Error> for PragmaCustomizer {
         // it as `source()`, so it can be downcast to `litepool::Error`.
         result.map_err(|e: Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
     }
+}
+
+/// An error of the customizer in words: with the cause behind SQLite's "unable to open database
+/// file" when there is one.
+#[cfg(feature = "sqlite")]
+fn describe(e: &Error) -> String {
+    match e {
+        Error::Pragma {
+            source: crate::error::PragmaError::Sqlite(source),
+            ..
+        }
+        | Error::Sqlite { source, .. } => explain_cant_open(e.to_string(), source),
+        other => other.to_string(),
+    }
+}
+
+/// An error of the customizer in words.
+#[cfg(not(feature = "sqlite"))]
+fn describe(e: &Error) -> String {
+    e.to_string()
 }
 
 /// Keeps `message` as the last error of a pool.
@@ -177,17 +194,20 @@ pub(crate) fn record(handle: &LastErrorHandle, message: String, profile: bool) {
     });
 }
 
+#[cfg(feature = "sqlite")]
 /// True when `error` is a customizer's own (already recorded) error.
 pub(crate) fn from_customizer(error: &rusqlite::Error) -> bool {
     std::error::Error::source(error).is_some_and(|s| s.downcast_ref::<Error>().is_some())
 }
 
+#[cfg(feature = "sqlite")]
 /// A connection error in words, with the cause SQLite's "unable to open database file" hides
 /// when the process has run out of file descriptors.
 pub(crate) fn describe_connect_error(error: &rusqlite::Error) -> String {
     explain_cant_open(error.to_string(), error)
 }
 
+#[cfg(feature = "sqlite")]
 /// `message`, with the cause named when `error` is SQLITE_CANTOPEN because the process is out of
 /// file descriptors.
 fn explain_cant_open(message: String, error: &rusqlite::Error) -> String {
@@ -205,16 +225,18 @@ fn explain_cant_open(message: String, error: &rusqlite::Error) -> String {
     message
 }
 
-#[cfg(unix)]
+#[cfg(all(feature = "sqlite", unix))]
 const EMFILE: i32 = 24;
-#[cfg(not(unix))]
+#[cfg(all(feature = "sqlite", not(unix)))]
 const EMFILE: i32 = -1;
 
 /// An r2d2 error handler that only keeps the last connection error, for pools without
 /// statistics: a timeout can then say why no connection could be opened.
+#[cfg(feature = "sqlite")]
 #[derive(Debug, Clone)]
 pub struct ErrorRecorder(pub LastErrorHandle);
 
+#[cfg(feature = "sqlite")]
 impl r2d2::HandleError<rusqlite::Error> for ErrorRecorder {
     fn handle_error(&self, error: rusqlite::Error) {
         if !from_customizer(&error) {
@@ -225,4 +247,5 @@ impl r2d2::HandleError<rusqlite::Error> for ErrorRecorder {
     }
 }
 
+#[cfg(feature = "sqlite")]
 pub use crate::guard::ASSIGNABLE_PRAGMAS;

@@ -153,6 +153,7 @@ pub enum Error {
     /// A write was not committed: its transaction's BEGIN or COMMIT failed (disk full, I/O
     /// error, a busy database) and nothing of it committed. `code` keeps SQLite's error code
     /// ([`Error::sqlite_code`], [`Error::is_busy`]).
+    #[cfg(feature = "sqlite")]
     #[error("database {database:?}: the write was not committed: {message}")]
     Commit {
         /// The configured database name.
@@ -347,6 +348,7 @@ pub enum Error {
     /// litepool's guard refused a statement of application code on a pooled connection
     /// (SQLite says only "not authorized"): a pragma assignment that would outlive the checkout,
     /// `ATTACH`, or a transaction statement inside a write closure. See [`crate::guard`].
+    #[cfg(feature = "sqlite")]
     #[error("database {database:?}: not authorized by litepool's guard: {statement}")]
     Refused {
         /// The configured database name.
@@ -359,6 +361,7 @@ pub enum Error {
     },
 
     /// An SQLite error outside of a pragma.
+    #[cfg(feature = "sqlite")]
     #[error("database {database:?}: {source}")]
     Sqlite {
         /// The configured database name.
@@ -398,12 +401,16 @@ impl Error {
     pub fn is_busy(&self) -> bool {
         match self {
             Error::Pragma { source, .. } => source.is_busy(),
+            #[cfg(feature = "sqlite")]
             _ => self.sqlite_code() == Some(rusqlite::ErrorCode::DatabaseBusy),
+            #[cfg(not(feature = "sqlite"))]
+            _ => false,
         }
     }
 
     /// SQLite's error code behind this error, if SQLite gave one: `DiskFull`, `SystemIoFailure`,
-    /// `DatabaseBusy`, `ConstraintViolation`, ...
+    /// `DatabaseBusy`, `ConstraintViolation`, ... Feature `sqlite`.
+    #[cfg(feature = "sqlite")]
     pub fn sqlite_code(&self) -> Option<rusqlite::ErrorCode> {
         match self {
             Error::Sqlite { source, .. } | Error::Refused { source, .. } => {
@@ -431,6 +438,7 @@ impl Error {
 #[non_exhaustive]
 pub enum PragmaError {
     /// From rusqlite (a deadpool-sqlite or r2d2_sqlite connection).
+    #[cfg(feature = "sqlite")]
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
     /// From another driver (diesel), as its message.
@@ -447,6 +455,7 @@ impl PragmaError {
     /// True for SQLite's "database is locked" (SQLITE_BUSY).
     pub fn is_busy(&self) -> bool {
         match self {
+            #[cfg(feature = "sqlite")]
             PragmaError::Sqlite(e) => {
                 e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
             }

@@ -544,6 +544,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "sqlite")]
     #[test]
     fn applies_and_reads_back_in_memory() -> Result<()> {
         let p = Profile::new(
@@ -564,6 +565,7 @@ mod tests {
         Ok(())
     }
 
+    #[cfg(feature = "sqlite")]
     #[test]
     fn journal_mode_wal_on_memory_is_a_mismatch() {
         let p = Profile::new("p", set(|s| s.journal_mode = Some(JournalMode::Wal))).unwrap();

@@ -13,7 +13,7 @@ use r2d2::event::{AcquireEvent, CheckinEvent, CheckoutEvent, ReleaseEvent, Timeo
 use r2d2::{HandleError, HandleEvent};
 use serde::Serialize;
 
-use crate::customizer::{LastError, LastErrorHandle};
+use crate::error::{LastError, LastErrorHandle};
 use crate::histogram::{Histogram, Summary};
 
 /// A checkout that took at least this long counts as having waited. An idle connection is handed
@@ -48,11 +48,13 @@ pub struct PoolCounters {
 
 /// The bytes one connection's cache held at its last sample; removes them from the pool's sum
 /// when r2d2 drops the connection (its extensions drop with it).
+#[cfg(feature = "sqlite")]
 struct CacheUsed {
     bytes: i64,
     counters: Arc<PoolCounters>,
 }
 
+#[cfg(feature = "sqlite")]
 impl Drop for CacheUsed {
     fn drop(&mut self) {
         self.counters.cache_used.fetch_sub(self.bytes, Relaxed);
@@ -95,6 +97,7 @@ impl PoolCounters {
     }
 
     /// Adds one connection's page-cache counters since its last sample.
+    #[cfg(feature = "sqlite")]
     pub(crate) fn add_cache(&self, s: crate::sys::CacheSample) {
         // Shared counters: touched only when there is something to add (a reader that hit
         // its cache adds to one of them).
@@ -112,6 +115,7 @@ impl PoolCounters {
 
     /// Adds the page-cache counters of `conn` since its last sample (they are reset by reading)
     /// and updates the bytes its cache holds. Called as a used connection is checked in.
+    #[cfg(feature = "sqlite")]
     pub(crate) fn sample_cache(
         self: &Arc<Self>,
         conn: &mut r2d2::PooledConnection<crate::manager::Manager>,
@@ -397,6 +401,7 @@ impl HandleError<crate::Error> for StatsHandler {
     }
 }
 
+#[cfg(feature = "sqlite")]
 impl HandleError<rusqlite::Error> for StatsHandler {
     fn handle_error(&self, error: rusqlite::Error) {
         if crate::customizer::from_customizer(&error) {
