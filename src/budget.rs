@@ -78,7 +78,10 @@ impl Budget {
     /// application that lints its settings without litepool's pools ([`crate::lint::lint`]);
     /// the worst case does not depend on the files.
     pub fn without_files(settings: &Settings) -> Budget {
-        Budget::new(settings, &vec![FileState::Missing; settings.databases.len()])
+        Budget::new(
+            settings,
+            &vec![FileState::Missing; settings.databases.len()],
+        )
     }
 
     /// True when the worst case is over the budget.

@@ -3,7 +3,7 @@
 //! Applying a profile is three operations: assign a pragma, read a pragma back, run one fixed
 //! statement. The order, the bootstrap of file-level pragmas and the read-back live once, in
 //! [`crate::Profile`] and [`crate::PragmaCustomizer`]; each connection type only says how to run
-//! those operations. Implemented for [`rusqlite::Connection`] (feature `sqlite`) and, behind
+//! those operations. Implemented for `rusqlite::Connection` (feature `sqlite`) and, behind
 //! features, for diesel's `SqliteConnection` (`litepool::diesel`, feature `diesel`). An
 //! application on another rusqlite implements it on a newtype around its own connection (see
 //! the README, "Using litepool's profiles with the rusqlite you already have").

@@ -16,7 +16,7 @@ pub use crate::error::{LastError, LastErrorHandle};
 
 /// Applies a [`Profile`] to every new connection of an r2d2 pool, and reads it back.
 ///
-/// The first connection (or [`PragmaCustomizer::bootstrap`], which [`crate::Pools`] calls before
+/// The first connection (or [`PragmaCustomizer::bootstrap`], which `Pools` calls before
 /// building the pool) switches `journal_mode` and sets the file-level pragmas of a new database,
 /// under a lock, so that pooled connections never race to switch it. Later connections set the
 /// per-connection pragmas and verify the rest. Any pragma that does not read back as asked fails

@@ -3,7 +3,6 @@
 #![warn(missing_docs)]
 // Without SQLite (feature `sqlite` off) the pools, the write path and the guard are not built,
 // and the docs of what remains still name them: those links stay text.
-#![cfg_attr(not(feature = "sqlite"), allow(rustdoc::broken_intra_doc_links))]
 
 #[cfg(any(feature = "diesel", feature = "deadpool"))]
 #[path = "adapters/databases.rs"]

@@ -35,7 +35,7 @@ pub struct PragmaSet {
     /// Allow `journal_mode` `memory`/`off`, `synchronous = "off"` and
     /// `locking_mode = "exclusive"`. Default: false.
     pub allow_unsafe: Option<bool>,
-    /// Make `litepool check` and [`crate::Pools::new`] fail when the worst-case page-cache memory
+    /// Make `litepool check` and `Pools::new` fail when the worst-case page-cache memory
     /// is over `limits.memory_budget`. Default: false (a warning).
     pub enforce_budget: Option<bool>,
     /// The default behaviour of rusqlite's `Connection::transaction()`. Default: deferred.

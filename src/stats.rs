@@ -416,7 +416,7 @@ impl HandleError<rusqlite::Error> for StatsHandler {
 
 /// Page-cache counters summed over a pool's connections, from `sqlite3_db_status`.
 ///
-/// Sampled as each connection is checked in through [`crate::Pools::get`], so a connection still
+/// Sampled as each connection is checked in through `Pools::get`, so a connection still
 /// checked out is not counted yet. Pages read through memory-mapped I/O (`mmap_size`) do not go
 /// through the page cache and are counted neither as hits nor as misses.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]

@@ -248,10 +248,12 @@ mod tests {
     }
 
     fn profile() -> Profile {
-        let mut set = PragmaSet::default();
-        set.journal_mode = Some(JournalMode::Wal);
-        set.synchronous = Some(Synchronous::Normal);
-        set.cache_size = Some("8MiB".parse().unwrap());
+        let set = PragmaSet {
+            journal_mode: Some(JournalMode::Wal),
+            synchronous: Some(Synchronous::Normal),
+            cache_size: Some("8MiB".parse().unwrap()),
+            ..PragmaSet::default()
+        };
         Profile::new("fast", set).unwrap()
     }
 
