@@ -194,22 +194,22 @@ pub(crate) fn record(handle: &LastErrorHandle, message: String, profile: bool) {
     });
 }
 
-#[cfg(feature = "sqlite")]
 /// True when `error` is a customizer's own (already recorded) error.
+#[cfg(feature = "sqlite")]
 pub(crate) fn from_customizer(error: &rusqlite::Error) -> bool {
     std::error::Error::source(error).is_some_and(|s| s.downcast_ref::<Error>().is_some())
 }
 
-#[cfg(feature = "sqlite")]
 /// A connection error in words, with the cause SQLite's "unable to open database file" hides
 /// when the process has run out of file descriptors.
+#[cfg(feature = "sqlite")]
 pub(crate) fn describe_connect_error(error: &rusqlite::Error) -> String {
     explain_cant_open(error.to_string(), error)
 }
 
-#[cfg(feature = "sqlite")]
 /// `message`, with the cause named when `error` is SQLITE_CANTOPEN because the process is out of
 /// file descriptors.
+#[cfg(feature = "sqlite")]
 fn explain_cant_open(message: String, error: &rusqlite::Error) -> String {
     let cant_open = error.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen);
     if cant_open {

@@ -441,7 +441,7 @@ pub enum PragmaError {
     #[cfg(feature = "sqlite")]
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
-    /// From another driver (diesel), as its message.
+    /// From another driver (diesel, or an application's own rusqlite), as its message.
     #[error("{message}")]
     Driver {
         /// The driver's message.
