@@ -333,6 +333,18 @@ mod tests {
     }
 
     #[test]
+    fn connections_of_different_types_check_as_trait_objects() {
+        let p = profile();
+        let (mut a, mut b) = (Fake::default(), Fake::default());
+        p.apply(&mut a, "jobs", true).unwrap();
+        let mut conns: [&mut dyn PragmaConnection; 2] = [&mut a, &mut b];
+        let report = check_connections(&p, "jobs", &mut conns);
+        let row = report.row("journal_mode").unwrap();
+        assert_eq!((row.connections_ok, row.connections), (1, 2));
+        assert_eq!(row.sqlite, Raw::Text("delete".into()));
+    }
+
+    #[test]
     fn no_connection_is_not_verified() {
         let report = check_connections(&profile(), "jobs", Vec::<Fake>::new());
         assert!(!report.verified());
