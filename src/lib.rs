@@ -47,8 +47,6 @@ pub mod profile;
 #[cfg(feature = "sqlite")]
 mod reentry;
 pub mod settings;
-// Its counters are fed by the pools (feature `sqlite`); the snapshot types stand alone.
-#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub mod stats;
 mod strict;
 #[cfg(feature = "sqlite")]

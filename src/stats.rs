@@ -146,6 +146,7 @@ impl PoolCounters {
     }
 
     /// Counts a periodic `PRAGMA optimize` run on this (writer) pool.
+    #[cfg(feature = "sqlite")]
     pub(crate) fn count_optimize(&self) {
         self.optimize_runs.fetch_add(1, Relaxed);
         tracing::debug!(pool = %self.database, "PRAGMA optimize");
@@ -207,6 +208,7 @@ impl PoolCounters {
     }
 
     /// Records how long opening a connection took.
+    #[cfg(feature = "sqlite")]
     pub(crate) fn record_create(&self, d: Duration) {
         self.create.record(d);
         #[cfg(feature = "metrics")]
@@ -228,11 +230,13 @@ impl PoolCounters {
     }
 
     /// Counts a connection the customizer refused (it has logged and kept the error).
+    #[cfg(feature = "sqlite")]
     pub(crate) fn count_customizer_failure(&self) {
         self.customizer_failures.fetch_add(1, Relaxed);
     }
 
     /// Counts a connection that could not be opened, logs it and keeps it as the last error.
+    #[cfg(feature = "sqlite")]
     pub(crate) fn count_connection_error(&self, message: &str) {
         self.errors.fetch_add(1, Relaxed);
         tracing::warn!(pool = %self.database, error = %message, "connection error");
