@@ -1,5 +1,9 @@
 //! `litepool check`: build every pool, take all of its connections at once, and read every pragma
 //! back on each. The verification the original team never had.
+//!
+//! [`check_connections`] does the reading for any [`crate::PragmaConnection`], so an application
+//! gets the same rows for connections of its own pool; `check` (feature `sqlite`) builds
+//! litepool's pools from settings and reads them through it.
 
 use std::path::PathBuf;
 
