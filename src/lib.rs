@@ -1,8 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
-// Without SQLite (feature `sqlite` off) the pools, the write path and the guard are not built,
-// and the docs of what remains still name them: those links stay text.
+// Without the feature `sqlite` the pools, the write path and the guard are not built; the docs of
+// what remains name them as text, not as links.
 
 #[cfg(any(feature = "diesel", feature = "deadpool"))]
 #[path = "adapters/databases.rs"]
