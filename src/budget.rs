@@ -74,6 +74,16 @@ impl Budget {
         }
     }
 
+    /// The budget from settings alone, as if every file were new: `bound_by_file` is 0. For an
+    /// application that lints its settings without litepool's pools ([`crate::lint::lint`]);
+    /// the worst case does not depend on the files.
+    pub fn without_files(settings: &Settings) -> Budget {
+        Budget::new(
+            settings,
+            &vec![FileState::Missing; settings.databases.len()],
+        )
+    }
+
     /// True when the worst case is over the budget.
     pub fn over(&self) -> bool {
         self.budget.is_some_and(|b| self.worst_case > b)
@@ -112,3 +122,31 @@ fn pool_memory(spec: &PoolSpec, file: &FileState) -> PoolMemory {
 }
 
 pub use crate::units::bytes as human;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_files_counts_every_pool_at_its_worst() {
+        let settings = Settings::from_toml(
+            r#"
+            [limits]
+            memory_budget = "100MiB"
+            [profiles.big]
+            cache_size = "64MiB"
+            [databases.jobs]
+            path = "jobs.db"
+            profile = "big"
+            [databases.jobs.pool]
+            max_size = 2
+            "#,
+        )
+        .unwrap();
+        let b = Budget::without_files(&settings);
+        assert_eq!(b.pools.len(), 1);
+        assert_eq!(b.worst_case, 128 << 20);
+        assert_eq!(b.bound_by_file, 0);
+        assert!(b.over());
+    }
+}

@@ -3,15 +3,18 @@
 //! Applying a profile is three operations: assign a pragma, read a pragma back, run one fixed
 //! statement. The order, the bootstrap of file-level pragmas and the read-back live once, in
 //! [`crate::Profile`] and [`crate::PragmaCustomizer`]; each connection type only says how to run
-//! those operations. Implemented for [`rusqlite::Connection`] and, behind features, for
-//! diesel's `SqliteConnection` (`litepool::diesel`, feature `diesel`).
+//! those operations. Implemented for `rusqlite::Connection` (feature `sqlite`) and, behind
+//! features, for diesel's `SqliteConnection` (`litepool::diesel`, feature `diesel`). An
+//! application on another rusqlite implements it on a newtype around its own connection (see
+//! the README, "Using litepool's profiles with the rusqlite you already have").
 
-use rusqlite::types::Value;
-
-use crate::pragma::TransactionMode;
-use rusqlite::types::ToSqlOutput;
+#[cfg(feature = "sqlite")]
+use rusqlite::types::{ToSqlOutput, Value};
+#[cfg(feature = "sqlite")]
 use rusqlite::ToSql;
 use serde::Serialize;
+
+use crate::pragma::TransactionMode;
 
 pub use crate::error::PragmaError;
 
@@ -34,6 +37,7 @@ impl std::fmt::Display for Raw {
     }
 }
 
+#[cfg(feature = "sqlite")]
 impl ToSql for Raw {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         match self {
@@ -60,7 +64,27 @@ pub trait PragmaConnection {
     fn set_transaction_mode(&mut self, _mode: TransactionMode) {}
 }
 
+/// A connection borrowed from a pool (or a `Vec`) is one as well.
+impl<C: PragmaConnection + ?Sized> PragmaConnection for &mut C {
+    fn set_pragma(&mut self, pragma: &'static str, value: &Raw) -> Result<(), PragmaError> {
+        (**self).set_pragma(pragma, value)
+    }
+
+    fn get_pragma(&mut self, pragma: &'static str) -> Result<Raw, PragmaError> {
+        (**self).get_pragma(pragma)
+    }
+
+    fn execute_fixed(&mut self, sql: &'static str) -> Result<(), PragmaError> {
+        (**self).execute_fixed(sql)
+    }
+
+    fn set_transaction_mode(&mut self, mode: TransactionMode) {
+        (**self).set_transaction_mode(mode)
+    }
+}
+
 /// SQLite's value as litepool compares it.
+#[cfg(feature = "sqlite")]
 pub(crate) fn raw(value: Value) -> Raw {
     match value {
         Value::Integer(i) => Raw::Int(i),
@@ -69,6 +93,7 @@ pub(crate) fn raw(value: Value) -> Raw {
     }
 }
 
+#[cfg(feature = "sqlite")]
 impl PragmaConnection for rusqlite::Connection {
     fn set_pragma(&mut self, pragma: &'static str, value: &Raw) -> Result<(), PragmaError> {
         Ok(self.pragma_update(None, pragma, value)?)

@@ -1,9 +1,13 @@
 //! [`PragmaCustomizer`]: when a profile runs. r2d2 calls it once per new physical connection.
 
-use std::sync::{Arc, Mutex, PoisonError};
+#[cfg(feature = "sqlite")]
+use std::sync::Arc;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Instant, SystemTime};
 
+#[cfg(feature = "sqlite")]
 use r2d2::CustomizeConnection;
+#[cfg(feature = "sqlite")]
 use rusqlite::Connection;
 
 use crate::connection::PragmaConnection;
@@ -14,7 +18,7 @@ pub use crate::error::{LastError, LastErrorHandle};
 
 /// Applies a [`Profile`] to every new connection of an r2d2 pool, and reads it back.
 ///
-/// The first connection (or [`PragmaCustomizer::bootstrap`], which [`crate::Pools`] calls before
+/// The first connection (or [`PragmaCustomizer::bootstrap`], which `Pools` calls before
 /// building the pool) switches `journal_mode` and sets the file-level pragmas of a new database,
 /// under a lock, so that pooled connections never race to switch it. Later connections set the
 /// per-connection pragmas and verify the rest. Any pragma that does not read back as asked fails
@@ -42,6 +46,7 @@ pub struct PragmaCustomizer {
     database: String,
     profile: Profile,
     /// What the guard knows of this customizer's connections.
+    #[cfg(feature = "sqlite")]
     guard: Arc<crate::guard::Context>,
     bootstrapped: Mutex<bool>,
     last_error: LastErrorHandle,
@@ -52,6 +57,7 @@ impl PragmaCustomizer {
     pub fn new(database: impl Into<String>, profile: Profile) -> Self {
         let database = database.into();
         PragmaCustomizer {
+            #[cfg(feature = "sqlite")]
             guard: crate::guard::Context::new(&database, profile.clone()),
             database,
             profile,
@@ -62,12 +68,14 @@ impl PragmaCustomizer {
 
     /// This customizer for the reader pool of split database `database`, whose connections
     /// cannot write: the guard refuses a checkpoint on them.
+    #[cfg(feature = "sqlite")]
     pub(crate) fn for_reader(mut self, database: &str) -> Self {
         self.guard = crate::guard::Context::reader(&self.database, self.profile.clone(), database);
         self
     }
 
     /// What the guard keeps with each of this customizer's connections.
+    #[cfg(feature = "sqlite")]
     pub(crate) fn guard(&self) -> &Arc<crate::guard::Context> {
         &self.guard
     }
@@ -124,14 +132,7 @@ impl PragmaCustomizer {
                 "profile applied and verified"
             ),
             Err(e) => {
-                let message = match e {
-                    Error::Pragma {
-                        source: crate::error::PragmaError::Sqlite(source),
-                        ..
-                    }
-                    | Error::Sqlite { source, .. } => explain_cant_open(e.to_string(), source),
-                    other => other.to_string(),
-                };
+                let message = describe(e);
                 tracing::warn!(database = %self.database, error = %message, "connection refused: profile did not take effect");
                 record(&self.last_error, message, e.is_mismatch());
             }
@@ -161,6 +162,7 @@ impl PragmaCustomizer {
     }
 }
 
+#[cfg(feature = "sqlite")]
 impl PragmaCustomizer {
     /// [`PragmaCustomizer::customize`] for a rusqlite connection, then the pragma guard
     /// ([`crate::guard`]): an authorizer that refuses what would outlive a checkout, and lets
@@ -178,6 +180,7 @@ impl PragmaCustomizer {
     }
 }
 
+#[cfg(feature = "sqlite")]
 impl CustomizeConnection<Connection, rusqlite::Error> for PragmaCustomizer {
     fn on_acquire(&self, conn: &mut Connection) -> Result<(), rusqlite::Error> {
         let result = self.customize_guarded(conn);
@@ -185,6 +188,26 @@ impl CustomizeConnection<Connection, rusqlite::Error> for PragmaCustomizer {
         // it as `source()`, so it can be downcast to `litepool::Error`.
         result.map_err(|e: Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
     }
+}
+
+/// An error of the customizer in words: with the cause behind SQLite's "unable to open database
+/// file" when there is one.
+#[cfg(feature = "sqlite")]
+fn describe(e: &Error) -> String {
+    match e {
+        Error::Pragma {
+            source: crate::error::PragmaError::Sqlite(source),
+            ..
+        }
+        | Error::Sqlite { source, .. } => explain_cant_open(e.to_string(), source),
+        other => other.to_string(),
+    }
+}
+
+/// An error of the customizer in words.
+#[cfg(not(feature = "sqlite"))]
+fn describe(e: &Error) -> String {
+    e.to_string()
 }
 
 /// Keeps `message` as the last error of a pool.
@@ -197,18 +220,21 @@ pub(crate) fn record(handle: &LastErrorHandle, message: String, profile: bool) {
 }
 
 /// True when `error` is a customizer's own (already recorded) error.
+#[cfg(feature = "sqlite")]
 pub(crate) fn from_customizer(error: &rusqlite::Error) -> bool {
     std::error::Error::source(error).is_some_and(|s| s.downcast_ref::<Error>().is_some())
 }
 
 /// A connection error in words, with the cause SQLite's "unable to open database file" hides
 /// when the process has run out of file descriptors.
+#[cfg(feature = "sqlite")]
 pub(crate) fn describe_connect_error(error: &rusqlite::Error) -> String {
     explain_cant_open(error.to_string(), error)
 }
 
 /// `message`, with the cause named when `error` is SQLITE_CANTOPEN because the process is out of
 /// file descriptors.
+#[cfg(feature = "sqlite")]
 fn explain_cant_open(message: String, error: &rusqlite::Error) -> String {
     let cant_open = error.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen);
     if cant_open {
@@ -224,16 +250,18 @@ fn explain_cant_open(message: String, error: &rusqlite::Error) -> String {
     message
 }
 
-#[cfg(unix)]
+#[cfg(all(feature = "sqlite", unix))]
 const EMFILE: i32 = 24;
-#[cfg(not(unix))]
+#[cfg(all(feature = "sqlite", not(unix)))]
 const EMFILE: i32 = -1;
 
 /// An r2d2 error handler that only keeps the last connection error, for pools without
 /// statistics: a timeout can then say why no connection could be opened.
+#[cfg(feature = "sqlite")]
 #[derive(Debug, Clone)]
 pub struct ErrorRecorder(pub LastErrorHandle);
 
+#[cfg(feature = "sqlite")]
 impl r2d2::HandleError<rusqlite::Error> for ErrorRecorder {
     fn handle_error(&self, error: rusqlite::Error) {
         if !from_customizer(&error) {
@@ -244,4 +272,5 @@ impl r2d2::HandleError<rusqlite::Error> for ErrorRecorder {
     }
 }
 
+#[cfg(feature = "sqlite")]
 pub use crate::guard::ASSIGNABLE_PRAGMAS;

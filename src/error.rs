@@ -165,6 +165,7 @@ pub enum Error {
     /// A write was not committed: its transaction's BEGIN or COMMIT failed (disk full, I/O
     /// error, a busy database) and nothing of it committed. `code` keeps SQLite's error code
     /// ([`Error::sqlite_code`], [`Error::is_busy`]).
+    #[cfg(feature = "sqlite")]
     #[error("database {database:?}: the write was not committed: {message}")]
     Commit {
         /// The configured database name.
@@ -362,6 +363,7 @@ pub enum Error {
     /// checkpoint on a read-only reader, or a transaction statement inside a write closure.
     /// `statement` names the statement and the reason. A rusqlite error becomes this through
     /// `?` on the thread that ran the statement. See [`crate::guard`].
+    #[cfg(feature = "sqlite")]
     #[error("database {database:?}: not authorized by litepool's guard: {statement}")]
     Refused {
         /// The configured database name.
@@ -374,6 +376,7 @@ pub enum Error {
     },
 
     /// An SQLite error outside of a pragma.
+    #[cfg(feature = "sqlite")]
     #[error("database {database:?}: {source}")]
     Sqlite {
         /// The configured database name.
@@ -385,7 +388,8 @@ pub enum Error {
 
     /// An SQLite error of application code converted with `?` (`From<rusqlite::Error>`), which
     /// carries no database name; [`crate::guard::error`] adds one ([`Error::Sqlite`]). A
-    /// refusal of litepool's guard converts to [`Error::Refused`] instead.
+    /// refusal of litepool's guard converts to [`Error::Refused`] instead. Feature `sqlite`.
+    #[cfg(feature = "sqlite")]
     #[error("sqlite: {source}")]
     Rusqlite {
         /// SQLite's error.
@@ -423,12 +427,16 @@ impl Error {
     pub fn is_busy(&self) -> bool {
         match self {
             Error::Pragma { source, .. } => source.is_busy(),
+            #[cfg(feature = "sqlite")]
             _ => self.sqlite_code() == Some(rusqlite::ErrorCode::DatabaseBusy),
+            #[cfg(not(feature = "sqlite"))]
+            _ => false,
         }
     }
 
     /// SQLite's error code behind this error, if SQLite gave one: `DiskFull`, `SystemIoFailure`,
-    /// `DatabaseBusy`, `ConstraintViolation`, ...
+    /// `DatabaseBusy`, `ConstraintViolation`, ... Feature `sqlite`.
+    #[cfg(feature = "sqlite")]
     pub fn sqlite_code(&self) -> Option<rusqlite::ErrorCode> {
         match self {
             Error::Sqlite { source, .. }
@@ -456,9 +464,10 @@ impl Error {
 #[non_exhaustive]
 pub enum PragmaError {
     /// From rusqlite (a deadpool-sqlite or r2d2_sqlite connection).
+    #[cfg(feature = "sqlite")]
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
-    /// From another driver (diesel), as its message.
+    /// From another driver (diesel, or an application's own rusqlite), as its message.
     #[error("{message}")]
     Driver {
         /// The driver's message.
@@ -472,6 +481,7 @@ impl PragmaError {
     /// True for SQLite's "database is locked" (SQLITE_BUSY).
     pub fn is_busy(&self) -> bool {
         match self {
+            #[cfg(feature = "sqlite")]
             PragmaError::Sqlite(e) => {
                 e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
             }

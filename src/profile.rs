@@ -35,7 +35,7 @@ pub struct PragmaSet {
     /// Allow `journal_mode` `memory`/`off`, `synchronous = "off"` and
     /// `locking_mode = "exclusive"`. Default: false.
     pub allow_unsafe: Option<bool>,
-    /// Make `litepool check` and [`crate::Pools::new`] fail when the worst-case page-cache memory
+    /// Make `litepool check` and `Pools::new` fail when the worst-case page-cache memory
     /// is over `limits.memory_budget`. Default: false (a warning).
     pub enforce_budget: Option<bool>,
     /// The default behaviour of rusqlite's `Connection::transaction()`. Default: deferred.
@@ -544,6 +544,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "sqlite")]
     #[test]
     fn applies_and_reads_back_in_memory() -> Result<()> {
         let p = Profile::new(
@@ -564,6 +565,7 @@ mod tests {
         Ok(())
     }
 
+    #[cfg(feature = "sqlite")]
     #[test]
     fn journal_mode_wal_on_memory_is_a_mismatch() {
         let p = Profile::new("p", set(|s| s.journal_mode = Some(JournalMode::Wal))).unwrap();

@@ -13,7 +13,7 @@ use r2d2::event::{AcquireEvent, CheckinEvent, CheckoutEvent, ReleaseEvent, Timeo
 use r2d2::{HandleError, HandleEvent};
 use serde::Serialize;
 
-use crate::customizer::{LastError, LastErrorHandle};
+use crate::error::{LastError, LastErrorHandle};
 use crate::histogram::{Histogram, Summary};
 
 /// A checkout that took at least this long counts as having waited. An idle connection is handed
@@ -48,11 +48,13 @@ pub struct PoolCounters {
 
 /// The bytes one connection's cache held at its last sample; removes them from the pool's sum
 /// when r2d2 drops the connection (its extensions drop with it).
+#[cfg(feature = "sqlite")]
 struct CacheUsed {
     bytes: i64,
     counters: Arc<PoolCounters>,
 }
 
+#[cfg(feature = "sqlite")]
 impl Drop for CacheUsed {
     fn drop(&mut self) {
         self.counters.cache_used.fetch_sub(self.bytes, Relaxed);
@@ -95,6 +97,7 @@ impl PoolCounters {
     }
 
     /// Adds one connection's page-cache counters since its last sample.
+    #[cfg(feature = "sqlite")]
     pub(crate) fn add_cache(&self, s: crate::sys::CacheSample) {
         // Shared counters: touched only when there is something to add (a reader that hit
         // its cache adds to one of them).
@@ -112,6 +115,7 @@ impl PoolCounters {
 
     /// Adds the page-cache counters of `conn` since its last sample (they are reset by reading)
     /// and updates the bytes its cache holds. Called as a used connection is checked in.
+    #[cfg(feature = "sqlite")]
     pub(crate) fn sample_cache(
         self: &Arc<Self>,
         conn: &mut r2d2::PooledConnection<crate::manager::Manager>,
@@ -142,6 +146,7 @@ impl PoolCounters {
     }
 
     /// Counts a periodic `PRAGMA optimize` run on this (writer) pool.
+    #[cfg(feature = "sqlite")]
     pub(crate) fn count_optimize(&self) {
         self.optimize_runs.fetch_add(1, Relaxed);
         tracing::debug!(pool = %self.database, "PRAGMA optimize");
@@ -203,6 +208,7 @@ impl PoolCounters {
     }
 
     /// Records how long opening a connection took.
+    #[cfg(feature = "sqlite")]
     pub(crate) fn record_create(&self, d: Duration) {
         self.create.record(d);
         #[cfg(feature = "metrics")]
@@ -224,11 +230,13 @@ impl PoolCounters {
     }
 
     /// Counts a connection the customizer refused (it has logged and kept the error).
+    #[cfg(feature = "sqlite")]
     pub(crate) fn count_customizer_failure(&self) {
         self.customizer_failures.fetch_add(1, Relaxed);
     }
 
     /// Counts a connection that could not be opened, logs it and keeps it as the last error.
+    #[cfg(feature = "sqlite")]
     pub(crate) fn count_connection_error(&self, message: &str) {
         self.errors.fetch_add(1, Relaxed);
         tracing::warn!(pool = %self.database, error = %message, "connection error");
@@ -397,6 +405,7 @@ impl HandleError<crate::Error> for StatsHandler {
     }
 }
 
+#[cfg(feature = "sqlite")]
 impl HandleError<rusqlite::Error> for StatsHandler {
     fn handle_error(&self, error: rusqlite::Error) {
         if crate::customizer::from_customizer(&error) {
@@ -411,7 +420,7 @@ impl HandleError<rusqlite::Error> for StatsHandler {
 
 /// Page-cache counters summed over a pool's connections, from `sqlite3_db_status`.
 ///
-/// Sampled as each connection is checked in through [`crate::Pools::get`], so a connection still
+/// Sampled as each connection is checked in through `Pools::get`, so a connection still
 /// checked out is not counted yet. Pages read through memory-mapped I/O (`mmap_size`) do not go
 /// through the page cache and are counted neither as hits nor as misses.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]

@@ -4,6 +4,7 @@
 //! [`Display`](std::fmt::Display) and round-trips. TOML, environment variables and the CLI all
 //! parse through the same `FromStr`, so an error reads the same wherever the value came from.
 
+#[cfg(feature = "sqlite")]
 mod assigned;
 mod auto_vacuum;
 mod cache_size;
@@ -16,6 +17,7 @@ mod synchronous;
 mod temp_store;
 mod transaction;
 
+#[cfg(feature = "sqlite")]
 pub(crate) use assigned::as_sqlite_takes;
 pub use auto_vacuum::AutoVacuum;
 pub use cache_size::CacheSize;

@@ -16,6 +16,7 @@ crate::pragma::pragma_enum! {
     }
 }
 
+#[cfg(feature = "sqlite")]
 impl From<TransactionMode> for rusqlite::TransactionBehavior {
     fn from(m: TransactionMode) -> Self {
         match m {

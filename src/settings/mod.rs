@@ -159,7 +159,7 @@ crate::pragma::pragma_enum! {
     Checkpoint, what = "checkpoint", {
         /// SQLite, inside the commit that passes `wal_autocheckpoint`.
         Sqlite = ("sqlite", 0),
-        /// A litepool thread, off the commit path ([`crate::checkpoint`]).
+        /// A litepool thread, off the commit path (`litepool::checkpoint`).
         Background = ("background", 1),
     }
 }
@@ -206,7 +206,7 @@ pub struct Split {
     pub optimize_interval: Option<Duration>,
     /// The readers' pool (`query_only = true`). Default: the database's `pool` settings.
     pub readers: PoolSettings,
-    /// Group commit on the writer ([`crate::Handle::write`]).
+    /// Group commit on the writer (`Handle::write`).
     pub group_commit: GroupCommitSettings,
 }
 

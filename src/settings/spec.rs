@@ -38,7 +38,7 @@ impl Role {
 }
 
 /// Group-commit settings of a split database's writer (`[databases.<name>.writer]`), read by
-/// [`crate::commit`].
+/// `litepool::commit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct GroupCommitSettings {
