@@ -409,3 +409,64 @@ pub(crate) fn kept(what: &str) -> rusqlite::Error {
         Some(format!("litepool: {what}")),
     )
 }
+
+/// The function-registering methods of [`crate::Conn`] and [`crate::WriteConn`], in front of
+/// rusqlite's: each marks the connection to be closed at check-in, since a function (or an
+/// override of a built-in such as `lower`) would stay registered for the next borrower. `$conn`
+/// is the field holding the connection.
+macro_rules! function_methods {
+    ($conn:ident) => {
+        /// rusqlite's `Connection::create_scalar_function`; the connection is then closed at
+        /// check-in instead of going back: the function (or an override of a built-in such as
+        /// `lower`) would stay registered for the next borrower. Register what every borrower
+        /// needs in code run on each checkout.
+        pub fn create_scalar_function<F, N, T>(
+            &self,
+            fn_name: N,
+            n_arg: std::os::raw::c_int,
+            flags: rusqlite::functions::FunctionFlags,
+            x_func: F,
+        ) -> rusqlite::Result<()>
+        where
+            N: rusqlite::Name,
+            F: Fn(&rusqlite::functions::Context<'_>) -> rusqlite::Result<T> + Send + 'static,
+            T: rusqlite::functions::SqlFnOutput,
+        {
+            $crate::guard::mark_dirty($crate::sys::Db::of(&self.$conn));
+            self.$conn
+                .create_scalar_function(fn_name, n_arg, flags, x_func)
+        }
+
+        /// rusqlite's `Connection::create_aggregate_function`; the connection is then closed
+        /// at check-in (see `create_scalar_function`).
+        pub fn create_aggregate_function<A, D, N, T>(
+            &self,
+            fn_name: N,
+            n_arg: std::os::raw::c_int,
+            flags: rusqlite::functions::FunctionFlags,
+            aggr: D,
+        ) -> rusqlite::Result<()>
+        where
+            A: std::panic::RefUnwindSafe + std::panic::UnwindSafe,
+            D: rusqlite::functions::Aggregate<A, T> + 'static,
+            N: rusqlite::Name,
+            T: rusqlite::functions::SqlFnOutput,
+        {
+            $crate::guard::mark_dirty($crate::sys::Db::of(&self.$conn));
+            self.$conn
+                .create_aggregate_function(fn_name, n_arg, flags, aggr)
+        }
+
+        /// rusqlite's `Connection::remove_function`; the connection is then closed at
+        /// check-in (a built-in it removed would be missing for the next borrower).
+        pub fn remove_function<N: rusqlite::Name>(
+            &self,
+            fn_name: N,
+            n_arg: std::os::raw::c_int,
+        ) -> rusqlite::Result<()> {
+            $crate::guard::mark_dirty($crate::sys::Db::of(&self.$conn));
+            self.$conn.remove_function(fn_name, n_arg)
+        }
+    };
+}
+pub(crate) use function_methods;

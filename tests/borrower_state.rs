@@ -139,3 +139,40 @@ fn in_memory_databases_and_uris_are_refused_before_anything_is_created() {
         assert!(!f.path(path).exists(), "{path} was created in the fixture");
     }
 }
+
+#[test]
+fn a_function_registered_inside_a_write_closure_never_reaches_the_next_borrower() {
+    let f = Fixture::new(
+        "[profiles.p]\njournal_mode = \"wal\"\n[databases.main]\npath = \"{data}/main.db\"\nprofile = \"p\"\n[databases.main.writer]\n[databases.main.readers]\nmax_size = 1\n",
+    );
+    let pools = pools(&f);
+    let inside: String = pools
+        .write("main", |c| {
+            c.create_scalar_function(
+                "lower",
+                1,
+                litepool::rusqlite::functions::FunctionFlags::SQLITE_UTF8,
+                |_| Ok("overridden".to_owned()),
+            )?;
+            c.query_row("SELECT lower('A')", [], |r| r.get(0))
+        })
+        .unwrap();
+    assert_eq!(inside, "overridden", "the closure itself uses its function");
+    let next: String = pools
+        .write("main", |c| {
+            c.query_row("SELECT lower('A')", [], |r| r.get(0))
+        })
+        .unwrap();
+    assert_eq!(next, "a", "SQLite's own lower() for the next write");
+    let writer: String = pools
+        .writer("main")
+        .unwrap()
+        .query_row("SELECT lower('A')", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(writer, "a");
+    let stats = pools.stats_for("main.writer").unwrap();
+    assert_eq!(
+        stats.connections_created, 2,
+        "the writer was replaced: {stats:?}"
+    );
+}

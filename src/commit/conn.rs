@@ -72,6 +72,8 @@ impl<'a> WriteConn<'a> {
 }
 
 impl WriteConn<'_> {
+    crate::guard::function_methods!(conn);
+
     /// Refused: group commit's commit hook refuses every commit while a closure runs, which is
     /// what keeps each caller's answer true.
     pub fn commit_hook<F>(&self, _hook: Option<F>) -> rusqlite::Result<()> {

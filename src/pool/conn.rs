@@ -81,58 +81,7 @@ impl Drop for Conn {
 }
 
 impl Conn {
-    /// rusqlite's `Connection::create_scalar_function`, and the connection is closed at
-    /// check-in instead of going back: a function (or an override of a built-in such as
-    /// `lower`) would stay registered for the next borrower. Register functions that every
-    /// borrower needs once per connection instead (an r2d2 customizer of your own on
-    /// [`crate::NamedPool`], or in code run on each checkout).
-    pub fn create_scalar_function<F, N, T>(
-        &self,
-        fn_name: N,
-        n_arg: std::os::raw::c_int,
-        flags: rusqlite::functions::FunctionFlags,
-        x_func: F,
-    ) -> rusqlite::Result<()>
-    where
-        N: rusqlite::Name,
-        F: Fn(&rusqlite::functions::Context<'_>) -> rusqlite::Result<T> + Send + 'static,
-        T: rusqlite::functions::SqlFnOutput,
-    {
-        crate::guard::mark_dirty(crate::sys::Db::of(&self.inner));
-        self.inner
-            .create_scalar_function(fn_name, n_arg, flags, x_func)
-    }
-
-    /// rusqlite's `Connection::create_aggregate_function`; the connection is then closed at
-    /// check-in (see [`Conn::create_scalar_function`]).
-    pub fn create_aggregate_function<A, D, N, T>(
-        &self,
-        fn_name: N,
-        n_arg: std::os::raw::c_int,
-        flags: rusqlite::functions::FunctionFlags,
-        aggr: D,
-    ) -> rusqlite::Result<()>
-    where
-        A: std::panic::RefUnwindSafe + std::panic::UnwindSafe,
-        D: rusqlite::functions::Aggregate<A, T> + 'static,
-        N: rusqlite::Name,
-        T: rusqlite::functions::SqlFnOutput,
-    {
-        crate::guard::mark_dirty(crate::sys::Db::of(&self.inner));
-        self.inner
-            .create_aggregate_function(fn_name, n_arg, flags, aggr)
-    }
-
-    /// rusqlite's `Connection::remove_function`; the connection is then closed at check-in (a
-    /// built-in it removed would be missing for the next borrower).
-    pub fn remove_function<N: rusqlite::Name>(
-        &self,
-        fn_name: N,
-        n_arg: std::os::raw::c_int,
-    ) -> rusqlite::Result<()> {
-        crate::guard::mark_dirty(crate::sys::Db::of(&self.inner));
-        self.inner.remove_function(fn_name, n_arg)
-    }
+    crate::guard::function_methods!(inner);
 
     /// Refused: the authorizer of a pooled connection is litepool's pragma guard, and
     /// replacing it (rusqlite's `Connection::authorizer`) would leave every later borrower of
