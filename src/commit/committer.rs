@@ -1,0 +1,174 @@
+//! The committer thread of a split database: it leads for async callers.
+//!
+//! A caller of `write` leads on its own thread; a caller of `write_async` must not (leading
+//! blocks: the writer connection, `BEGIN IMMEDIATE`, every closure, the COMMIT). The first
+//! `write_async` of a database starts one committer thread for it. When an async job is queued
+//! and nobody leads, or when a leader resigns and the first job queued is async, the lead goes
+//! to the committer ([`Queue::committer_leads`]); it runs the same batches through the same
+//! `lead` as a thread caller, with no job of its own. Thread callers keep leading as before, and
+//! the lead is never handed to an async caller.
+//!
+//! The committer is also the async callers' clock: it sleeps until the earliest deadline of an
+//! async job still queued (or of an async caller waiting for room) and then times those out, as
+//! a parked thread caller times itself out. It stops when the database's last handle is dropped,
+//! after every job queued has been run or has timed out; async callers that had not queued yet
+//! are then answered with an error (nothing of them ran).
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, PoisonError};
+use std::time::Instant;
+
+use super::future::{Target, WriteFuture};
+use super::queue::{lock, Queue, Ticket, RUNNING};
+use super::{Core, GroupCommit, WriteConn};
+use crate::error::{Error, Result};
+
+impl GroupCommit {
+    /// [`GroupCommit::write`] for an async caller: the future queues `f` when first polled and
+    /// resolves with its answer; the committer thread leads when no thread caller does.
+    pub(crate) fn write_async<T, F>(&self, f: F) -> WriteFuture<T>
+    where
+        F: FnOnce(&mut WriteConn<'_>) -> rusqlite::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        if let Err(e) = self.start_committer() {
+            return WriteFuture::ready(Err(e));
+        }
+        WriteFuture::new(Target::Group(self.core.clone()), f)
+    }
+
+    fn start_committer(&self) -> Result<()> {
+        let mut committer = lock(&self.committer);
+        if committer.is_some() {
+            return Ok(());
+        }
+        let core = self.core.clone();
+        let name = format!("litepool-commit-{}", core.shared.database);
+        let thread = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || core.commit_loop())
+            .map_err(|e| Error::Commit {
+                database: self.core.shared.database.clone(),
+                message: format!("the committer thread could not start: {e}"),
+                code: None,
+            })?;
+        *committer = Some(thread);
+        Ok(())
+    }
+}
+
+impl Drop for GroupCommit {
+    /// Stops the committer thread and waits until it has run or timed out every job queued, so
+    /// that no acknowledged write is lost and the writer connection closes with the pools.
+    /// (Not from the committer itself: a closure that held the database's last handle.)
+    fn drop(&mut self) {
+        let s = &self.core.shared;
+        lock(&s.queue).stop = true;
+        s.wake_committer.notify_one();
+        let thread = self
+            .committer
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread {
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+impl Core {
+    /// The committer thread's loop: lead when handed the lead, time out async callers at their
+    /// deadline, stop once asked to and nothing is queued.
+    fn commit_loop(self) {
+        let s = &self.shared;
+        let mut q = lock(&s.queue);
+        loop {
+            if q.committer_leads {
+                q.committer_leads = false;
+                let full = q.jobs.len() >= s.settings.queue_size;
+                match q.jobs.pop_front() {
+                    Some(job) => {
+                        job.ticket.status.store(RUNNING, Relaxed);
+                        if full {
+                            s.not_full.notify_all();
+                            q.wake_room();
+                        }
+                        drop(q);
+                        let _ = self.lead(job, None);
+                        q = lock(&s.queue);
+                    }
+                    // Cannot happen (the lead is handed over only with a job queued), but the
+                    // lead must not stay taken by nobody.
+                    None => q.leading = false,
+                }
+                continue;
+            }
+            let now = Instant::now();
+            let expired = self.expire(&mut q, now);
+            if !expired.is_empty() {
+                drop(q);
+                for (ticket, e) in expired {
+                    ticket.answer(Err(self.timed_out(e)));
+                }
+                q = lock(&s.queue);
+                continue;
+            }
+            if q.stop && q.jobs.is_empty() && !q.leading {
+                q.wake_room();
+                return;
+            }
+            q.timer = q.next_deadline();
+            q = match q.timer {
+                Some(at) => {
+                    s.wake_committer
+                        .wait_timeout(q, at.saturating_duration_since(now))
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+                None => s
+                    .wake_committer
+                    .wait(q)
+                    .unwrap_or_else(PoisonError::into_inner),
+            };
+            q.timer = None;
+        }
+    }
+
+    /// Removes the async jobs whose wait is over (their answer: [`Error::WriteTimeout`]) and
+    /// wakes the async callers whose wait for room is over (they answer themselves
+    /// [`Error::QueueFull`]).
+    fn expire(&self, q: &mut Queue, now: Instant) -> Vec<(Arc<Ticket>, Error)> {
+        let s = &self.shared;
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < q.jobs.len() {
+            let job = &q.jobs[i];
+            if !(job.ticket.is_task() && job.deadline <= now) {
+                i += 1;
+                continue;
+            }
+            let Some(job) = q.jobs.remove(i) else { break };
+            let e = Error::WriteTimeout {
+                database: s.database.clone(),
+                waited: now.saturating_duration_since(job.enqueued),
+                cause: self.holding(q.jobs.len()),
+            };
+            out.push((job.ticket, e));
+        }
+        if !out.is_empty() {
+            s.not_full.notify_all();
+            q.wake_room();
+        }
+        let mut j = 0;
+        while j < q.room.len() {
+            if q.room[j].0 <= now {
+                q.room.swap_remove(j).1.wake();
+            } else {
+                j += 1;
+            }
+        }
+        out
+    }
+}
