@@ -1,0 +1,446 @@
+//! `write_async`: the same answers as `write`, awaited on any executor without blocking it.
+//! Every test checks the answers against the rows after reopening the file and against
+//! `write_stats()`.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::{mpsc, Arc};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use litepool::{Error, Pools};
+
+use crate::common::*;
+
+/// A split `audit` database; `t.v` refuses multiples of 7 (a CHECK constraint), so some writes
+/// fail on purpose.
+fn split(writer: &str) -> Fixture {
+    Fixture::new(&format!(
+        "{}\n[databases.audit]\npath = \"{{data}}/audit.db\"\nprofile = \"recommended\"\n[databases.audit.writer]\n{writer}\n[databases.audit.readers]\nmax_size = 2\n",
+        shipped_profiles()
+    ))
+}
+
+/// The same database without a split.
+fn plain() -> Fixture {
+    Fixture::new(&format!(
+        "{}\n[databases.audit]\npath = \"{{data}}/audit.db\"\nprofile = \"recommended\"\n[databases.audit.pool]\nmax_size = 4\n",
+        shipped_profiles()
+    ))
+}
+
+fn open(f: &Fixture) -> Pools {
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    pools
+        .writer("audit")
+        .unwrap()
+        .execute_batch("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v INTEGER CHECK (v % 7 != 0))")
+        .unwrap();
+    pools
+}
+
+/// The ids in `t`, read by a fresh connection after the pools are gone.
+fn on_disk(f: &Fixture) -> BTreeSet<i64> {
+    let c = rusqlite::Connection::open(f.path("data/audit.db")).unwrap();
+    let mut stmt = c.prepare("SELECT id FROM t").unwrap();
+    let ids = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    ids
+}
+
+fn insert(id: i64) -> impl FnOnce(&mut litepool::WriteConn<'_>) -> rusqlite::Result<i64> + Send {
+    move |c| {
+        c.execute("INSERT INTO t(id, v) VALUES (?1, ?1)", [id])?;
+        Ok(id)
+    }
+}
+
+/// Splits answers by id into committed and failed; a failure must be the CHECK constraint.
+fn tally(answers: Vec<(i64, litepool::Result<i64>)>) -> (BTreeSet<i64>, BTreeSet<i64>) {
+    let (mut ok, mut failed) = (BTreeSet::new(), BTreeSet::new());
+    for (id, answer) in answers {
+        match answer {
+            Ok(got) => {
+                assert_eq!(got, id);
+                ok.insert(id);
+            }
+            Err(e) => {
+                assert!(e.to_string().contains("CHECK constraint failed"), "{id}: {e}");
+                failed.insert(id);
+            }
+        }
+    }
+    (ok, failed)
+}
+
+fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+struct Noop;
+impl Wake for Noop {
+    fn wake(self: Arc<Self>) {}
+}
+
+/// Polls `fut` once with a waker that does nothing.
+fn poll_once<F: Future + ?Sized>(fut: Pin<&mut F>) -> Poll<F::Output> {
+    let waker = Waker::from(Arc::new(Noop));
+    fut.poll(&mut Context::from_waker(&waker))
+}
+
+#[test]
+fn many_tasks_write_async_and_every_answer_matches_the_file_and_the_stats() {
+    let f = split("");
+    let pools = open(&f);
+    let audit = pools.handle("audit").unwrap();
+    let rt = multi_thread();
+    let answers = rt.block_on(async {
+        let tasks: Vec<_> = (1..=600)
+            .map(|id| {
+                let audit = audit.clone();
+                tokio::spawn(async move { (id, audit.write_async(insert(id)).await) })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for t in tasks {
+            answers.push(t.await.unwrap());
+        }
+        answers
+    });
+    let (ok, failed) = tally(answers);
+    assert_eq!(failed, (1..=600).filter(|i| i % 7 == 0).collect());
+    let stats = audit.write_stats().unwrap();
+    assert_eq!(stats.writes, ok.len() as u64, "{stats:?}");
+    assert_eq!(stats.failed_writes, failed.len() as u64, "{stats:?}");
+    assert!(stats.mean_batch > 1.0, "no batch formed: {stats:?}");
+    drop((audit, pools));
+    assert_eq!(on_disk(&f), ok);
+}
+
+#[test]
+fn a_current_thread_runtime_is_never_blocked_by_a_waiting_write() {
+    let f = split("");
+    let pools = open(&f);
+    let audit = pools.handle("audit").unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (ran_tx, ran_rx) = mpsc::channel::<()>();
+    let outcome = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            // The first write's closure waits (on the committer) until another task of this
+            // one-thread runtime has run: if awaiting the write blocked the thread, it never
+            // would, and the closure gives up after 10 s.
+            let blocked = audit.write_async(move |c| {
+                ran_rx
+                    .recv_timeout(Duration::from_secs(10))
+                    .map_err(|_| rusqlite::Error::InvalidQuery)?;
+                c.execute("INSERT INTO t(id, v) VALUES (1, 1)", [])
+            });
+            let others: Vec<_> = (2..=100)
+                .map(|id| tokio::spawn(audit.write_async(insert(id))))
+                .collect();
+            let unblock = tokio::spawn(async move { ran_tx.send(()).unwrap() });
+            let first = blocked.await;
+            unblock.await.unwrap();
+            let mut rest = Vec::new();
+            for (id, t) in (2..=100).zip(others) {
+                rest.push((id, t.await.unwrap()));
+            }
+            (first, rest)
+        })
+        .await
+    });
+    let (first, rest) = outcome.expect("writes awaited on a current-thread runtime hung");
+    assert_eq!(first.unwrap(), 1, "the executor thread was blocked");
+    let (mut ok, failed) = tally(rest);
+    ok.insert(1);
+    assert_eq!(failed, (2..=100).filter(|i| i % 7 == 0).collect());
+    let stats = audit.write_stats().unwrap();
+    assert_eq!(
+        (stats.writes, stats.failed_writes),
+        (ok.len() as u64, failed.len() as u64)
+    );
+    drop((audit, pools));
+    assert_eq!(on_disk(&f), ok);
+}
+
+#[test]
+fn sync_and_async_callers_share_one_queue_and_every_answer_is_right() {
+    let f = split("");
+    let pools = open(&f);
+    let audit = pools.handle("audit").unwrap();
+    let rt = multi_thread();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let audit = audit.clone();
+            std::thread::spawn(move || {
+                (0..150)
+                    .map(|i| {
+                        let id = 10_000 + t * 1_000 + i;
+                        (id, audit.write(insert(id)))
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut answers = rt.block_on(async {
+        let tasks: Vec<_> = (1..=600)
+            .map(|id| {
+                let audit = audit.clone();
+                tokio::spawn(async move { (id, audit.write_async(insert(id)).await) })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for t in tasks {
+            answers.push(t.await.unwrap());
+        }
+        answers
+    });
+    for t in threads {
+        answers.extend(t.join().unwrap());
+    }
+    assert_eq!(answers.len(), 1_200);
+    let (ok, failed) = tally(answers);
+    assert!(!failed.is_empty());
+    let stats = audit.write_stats().unwrap();
+    assert_eq!(
+        (stats.writes, stats.failed_writes),
+        (ok.len() as u64, failed.len() as u64),
+        "{stats:?}"
+    );
+    drop((audit, pools));
+    assert_eq!(on_disk(&f), ok);
+}
+
+#[test]
+fn a_future_dropped_before_its_closure_started_never_runs_it() {
+    let f = split("max_batch_time = \"10s\"");
+    let pools = open(&f);
+    let audit = pools.handle("audit").unwrap();
+    // A thread's write holds the batch until released.
+    let (started_tx, started_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let holder = {
+        let audit = audit.clone();
+        std::thread::spawn(move || {
+            audit.write(move |c| {
+                started_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+                c.execute("INSERT INTO t(id, v) VALUES (1, 1)", [])
+            })
+        })
+    };
+    started_rx.recv().unwrap();
+    let dropped_ran = Arc::new(AtomicBool::new(false));
+    let ran = dropped_ran.clone();
+    let mut dropped = Box::pin(audit.write_async(move |c| {
+        ran.store(true, SeqCst);
+        c.execute("INSERT INTO t(id, v) VALUES (2, 2)", [])
+    }));
+    let kept_ran = Arc::new(AtomicBool::new(false));
+    let ran = kept_ran.clone();
+    let mut kept = Box::pin(audit.write_async(move |c| {
+        ran.store(true, SeqCst);
+        c.execute("INSERT INTO t(id, v) VALUES (3, 3)", [])
+    }));
+    assert!(poll_once(dropped.as_mut()).is_pending());
+    assert!(poll_once(kept.as_mut()).is_pending());
+    assert_eq!(audit.write_stats().unwrap().queued, 2);
+    drop(dropped);
+    assert_eq!(audit.write_stats().unwrap().queued, 1);
+    release_tx.send(()).unwrap();
+    assert_eq!(holder.join().unwrap().unwrap(), 1);
+    let rt = multi_thread();
+    assert_eq!(rt.block_on(kept).unwrap(), 1);
+    assert!(kept_ran.load(SeqCst), "the kept write ran");
+    assert!(!dropped_ran.load(SeqCst), "the dropped write's closure ran");
+    let stats = audit.write_stats().unwrap();
+    assert_eq!(
+        (stats.writes, stats.failed_writes, stats.cancelled),
+        (2, 1, 1),
+        "{stats:?}"
+    );
+
+    // Dropped once its closure started: the work commits with its batch, counted as a write.
+    let (started_tx, started_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let mut late = Box::pin(audit.write_async(move |c| {
+        started_tx.send(()).unwrap();
+        release_rx.recv().unwrap();
+        c.execute("INSERT INTO t(id, v) VALUES (4, 4)", [])
+    }));
+    assert!(poll_once(late.as_mut()).is_pending());
+    started_rx.recv().unwrap();
+    drop(late);
+    release_tx.send(()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while audit.write_stats().unwrap().writes < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let stats = audit.write_stats().unwrap();
+    assert_eq!((stats.writes, stats.cancelled), (3, 1), "{stats:?}");
+    drop((audit, pools));
+    assert_eq!(on_disk(&f), [1, 3, 4].into());
+}
+
+#[test]
+fn queued_async_writes_time_out_within_connection_timeout() {
+    let f = split("connection_timeout = \"300ms\"");
+    let pools = open(&f);
+    let audit = pools.handle("audit").unwrap();
+    let (started_tx, started_rx) = mpsc::channel();
+    let holder = {
+        let audit = audit.clone();
+        std::thread::spawn(move || {
+            audit.write(move |c| {
+                started_tx.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(1_500));
+                c.execute("INSERT INTO t(id, v) VALUES (1, 1)", [])
+            })
+        })
+    };
+    started_rx.recv().unwrap();
+    let rt = multi_thread();
+    let answers = rt.block_on(async {
+        let tasks: Vec<_> = (2..=6)
+            .map(|id| {
+                let audit = audit.clone();
+                tokio::spawn(async move {
+                    let start = Instant::now();
+                    let answer = audit.write_async(insert(id)).await;
+                    (answer, start.elapsed())
+                })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for t in tasks {
+            answers.push(t.await.unwrap());
+        }
+        answers
+    });
+    for (answer, waited) in answers {
+        match answer {
+            Err(Error::WriteTimeout { cause, .. }) => {
+                assert!(cause.contains("a write closure has been running"), "{cause}")
+            }
+            other => panic!("expected WriteTimeout, got {other:?}"),
+        }
+        assert!(
+            waited >= Duration::from_millis(290) && waited < Duration::from_millis(1_200),
+            "answered after {waited:?}"
+        );
+    }
+    holder.join().unwrap().unwrap();
+    let stats = audit.write_stats().unwrap();
+    assert_eq!(
+        (stats.writes, stats.failed_writes, stats.timeouts),
+        (1, 5, 5),
+        "{stats:?}"
+    );
+    drop((audit, pools));
+    assert_eq!(on_disk(&f), [1].into());
+}
+
+#[test]
+fn write_async_works_on_a_database_without_a_split() {
+    let f = plain();
+    let pools = open(&f);
+    assert!(pools.handle("audit").unwrap().write_stats().is_none());
+    let rt = multi_thread();
+    let answers = rt.block_on(async {
+        let tasks: Vec<_> = (1..=200)
+            .map(|id| {
+                let pools = pools.clone();
+                tokio::spawn(async move { (id, pools.write_async("audit", insert(id)).await) })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for t in tasks {
+            answers.push(t.await.unwrap());
+        }
+        answers
+    });
+    let (ok, failed) = tally(answers);
+    assert_eq!(failed, (1..=200).filter(|i| i % 7 == 0).collect());
+    let unknown = rt.block_on(pools.write_async("nope", insert(1)));
+    assert!(matches!(unknown, Err(Error::UnknownDatabase { .. })));
+    drop(pools);
+    assert_eq!(on_disk(&f), ok);
+}
+
+#[test]
+fn write_async_polled_inside_a_write_closure_is_refused_at_once() {
+    let f = split("");
+    let pools = open(&f);
+    let audit = pools.handle("audit").unwrap();
+    let inner = audit.clone();
+    let refused = audit
+        .write(move |_| {
+            let mut fut = Box::pin(inner.write_async(|_| Ok(())));
+            Ok(matches!(
+                poll_once(fut.as_mut()),
+                Poll::Ready(Err(Error::Reentrant { .. }))
+            ))
+        })
+        .unwrap();
+    assert!(refused);
+    assert_eq!(audit.write_stats().unwrap().reentrant, 1);
+}
+
+#[test]
+fn dropping_the_pools_with_async_writes_in_flight_loses_no_acknowledged_write() {
+    let f = split("");
+    let pools = open(&f);
+    let rt = multi_thread();
+    // Futures made before the drop, awaited by tasks; the pools (every handle) dropped while
+    // they are in flight.
+    let tasks: Vec<_> = (1..=300)
+        .map(|id| {
+            let fut = pools.write_async("audit", insert(id));
+            rt.spawn(async move { (id, fut.await) })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(5));
+    let dropping = Instant::now();
+    drop(pools);
+    assert!(dropping.elapsed() < Duration::from_secs(10));
+    let answers = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            let mut answers = Vec::new();
+            for t in tasks {
+                answers.push(t.await.unwrap());
+            }
+            answers
+        })
+        .await
+        .expect("a write_async future hung after the pools were dropped")
+    });
+    let mut ok = BTreeSet::new();
+    for (id, answer) in answers {
+        match answer {
+            Ok(_) => {
+                ok.insert(id);
+            }
+            Err(e) => {
+                let s = e.to_string();
+                assert!(
+                    s.contains("CHECK constraint failed") || s.contains("pools were dropped"),
+                    "{id}: {s}"
+                );
+            }
+        }
+    }
+    assert!(!ok.is_empty());
+    assert_eq!(on_disk(&f), ok);
+}
