@@ -444,3 +444,68 @@ fn dropping_the_pools_with_async_writes_in_flight_loses_no_acknowledged_write() 
     assert!(!ok.is_empty());
     assert_eq!(on_disk(&f), ok);
 }
+
+#[test]
+fn async_writes_that_find_the_queue_full_get_queue_full_within_connection_timeout() {
+    let f = split("connection_timeout = \"300ms\"\nqueue_size = 2");
+    let pools = open(&f);
+    let audit = pools.handle("audit").unwrap();
+    let (started_tx, started_rx) = mpsc::channel();
+    let holder = {
+        let audit = audit.clone();
+        std::thread::spawn(move || {
+            audit.write(move |c| {
+                started_tx.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(1_500));
+                c.execute("INSERT INTO t(id, v) VALUES (1, 1)", [])
+            })
+        })
+    };
+    started_rx.recv().unwrap();
+    // Two fill the queue; one more waits for room and is dropped (cancelled); three more wait
+    // for room until their time is up.
+    let mut queued: Vec<_> = (2..=3)
+        .map(|id| Box::pin(audit.write_async(insert(id))))
+        .collect();
+    for fut in &mut queued {
+        assert!(poll_once(fut.as_mut()).is_pending());
+    }
+    let mut dropped = Box::pin(audit.write_async(insert(4)));
+    assert!(poll_once(dropped.as_mut()).is_pending());
+    drop(dropped);
+    let mut waiting: Vec<_> = (5..=7)
+        .map(|id| Box::pin(audit.write_async(insert(id))))
+        .collect();
+    for fut in &mut waiting {
+        assert!(poll_once(fut.as_mut()).is_pending());
+    }
+    let start = Instant::now();
+    // Awaited only once every wait is over (the holder still runs): each answer is then the
+    // one its wait earned, whichever order the committer woke them in.
+    std::thread::sleep(Duration::from_millis(400));
+    let rt = multi_thread();
+    let answers = rt.block_on(async {
+        let mut answers = Vec::new();
+        for fut in queued.into_iter().chain(waiting) {
+            answers.push(fut.await);
+        }
+        answers
+    });
+    assert!(start.elapsed() < Duration::from_millis(1_200), "{:?}", start.elapsed());
+    for (i, answer) in answers.into_iter().enumerate() {
+        match (i, answer) {
+            (0 | 1, Err(Error::WriteTimeout { .. })) => {}
+            (2.., Err(Error::QueueFull { queue_size: 2, .. })) => {}
+            (i, other) => panic!("answer {i}: {other:?}"),
+        }
+    }
+    holder.join().unwrap().unwrap();
+    let stats = audit.write_stats().unwrap();
+    assert_eq!(
+        (stats.writes, stats.failed_writes, stats.timeouts, stats.cancelled),
+        (1, 6, 5, 1),
+        "{stats:?}"
+    );
+    drop((audit, pools));
+    assert_eq!(on_disk(&f), [1].into());
+}

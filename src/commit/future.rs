@@ -172,8 +172,10 @@ impl<T> WriteFuture<T> {
                     return Poll::Ready(Err(stopped(s.database.clone())));
                 }
                 let ticket = &self.ticket;
-                if q.jobs.len() >= s.settings.queue_size {
-                    let now = Instant::now();
+                let now = Instant::now();
+                // Past its deadline here only after waiting for room (the first poll sets the
+                // deadline ahead): its wait went on a full queue, even if room came just now.
+                if q.jobs.len() >= s.settings.queue_size || now >= self.deadline {
                     if now >= self.deadline {
                         q.room.retain(|(_, t)| !Arc::ptr_eq(t, ticket));
                         drop(q);
