@@ -380,12 +380,17 @@ fn the_lint_names_each_unsafe_setting() {
     assert_eq!(budget, [("over-budget", Level::Warning)]);
     // Background checkpoints need a WAL; with journal_mode unset (the file's) or wal they apply.
     let delete = "[profiles.p]\njournal_mode = \"delete\"\n[databases.main]\npath = \"{data}/main.db\"\nprofile = \"p\"\ncheckpoint = \"background\"\n";
-    assert_eq!(codes(delete, false), [("checkpoint-needs-wal", Level::Warning)]);
+    assert_eq!(
+        codes(delete, false),
+        [("checkpoint-needs-wal", Level::Warning)]
+    );
     let settings = Fixture::new(delete).load().unwrap();
     let db = &settings.databases["main"];
     assert!(!db.background_checkpoints());
     assert!(
-        db.pools().iter().all(|p| !p.profile.name().contains("background")),
+        db.pools()
+            .iter()
+            .all(|p| !p.profile.name().contains("background")),
         "the profile is not labelled with checkpoints that do not run"
     );
     let wal = delete.replace("\"delete\"", "\"wal\"");
