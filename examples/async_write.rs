@@ -50,7 +50,11 @@ const WRITES: [Stack; 3] = [
     Stack::SpawnBlockingWrite,
     Stack::ThreadsWrite,
 ];
-const READS: [Stack; 3] = [Stack::SpawnBlockingRead, Stack::InTaskRead, Stack::ThreadsRead];
+const READS: [Stack; 3] = [
+    Stack::SpawnBlockingRead,
+    Stack::InTaskRead,
+    Stack::ThreadsRead,
+];
 
 fn profiles() -> String {
     let text = std::fs::read_to_string(

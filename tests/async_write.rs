@@ -36,7 +36,9 @@ fn open(f: &Fixture) -> Pools {
     pools
         .writer("audit")
         .unwrap()
-        .execute_batch("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v INTEGER CHECK (v % 7 != 0))")
+        .execute_batch(
+            "CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v INTEGER CHECK (v % 7 != 0))",
+        )
         .unwrap();
     pools
 }
@@ -70,7 +72,10 @@ fn tally(answers: Vec<(i64, litepool::Result<i64>)>) -> (BTreeSet<i64>, BTreeSet
                 ok.insert(id);
             }
             Err(e) => {
-                assert!(e.to_string().contains("CHECK constraint failed"), "{id}: {e}");
+                assert!(
+                    e.to_string().contains("CHECK constraint failed"),
+                    "{id}: {e}"
+                );
                 failed.insert(id);
             }
         }
@@ -332,7 +337,10 @@ fn queued_async_writes_time_out_within_connection_timeout() {
     for (answer, waited) in answers {
         match answer {
             Err(Error::WriteTimeout { cause, .. }) => {
-                assert!(cause.contains("a write closure has been running"), "{cause}")
+                assert!(
+                    cause.contains("a write closure has been running"),
+                    "{cause}"
+                )
             }
             other => panic!("expected WriteTimeout, got {other:?}"),
         }
@@ -491,7 +499,11 @@ fn async_writes_that_find_the_queue_full_get_queue_full_within_connection_timeou
         }
         answers
     });
-    assert!(start.elapsed() < Duration::from_millis(1_200), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_millis(1_200),
+        "{:?}",
+        start.elapsed()
+    );
     for (i, answer) in answers.into_iter().enumerate() {
         match (i, answer) {
             (0 | 1, Err(Error::WriteTimeout { .. })) => {}
@@ -502,10 +514,41 @@ fn async_writes_that_find_the_queue_full_get_queue_full_within_connection_timeou
     holder.join().unwrap().unwrap();
     let stats = audit.write_stats().unwrap();
     assert_eq!(
-        (stats.writes, stats.failed_writes, stats.timeouts, stats.cancelled),
+        (
+            stats.writes,
+            stats.failed_writes,
+            stats.timeouts,
+            stats.cancelled
+        ),
         (1, 6, 5, 1),
         "{stats:?}"
     );
     drop((audit, pools));
     assert_eq!(on_disk(&f), [1].into());
+}
+
+#[test]
+fn write_async_on_a_litefs_replica_is_not_primary_like_write() {
+    let f = Fixture::new(&format!(
+        "{}\n[databases.jobs]\npath = \"{{data}}/jobs.db\"\nprofile = \"recommended\"\nreplication = \"litefs\"\n[databases.jobs.writer]\n[databases.jobs.readers]\nmax_size = 2\n",
+        shipped_profiles()
+    ));
+    drop(Pools::new(&f.load().unwrap()).unwrap()); // creates the file, as the primary
+    std::fs::write(f.path("data/.primary"), "primary-host\n").unwrap();
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    let ran = Arc::new(AtomicBool::new(false));
+    let flag = ran.clone();
+    let answer = multi_thread().block_on(pools.write_async("jobs", move |_| {
+        flag.store(true, SeqCst);
+        Ok(())
+    }));
+    assert!(
+        matches!(&answer, Err(Error::NotPrimary { primary, .. }) if primary == "primary-host"),
+        "{answer:?}"
+    );
+    assert!(!ran.load(SeqCst));
+    assert!(matches!(
+        pools.write("jobs", |_| Ok(())),
+        Err(Error::NotPrimary { .. })
+    ));
 }

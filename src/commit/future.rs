@@ -258,7 +258,9 @@ impl<T> WriteFuture<T> {
 fn stopped(database: String) -> Error {
     Error::Commit {
         database,
-        message: "the database's pools were dropped before this write was queued; nothing of it ran".into(),
+        message:
+            "the database's pools were dropped before this write was queued; nothing of it ran"
+                .into(),
         code: None,
     }
 }

@@ -8,6 +8,14 @@
 //! `BEGIN IMMEDIATE; f; COMMIT` on the caller's thread with no hand-off, and batches form only
 //! when writers overlap.
 //!
+//! **Async callers** ([`crate::Handle::write_async`]) queue in the same queue and run in the
+//! same batches, but never lead: leading blocks, and their thread is an executor's. The first
+//! `write_async` starts the database's committer thread (`committer.rs`), which leads whenever
+//! an async job is queued and nobody leads, and takes the lead when a leader resigns with an
+//! async job first in line; a thread caller is handed the lead only by a leader that finds it
+//! first. A ticket's waiter is a thread to unpark or a task's waker (`queue.rs`); the future is
+//! `future.rs`. A future dropped before its closure started takes its job out of the queue.
+//!
 //! **Every answer is true.** `Ok` means the closure's work committed; `Err` means none of it
 //! did; [`GroupCommitStats`] counts exactly those answers. Each closure after the first of a
 //! transaction runs in a `SAVEPOINT`: a closure that fails rolls back its own work only. After

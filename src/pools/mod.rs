@@ -208,7 +208,8 @@ impl Handle {
     /// Runs `f` in a transaction and returns once it committed: `Ok` means `f`'s work
     /// committed, `Err` means none of it did. On a split database, `f` joins the writer's group
     /// commit: it runs in a transaction shared with the writes that overlap it (on the thread of
-    /// whichever caller leads the batch), and the call returns after that transaction's COMMIT
+    /// whichever caller leads the batch, or of the committer thread that leads for
+    /// [`Handle::write_async`]), and the call returns after that transaction's COMMIT
     /// (see [`crate::commit`] and the README's table of errors). Elsewhere it runs alone in
     /// `BEGIN IMMEDIATE … COMMIT` on a pool connection, with the same checks. Inside `f`,
     /// `BEGIN`/`COMMIT`/`ROLLBACK` are refused ("not authorized"), nothing commits, and `write` or
