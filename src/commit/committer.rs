@@ -19,7 +19,7 @@ use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
 use super::future::{Target, WriteFuture};
-use super::queue::{lock, Queue, Ticket, RUNNING};
+use super::queue::{lock, wake_all, Queue, Ticket, RUNNING};
 use super::{Core, GroupCommit, WriteConn};
 use crate::error::{Error, Result};
 
@@ -91,11 +91,12 @@ impl Core {
                 match q.jobs.pop_front() {
                     Some(job) => {
                         job.ticket.status.store(RUNNING, Relaxed);
+                        let room = if full { q.take_room() } else { Vec::new() };
                         if full {
                             s.not_full.notify_all();
-                            q.wake_room();
                         }
                         drop(q);
+                        wake_all(room);
                         let _ = self.lead(job, None);
                         q = lock(&s.queue);
                     }
@@ -106,9 +107,10 @@ impl Core {
                 continue;
             }
             let now = Instant::now();
-            let expired = self.expire(&mut q, now);
-            if !expired.is_empty() {
+            let (expired, room) = self.expire(&mut q, now);
+            if !expired.is_empty() || !room.is_empty() {
                 drop(q);
+                wake_all(room);
                 for (ticket, e) in expired {
                     ticket.answer(Err(self.timed_out(e)));
                 }
@@ -116,7 +118,9 @@ impl Core {
                 continue;
             }
             if q.stop && q.jobs.is_empty() && !q.leading {
-                q.wake_room();
+                let room = q.take_room();
+                drop(q);
+                wake_all(room);
                 return;
             }
             q.timer = q.next_deadline();
@@ -137,9 +141,10 @@ impl Core {
     }
 
     /// Removes the async jobs whose wait is over (their answer: [`Error::WriteTimeout`]) and
-    /// wakes the async callers whose wait for room is over (they answer themselves
-    /// [`Error::QueueFull`]).
-    fn expire(&self, q: &mut Queue, now: Instant) -> Vec<(Arc<Ticket>, Error)> {
+    /// returns the async callers to wake: those whose wait for room is over (they answer
+    /// themselves [`Error::QueueFull`]) and, if room was made, all those waiting for it.
+    #[allow(clippy::type_complexity)]
+    fn expire(&self, q: &mut Queue, now: Instant) -> (Vec<(Arc<Ticket>, Error)>, Vec<Arc<Ticket>>) {
         let s = &self.shared;
         let mut out = Vec::new();
         let mut i = 0;
@@ -159,16 +164,17 @@ impl Core {
         }
         if !out.is_empty() {
             s.not_full.notify_all();
-            q.wake_room();
+            return (out, q.take_room());
         }
+        let mut room = Vec::new();
         let mut j = 0;
         while j < q.room.len() {
             if q.room[j].0 <= now {
-                q.room.swap_remove(j).1.wake();
+                room.push(q.room.swap_remove(j).1);
             } else {
                 j += 1;
             }
         }
-        out
+        (out, room)
     }
 }

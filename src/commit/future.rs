@@ -329,8 +329,9 @@ impl<T> Drop for WriteFuture<T> {
                     || (ticket.status.load(Acquire) == QUEUED && q.remove(ticket).is_some());
                 if cancelled {
                     s.not_full.notify_one();
-                    q.wake_room();
+                    let room = q.take_room();
                     drop(q);
+                    super::queue::wake_all(room);
                     s.counters.cancelled.fetch_add(1, Relaxed);
                     s.counters.failed_writes.fetch_add(1, Relaxed);
                 }

@@ -294,9 +294,10 @@ impl Core {
                     }
                     q.remove(ticket);
                     s.not_full.notify_one();
-                    q.wake_room();
+                    let room = q.take_room();
                     let ahead = q.jobs.len();
                     drop(q);
+                    queue::wake_all(room);
                     let cause = self.holding(ahead);
                     return Err(self.timed_out(Error::WriteTimeout {
                         database: s.database.clone(),
@@ -499,7 +500,9 @@ impl Core {
         job.ticket.status.store(RUNNING, Relaxed);
         if full {
             s.not_full.notify_all();
-            q.wake_room();
+            let room = q.take_room();
+            drop(q);
+            queue::wake_all(room);
         }
         Some(job)
     }

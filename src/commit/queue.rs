@@ -72,12 +72,14 @@ impl Ticket {
     }
 
     /// Wakes whoever waits: unparks the thread, or wakes the task (once per registration).
+    /// Called with no lock held: an executor may poll the task inside `wake`.
     pub(super) fn wake(&self) {
         match &self.waiter {
             Waiter::Thread(t) => t.unpark(),
             Waiter::Task(w) => {
-                if let Some(w) = lock(w).take() {
-                    w.wake();
+                let waker = lock(w).take();
+                if let Some(waker) = waker {
+                    waker.wake();
                 }
             }
         }
@@ -128,6 +130,13 @@ pub(super) struct Queue {
     pub(super) stop: bool,
 }
 
+/// Wakes each ticket's waiter (call with the queue's lock released).
+pub(super) fn wake_all(tickets: Vec<Arc<Ticket>>) {
+    for t in tickets {
+        t.wake();
+    }
+}
+
 impl Queue {
     pub(super) fn new() -> Queue {
         Queue {
@@ -149,11 +158,10 @@ impl Queue {
         self.jobs.remove(at)
     }
 
-    /// Room was made: async callers waiting for it try again.
-    pub(super) fn wake_room(&mut self) {
-        for (_, ticket) in self.room.drain(..) {
-            ticket.wake();
-        }
+    /// Room was made: the async callers waiting for it, to wake (with the lock released) so
+    /// that they try again.
+    pub(super) fn take_room(&mut self) -> Vec<Arc<Ticket>> {
+        self.room.drain(..).map(|(_, t)| t).collect()
     }
 
     /// The earliest moment an async caller's wait ends (queued, or waiting for room).
