@@ -301,63 +301,71 @@ fn a_future_dropped_before_its_closure_started_never_runs_it() {
 
 #[test]
 fn queued_async_writes_time_out_within_connection_timeout() {
-    let f = split("connection_timeout = \"300ms\"");
-    let pools = open(&f);
-    let audit = pools.handle("audit").unwrap();
-    let (started_tx, started_rx) = mpsc::channel();
-    let holder = {
-        let audit = audit.clone();
-        std::thread::spawn(move || {
-            audit.write(move |c| {
-                started_tx.send(()).unwrap();
-                std::thread::sleep(Duration::from_millis(1_500));
-                c.execute("INSERT INTO t(id, v) VALUES (1, 1)", [])
-            })
-        })
-    };
-    started_rx.recv().unwrap();
-    let rt = multi_thread();
-    let answers = rt.block_on(async {
-        let tasks: Vec<_> = (2..=6)
-            .map(|id| {
-                let audit = audit.clone();
-                tokio::spawn(async move {
-                    let start = Instant::now();
-                    let answer = audit.write_async(insert(id)).await;
-                    (answer, start.elapsed())
+    // The closure holding the batch runs on a thread caller, then on the committer thread (an
+    // async caller's): either way the writes queued behind it are answered on time.
+    for held_by_async in [false, true] {
+        let f = split("connection_timeout = \"300ms\"");
+        let pools = open(&f);
+        let audit = pools.handle("audit").unwrap();
+        let rt = multi_thread();
+        let (started_tx, started_rx) = mpsc::channel();
+        let hold = move |c: &mut litepool::WriteConn<'_>| {
+            started_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(1_500));
+            c.execute("INSERT INTO t(id, v) VALUES (1, 1)", [])
+        };
+        let holder = if held_by_async {
+            let fut = audit.write_async(hold);
+            rt.spawn(fut)
+        } else {
+            let audit = audit.clone();
+            rt.spawn_blocking(move || audit.write(hold))
+        };
+        started_rx.recv().unwrap();
+        let answers = rt.block_on(async {
+            let tasks: Vec<_> = (2..=6)
+                .map(|id| {
+                    let audit = audit.clone();
+                    tokio::spawn(async move {
+                        let start = Instant::now();
+                        let answer = audit.write_async(insert(id)).await;
+                        (answer, start.elapsed())
+                    })
                 })
-            })
-            .collect();
-        let mut answers = Vec::new();
-        for t in tasks {
-            answers.push(t.await.unwrap());
-        }
-        answers
-    });
-    for (answer, waited) in answers {
-        match answer {
-            Err(Error::WriteTimeout { cause, .. }) => {
-                assert!(
-                    cause.contains("a write closure has been running"),
-                    "{cause}"
-                )
+                .collect();
+            let mut answers = Vec::new();
+            for t in tasks {
+                answers.push(t.await.unwrap());
             }
-            other => panic!("expected WriteTimeout, got {other:?}"),
+            answers
+        });
+        for (answer, waited) in answers {
+            match answer {
+                Err(Error::WriteTimeout { cause, .. }) => {
+                    assert!(
+                        cause.contains("a write closure has been running"),
+                        "{cause}"
+                    )
+                }
+                other => {
+                    panic!("held_by_async={held_by_async}: expected WriteTimeout, got {other:?}")
+                }
+            }
+            assert!(
+                waited >= Duration::from_millis(290) && waited < Duration::from_millis(1_200),
+                "held_by_async={held_by_async}: answered after {waited:?}"
+            );
         }
-        assert!(
-            waited >= Duration::from_millis(290) && waited < Duration::from_millis(1_200),
-            "answered after {waited:?}"
+        assert_eq!(rt.block_on(holder).unwrap().unwrap(), 1);
+        let stats = audit.write_stats().unwrap();
+        assert_eq!(
+            (stats.writes, stats.failed_writes, stats.timeouts),
+            (1, 5, 5),
+            "held_by_async={held_by_async}: {stats:?}"
         );
+        drop((audit, pools));
+        assert_eq!(on_disk(&f), [1].into());
     }
-    holder.join().unwrap().unwrap();
-    let stats = audit.write_stats().unwrap();
-    assert_eq!(
-        (stats.writes, stats.failed_writes, stats.timeouts),
-        (1, 5, 5),
-        "{stats:?}"
-    );
-    drop((audit, pools));
-    assert_eq!(on_disk(&f), [1].into());
 }
 
 #[test]

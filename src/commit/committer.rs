@@ -8,11 +8,14 @@
 //! `lead` as a thread caller, with no job of its own. Thread callers keep leading as before, and
 //! the lead is never handed to an async caller.
 //!
-//! The committer is also the async callers' clock: it sleeps until the earliest deadline of an
-//! async job still queued (or of an async caller waiting for room) and then times those out, as
-//! a parked thread caller times itself out. It stops when the database's last handle is dropped,
-//! after every job queued has been run or has timed out; async callers that had not queued yet
-//! are then answered with an error (nothing of them ran).
+//! A second thread, the clock, is the async callers' timer: it sleeps until the earliest
+//! deadline of an async job still queued (or of an async caller waiting for room) and then
+//! times those out, as a parked thread caller times itself out. It is not the committer: a
+//! closure running long on the committer would hold the timeouts of the writes queued behind it
+//! (with a thread caller's closure holding the batch, a single thread did time them out on
+//! time; with an async caller's, it did not). Both stop when the database's last handle is
+//! dropped, after every job queued has been run or has timed out; async callers that had not
+//! queued yet are then answered with an error (nothing of them ran).
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, PoisonError};
@@ -31,56 +34,69 @@ impl GroupCommit {
         F: FnOnce(&mut WriteConn<'_>) -> rusqlite::Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        if let Err(e) = self.start_committer() {
+        if let Err(e) = self.start_threads() {
             return WriteFuture::ready(Err(e));
         }
         WriteFuture::new(Target::Group(self.core.clone()), f)
     }
 
-    fn start_committer(&self) -> Result<()> {
-        let mut committer = lock(&self.committer);
-        if committer.is_some() {
+    /// Starts the clock, then the committer, once each (the committer, which runs async jobs,
+    /// never runs without the clock that times them out).
+    fn start_threads(&self) -> Result<()> {
+        let mut threads = lock(&self.committer);
+        if threads.len() == 2 {
             return Ok(());
         }
-        let core = self.core.clone();
-        let name = format!("litepool-commit-{}", core.shared.database);
-        let thread = std::thread::Builder::new()
-            .name(name)
-            .spawn(move || core.commit_loop())
-            .map_err(|e| Error::Commit {
-                database: self.core.shared.database.clone(),
-                message: format!("the committer thread could not start: {e}"),
-                code: None,
-            })?;
-        *committer = Some(thread);
+        let spawn = |role: &str, body: fn(Core)| {
+            let core = self.core.clone();
+            std::thread::Builder::new()
+                .name(format!("litepool-{role}-{}", core.shared.database))
+                .spawn(move || body(core))
+                .map_err(|e| Error::Commit {
+                    database: self.core.shared.database.clone(),
+                    message: format!("the {role} thread could not start: {e}"),
+                    code: None,
+                })
+        };
+        if threads.is_empty() {
+            threads.push(spawn("clock", Core::clock_loop)?);
+        }
+        threads.push(spawn("commit", Core::commit_loop)?);
         Ok(())
     }
 }
 
 impl Drop for GroupCommit {
-    /// Stops the committer thread and waits until it has run or timed out every job queued, so
-    /// that no acknowledged write is lost and the writer connection closes with the pools.
-    /// (Not from the committer itself: a closure that held the database's last handle.)
+    /// Stops the committer and the clock and waits until they have run or timed out every job
+    /// queued, so that no acknowledged write is lost and the writer connection closes with the
+    /// pools. (Not from one of them: a closure that held the database's last handle.)
     fn drop(&mut self) {
         let s = &self.core.shared;
         lock(&s.queue).stop = true;
-        s.wake_committer.notify_one();
-        let thread = self
-            .committer
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(thread) = thread {
-            if thread.thread().id() != std::thread::current().id() {
+        s.wake_committer.notify_all();
+        s.wake_clock.notify_all();
+        let threads = std::mem::take(
+            self.committer
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        let me = std::thread::current().id();
+        for thread in threads {
+            if thread.thread().id() != me {
                 let _ = thread.join();
             }
         }
     }
 }
 
+/// Asked to stop and nothing left to run.
+fn finished(q: &Queue) -> bool {
+    q.stop && q.jobs.is_empty() && !q.leading
+}
+
 impl Core {
-    /// The committer thread's loop: lead when handed the lead, time out async callers at their
-    /// deadline, stop once asked to and nothing is queued.
+    /// The committer thread's loop: lead when handed the lead; stop once asked to and nothing
+    /// is queued.
     fn commit_loop(self) {
         let s = &self.shared;
         let mut q = lock(&s.queue);
@@ -106,6 +122,26 @@ impl Core {
                 }
                 continue;
             }
+            if finished(&q) {
+                drop(q);
+                s.wake_clock.notify_all();
+                return;
+            }
+            q = s
+                .wake_committer
+                .wait(q)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// The clock thread's loop: sleep until the earliest deadline of an async caller, time out
+    /// those whose wait is over; stop with the committer. A thread of its own, not the
+    /// committer's: a closure that runs long on the committer must not delay the timeouts of
+    /// the writes queued behind it.
+    fn clock_loop(self) {
+        let s = &self.shared;
+        let mut q = lock(&s.queue);
+        loop {
             let now = Instant::now();
             let (expired, room) = self.expire(&mut q, now);
             if !expired.is_empty() || !room.is_empty() {
@@ -117,7 +153,7 @@ impl Core {
                 q = lock(&s.queue);
                 continue;
             }
-            if q.stop && q.jobs.is_empty() && !q.leading {
+            if finished(&q) {
                 let room = q.take_room();
                 drop(q);
                 wake_all(room);
@@ -126,15 +162,12 @@ impl Core {
             q.timer = q.next_deadline();
             q = match q.timer {
                 Some(at) => {
-                    s.wake_committer
+                    s.wake_clock
                         .wait_timeout(q, at.saturating_duration_since(now))
                         .unwrap_or_else(PoisonError::into_inner)
                         .0
                 }
-                None => s
-                    .wake_committer
-                    .wait(q)
-                    .unwrap_or_else(PoisonError::into_inner),
+                None => s.wake_clock.wait(q).unwrap_or_else(PoisonError::into_inner),
             };
             q.timer = None;
         }

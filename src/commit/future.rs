@@ -191,7 +191,7 @@ impl<T> WriteFuture<T> {
                     }
                     if q.timer.map_or(true, |t| self.deadline < t) {
                         q.timer = Some(self.deadline);
-                        s.wake_committer.notify_one();
+                        s.wake_clock.notify_one();
                     }
                     return Poll::Pending;
                 }
@@ -211,10 +211,11 @@ impl<T> WriteFuture<T> {
                     q.leading = true;
                     q.committer_leads = true;
                     s.wake_committer.notify_one();
-                } else if q.timer.map_or(true, |t| self.deadline < t) {
-                    // The committer times this job out if its wait ends before it starts.
+                }
+                if q.timer.map_or(true, |t| self.deadline < t) {
+                    // The clock times this job out if its wait ends before it starts.
                     q.timer = Some(self.deadline);
-                    s.wake_committer.notify_one();
+                    s.wake_clock.notify_one();
                 }
             }
             Target::Alone(a) => {

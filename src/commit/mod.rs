@@ -108,9 +108,10 @@ struct Shared {
     wait: Duration,
     queue: Mutex<Queue>,
     not_full: Condvar,
-    /// The committer thread waits here (with the queue's lock) to lead or to time out an async
-    /// caller.
+    /// The committer thread waits here (with the queue's lock) to lead.
     wake_committer: Condvar,
+    /// The clock thread waits here (with the queue's lock) to time out an async caller.
+    wake_clock: Condvar,
     /// With `checkpoint = "background"`: the `-shm` file, read after every batch, and the
     /// threshold in bytes of frames not yet checkpointed.
     wal_index: Option<crate::checkpoint::Trigger>,
@@ -127,8 +128,8 @@ struct Shared {
 /// stops its committer thread, once every job queued has been run or has timed out.
 pub(crate) struct GroupCommit {
     core: Core,
-    /// Started by the first `write_async`.
-    committer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The committer and the clock, started by the first `write_async`.
+    committer: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 /// What a leader works with; cheap to clone (the committer thread and async callers hold one).
@@ -164,6 +165,7 @@ impl GroupCommit {
                 queue: Mutex::new(Queue::new()),
                 not_full: Condvar::new(),
                 wake_committer: Condvar::new(),
+                wake_clock: Condvar::new(),
                 wal_index: checkpoint
                     .map(|(path, bytes)| crate::checkpoint::Trigger::of(path, bytes)),
                 rollbacks: Arc::new(AtomicU64::new(0)),
@@ -175,7 +177,7 @@ impl GroupCommit {
         };
         GroupCommit {
             core,
-            committer: Mutex::new(None),
+            committer: Mutex::new(Vec::new()),
         }
     }
 
