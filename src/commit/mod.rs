@@ -13,7 +13,8 @@
 //! `write_async` starts the database's committer thread (`committer.rs`), which leads whenever
 //! an async job is queued and nobody leads, and takes the lead when a leader resigns with an
 //! async job first in line; a thread caller is handed the lead only by a leader that finds it
-//! first. A ticket's waiter is a thread to unpark or a task's waker (`queue.rs`); the future is
+//! first; a clock thread times out async callers (a parked thread caller times itself out). A
+//! ticket's waiter is a thread to unpark or a task's waker (`queue.rs`); the future is
 //! `future.rs`. A future dropped before its closure started takes its job out of the queue.
 //!
 //! **Every answer is true.** `Ok` means the closure's work committed; `Err` means none of it

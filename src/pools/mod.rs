@@ -240,9 +240,10 @@ impl Handle {
     /// the future works on any executor and never blocks the thread that polls it.
     ///
     /// On a split database the job joins the writer's group commit like any `write`: it runs in
-    /// the batch of whichever thread caller leads, or of the database's committer thread (started
-    /// by the first `write_async`, stopped when the database's last handle is dropped), which
-    /// leads whenever async jobs are queued and no thread caller leads. Elsewhere it runs
+    /// the batch of whichever thread caller leads, or of the database's committer thread, which
+    /// leads whenever async jobs are queued and no thread caller leads (it and a clock thread,
+    /// which times out async callers, start with the first `write_async` and stop when the
+    /// database's last handle is dropped, after the jobs already queued). Elsewhere it runs
     /// `BEGIN IMMEDIATE; f; COMMIT` on a worker thread (at most the pool's `max_size` of them,
     /// started as needed). `write_stats()` counts it like a `write`.
     ///
