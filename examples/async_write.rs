@@ -8,12 +8,13 @@
 //!
 //! and, for reads (a point query on a reader): N tasks with `spawn_blocking(|| reader query)`
 //! against N tasks that check out and query on the executor thread itself (a short blocking
-//! call), against N threads.
+//! call), against N threads; with `--features deadpool`, also N tasks using litepool's deadpool
+//! pools (`reader().await`, then `interact`).
 //!
 //! Prints per stack: median operations per second over the rounds, p50/p99 latency over all
 //! rounds, and the process's threads at the end of a run (the most over the rounds). The runtime has 4 worker
-//! threads. Run: `cargo run --release --example async_write -- 3 2 8,64` (rounds, seconds per
-//! run, the values of N).
+//! threads. Run: `cargo run --release --example async_write --features deadpool -- 3 2 8,64`
+//! (rounds, seconds per run, the values of N).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -30,7 +31,14 @@ enum Stack {
     SpawnBlockingRead,
     InTaskRead,
     ThreadsRead,
+    DeadpoolRead,
 }
+
+/// litepool's deadpool pools on the same file (feature `deadpool`).
+#[cfg(feature = "deadpool")]
+type Dp = litepool::deadpool::Pools;
+#[cfg(not(feature = "deadpool"))]
+type Dp = ();
 
 impl Stack {
     fn label(self) -> &'static str {
@@ -41,6 +49,7 @@ impl Stack {
             Stack::SpawnBlockingRead => "read: spawn_blocking(reader) from tasks",
             Stack::InTaskRead => "read: reader() inside the task",
             Stack::ThreadsRead => "read: reader() from threads",
+            Stack::DeadpoolRead => "read: deadpool reader().await + interact",
         }
     }
 }
@@ -50,11 +59,21 @@ const WRITES: [Stack; 3] = [
     Stack::SpawnBlockingWrite,
     Stack::ThreadsWrite,
 ];
-const READS: [Stack; 3] = [
-    Stack::SpawnBlockingRead,
-    Stack::InTaskRead,
-    Stack::ThreadsRead,
-];
+fn reads() -> Vec<Stack> {
+    let mut v = vec![
+        Stack::SpawnBlockingRead,
+        Stack::InTaskRead,
+        Stack::ThreadsRead,
+    ];
+    if cfg!(feature = "deadpool") {
+        v.push(Stack::DeadpoolRead);
+    }
+    v
+}
+
+fn next_id() -> i64 {
+    (NEXT.fetch_add(1, Relaxed) % 1000 + 1) as i64
+}
 
 fn profiles() -> String {
     let text = std::fs::read_to_string(
@@ -75,15 +94,28 @@ fn insert(c: &mut litepool::WriteConn<'_>) -> rusqlite::Result<()> {
     .map(drop)
 }
 
-fn read(h: &Handle) {
-    let n = NEXT.fetch_add(1, Relaxed) % 1000 + 1;
-    let c = h.reader().unwrap();
-    let _: Option<i64> = c
-        .prepare_cached("SELECT at FROM audit WHERE id = ?1")
+const POINT: &str = "SELECT at FROM audit WHERE id = ?1";
+
+fn query(c: &rusqlite::Connection, n: i64) -> Option<i64> {
+    c.prepare_cached(POINT)
         .unwrap()
-        .query_row([n as i64], |r| r.get(0))
-        .ok();
+        .query_row([n], |r| r.get(0))
+        .ok()
 }
+
+fn read(h: &Handle) {
+    query(&h.reader().unwrap(), next_id());
+}
+
+#[cfg(feature = "deadpool")]
+async fn read_deadpool(dp: &Dp) {
+    let n = next_id();
+    let c = dp.reader("w").await.unwrap();
+    c.interact(move |c| query(c, n)).await.unwrap();
+}
+
+#[cfg(not(feature = "deadpool"))]
+async fn read_deadpool(_: &Dp) {}
 
 fn threads_now() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -99,6 +131,7 @@ fn threads_now() -> u64 {
 fn run(
     rt: &tokio::runtime::Runtime,
     h: &Handle,
+    dp: &Dp,
     stack: Stack,
     n: usize,
     secs: f64,
@@ -111,6 +144,8 @@ fn run(
     let mut tasks = Vec::new();
     for _ in 0..n {
         let (h, stop, ops, lat) = (h.clone(), stop.clone(), ops.clone(), lat.clone());
+        #[allow(clippy::let_unit_value, clippy::clone_on_copy, clippy::unit_arg)]
+        let dp = dp.clone();
         if threaded {
             threads.push(std::thread::spawn(move || {
                 while !stop.load(Relaxed) {
@@ -142,6 +177,7 @@ fn run(
                         let h = h.clone();
                         tokio::task::spawn_blocking(move || read(&h)).await.unwrap()
                     }
+                    Stack::DeadpoolRead => read_deadpool(&dp).await,
                     Stack::InTaskRead => {
                         read(&h);
                         // Let the other tasks of this worker run between reads.
@@ -195,6 +231,10 @@ fn main() {
         )
         .unwrap();
     let h = pools.handle("w").unwrap();
+    #[cfg(feature = "deadpool")]
+    let dp: Dp = litepool::deadpool::Pools::new(&Settings::from_toml(&toml).unwrap()).unwrap();
+    #[cfg(not(feature = "deadpool"))]
+    let dp: Dp = ();
     for _ in 0..1000 {
         h.write(insert).unwrap();
     }
@@ -210,7 +250,7 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     for n in ns {
-        for (kind, stacks) in [("writes", WRITES), ("reads", READS)] {
+        for (kind, stacks) in [("writes", WRITES.to_vec()), ("reads", reads())] {
             println!("\nN = {n}, {kind}");
             println!(
                 "{:<42} {:>10} {:>10} {:>10} {:>8}",
@@ -224,7 +264,7 @@ fn main() {
                     // Alternate the order so that no stack always runs first.
                     let i = (k + round) % stacks.len();
                     std::thread::sleep(Duration::from_millis(300));
-                    let (ops, threads) = run(&rt, &h, stacks[i], n, secs, &lats[i]);
+                    let (ops, threads) = run(&rt, &h, &dp, stacks[i], n, secs, &lats[i]);
                     rates[i].push(ops as f64 / secs);
                     seen[i] = seen[i].max(threads);
                 }
