@@ -282,6 +282,12 @@ fn main() {
             }
         }
     }
+    // deadpool-sync's objects are closed through `spawn_blocking`: drop them in the runtime.
+    #[cfg(feature = "deadpool")]
+    {
+        let _in_runtime = rt.enter();
+        drop(dp);
+    }
     let stats = h.write_stats().unwrap();
     println!(
         "\ngroup commit over the whole run: {} writes, {} batches, mean batch {:.1}, failed {}",
