@@ -560,3 +560,30 @@ fn write_async_on_a_litefs_replica_is_not_primary_like_write() {
         Err(Error::NotPrimary { .. })
     ));
 }
+
+#[test]
+fn without_a_split_a_future_dropped_before_a_worker_took_it_never_runs() {
+    let f = Fixture::new(&format!(
+        "{}\n[databases.audit]\npath = \"{{data}}/audit.db\"\nprofile = \"recommended\"\n[databases.audit.pool]\nmax_size = 1\nconnection_timeout = \"5s\"\n",
+        shipped_profiles()
+    ));
+    let pools = open(&f);
+    // The pool's one connection is held: the one worker waits for it with the first job, the
+    // second job waits in the workers' queue.
+    let held = pools.writer("audit").unwrap();
+    let mut first = Box::pin(pools.write_async("audit", insert(1)));
+    assert!(poll_once(first.as_mut()).is_pending());
+    let ran = Arc::new(AtomicBool::new(false));
+    let flag = ran.clone();
+    let mut second = Box::pin(pools.write_async("audit", move |c| {
+        flag.store(true, SeqCst);
+        c.execute("INSERT INTO t(id, v) VALUES (2, 2)", [])
+    }));
+    assert!(poll_once(second.as_mut()).is_pending());
+    drop(second);
+    drop(held);
+    assert_eq!(multi_thread().block_on(first).unwrap(), 1);
+    drop(pools); // joins the worker: a second job would have run by now
+    assert!(!ran.load(SeqCst), "the dropped write's closure ran");
+    assert_eq!(on_disk(&f), [1].into());
+}
