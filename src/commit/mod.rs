@@ -8,6 +8,15 @@
 //! `BEGIN IMMEDIATE; f; COMMIT` on the caller's thread with no hand-off, and batches form only
 //! when writers overlap.
 //!
+//! **Async callers** ([`crate::Handle::write_async`]) queue in the same queue and run in the
+//! same batches, but never lead: leading blocks, and their thread is an executor's. The first
+//! `write_async` starts the database's committer thread (`committer.rs`), which leads whenever
+//! an async job is queued and nobody leads, and takes the lead when a leader resigns with an
+//! async job first in line; a thread caller is handed the lead only by a leader that finds it
+//! first; a clock thread times out async callers (a parked thread caller times itself out). A
+//! ticket's waiter is a thread to unpark or a task's waker (`queue.rs`); the future is
+//! `future.rs`. A future dropped before its closure started takes its job out of the queue.
+//!
 //! **Every answer is true.** `Ok` means the closure's work committed; `Err` means none of it
 //! did; [`GroupCommitStats`] counts exactly those answers. Each closure after the first of a
 //! transaction runs in a `SAVEPOINT`: a closure that fails rolls back its own work only. After
@@ -41,12 +50,11 @@
 //! Written by hand (a `Mutex<VecDeque>`, `std::thread::park`): no crate offers a queue whose
 //! waiters can time out, leave it, or be handed the lead.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{
     AtomicU64, AtomicU8,
     Ordering::{Acquire, Relaxed, Release},
 };
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -56,11 +64,18 @@ use crate::pool::NamedPool;
 use crate::reentry;
 pub use crate::settings::GroupCommitSettings;
 
+mod alone;
+mod committer;
 mod conn;
+mod future;
+mod queue;
 mod stats;
 mod tx;
 
+pub(crate) use self::alone::Alone;
 pub use self::conn::WriteConn;
+pub(crate) use self::future::WriteFuture;
+use self::queue::{lock, Job, Queue, Ticket, DONE, LEAD, QUEUED, RUNNING};
 use self::stats::Counters;
 pub use self::stats::GroupCommitStats;
 pub(crate) use tx::write_alone;
@@ -69,43 +84,9 @@ use tx::Tx;
 /// The most batches one caller leads before it hands the lead on: its own answer waits for them.
 const LEAD_BATCHES: u32 = 4;
 
-const QUEUED: u8 = 0;
-const RUNNING: u8 = 1;
-const LEAD: u8 = 2;
-const DONE: u8 = 3;
-
-/// One caller's place in the queue. `status` changes under the queue's lock.
-struct Ticket {
-    /// QUEUED → RUNNING or LEAD under the queue's lock; RUNNING → DONE by the leader after
-    /// `end` and `next` are set (Release; the caller reads it with Acquire).
-    status: AtomicU8,
-    /// The caller's thread: it parks while it waits and is unparked when its status changes.
-    thread: std::thread::Thread,
-    end: Mutex<Option<Result<()>>>,
-    /// The next caller of the same batch to wake: each answered caller wakes the next, so the
-    /// leader makes one wake-up call per batch instead of one per caller.
-    next: Mutex<Option<Arc<Ticket>>>,
-}
-
 /// How long the leader's checkpoint waits for readers to leave the WAL (see
 /// `checkpoint_if_wanted`).
 const LEADER_RESTART_WAIT: Duration = Duration::from_millis(10);
-
-/// A caller's closure, type-erased: it stores its value in the caller's slot itself.
-type Run = Box<dyn FnOnce(&mut WriteConn<'_>) -> rusqlite::Result<()> + Send>;
-
-struct Job {
-    enqueued: Instant,
-    deadline: Instant,
-    ticket: Arc<Ticket>,
-    run: Run,
-}
-
-struct Queue {
-    jobs: VecDeque<Job>,
-    /// Someone leads (or has been handed the lead and is waking up).
-    leading: bool,
-}
 
 /// What the write path is doing, for the message of a timeout.
 #[derive(Clone, Copy)]
@@ -128,6 +109,10 @@ struct Shared {
     wait: Duration,
     queue: Mutex<Queue>,
     not_full: Condvar,
+    /// The committer thread waits here (with the queue's lock) to lead.
+    wake_committer: Condvar,
+    /// The clock thread waits here (with the queue's lock) to time out an async caller.
+    wake_clock: Condvar,
     /// With `checkpoint = "background"`: the `-shm` file, read after every batch, and the
     /// threshold in bytes of frames not yet checkpointed.
     wal_index: Option<crate::checkpoint::Trigger>,
@@ -140,21 +125,26 @@ struct Shared {
     counters: Counters,
 }
 
-/// The group commit of one split database.
+/// The group commit of one split database. Dropping it (with the database's last handle)
+/// stops its committer thread, once every job queued has been run or has timed out.
 pub(crate) struct GroupCommit {
+    core: Core,
+    /// The committer and the clock, started by the first `write_async`.
+    committer: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+/// What a leader works with; cheap to clone (the committer thread and async callers hold one).
+#[derive(Clone)]
+struct Core {
     shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for GroupCommit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GroupCommit")
-            .field("database", &self.shared.database)
+            .field("database", &self.core.shared.database)
             .finish_non_exhaustive()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl GroupCommit {
@@ -167,17 +157,16 @@ impl GroupCommit {
         wait: Duration,
         checkpoint: Option<(&std::path::Path, u64)>,
     ) -> GroupCommit {
-        GroupCommit {
+        let core = Core {
             shared: Arc::new(Shared {
                 database: database.to_owned(),
                 writer,
                 settings,
                 wait,
-                queue: Mutex::new(Queue {
-                    jobs: VecDeque::new(),
-                    leading: false,
-                }),
+                queue: Mutex::new(Queue::new()),
                 not_full: Condvar::new(),
+                wake_committer: Condvar::new(),
+                wake_clock: Condvar::new(),
                 wal_index: checkpoint
                     .map(|(path, bytes)| crate::checkpoint::Trigger::of(path, bytes)),
                 rollbacks: Arc::new(AtomicU64::new(0)),
@@ -186,9 +175,29 @@ impl GroupCommit {
                 epoch: Instant::now(),
                 counters: Counters::default(),
             }),
+        };
+        GroupCommit {
+            core,
+            committer: Mutex::new(Vec::new()),
         }
     }
 
+    /// Runs `f` in the next batch and returns once that batch committed (or failed).
+    pub(crate) fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut WriteConn<'_>) -> rusqlite::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.core.write(f)
+    }
+
+    /// A snapshot of the statistics.
+    pub(crate) fn stats(&self) -> GroupCommitStats {
+        self.core.stats()
+    }
+}
+
+impl Core {
     /// Runs `f` in the next batch and returns once that batch committed (or failed).
     pub(crate) fn write<T, F>(&self, f: F) -> Result<T>
     where
@@ -206,12 +215,7 @@ impl GroupCommit {
             });
         }
         let slot: Arc<Mutex<Option<T>>> = Arc::new(Mutex::new(None));
-        let ticket = Arc::new(Ticket {
-            status: AtomicU8::new(QUEUED),
-            thread: std::thread::current(),
-            end: Mutex::new(None),
-            next: Mutex::new(None),
-        });
+        let ticket = Ticket::thread();
         let out = slot.clone();
         let job = Job {
             enqueued: start,
@@ -242,7 +246,7 @@ impl GroupCommit {
         if !q.leading {
             q.leading = true;
             drop(q);
-            return self.lead(job, ticket);
+            return self.lead(job, Some(ticket));
         }
         while q.jobs.len() >= s.settings.queue_size {
             let now = Instant::now();
@@ -263,7 +267,7 @@ impl GroupCommit {
         if !q.leading {
             q.leading = true;
             drop(q);
-            return self.lead(job, ticket);
+            return self.lead(job, Some(ticket));
         }
         q.jobs.push_back(job);
         drop(q);
@@ -271,18 +275,15 @@ impl GroupCommit {
             match ticket.status.load(Acquire) {
                 DONE => {
                     if let Some(next) = lock(&ticket.next).take() {
-                        next.thread.unpark();
+                        next.wake();
                     }
                     break;
                 }
                 LEAD => {
-                    let mut q = lock(&s.queue);
-                    let at = q.jobs.iter().position(|j| Arc::ptr_eq(&j.ticket, ticket));
-                    let Some(job) = at.and_then(|at| q.jobs.remove(at)) else {
+                    let Some(job) = lock(&s.queue).remove(ticket) else {
                         break; // cannot happen: a ticket handed the lead is still queued
                     };
-                    drop(q);
-                    return self.lead(job, ticket);
+                    return self.lead(job, Some(ticket));
                 }
                 QUEUED => {
                     let now = Instant::now();
@@ -294,12 +295,12 @@ impl GroupCommit {
                     if ticket.status.load(Acquire) != QUEUED {
                         continue; // taken into a batch, or handed the lead, just now
                     }
-                    if let Some(at) = q.jobs.iter().position(|j| Arc::ptr_eq(&j.ticket, ticket)) {
-                        q.jobs.remove(at);
-                    }
+                    q.remove(ticket);
                     s.not_full.notify_one();
+                    let room = q.take_room();
                     let ahead = q.jobs.len();
                     drop(q);
+                    queue::wake_all(room);
                     let cause = self.holding(ahead);
                     return Err(self.timed_out(Error::WriteTimeout {
                         database: s.database.clone(),
@@ -366,9 +367,10 @@ impl GroupCommit {
         s.phase.store(phase as u8, Relaxed);
     }
 
-    /// Leads one batch, starting with `first` (the caller's own job), answers every caller of
-    /// it, hands the lead on, and returns the caller's own answer.
-    fn lead(&self, first: Job, own: &Arc<Ticket>) -> Result<()> {
+    /// Leads one batch, starting with `first`, answers every caller of it, hands the lead on,
+    /// and returns the answer of `own` (the leading caller's job, which is `first`); the
+    /// committer thread leads with `own = None` and every caller is answered through its ticket.
+    fn lead(&self, first: Job, own: Option<&Arc<Ticket>>) -> Result<()> {
         let s = &self.shared;
         let c = &s.counters;
         self.set_phase(Phase::Connecting);
@@ -388,8 +390,7 @@ impl GroupCommit {
                         e
                     }
                 };
-                self.resign();
-                return Err(e);
+                return self.fail_first(first, own, e);
             }
         };
         let rollbacks = s.rollbacks.clone();
@@ -404,11 +405,12 @@ impl GroupCommit {
             });
         if let Err(e) = hooks {
             c.failed_writes.fetch_add(1, Relaxed);
-            self.resign();
-            return Err(Error::Sqlite {
+            drop(conn);
+            let e = Error::Sqlite {
                 database: s.database.clone(),
                 source: e,
-            });
+            };
+            return self.fail_first(first, own, e);
         }
         let began = Instant::now();
         let mut led = 0;
@@ -451,8 +453,12 @@ impl GroupCommit {
             let mut answered: Vec<Arc<Ticket>> = Vec::with_capacity(done.len());
             for (ticket, result) in done {
                 c.answered(&result);
-                if Arc::ptr_eq(&ticket, own) {
+                if own.is_some_and(|own| Arc::ptr_eq(&ticket, own)) {
                     mine = Some(result);
+                    continue;
+                }
+                if ticket.is_task() {
+                    ticket.answer(result);
                     continue;
                 }
                 *lock(&ticket.end) = Some(result);
@@ -464,7 +470,7 @@ impl GroupCommit {
                 first = Some(ticket);
             }
             if let Some(ticket) = first {
-                ticket.thread.unpark();
+                ticket.wake();
             }
             self.checkpoint_if_wanted(&conn);
             led += 1;
@@ -479,6 +485,9 @@ impl GroupCommit {
         let _ = conn.busy_timeout(s.writer.busy_timeout());
         drop(conn);
         self.resign();
+        if own.is_none() {
+            return Ok(());
+        }
         mine.unwrap_or_else(|| {
             Err(Error::Commit {
                 database: s.database.clone(),
@@ -497,8 +506,23 @@ impl GroupCommit {
         job.ticket.status.store(RUNNING, Relaxed);
         if full {
             s.not_full.notify_all();
+            let room = q.take_room();
+            drop(q);
+            queue::wake_all(room);
         }
         Some(job)
+    }
+
+    /// The first job could not start (no writer connection): answers it, hands the lead on.
+    fn fail_first(&self, first: Job, own: Option<&Arc<Ticket>>, e: Error) -> Result<()> {
+        self.resign();
+        match own {
+            Some(_) => Err(e),
+            None => {
+                first.ticket.answer(Err(e));
+                Ok(())
+            }
+        }
     }
 
     /// After a batch was answered: if the WAL holds `checkpoint_wal_size` of frames not yet
@@ -534,15 +558,20 @@ impl GroupCommit {
         trigger.checkpointed();
     }
 
-    /// Hands the lead to the first queued caller, or leaves it free.
+    /// Hands the lead to the first queued caller if it is a thread, to the committer thread
+    /// if it is an async caller (which must not block its executor), or leaves it free.
     fn resign(&self) {
         let s = &self.shared;
         self.set_phase(Phase::Idle);
         let mut q = lock(&s.queue);
         match q.jobs.front() {
-            Some(job) => {
+            Some(job) if !job.ticket.is_task() => {
                 job.ticket.status.store(LEAD, Release);
-                job.ticket.thread.unpark();
+                job.ticket.wake();
+            }
+            Some(_) => {
+                q.committer_leads = true;
+                s.wake_committer.notify_one();
             }
             None => q.leading = false,
         }

@@ -8,7 +8,9 @@ use crate::error::{Error, Result};
 use crate::histogram::{Histogram, Summary};
 
 /// What the writes did: an eventually consistent snapshot. Every call of `write` on a split
-/// database is counted once, in `writes` (answered `Ok`) or in `failed_writes` (answered `Err`).
+/// database is counted once, in `writes` (answered `Ok`) or in `failed_writes` (answered `Err`);
+/// so is every `write_async` future once first polled (`failed_writes` also counts a future
+/// dropped before its closure started, `cancelled`; one dropped later counts as its batch went).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct GroupCommitStats {
@@ -16,7 +18,7 @@ pub struct GroupCommitStats {
     pub batches: u64,
     /// Writes answered `Ok`: committed.
     pub writes: u64,
-    /// Writes answered `Err`: nothing of them committed (includes the next three).
+    /// Writes answered `Err`: nothing of them committed (includes the next four).
     pub failed_writes: u64,
     /// Writes whose closure succeeded but whose transaction was rolled back by another closure
     /// of the batch or by SQLite ([`Error::RolledBack`]).
@@ -26,6 +28,9 @@ pub struct GroupCommitStats {
     pub timeouts: u64,
     /// Writes refused because they were called from inside a closure ([`Error::Reentrant`]).
     pub reentrant: u64,
+    /// `write_async` futures dropped before their closure started: the closure never ran
+    /// (counted in `failed_writes`, though nobody was answered).
+    pub cancelled: u64,
     /// Batches whose BEGIN or COMMIT failed (every caller of it got the error).
     pub failed_batches: u64,
     /// The most closures run in one batch.
@@ -52,6 +57,7 @@ pub(super) struct Counters {
     pub(super) rolled_back: AtomicU64,
     pub(super) timeouts: AtomicU64,
     pub(super) reentrant: AtomicU64,
+    pub(super) cancelled: AtomicU64,
     pub(super) failed_batches: AtomicU64,
     pub(super) max_batch: AtomicU64,
     pub(super) checkpoints: AtomicU64,
@@ -85,6 +91,7 @@ impl Counters {
             rolled_back: self.rolled_back.load(Relaxed),
             timeouts: self.timeouts.load(Relaxed),
             reentrant: self.reentrant.load(Relaxed),
+            cancelled: self.cancelled.load(Relaxed),
             failed_batches: self.failed_batches.load(Relaxed),
             max_batch: self.max_batch.load(Relaxed),
             mean_batch: if batches == 0 {

@@ -17,8 +17,9 @@ use crate::reentry::{self, SAVEPOINT};
 /// `f` alone in `BEGIN IMMEDIATE … COMMIT` on a connection of `pool` (a database without a
 /// split), with the same guarantees as a batch: `Ok` only if its work committed. Refused at once
 /// from inside a write closure of the same pool, before any checkout (a pool of one would wait
-/// for the closure's own connection).
-pub(crate) fn write_alone<T, F>(database: &str, pool: &NamedPool, f: F) -> Result<T>
+/// for the closure's own connection). Waits at most `wait` for a connection and the write lock
+/// (the pool's `connection_timeout` for `write`, what is left of it for `write_async`).
+pub(crate) fn write_alone<T, F>(database: &str, pool: &NamedPool, f: F, wait: Duration) -> Result<T>
 where
     F: FnOnce(&mut WriteConn<'_>) -> rusqlite::Result<T>,
 {
@@ -30,7 +31,7 @@ where
         });
     }
     let start = Instant::now();
-    let mut conn = pool.get()?;
+    let mut conn = pool.get_timeout(wait)?;
     let conn: &mut Connection = &mut conn;
     let rollbacks = Arc::new(AtomicU64::new(0));
     let counted = rollbacks.clone();
@@ -49,7 +50,7 @@ where
     let mut tx = Tx::new(database, conn, id, &rollbacks, pool.busy_timeout());
     tx.run(
         (),
-        (start, start + pool.timeout()),
+        (start, start + wait),
         &|_| (),
         |c: &mut WriteConn<'_>| {
             value = Some(f(c)?);

@@ -165,6 +165,8 @@ pub struct Handle {
     commit: Option<Arc<crate::commit::GroupCommit>>,
     /// The background checkpointer (`checkpoint = "background"`).
     checkpointer: Option<Arc<crate::checkpoint::Checkpointer>>,
+    /// `write_async`'s workers, for a database without a split.
+    alone: Option<Arc<crate::commit::Alone>>,
 }
 
 impl Handle {
@@ -206,7 +208,8 @@ impl Handle {
     /// Runs `f` in a transaction and returns once it committed: `Ok` means `f`'s work
     /// committed, `Err` means none of it did. On a split database, `f` joins the writer's group
     /// commit: it runs in a transaction shared with the writes that overlap it (on the thread of
-    /// whichever caller leads the batch), and the call returns after that transaction's COMMIT
+    /// whichever caller leads the batch, or of the committer thread that leads for
+    /// [`Handle::write_async`]), and the call returns after that transaction's COMMIT
     /// (see [`crate::commit`] and the README's table of errors). Elsewhere it runs alone in
     /// `BEGIN IMMEDIATE … COMMIT` on a pool connection, with the same checks. Inside `f`,
     /// `BEGIN`/`COMMIT`/`ROLLBACK` are refused ("not authorized"), nothing commits, and `write` or
@@ -229,7 +232,61 @@ impl Handle {
                 })
             }
         };
-        crate::commit::write_alone(&self.database, pool, f)
+        crate::commit::write_alone(&self.database, pool, f, pool.timeout())
+    }
+
+    /// [`Handle::write`] for async code: the same closure, run on a thread of litepool's (never
+    /// the task's), with the same answers, awaited instead of waited for. No runtime is needed:
+    /// the future works on any executor and never blocks the thread that polls it.
+    ///
+    /// On a split database the job joins the writer's group commit like any `write`: it runs in
+    /// the batch of whichever thread caller leads, or of the database's committer thread, which
+    /// leads whenever async jobs are queued and no thread caller leads (it and a clock thread,
+    /// which times out async callers, start with the first `write_async` and stop when the
+    /// database's last handle is dropped, after the jobs already queued). Elsewhere it runs
+    /// `BEGIN IMMEDIATE; f; COMMIT` on a worker thread (at most the pool's `max_size` of them,
+    /// started as needed). `write_stats()` counts it like a `write`.
+    ///
+    /// The future does nothing until first polled; from then on it waits at most the writer's
+    /// `connection_timeout` for `f` to start ([`Error::WriteTimeout`], [`Error::QueueFull`]).
+    /// Polled from inside a write closure of the same database, it fails at once with
+    /// [`Error::Reentrant`]; on a LiteFS replica, [`Error::NotPrimary`].
+    ///
+    /// **Dropping the future** before `f` started (while it is queued or waiting for room)
+    /// takes the job out: `f` never runs and nothing of it commits (counted in `failed_writes`
+    /// and `cancelled`). Dropped once `f` started, the work goes on: it commits with its batch
+    /// if the batch commits (counted in `writes`), and nobody can be told. Code that must know
+    /// (a request handler whose client may go away) should not drop the future: spawn it as a
+    /// task of its own and await that.
+    pub fn write_async<T, F>(
+        &self,
+        f: F,
+    ) -> impl std::future::Future<Output = Result<T>> + Send + 'static
+    where
+        F: FnOnce(&mut crate::commit::WriteConn<'_>) -> rusqlite::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.write_future(f)
+    }
+
+    fn write_future<T, F>(&self, f: F) -> crate::commit::WriteFuture<T>
+    where
+        F: FnOnce(&mut crate::commit::WriteConn<'_>) -> rusqlite::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        if let Some(commit) = &self.commit {
+            return commit.write_async(f);
+        }
+        match (&self.writer, &self.alone) {
+            (Ok(_), Some(alone)) => alone.write_async(f),
+            (Err(primary), _) => crate::commit::WriteFuture::ready(Err(Error::NotPrimary {
+                database: self.database.clone(),
+                primary: primary.clone(),
+            })),
+            (Ok(_), None) => crate::commit::WriteFuture::ready(Err(Error::SplitDatabase {
+                name: self.database.clone(),
+            })),
+        }
     }
 
     /// What the background checkpointer did (`checkpoint = "background"`).
@@ -337,6 +394,7 @@ impl Pools {
                         split: true,
                         commit,
                         checkpointer: None,
+                        alone: None,
                     }
                 }
                 (None, Some(reader)) => Handle {
@@ -346,12 +404,17 @@ impl Pools {
                     split: true,
                     commit: None,
                     checkpointer: None,
+                    alone: None,
                 },
                 _ => {
                     let single = opened[0].1.clone();
                     Handle {
                         database: db.name.clone(),
                         writer: Ok(single.clone()),
+                        alone: Some(Arc::new(crate::commit::Alone::new(
+                            &db.name,
+                            single.clone(),
+                        ))),
                         reader: single,
                         split: false,
                         commit: None,
@@ -451,6 +514,23 @@ impl Pools {
         T: Send + 'static,
     {
         self.database(name)?.write(f)
+    }
+
+    /// [`Handle::write_async`] on the named database: an unknown name resolves to
+    /// [`Error::UnknownDatabase`] at the first poll.
+    pub fn write_async<T, F>(
+        &self,
+        name: &str,
+        f: F,
+    ) -> impl std::future::Future<Output = Result<T>> + Send + 'static
+    where
+        F: FnOnce(&mut crate::commit::WriteConn<'_>) -> rusqlite::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.database(name) {
+            Ok(handle) => handle.write_future(f),
+            Err(e) => crate::commit::WriteFuture::ready(Err(e)),
+        }
     }
 
     /// The r2d2 pool of [`Pools::named`].
