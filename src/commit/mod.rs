@@ -377,7 +377,11 @@ impl Core {
         let wait = first.deadline.saturating_duration_since(Instant::now());
         let mut conn = match s.writer.get_timeout(wait) {
             // The leader checkpoints between batches itself, not again at check-in.
-            Ok(conn) => conn.without_checkpoint(),
+            // The closures reach the connection through `WriteConn`, not `Conn`: reset it all.
+            Ok(conn) => {
+                conn.reset_at_checkin();
+                conn.without_checkpoint()
+            }
             Err(e) => {
                 let e = match e {
                     Error::Timeout { .. } => self.timed_out(Error::WriteTimeout {

@@ -32,6 +32,8 @@ where
     }
     let start = Instant::now();
     let mut conn = pool.get_timeout(wait)?;
+    // The closure reaches the connection through `WriteConn`, not `Conn`: reset it all.
+    conn.reset_at_checkin();
     let conn: &mut Connection = &mut conn;
     let rollbacks = Arc::new(AtomicU64::new(0));
     let counted = rollbacks.clone();

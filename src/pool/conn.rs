@@ -27,6 +27,9 @@ pub struct Conn {
     pub(crate) wal: Option<(Arc<crate::checkpoint::WalWatch>, u64)>,
     /// Set on first use: a connection checked out and back unused has nothing to sample.
     pub(crate) used: Cell<bool>,
+    /// Set by a call that changes the connection without SQL (`crate::pool::api`): its
+    /// check-in puts back or compares what such calls change.
+    pub(crate) reset: Cell<bool>,
 }
 
 impl Deref for Conn {
@@ -61,11 +64,13 @@ impl Drop for Conn {
             }
         }
         let db = crate::sys::Db::of(&self.inner);
-        if crate::checkin::reset_api_state::<crate::driver::Rusqlite>(
-            &mut self.inner,
-            db,
-            &self.shared,
-        ) {
+        if self.reset.get()
+            && crate::checkin::reset_api_state::<crate::driver::Rusqlite>(
+                &mut self.inner,
+                db,
+                &self.shared,
+            )
+        {
             // Closed by the check-in that follows, like a connection with temporary objects.
             crate::guard::mark_dirty(crate::sys::Db::of(&self.inner));
         }

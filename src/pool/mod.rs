@@ -1,6 +1,7 @@
 //! [`NamedPool`]: one concrete r2d2 pool of rusqlite connections, opened through litepool's one
 //! open path ([`crate::open`]), and [`Conn`] (`conn.rs`), a connection checked out of it.
 
+mod api;
 mod conn;
 
 use std::cell::Cell;
@@ -137,6 +138,7 @@ impl NamedPool {
                 inner,
                 shared: s.clone(),
                 used: Cell::new(false),
+                reset: Cell::new(false),
             }),
             Err(_) => Err(s.timeout_error(timeout, p.pool.state().connections)),
         }
