@@ -411,6 +411,40 @@ fn stats_shows_a_split_databases_write_path_and_checkpoints() {
         "{writer}"
     );
 
+    // docs/statistics.md lists every field and every metric.
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/statistics.md"))
+            .unwrap();
+    let mut objects = vec![
+        &json,
+        main,
+        &main["write"],
+        &main["checkpoint"],
+        &main["write"]["latency"],
+    ];
+    objects.push(&json["pools"]["main.writer"]);
+    objects.push(&json["pools"]["main.writer"]["cache"]);
+    for o in objects {
+        for key in o.as_object().unwrap().keys() {
+            assert!(
+                doc.contains(&format!("`{key}`")),
+                "docs/statistics.md: `{key}`"
+            );
+        }
+    }
+    for d in litepool::metrics::METRICS {
+        assert!(
+            doc.contains(&format!("| `{}` |", d.name)),
+            "docs/statistics.md: {}",
+            d.name
+        );
+        assert!(
+            doc.contains(&format!("`{}`", d.otel)),
+            "docs/statistics.md: {}",
+            d.otel
+        );
+    }
+
     let table = run("text");
     assert!(table.contains("write queue wait p50 "), "{table}");
     assert!(
