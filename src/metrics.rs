@@ -163,14 +163,11 @@ pub const METRICS: &[MetricDesc] = &[
     m(names::WAL_PENDING_PEAK, "litepool.wal.pending_peak", G, B, D, None, "The most WAL bytes the checkpointer saw not yet checkpointed."),
 ];
 
-/// The entry of `name` in [`METRICS`].
-pub fn describe_one(name: &str) -> Option<&'static MetricDesc> {
-    METRICS.iter().find(|d| d.name == name)
-}
-
 /// Registers the unit and help text of every metric in [`METRICS`] with the current recorder
-/// (`describe_counter!` and friends). Pools call it as they are built; calling it again is
-/// harmless.
+/// (`describe_counter!` and friends). Every pool calls it as it registers its handles (through
+/// `Pools::new` or an adapter's), so whichever recorder receives a pool's metrics has their
+/// descriptions; describing again is harmless (a per-process "once" would miss a recorder
+/// installed later or set with `metrics::with_local_recorder`).
 #[cfg(feature = "metrics")]
 pub fn describe() {
     for d in METRICS {
@@ -369,8 +366,8 @@ mod recorder {
     }
 
     impl WriteMetrics {
+        /// After the database's pools, which have described every metric.
         pub(crate) fn new(database: &str) -> WriteMetrics {
-            super::describe();
             WriteMetrics {
                 queue_wait: metrics::histogram!(names::WRITE_QUEUE_WAIT, database_labels(database)),
                 latency: metrics::histogram!(names::WRITE_LATENCY, database_labels(database)),
