@@ -345,7 +345,7 @@ mod metrics_names {
         let snapshotter = recorder.snapshotter();
         let dir = tempfile::tempdir().unwrap();
         let toml = format!(
-            "[profiles.p]\njournal_mode = \"wal\"\n[databases.main]\npath = \"{}/main.db\"\nprofile = \"p\"\ncheckpoint = \"background\"\n[databases.main.writer]\nconnection_timeout = \"5s\"\n",
+            "[profiles.p]\njournal_mode = \"wal\"\n[databases.main]\npath = \"{0}/main.db\"\nprofile = \"p\"\ncheckpoint = \"background\"\n[databases.main.writer]\nconnection_timeout = \"5s\"\n[databases.plain]\npath = \"{0}/plain.db\"\nprofile = \"p\"\n",
             dir.path().display()
         );
         metrics::with_local_recorder(&recorder, || {
@@ -397,5 +397,10 @@ mod metrics_names {
             })
             .map(|(.., v)| v);
         assert!(matches!(writes, Some(DebugValue::Counter(1))), "{writes:?}");
+        // Without a split there is no group commit, and no write series (as in the CLI).
+        assert!(!snapshot
+            .iter()
+            .any(|(k, ..)| k.key().name() == names::WRITES
+                && k.key().labels().any(|l| l.value() == "plain")));
     }
 }

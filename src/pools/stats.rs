@@ -254,7 +254,7 @@ impl Pools {
             p.shared().counters.publish(&p.inner.pool);
         }
         for h in self.inner.databases.values() {
-            DatabaseMetrics::new(&h.database).publish(&h.database_stats());
+            DatabaseMetrics::new(h).publish(&h.database_stats());
         }
     }
 }
@@ -271,7 +271,7 @@ pub(super) fn metrics_tick(
         let database = _databases
             .values()
             .find(|h| h.reader.name() == pool.name())
-            .map(|h| (h.clone(), DatabaseMetrics::new(&h.database)));
+            .map(|h| (h.clone(), DatabaseMetrics::new(h)));
         Some(Box::new(move || {
             pool.shared().counters.publish(&pool.inner.pool);
             if let Some((h, m)) = &database {
@@ -283,66 +283,75 @@ pub(super) fn metrics_tick(
     None
 }
 
-/// The registered handles of one database's counters and gauges.
+/// The registered handles of one database's counters and gauges: only those that apply to it,
+/// as `litepool stats --format prometheus` prints only those (write figures on a split
+/// database, checkpoint counts with group commit or the background checkpointer, its busy
+/// count and peaks with the checkpointer, the WAL's size always).
 #[cfg(feature = "metrics")]
 struct DatabaseMetrics {
-    writes: metrics::Counter,
-    failures: metrics::Counter,
-    cancelled: metrics::Counter,
-    queued: metrics::Gauge,
-    checkpoints: [metrics::Counter; 5],
-    busy: metrics::Counter,
-    wal: [metrics::Gauge; 3],
+    write: Option<[metrics::Counter; 3]>,
+    queued: Option<metrics::Gauge>,
+    checkpoints: Option<[metrics::Counter; 5]>,
+    checkpointer: Option<(metrics::Counter, [metrics::Gauge; 2])>,
+    wal: metrics::Gauge,
 }
 
 #[cfg(feature = "metrics")]
 impl DatabaseMetrics {
-    fn new(database: &str) -> DatabaseMetrics {
+    fn new(h: &Handle) -> DatabaseMetrics {
         use crate::metrics::{database_labels, names};
-        let l = || database_labels(database);
+        let l = || database_labels(&h.database);
         let kind = |k: &'static str| {
             let mut l = l();
             l.push(metrics::Label::new(names::CHECKPOINT_KIND, k));
             metrics::counter!(names::CHECKPOINTS, l)
         };
+        let split = h.commit.is_some();
         DatabaseMetrics {
-            writes: metrics::counter!(names::WRITES, l()),
-            failures: metrics::counter!(names::WRITE_FAILURES, l()),
-            cancelled: metrics::counter!(names::WRITE_CANCELLED, l()),
-            queued: metrics::gauge!(names::WRITE_QUEUED, l()),
-            checkpoints: [
-                "restart",
-                "truncate",
-                "backlog",
-                "at_checkin",
-                "between_batches",
-            ]
-            .map(kind),
-            busy: metrics::counter!(names::CHECKPOINT_BUSY, l()),
-            wal: [names::WAL_SIZE, names::WAL_PEAK, names::WAL_PENDING_PEAK]
-                .map(|n| metrics::gauge!(n, l())),
+            write: split.then(|| {
+                [names::WRITES, names::WRITE_FAILURES, names::WRITE_CANCELLED]
+                    .map(|n| metrics::counter!(n, l()))
+            }),
+            queued: split.then(|| metrics::gauge!(names::WRITE_QUEUED, l())),
+            checkpoints: (split || h.checkpointer.is_some()).then(|| {
+                [
+                    "restart",
+                    "truncate",
+                    "backlog",
+                    "at_checkin",
+                    "between_batches",
+                ]
+                .map(kind)
+            }),
+            checkpointer: h.checkpointer.is_some().then(|| {
+                (
+                    metrics::counter!(names::CHECKPOINT_BUSY, l()),
+                    [names::WAL_PEAK, names::WAL_PENDING_PEAK].map(|n| metrics::gauge!(n, l())),
+                )
+            }),
+            wal: metrics::gauge!(names::WAL_SIZE, l()),
         }
     }
 
-    /// Publishes what `s` has: write figures on a split database, checkpoint figures with the
-    /// background checkpointer, the WAL's size always.
     fn publish(&self, s: &DatabaseStats) {
-        if let Some(w) = &s.write {
-            self.writes.absolute(w.writes);
-            self.failures.absolute(w.failed_writes);
-            self.cancelled.absolute(w.cancelled);
-            self.queued.set(w.queued as f64);
+        if let (Some([writes, failures, cancelled]), Some(queued), Some(w)) =
+            (&self.write, &self.queued, &s.write)
+        {
+            writes.absolute(w.writes);
+            failures.absolute(w.failed_writes);
+            cancelled.absolute(w.cancelled);
+            queued.set(w.queued as f64);
         }
-        if s.checkpoint.is_some() || s.write.is_some() {
-            for (c, (_, n)) in self.checkpoints.iter().zip(s.checkpoints_by_kind()) {
+        if let Some(counters) = &self.checkpoints {
+            for (c, (_, n)) in counters.iter().zip(s.checkpoints_by_kind()) {
                 c.absolute(n);
             }
         }
-        if let Some(c) = &s.checkpoint {
-            self.busy.absolute(c.busy);
-            self.wal[1].set(c.wal_peak as f64);
-            self.wal[2].set(c.pending_peak as f64);
+        if let (Some((busy, [peak, pending])), Some(c)) = (&self.checkpointer, &s.checkpoint) {
+            busy.absolute(c.busy);
+            peak.set(c.wal_peak as f64);
+            pending.set(c.pending_peak as f64);
         }
-        self.wal[0].set(s.wal.unwrap_or(0) as f64);
+        self.wal.set(s.wal.unwrap_or(0) as f64);
     }
 }
