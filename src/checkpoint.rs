@@ -71,10 +71,12 @@ pub struct CheckpointStats {
     /// threshold, left by a reader that held an old snapshot) while writes went on, instead of
     /// group commit's leader copying it between two batches.
     pub backlog: u64,
-    /// The largest WAL file seen, in bytes.
+    /// The largest WAL file seen, in bytes (JSON: `wal_peak_bytes`).
+    #[serde(rename = "wal_peak_bytes")]
     pub wal_peak: u64,
     /// The most bytes of WAL frames seen not yet checkpointed (what the trigger compares with
-    /// `checkpoint_wal_size`).
+    /// `checkpoint_wal_size`; JSON: `pending_peak_bytes`).
+    #[serde(rename = "pending_peak_bytes")]
     pub pending_peak: u64,
 }
 
@@ -500,6 +502,22 @@ impl Checkpointer {
             backlog: self.counters.backlog.load(Relaxed),
             wal_peak: self.counters.wal_peak.load(Relaxed),
             pending_peak: self.counters.pending_peak.load(Relaxed),
+        }
+    }
+
+    /// Zeroes the counters and the peaks of [`Checkpointer::stats`].
+    pub(crate) fn reset_stats(&self) {
+        let c = &self.counters;
+        for a in [
+            &c.restart,
+            &c.at_checkin,
+            &c.busy,
+            &c.truncate,
+            &c.backlog,
+            &c.wal_peak,
+            &c.pending_peak,
+        ] {
+            a.store(0, Relaxed);
         }
     }
 }

@@ -497,7 +497,8 @@ impl PragmaError {
 pub struct LastError {
     /// The error message, naming the database and pragma.
     pub message: String,
-    /// When it happened.
+    /// When it happened (JSON: RFC 3339, UTC).
+    #[serde(serialize_with = "crate::units::rfc3339")]
     pub at: SystemTime,
     /// True when a pragma did not take effect ([`Error::Mismatch`]); false when applying the
     /// profile failed with an error (a lock, a read-only file) or the connection could not be

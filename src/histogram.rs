@@ -44,26 +44,27 @@ fn upper_edge(index: usize) -> u64 {
 pub struct Summary {
     /// How many durations were recorded.
     pub count: u64,
-    /// Their sum.
-    #[serde(serialize_with = "micros")]
+    /// Their sum (JSON: `total_seconds`).
+    #[serde(rename = "total_seconds", serialize_with = "seconds")]
     pub total: Duration,
-    /// The largest.
-    #[serde(serialize_with = "micros")]
+    /// The largest (JSON: `max_seconds`).
+    #[serde(rename = "max_seconds", serialize_with = "seconds")]
     pub max: Duration,
-    /// Median.
-    #[serde(serialize_with = "micros")]
+    /// Median (JSON: `p50_seconds`).
+    #[serde(rename = "p50_seconds", serialize_with = "seconds")]
     pub p50: Duration,
-    /// 90th percentile.
-    #[serde(serialize_with = "micros")]
+    /// 90th percentile (JSON: `p90_seconds`).
+    #[serde(rename = "p90_seconds", serialize_with = "seconds")]
     pub p90: Duration,
-    /// 99th percentile.
-    #[serde(serialize_with = "micros")]
+    /// 99th percentile (JSON: `p99_seconds`).
+    #[serde(rename = "p99_seconds", serialize_with = "seconds")]
     pub p99: Duration,
 }
 
-/// Durations serialise as microseconds (a float), e.g. `"p99": 12.5`.
-fn micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_nanos() as f64 / 1000.0)
+/// Durations serialise as seconds (a float) under a name ending in `_seconds`, e.g.
+/// `"p99_seconds": 0.0018`: the unit of the Prometheus output and of the `metrics` histograms.
+pub fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
 }
 
 pub use crate::units::duration as human;

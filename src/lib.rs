@@ -34,7 +34,6 @@ pub mod histogram;
 pub mod lint;
 #[cfg(feature = "sqlite")]
 pub mod manager;
-#[cfg(feature = "metrics")]
 pub mod metrics;
 #[cfg(feature = "sqlite")]
 mod open;
@@ -61,7 +60,7 @@ pub use connection::PragmaConnection;
 pub use customizer::PragmaCustomizer;
 pub use error::{Error, ParseValueError, Result};
 #[cfg(feature = "sqlite")]
-pub use pools::{Conn, Handle, NamedPool, Pools, Snapshot};
+pub use pools::{Conn, DatabaseStats, Handle, NamedPool, Pools, Snapshot};
 pub use profile::{PragmaSet, Profile};
 pub use r2d2;
 #[cfg(feature = "sqlite")]

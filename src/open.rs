@@ -133,11 +133,10 @@ pub(crate) fn prepare<D: Driver>(
         customizer.skip_bootstrap();
     }
     let last_error = customizer.last_error();
-    let counters = Arc::new(PoolCounters::new(
-        &spec.name,
-        p.max_lifetime,
-        last_error.clone(),
-    ));
+    let counters = Arc::new(
+        PoolCounters::new(&spec.name, p.max_lifetime, last_error.clone())
+            .with_origin(spec.profile.name(), &db.path),
+    );
     let shared = Arc::new(Shared {
         name: spec.name.clone(),
         path: db.path.clone(),

@@ -5,9 +5,10 @@
 //! **eventually consistent** (counters read one by one while the pool keeps running).
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
 
 use r2d2::event::{AcquireEvent, CheckinEvent, CheckoutEvent, ReleaseEvent, TimeoutEvent};
 use r2d2::{HandleError, HandleEvent};
@@ -24,6 +25,10 @@ pub const WAIT_THRESHOLD: Duration = Duration::from_micros(50);
 #[derive(Debug)]
 pub struct PoolCounters {
     database: String,
+    profile: String,
+    path: PathBuf,
+    /// Since when the counters run: the pool's start or the last reset.
+    since: Mutex<(SystemTime, Instant)>,
     max_lifetime: Option<Duration>,
     last_error: LastErrorHandle,
     waited: AtomicU64,
@@ -75,6 +80,9 @@ impl PoolCounters {
             #[cfg(feature = "metrics")]
             metrics: crate::metrics::PoolMetrics::new(&database),
             database,
+            profile: String::new(),
+            path: PathBuf::new(),
+            since: Mutex::new((SystemTime::now(), Instant::now())),
             max_lifetime,
             last_error,
             waited: zero(),
@@ -94,6 +102,13 @@ impl PoolCounters {
             cache_spill: zero(),
             cache_used: AtomicI64::new(0),
         }
+    }
+
+    /// Names the profile and the file the pool's connections use, for its snapshots.
+    pub fn with_origin(mut self, profile: impl Into<String>, path: impl Into<PathBuf>) -> Self {
+        self.profile = profile.into();
+        self.path = path.into();
+        self
     }
 
     /// Adds one connection's page-cache counters since its last sample.
@@ -174,6 +189,8 @@ impl PoolCounters {
         self.wait.reset();
         self.create.reset();
         self.hold.reset();
+        *self.since.lock().unwrap_or_else(PoisonError::into_inner) =
+            (SystemTime::now(), Instant::now());
     }
 
     /// Records a checkout that waited `d` (for pools without r2d2's event handler).
@@ -288,8 +305,13 @@ impl PoolCounters {
         let (hit, miss) = (self.cache_hit.load(Relaxed), self.cache_miss.load(Relaxed));
         let closed = self.closed.load(Relaxed);
         let closed_max_lifetime = self.closed_max_lifetime.load(Relaxed);
+        let (since, started) = *self.since.lock().unwrap_or_else(PoisonError::into_inner);
         PoolStats {
             database: self.database.clone(),
+            profile: self.profile.clone(),
+            path: self.path.clone(),
+            since,
+            elapsed: started.elapsed(),
             max_size,
             min_idle,
             connections: state.connections,
@@ -444,8 +466,23 @@ pub struct CacheStats {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct PoolStats {
-    /// The database name.
+    /// The pool's name: the database's, or `<name>.writer` / `<name>.readers` on a split
+    /// database.
     pub database: String,
+    /// The profile its connections get.
+    pub profile: String,
+    /// The database file.
+    pub path: PathBuf,
+    /// Since when the counters and histograms run: the pool's start or the last
+    /// `reset_stats()` (JSON: RFC 3339, UTC). Gauges (connections, cache bytes) are "now".
+    #[serde(serialize_with = "crate::units::rfc3339")]
+    pub since: SystemTime,
+    /// How long ago `since` was (JSON: `elapsed_seconds`).
+    #[serde(
+        rename = "elapsed_seconds",
+        serialize_with = "crate::histogram::seconds"
+    )]
+    pub elapsed: Duration,
     /// The configured maximum.
     pub max_size: u32,
     /// Idle connections the pool keeps ready (r2d2's default: `max_size`).
@@ -495,8 +532,14 @@ impl fmt::Display for PoolStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{}: {} of {} connections open, {} idle, {} in use",
-            self.database, self.connections, self.max_size, self.idle, self.in_use
+            "{}: {} of {} connections open, {} idle, {} in use (profile {}; counters since {:.1}s ago)",
+            self.database,
+            self.connections,
+            self.max_size,
+            self.idle,
+            self.in_use,
+            self.profile,
+            self.elapsed.as_secs_f64()
         )?;
         writeln!(
             f,

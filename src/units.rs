@@ -27,3 +27,8 @@ pub fn bytes(bytes: u64) -> String {
     }
     format!("{v:.1} {}", UNITS[unit])
 }
+
+/// A time as RFC 3339 in UTC with milliseconds (`"2026-12-02T03:44:05.123Z"`), for JSON.
+pub fn rfc3339<S: serde::Serializer>(t: &std::time::SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_rfc3339_millis(*t))
+}

@@ -327,12 +327,80 @@ mod metrics_names {
             _ => unreachable!(),
         }
         assert!(matches!(
-            find("litepool.cache.hit", None),
+            find(names::CACHE_HIT, None),
             (MetricKind::Counter, _)
         ));
         assert!(matches!(
-            find("litepool.cache.used", None),
+            find(names::CACHE_USED, None),
             (MetricKind::Gauge, _)
         ));
+    }
+
+    /// The exporter registers every metric of the one list, under its name, kind, unit and
+    /// help, and nothing else; database metrics carry the database's name.
+    #[test]
+    fn the_exporter_exports_the_one_list() {
+        use litepool::metrics::{Kind, Scope, METRICS};
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let dir = tempfile::tempdir().unwrap();
+        let toml = format!(
+            "[profiles.p]\njournal_mode = \"wal\"\n[databases.main]\npath = \"{0}/main.db\"\nprofile = \"p\"\ncheckpoint = \"background\"\n[databases.main.writer]\nconnection_timeout = \"5s\"\n[databases.plain]\npath = \"{0}/plain.db\"\nprofile = \"p\"\n",
+            dir.path().display()
+        );
+        metrics::with_local_recorder(&recorder, || {
+            let pools =
+                litepool::Pools::new(&litepool::Settings::from_toml(&toml).unwrap()).unwrap();
+            pools
+                .write("main", |c| c.execute_batch("CREATE TABLE t(x)"))
+                .unwrap();
+            drop(pools.reader("main").unwrap());
+            pools.publish_metrics();
+            drop(pools);
+        });
+        let snapshot = snapshotter.snapshot().into_vec();
+        let mut seen = std::collections::BTreeSet::new();
+        for (key, unit, help, _) in &snapshot {
+            let name = key.key().name();
+            let d = METRICS
+                .iter()
+                .find(|d| d.name == name)
+                .unwrap_or_else(|| panic!("{name} is not in METRICS"));
+            let kind = match d.kind {
+                Kind::Counter => MetricKind::Counter,
+                Kind::Gauge => MetricKind::Gauge,
+                _ => MetricKind::Histogram,
+            };
+            assert_eq!(key.kind(), kind, "{name}");
+            assert_eq!(*unit, Some(d.unit.to_metrics()), "{name}");
+            assert_eq!(help.as_deref(), Some(d.help), "{name}");
+            let label = match d.scope {
+                Scope::Pool => names::POOL,
+                Scope::Database => names::DATABASE,
+            };
+            assert!(
+                key.key().labels().any(|l| l.key() == label),
+                "{name}: {key:?}"
+            );
+            seen.insert(name.to_owned());
+        }
+        let all: std::collections::BTreeSet<String> =
+            METRICS.iter().map(|d| d.name.to_owned()).collect();
+        assert_eq!(seen, all, "every metric of the list is exported");
+        let writes = snapshot
+            .iter()
+            .find(|(k, ..)| {
+                k.key().name() == names::WRITES
+                    && k.key()
+                        .labels()
+                        .any(|l| l.key() == names::DATABASE && l.value() == "main")
+            })
+            .map(|(.., v)| v);
+        assert!(matches!(writes, Some(DebugValue::Counter(1))), "{writes:?}");
+        // Without a split there is no group commit, and no write series (as in the CLI).
+        assert!(!snapshot
+            .iter()
+            .any(|(k, ..)| k.key().name() == names::WRITES
+                && k.key().labels().any(|l| l.value() == "plain")));
     }
 }

@@ -154,7 +154,7 @@ fn bench_cli_compares_profiles_on_copies() {
     assert_eq!(results.len(), 10);
     for r in results {
         assert!(r["ops"].as_u64().unwrap() > 0, "{r}");
-        assert!(r["latency"]["p99"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["latency"]["p99_seconds"].as_f64().unwrap() > 0.0, "{r}");
     }
     assert_eq!(sha256(&jobs), hash, "the original is never written");
     // What each copy held is said, never substituted silently.

@@ -240,44 +240,16 @@ fn stats_prints_the_prometheus_text_format() {
     let out = litepool(dir.path(), &args);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
-    let mut families = Vec::new();
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let (name, kind) = rest.split_once(' ').unwrap();
-            assert!(["gauge", "counter", "summary"].contains(&kind), "{line}");
-            families.push(name.to_owned());
-            continue;
-        }
-        if line.starts_with("# HELP ") {
-            continue;
-        }
-        // name{labels} value, with the name of the family just declared (summaries add _sum
-        // and _count) and a number for the value.
-        let (series, value) = line.rsplit_once(' ').unwrap();
-        value.parse::<f64>().unwrap_or_else(|_| panic!("{line}"));
-        let name = series.split('{').next().unwrap();
-        let family = families.last().unwrap();
-        assert!(
-            name == family || name == format!("{family}_sum") || name == format!("{family}_count"),
-            "{line}"
-        );
-        assert!(
-            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-            "{line}"
-        );
-        assert!(series.contains("db_system_name=\"sqlite\""), "{line}");
-    }
+    let families = families_of_the_one_list(&text);
     for name in [
         "db_client_connection_count",
-        "db_client_connection_max",
-        "db_client_connection_idle_min",
+        "db_client_connection_pending_requests",
         "db_client_connection_timeouts_total",
-        "db_client_connection_create_time_seconds",
         "db_client_connection_wait_time_seconds",
-        "db_client_connection_use_time_seconds",
         "litepool_cache_hit_total",
+        "litepool_wal_size_bytes",
     ] {
-        assert!(families.iter().any(|f| f == name), "{name} in {families:?}");
+        assert!(families[name] > 0, "samples of {name} in {text}");
     }
     // test.toml: jobs has a pool of 2.
     assert!(
@@ -298,4 +270,186 @@ fn stats_prints_the_prometheus_text_format() {
             > 0,
         "{checkouts}"
     );
+}
+
+/// Parses the Prometheus text: every family of `litepool::metrics::METRICS` once, in its
+/// order, with its help and type, and every sample under its family's name (a summary adds
+/// `_sum` and `_count`). Returns the samples per family.
+fn families_of_the_one_list(text: &str) -> std::collections::BTreeMap<String, usize> {
+    use litepool::metrics::{Kind, Unit, METRICS};
+    let mut families: Vec<(String, String, String)> = Vec::new(); // name, help, type
+    let mut samples = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap();
+            families.push((name.to_owned(), help.to_owned(), String::new()));
+            samples.insert(name.to_owned(), 0);
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            let last = families.last_mut().unwrap();
+            assert_eq!(last.0, name, "{line}");
+            last.2 = kind.to_owned();
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        value.parse::<f64>().unwrap_or_else(|_| panic!("{line}"));
+        let name = series.split('{').next().unwrap();
+        let family = &families.last().unwrap().0;
+        assert!(
+            name == family || name == format!("{family}_sum") || name == format!("{family}_count"),
+            "{line}"
+        );
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{line}"
+        );
+        assert!(series.contains("db_system_name=\"sqlite\""), "{line}");
+        *samples.get_mut(family).unwrap() += 1;
+    }
+    let want: Vec<(String, String, String)> = METRICS
+        .iter()
+        .map(|d| {
+            (
+                d.name.to_owned(),
+                d.help.to_owned(),
+                d.kind.prometheus_type().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(families, want, "the CLI prints the one list, in order");
+    for d in METRICS {
+        // The unit is in the name, as Prometheus' conventions and the exporter have it.
+        match d.unit {
+            Unit::Seconds => assert!(d.name.ends_with("_seconds"), "{}", d.name),
+            Unit::Bytes => assert!(d.name.ends_with("_bytes"), "{}", d.name),
+            _ => assert!(!d.name.ends_with("_seconds") && !d.name.ends_with("_bytes")),
+        }
+        assert_eq!(
+            d.kind == Kind::Counter,
+            d.name.ends_with("_total"),
+            "{}",
+            d.name
+        );
+    }
+    samples
+}
+
+#[test]
+fn stats_shows_a_split_databases_write_path_and_checkpoints() {
+    let f = Fixture::new(
+        "[profiles.p]\njournal_mode = \"wal\"\n\n[databases.main]\npath = \"{data}/main.db\"\nprofile = \"p\"\ncheckpoint = \"background\"\n[databases.main.writer]\nconnection_timeout = \"5s\"\n[databases.main.readers]\nmax_size = 2\n\n[databases.plain]\npath = \"{data}/plain.db\"\nprofile = \"p\"\n",
+    );
+    let run = |format: &str| {
+        let args = [
+            "stats",
+            "--format",
+            format,
+            "--workload",
+            "0.3",
+            "--threads",
+            "2",
+        ];
+        let out = litepool(f.dir.path(), &args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let text = run("prometheus");
+    let families = families_of_the_one_list(&text);
+    for name in [
+        "litepool_write_queue_wait_seconds",
+        "litepool_write_latency_seconds",
+        "litepool_write_batch_size",
+        "litepool_writes_total",
+        "litepool_checkpoints_total",
+        "litepool_wal_peak_bytes",
+    ] {
+        assert!(families[name] > 0, "samples of {name} in {text}");
+    }
+    let writes = text
+        .lines()
+        .find(|l| l.starts_with("litepool_writes_total{db_namespace=\"main\""))
+        .unwrap();
+    assert!(
+        writes.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap() > 0,
+        "{writes}"
+    );
+    assert!(
+        !text.contains("litepool_writes_total{db_namespace=\"plain\""),
+        "no group commit without a split: {text}"
+    );
+
+    let json: serde_json::Value = serde_json::from_str(&run("json")).unwrap();
+    assert!(!json["sources"].as_array().unwrap().is_empty(), "{json}");
+    let main = &json["databases"]["main"];
+    assert_eq!(main["profile"], "p", "{main}");
+    assert_eq!(main["split"], true, "{main}");
+    assert_eq!(
+        main["pools"],
+        serde_json::json!(["main.writer", "main.readers"])
+    );
+    assert!(main["write"]["writes"].as_u64().unwrap() > 0, "{main}");
+    assert!(
+        main["write"]["queue_wait"]["p99_seconds"].is_number(),
+        "{main}"
+    );
+    assert!(main["checkpoint"]["wal_peak_bytes"].is_u64(), "{main}");
+    assert!(
+        main["since"].is_string() && main["elapsed_seconds"].is_number(),
+        "{main}"
+    );
+    let plain = &json["databases"]["plain"];
+    assert!(
+        plain["write"].is_null() && plain["checkpoint"].is_null(),
+        "{plain}"
+    );
+    // The profile in force on a pool: the database's, with what its role adds.
+    let writer = json["pools"]["main.writer"]["profile"].as_str().unwrap();
+    assert!(
+        writer.starts_with("p (") && writer.ends_with("(writer)"),
+        "{writer}"
+    );
+
+    // docs/statistics.md lists every field and every metric.
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/statistics.md"))
+            .unwrap();
+    let mut objects = vec![
+        &json,
+        main,
+        &main["write"],
+        &main["checkpoint"],
+        &main["write"]["latency"],
+    ];
+    objects.push(&json["pools"]["main.writer"]);
+    objects.push(&json["pools"]["main.writer"]["cache"]);
+    for o in objects {
+        for key in o.as_object().unwrap().keys() {
+            assert!(
+                doc.contains(&format!("`{key}`")),
+                "docs/statistics.md: `{key}`"
+            );
+        }
+    }
+    for d in litepool::metrics::METRICS {
+        assert!(
+            doc.contains(&format!("| `{}` |", d.name)),
+            "docs/statistics.md: {}",
+            d.name
+        );
+        assert!(
+            doc.contains(&format!("`{}`", d.otel)),
+            "docs/statistics.md: {}",
+            d.otel
+        );
+    }
+
+    let table = run("text");
+    assert!(table.contains("write queue wait p50 "), "{table}");
+    assert!(
+        table.contains("write: no split, no group commit"),
+        "{table}"
+    );
+    assert!(table.contains("checkpoints: restart "), "{table}");
 }

@@ -234,12 +234,32 @@ fn snapshot_serialises_and_displays() {
     ] {
         assert!(main[key].is_u64(), "{key}: {main}");
     }
-    assert!(main["wait"]["p99"].is_f64(), "{main}");
+    // Every duration says its unit in its name; the window and the origin are there.
+    for key in [
+        "count",
+        "total_seconds",
+        "max_seconds",
+        "p50_seconds",
+        "p90_seconds",
+        "p99_seconds",
+    ] {
+        assert!(main["wait"][key].is_number(), "{key}: {main}");
+    }
+    assert!(main["elapsed_seconds"].as_f64().unwrap() >= 0.0, "{main}");
+    let since = main["since"].as_str().unwrap();
+    assert!(humantime::parse_rfc3339(since).is_ok(), "{since}");
+    assert_eq!(main["profile"], "p", "{main}");
+    assert!(
+        main["path"].as_str().unwrap().ends_with("main.db"),
+        "{main}"
+    );
     assert!(main["cache"]["hit_ratio"].is_null() || main["cache"]["hit_ratio"].is_f64());
     assert_eq!(main["checkouts"], 1);
     let text = pools.stats().to_string();
     assert!(
-        text.starts_with("main: 1 of 1 connections open, 1 idle, 0 in use\n  checkouts 1 (waited "),
+        text.starts_with(
+            "main: 1 of 1 connections open, 1 idle, 0 in use (profile p; counters since "
+        ) && text.contains("ago)\n  checkouts 1 (waited "),
         "{text}"
     );
     assert!(text.contains("page cache: hits"), "{text}");

@@ -235,7 +235,7 @@ impl<T> WriteFuture<T> {
     fn answer(&mut self) -> Result<T> {
         let end = lock(&self.ticket.end).take();
         if let Some(Target::Group(core)) = &self.target {
-            core.shared.counters.latency.record(self.start.elapsed());
+            core.shared.counters.record_latency(self.start.elapsed());
         }
         let database = self.database();
         let end = end.unwrap_or_else(|| {

@@ -173,7 +173,7 @@ impl GroupCommit {
                 phase: AtomicU8::new(Phase::Idle as u8),
                 phase_since: AtomicU64::new(0),
                 epoch: Instant::now(),
-                counters: Counters::default(),
+                counters: Counters::new(database),
             }),
         };
         GroupCommit {
@@ -194,6 +194,11 @@ impl GroupCommit {
     /// A snapshot of the statistics.
     pub(crate) fn stats(&self) -> GroupCommitStats {
         self.core.stats()
+    }
+
+    /// Zeroes the counters and histograms of [`GroupCommit::stats`].
+    pub(crate) fn reset_stats(&self) {
+        self.core.shared.counters.reset();
     }
 }
 
@@ -228,7 +233,7 @@ impl Core {
             }),
         };
         let answer = self.submit(job, &ticket);
-        s.counters.latency.record(start.elapsed());
+        s.counters.record_latency(start.elapsed());
         answer?;
         let value = lock(&slot).take();
         value.ok_or_else(|| Error::Commit {
@@ -433,7 +438,7 @@ impl Core {
             );
             let started = Instant::now();
             while let Some(job) = next.take() {
-                c.queue_wait.record(job.enqueued.elapsed());
+                c.record_queue_wait(job.enqueued.elapsed());
                 let phase = |p| self.set_phase(p);
                 tx.run(job.ticket, (job.enqueued, job.deadline), &phase, job.run);
                 if tx.ran >= s.settings.max_batch || started.elapsed() >= s.settings.max_batch_time
@@ -448,9 +453,7 @@ impl Core {
                 c.failed_batches.fetch_add(1, Relaxed);
             }
             let Tx { done, .. } = tx;
-            c.batches.fetch_add(1, Relaxed);
-            c.closures.fetch_add(ran, Relaxed);
-            c.max_batch.fetch_max(ran, Relaxed);
+            c.record_batch(ran);
             // Answer everyone but the leader, who answers itself on return: each caller's
             // answer and the next caller to wake, then its status; one wake-up starts the chain.
             let mut first: Option<Arc<Ticket>> = None;

@@ -1,6 +1,7 @@
 //! What group commit counts: [`GroupCommitStats`] and the live counters behind it.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -37,9 +38,12 @@ pub struct GroupCommitStats {
     pub max_batch: u64,
     /// Mean closures run per batch.
     pub mean_batch: f64,
-    /// Time from `write()` to its closure starting.
+    /// Closures run in all batches (the sum behind `mean_batch`).
+    pub closures: u64,
+    /// Time from `write()` to its closure starting: the write path's wait (the writer pool's
+    /// own checkout wait is only the committer's).
     pub queue_wait: Summary,
-    /// Time from `write()` to its answer.
+    /// Time from `write()` to its answer, after the COMMIT.
     pub latency: Summary,
     /// Checkpoints run between batches (`checkpoint = "background"`), after the batch before
     /// was answered.
@@ -48,7 +52,6 @@ pub struct GroupCommitStats {
     pub queued: u64,
 }
 
-#[derive(Default)]
 pub(super) struct Counters {
     pub(super) batches: AtomicU64,
     pub(super) closures: AtomicU64,
@@ -63,9 +66,74 @@ pub(super) struct Counters {
     pub(super) checkpoints: AtomicU64,
     pub(super) queue_wait: Histogram,
     pub(super) latency: Histogram,
+    #[cfg(feature = "metrics")]
+    metrics: crate::metrics::WriteMetrics,
 }
 
 impl Counters {
+    pub(super) fn new(_database: &str) -> Counters {
+        let zero = || AtomicU64::new(0);
+        Counters {
+            batches: zero(),
+            closures: zero(),
+            writes: zero(),
+            failed_writes: zero(),
+            rolled_back: zero(),
+            timeouts: zero(),
+            reentrant: zero(),
+            cancelled: zero(),
+            failed_batches: zero(),
+            max_batch: zero(),
+            checkpoints: zero(),
+            queue_wait: Histogram::default(),
+            latency: Histogram::default(),
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::WriteMetrics::new(_database),
+        }
+    }
+
+    pub(super) fn record_queue_wait(&self, d: Duration) {
+        self.queue_wait.record(d);
+        #[cfg(feature = "metrics")]
+        self.metrics.queue_wait(d);
+    }
+
+    pub(super) fn record_latency(&self, d: Duration) {
+        self.latency.record(d);
+        #[cfg(feature = "metrics")]
+        self.metrics.latency(d);
+    }
+
+    /// Counts a batch that ran `ran` closures.
+    pub(super) fn record_batch(&self, ran: u64) {
+        self.batches.fetch_add(1, Relaxed);
+        self.closures.fetch_add(ran, Relaxed);
+        self.max_batch.fetch_max(ran, Relaxed);
+        #[cfg(feature = "metrics")]
+        self.metrics.batch(ran);
+    }
+
+    /// Zeroes the counters and histograms (not atomic with writes recorded meanwhile).
+    pub(super) fn reset(&self) {
+        for c in [
+            &self.batches,
+            &self.closures,
+            &self.writes,
+            &self.failed_writes,
+            &self.rolled_back,
+            &self.timeouts,
+            &self.reentrant,
+            &self.cancelled,
+            &self.failed_batches,
+            &self.max_batch,
+            &self.checkpoints,
+        ] {
+            c.store(0, Relaxed);
+        }
+        self.queue_wait.reset();
+        self.latency.reset();
+    }
+
     pub(super) fn answered(&self, result: &Result<()>) {
         match result {
             Ok(()) => self.writes.fetch_add(1, Relaxed),
@@ -84,6 +152,7 @@ impl Counters {
     /// The snapshot, with `queued` writes waiting now.
     pub(super) fn snapshot(&self, queued: u64) -> GroupCommitStats {
         let batches = self.batches.load(Relaxed);
+        let closures = self.closures.load(Relaxed);
         GroupCommitStats {
             batches,
             writes: self.writes.load(Relaxed),
@@ -97,8 +166,9 @@ impl Counters {
             mean_batch: if batches == 0 {
                 0.0
             } else {
-                self.closures.load(Relaxed) as f64 / batches as f64
+                closures as f64 / batches as f64
             },
+            closures,
             queue_wait: self.queue_wait.summary(),
             latency: self.latency.summary(),
             checkpoints: self.checkpoints.load(Relaxed),

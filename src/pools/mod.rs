@@ -5,22 +5,21 @@
 //! optimize` thread. The file watcher is shared with the adapters (`src/watch.rs`).
 
 mod optimizer;
+mod stats;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Arc;
 
 use r2d2::Pool;
-use serde::Serialize;
 
 use self::optimizer::Optimizer;
+pub use self::stats::{DatabaseStats, Snapshot};
 use crate::budget::Budget;
 use crate::error::{Error, Result};
 use crate::file::{self, FileState};
 use crate::manager::Manager;
 pub use crate::pool::{Conn, NamedPool};
 use crate::settings::{DatabaseSettings, PoolSpec, Role, Settings};
-use crate::stats::PoolStats;
 pub use crate::watch::WATCH_INTERVAL;
 use crate::watch::{Watched, Watcher};
 
@@ -133,25 +132,6 @@ pub fn preflight(settings: &Settings) -> Result<Vec<FileState>> {
     Ok(files)
 }
 
-/// Statistics of every pool, by name. Serialises as a map; displays as a compact table.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(transparent)]
-pub struct Snapshot(pub BTreeMap<String, PoolStats>);
-
-impl fmt::Display for Snapshot {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut first = true;
-        for s in self.0.values() {
-            if !first {
-                writeln!(f)?;
-            }
-            first = false;
-            write!(f, "{s}")?;
-        }
-        Ok(())
-    }
-}
-
 /// One database's pools, resolved once: [`Pools::handle`] gives it to code that checks out
 /// often, so that a checkout skips the lookup by name. Cheap to clone, `'static`.
 #[derive(Debug, Clone)]
@@ -167,6 +147,8 @@ pub struct Handle {
     checkpointer: Option<Arc<crate::checkpoint::Checkpointer>>,
     /// `write_async`'s workers, for a database without a split.
     alone: Option<Arc<crate::commit::Alone>>,
+    /// Its file, profile, and since when its statistics run.
+    origin: Arc<stats::Origin>,
 }
 
 impl Handle {
@@ -373,6 +355,7 @@ impl Pools {
                     .find(|(s, _)| s.role == role)
                     .map(|(_, p)| p.clone())
             };
+            let origin = Arc::new(stats::Origin::new(db));
             let handle = match (by_role(Role::Writer), by_role(Role::Readers)) {
                 (Some(writer), Some(reader)) => {
                     let background = db
@@ -395,6 +378,7 @@ impl Pools {
                         commit,
                         checkpointer: None,
                         alone: None,
+                        origin: origin.clone(),
                     }
                 }
                 (None, Some(reader)) => Handle {
@@ -405,6 +389,7 @@ impl Pools {
                     commit: None,
                     checkpointer: None,
                     alone: None,
+                    origin: origin.clone(),
                 },
                 _ => {
                     let single = opened[0].1.clone();
@@ -419,6 +404,7 @@ impl Pools {
                         split: false,
                         commit: None,
                         checkpointer: None,
+                        origin,
                     }
                 }
             };
@@ -447,7 +433,7 @@ impl Pools {
                 .values()
                 .map(|p: &NamedPool| Watched {
                     shared: p.shared().clone(),
-                    tick: metrics_tick(p),
+                    tick: stats::metrics_tick(p, &databases),
                 })
                 .collect(),
         )?);
@@ -542,47 +528,4 @@ impl Pools {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.inner.databases.keys().map(String::as_str)
     }
-
-    /// A snapshot of one concrete pool (see [`Pools::named`]).
-    pub fn stats_for(&self, name: &str) -> Result<PoolStats> {
-        Ok(self.named(name)?.stats())
-    }
-
-    /// A snapshot of every concrete pool.
-    pub fn stats(&self) -> Snapshot {
-        Snapshot(
-            self.inner
-                .pools
-                .iter()
-                .map(|(n, p)| (n.clone(), p.stats()))
-                .collect(),
-        )
-    }
-
-    /// Zeroes the counters and histograms of every pool.
-    pub fn reset_stats(&self) {
-        self.inner.pools.values().for_each(NamedPool::reset_stats)
-    }
-
-    /// Publishes every pool's gauges and page-cache counters to the `metrics` recorder now (the
-    /// watcher thread does it every [`WATCH_INTERVAL`]). Feature `metrics`.
-    #[cfg(feature = "metrics")]
-    pub fn publish_metrics(&self) {
-        for p in self.inner.pools.values() {
-            p.shared().counters.publish(&p.inner.pool);
-        }
-    }
-}
-
-/// Each watcher tick publishes the pool's gauges to the `metrics` recorder (feature `metrics`).
-fn metrics_tick(_pool: &NamedPool) -> Option<Box<dyn Fn() + Send>> {
-    #[cfg(feature = "metrics")]
-    {
-        let pool = _pool.clone();
-        Some(Box::new(move || {
-            pool.shared().counters.publish(&pool.inner.pool)
-        }))
-    }
-    #[cfg(not(feature = "metrics"))]
-    None
 }

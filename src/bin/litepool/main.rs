@@ -16,6 +16,7 @@ mod datagen;
 mod litestream;
 mod measure;
 mod output;
+mod prometheus;
 mod render;
 mod report;
 mod scratch;
@@ -520,11 +521,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => None,
             };
             let stats = pools.stats();
+            let databases = pools.database_stats();
             let mut out = std::io::stdout().lock();
             if format == Format::Prometheus {
-                write!(out, "{}", render::prometheus(&stats))?;
+                write!(out, "{}", prometheus::prometheus(&stats, &databases))?;
             } else if format == Format::Json {
-                let doc = serde_json::json!({ "pools": stats, "workload": report });
+                let doc = serde_json::json!({
+                    "env": settings.env,
+                    "sources": settings.sources,
+                    "databases": databases,
+                    "pools": stats,
+                    "workload": report,
+                });
                 serde_json::to_writer_pretty(&mut out, &doc)?;
                 writeln!(out)?;
             } else {
@@ -544,7 +552,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         writeln!(out, "  skipped: {s}")?;
                     }
                 }
-                writeln!(out, "{stats}")?;
+                writeln!(
+                    out,
+                    "env {} ({})",
+                    settings.env,
+                    settings.sources.join(" + ")
+                )?;
+                for d in databases.values() {
+                    writeln!(out, "\n{d}")?;
+                    for name in &d.pools {
+                        if let Some(p) = stats.0.get(name) {
+                            writeln!(out, "{p}")?;
+                        }
+                    }
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -1,9 +1,9 @@
 //! A short built-in read/write workload through the pools, for `litepool stats --workload`.
 //!
 //! It runs on private copies of the configured databases ([`on_copies`]), never on the files
-//! themselves, with its own table `litepool_workload` in each copy: 80% point reads, 20% single-row updates in a transaction (the profile's
-//! `transaction_behavior` applies). A split database reads from its readers and writes through
-//! its writer. Databases that refuse the table (e.g. `query_only`) are left
+//! themselves, with its own table `litepool_workload` in each copy: 80% point reads, 20% single-row updates through `Pools::write`
+//! (`BEGIN IMMEDIATE`; on a split database, the writer's group commit). A split database reads
+//! from its readers. Databases that refuse the table (e.g. `query_only`) are left
 //! out and reported.
 
 use std::time::{Duration, Instant};
@@ -107,27 +107,27 @@ pub fn run(
                         i += 1;
                         let id = (rng.next_u64() % TABLE_ROWS as u64) as i64 + 1;
                         let write = rng.next_u64() % 10 < 2;
-                        let conn = if write { pools.writer(name) } else { pools.reader(name) };
-                        let result = conn.and_then(|mut conn| {
-                            let sql = |source| Error::Sqlite {
-                                database: name.to_owned(),
-                                source,
-                            };
-                            if write {
-                                let tx = conn.transaction().map_err(sql)?;
-                                tx.execute(
+                        let result = if write {
+                            // Through the write path: group commit on a split database, so its
+                            // queue wait and latency are measured.
+                            pools.write(name, move |c| {
+                                c.execute(
                                     "UPDATE litepool_workload SET payload = randomblob(200) WHERE id = ?1",
                                     [id],
                                 )
-                                .map_err(sql)?;
-                                tx.commit().map_err(sql)
-                            } else {
+                                .map(drop)
+                            })
+                        } else {
+                            pools.reader(name).and_then(|conn| {
                                 conn.prepare_cached("SELECT length(payload) FROM litepool_workload WHERE id = ?1")
                                     .and_then(|mut st| st.query_row([id], |r| r.get::<_, i64>(0)))
                                     .map(drop)
-                                    .map_err(sql)
-                            }
-                        });
+                                    .map_err(|source| Error::Sqlite {
+                                        database: name.to_owned(),
+                                        source,
+                                    })
+                            })
+                        };
                         match result {
                             Ok(()) => counts[usize::from(write)] += 1,
                             Err(e) if e.is_busy() => counts[2] += 1,
