@@ -273,3 +273,23 @@ fn dropping_pools_closes_the_writer_last() {
         .unwrap();
     assert_eq!(n, 2);
 }
+
+#[test]
+fn dropping_pools_right_after_opening_closes_the_writer_last() {
+    // Just opened, r2d2's threads may still hold a pool that they filled: the readers must be
+    // closed before the writer all the same. Repeated, since that moment is short.
+    let f = Fixture::new(&split_config());
+    let path = f.path("data/main.db");
+    let settings = f.load().unwrap();
+    for _ in 0..20 {
+        let pools = litepool::Pools::new(&settings).unwrap();
+        let n: i64 = pools
+            .reader("main")
+            .unwrap()
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
+        drop(pools);
+        assert_no_wal_files(&path);
+    }
+}
