@@ -108,7 +108,7 @@ fn check_on_a_live_database_changes_nothing_and_says_what_it_would_change() {
         assert_eq!(out.status.code(), Some(1));
         let t = text(&out);
         assert!(
-            t.contains("journal_mode         delete       wal          file        would change wal -> delete (not changed"),
+            t.contains("journal_mode         delete       wal          file        would change wal -> delete (left as it is; check --apply switches it while nothing else holds the database)"),
             "{t}"
         );
         assert!(!t.contains("error:") && !t.contains("NOT APPLIED"), "{t}");

@@ -1,5 +1,6 @@
 //! The check of litepool's own pools (feature `sqlite`): build each, take all of its connections
-//! at once, and read every pragma back on each.
+//! at once, and read every pragma back on each. On an existing file nothing stored in the file
+//! changes unless asked (`--apply`): see [`check_with`].
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -74,7 +75,9 @@ pub fn check_with(
         // The file's journal mode, when it differs from the configured one.
         let change = journal_change(db, &file);
         let mut applied = None;
-        if let (Some((from, to)), true) = (&change, options.apply) {
+        // A LiteFS replica's file is LiteFS's to write: never switched here.
+        let replica = matches!(crate::pools::litefs_primary(db), Ok(Some(_)));
+        if let (Some((from, to)), true, false) = (&change, options.apply, replica) {
             progress(&format!(
                 "{}: switching journal_mode {from} -> {to} in {} (--apply)",
                 db.name,
@@ -123,7 +126,7 @@ pub fn check_with(
                 Some(Ok(done)) => report.applied = Some(done),
                 Some(Err(e)) => {
                     report.error = Some(e.to_string());
-                    report.file_error = true;
+                    report.file_error = !e.is_mismatch();
                 }
                 None => {}
             }

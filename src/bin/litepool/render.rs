@@ -59,7 +59,7 @@ impl fmt::Display for Text<'_> {
                         r.wanted, r.connections_ok, r.connections
                     ),
                     Outcome::WouldChange => format!(
-                        "would change {} -> {} (not changed: the file is left as it is; litepool check --apply switches it)",
+                        "would change {} -> {} (left as it is; check --apply switches it while nothing else holds the database)",
                         r.sqlite, r.wanted
                     ),
                     Outcome::Failed => "FAILED (the error above)".to_owned(),
