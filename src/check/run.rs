@@ -126,7 +126,7 @@ pub fn check_with(
                 Some(Ok(done)) => report.applied = Some(done),
                 Some(Err(e)) => {
                     report.error = Some(e.to_string());
-                    report.file_error = !e.is_mismatch();
+                    report.file_error |= !e.is_mismatch();
                 }
                 None => {}
             }
@@ -294,7 +294,7 @@ fn check_one(
                     conns.iter_mut().map(|c| &mut **c),
                 )),
                 Err(e) => {
-                    report.file_error = !e.is_mismatch();
+                    report.file_error |= !e.is_mismatch();
                     report.error = Some(e.to_string());
                     None
                 }
