@@ -293,3 +293,38 @@ fn dropping_pools_right_after_opening_closes_the_writer_last() {
         assert_no_wal_files(&path);
     }
 }
+
+#[test]
+fn check_does_not_switch_a_rollback_file_into_wal() {
+    // The other direction, with no other connection at all: still only reported.
+    let f = Fixture::new(&one_db(
+        "journal_mode = \"wal\"\nsynchronous = \"normal\"",
+        "max_size = 2",
+    ));
+    let path = f.path("data/main.db");
+    make_db(&path);
+    let before = sha256(&path);
+    let report = check(&f.load().unwrap(), &mut |_| {}).unwrap();
+    assert_eq!(report.exit_code(false), 1);
+    let db = &report.databases[0];
+    assert_eq!(db.error, None);
+    let journal = db
+        .pragmas
+        .iter()
+        .find(|r| r.pragma == "journal_mode")
+        .unwrap();
+    assert_eq!(journal.outcome, Outcome::WouldChange);
+    assert_eq!(
+        (journal.sqlite.to_string(), journal.wanted.to_string()),
+        ("delete".to_owned(), "wal".to_owned())
+    );
+    let sync = db
+        .pragmas
+        .iter()
+        .find(|r| r.pragma == "synchronous")
+        .unwrap();
+    assert!(sync.ok(), "{sync:?}");
+    assert_eq!(sha256(&path), before);
+    assert!(!header_says_wal(&path));
+    assert_no_wal_files(&path);
+}
