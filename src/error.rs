@@ -261,6 +261,21 @@ pub enum Error {
         actual: String,
     },
 
+    /// `litepool check --apply` could not get exclusive access to switch a setting stored in
+    /// an existing file (`journal_mode`): another connection holds the database. Nothing was
+    /// changed.
+    #[error("database {database:?}: cannot switch {change} in {path}: another connection holds the database ({cause}); nothing was changed (stop the application, then run litepool check --apply again)")]
+    Held {
+        /// The configured database name.
+        database: String,
+        /// The path.
+        path: PathBuf,
+        /// The switch asked for, e.g. `journal_mode wal -> delete`.
+        change: String,
+        /// SQLite's error.
+        cause: String,
+    },
+
     /// A pragma read back a different value than was set: it did not take effect.
     #[error("database {database:?}: pragma {pragma} did not take effect: wanted {wanted}, sqlite reports {actual}")]
     Mismatch {

@@ -42,6 +42,10 @@ impl<D: Driver + std::fmt::Debug> r2d2::ManageConnection for Manager<D> {
 
     #[inline]
     fn has_broken(&self, conn: &mut D::Connection) -> bool {
-        check_in::<D>(conn, self.opener.shared(), self.sample).discard()
+        let shared = self.opener.shared();
+        if shared.closing.load(std::sync::atomic::Ordering::Relaxed) {
+            return true;
+        }
+        check_in::<D>(conn, shared, self.sample).discard()
     }
 }

@@ -42,6 +42,9 @@ pub(crate) struct Shared {
     /// The profile's transaction behaviour (rusqlite's `Connection::transaction()`), put back at
     /// check-in.
     pub(crate) transaction_mode: TransactionMode,
+    /// Set by [`crate::pool::NamedPool::close`]: a connection checked in is closed, and no new
+    /// one opens.
+    pub(crate) closing: AtomicBool,
 }
 
 impl Shared {
@@ -153,6 +156,7 @@ pub(crate) fn prepare<D: Driver>(
             .busy_timeout
             .map_or(Duration::ZERO, |t| t.duration()),
         opened: OnceLock::new(),
+        closing: AtomicBool::new(false),
         transaction_mode: spec
             .profile
             .pragmas()
@@ -175,6 +179,13 @@ impl<D: Driver> Opener<D> {
     /// or a customizer failure when the profile did not take effect) and kept as the last error.
     pub fn connect(&self) -> Result<D::Connection> {
         let s = &self.shared;
+        if s.closing.load(Ordering::Relaxed) {
+            // r2d2 replaces the connections a closing pool discards; none opens.
+            return Err(Error::Build {
+                pool: s.name.clone(),
+                cause: Some(LastError::connection("the pool is closing".to_owned())),
+            });
+        }
         let start = Instant::now();
         let mut conn = match self.driver.open(&s.name, &s.path, s.writes) {
             Ok(conn) => conn,

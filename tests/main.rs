@@ -21,6 +21,7 @@ mod adapters;
 mod async_write;
 mod bench;
 mod borrower_state;
+mod check_live;
 mod cli;
 mod common;
 mod customizer;

@@ -129,6 +129,7 @@ fn aggregate(readings: &[Vec<Reading>]) -> Vec<Row> {
                 scope: r.scope,
                 connections_ok: all.filter(|x| x.ok()).count() as u32,
                 connections: readings.len() as u32,
+                outcome: crate::check::Outcome::Read,
             }
         })
         .collect()

@@ -20,7 +20,42 @@ mod run;
 
 pub use connections::{check_connections, ConnectionsReport};
 #[cfg(feature = "sqlite")]
-pub use run::check;
+pub use run::{check, check_with};
+
+/// How `check` treats an existing database file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckOptions {
+    /// Switch an existing file's `journal_mode` to the configured one (`litepool check
+    /// --apply`), under an exclusive lock: refused, nothing changed, when another connection
+    /// holds the database. Default: false, the file's settings are only read and a difference is
+    /// reported as [`Outcome::WouldChange`].
+    pub apply: bool,
+}
+
+impl CheckOptions {
+    /// Sets [`CheckOptions::apply`].
+    pub fn apply(mut self, apply: bool) -> Self {
+        self.apply = apply;
+        self
+    }
+}
+
+/// What became of one pragma in a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Set and read back on every connection: see [`Row::connections_ok`].
+    Read,
+    /// A setting stored in an existing file that differs from the configuration, left as it is
+    /// (`check` without `--apply`): [`Row::sqlite`] is the file's value, [`Row::wanted`] what
+    /// `--apply` would switch it to.
+    WouldChange,
+    /// Setting or reading it failed: the database's `error` says why, once.
+    Failed,
+    /// Not checked, because a pragma before it failed.
+    NotChecked,
+}
 
 /// One pragma of one database, over all its connections.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -31,7 +66,8 @@ pub struct Row {
     pub configured: String,
     /// What SQLite must report.
     pub wanted: Raw,
-    /// What SQLite reported: the first differing value, else the common one.
+    /// What SQLite reported: the first differing value, else the common one (empty text when
+    /// nothing was read: [`Outcome::Failed`], [`Outcome::NotChecked`]).
     pub sqlite: Raw,
     /// Where SQLite keeps it.
     pub scope: Scope,
@@ -39,12 +75,16 @@ pub struct Row {
     pub connections_ok: u32,
     /// Connections read.
     pub connections: u32,
+    /// What became of it.
+    pub outcome: Outcome,
 }
 
 impl Row {
-    /// True when every connection reported `wanted`.
+    /// True when it was read back and every connection reported `wanted`.
     pub fn ok(&self) -> bool {
-        self.connections > 0 && self.connections_ok == self.connections
+        self.outcome == Outcome::Read
+            && self.connections > 0
+            && self.connections_ok == self.connections
     }
 }
 
@@ -67,8 +107,10 @@ pub struct DatabaseReport {
     pub pragmas: Vec<Row>,
     /// The pool after the check, if it was built.
     pub pool: Option<PoolStats>,
-    /// Why verification failed, if it did.
+    /// Why verification failed, if it did: said once, here, not per pragma.
     pub error: Option<String>,
+    /// What `check --apply` changed in the file, e.g. `journal_mode wal -> delete`.
+    pub applied: Option<String>,
     /// For a replicated database's writing pool: whether the settings fit its replication
     /// (`"litestream: settings fit"`, or the lint codes that say why not).
     pub replication: Option<String>,
@@ -99,8 +141,10 @@ pub struct CheckReport {
 }
 
 impl CheckReport {
-    /// 0 when everything verified, 1 when something did not take effect or the lint has an
-    /// error (with `strict`, also a warning), 2 when a database file could not be used.
+    /// 0 when everything verified, 1 when something is not in force (a pragma did not take
+    /// effect, or an existing file stores a setting differently: [`Outcome::WouldChange`]) or the
+    /// lint has an error (with `strict`, also a warning), 2 when a database file could not be
+    /// used (including `--apply` refused because another connection holds the database).
     pub fn exit_code(&self, strict: bool) -> u8 {
         if self.databases.iter().any(|d| d.file_error) {
             return 2;

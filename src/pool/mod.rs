@@ -97,6 +97,22 @@ impl NamedPool {
         })
     }
 
+    /// Drops this handle; if it is the pool's last, first closes every idle connection on this
+    /// thread (taken out and checked back in, which discards it and opens no other). Dropping
+    /// the r2d2 pool alone may leave the closing to one of r2d2's threads, after this returns:
+    /// a split database's readers must be closed before its writer, which alone can remove the
+    /// `-wal` and `-shm` files as it closes.
+    pub(crate) fn close(self) {
+        if Arc::strong_count(&self.inner) == 1 {
+            self.inner
+                .shared
+                .closing
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            let idle: Vec<_> = std::iter::from_fn(|| self.inner.pool.try_get()).collect();
+            drop(idle);
+        }
+    }
+
     /// The pool's name: `jobs`, or `jobs.writer` / `jobs.readers`.
     pub fn name(&self) -> &str {
         &self.inner.shared.name

@@ -137,9 +137,10 @@ pub fn preflight(settings: &Settings) -> Result<Vec<FileState>> {
 #[derive(Debug, Clone)]
 pub struct Handle {
     database: String,
+    /// Before the writer, so that it is dropped first (see `Inner`'s `Drop`).
+    reader: NamedPool,
     /// `Err(primary)` on a LiteFS replica: no writer here.
     writer: std::result::Result<NamedPool, String>,
-    reader: NamedPool,
     split: bool,
     /// The group commit of a split database's writer.
     commit: Option<Arc<crate::commit::GroupCommit>>,
@@ -312,7 +313,8 @@ struct Inner {
 impl Drop for Inner {
     /// Stops the background threads and waits for them: they hold clones of the pools, so once
     /// they are gone, dropping the last `Pools` closes every connection before it returns (the
-    /// last connection to a WAL database checkpoints it as it closes).
+    /// last connection to a WAL database checkpoints it and removes `-wal` and `-shm` as it
+    /// closes, which a read-only reader cannot: so readers close first, on this thread).
     fn drop(&mut self) {
         let threads = self.optimizers.drain(..).map(|o| (o.stop, o.thread));
         drop(self.watcher.take());
@@ -321,6 +323,14 @@ impl Drop for Inner {
             thread.thread().unpark();
             let _ = thread.join();
         }
+        drop(std::mem::take(&mut self.databases));
+        let (writers, readers): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pools)
+            .into_values()
+            .partition(|p| p.shared().writes);
+        readers
+            .into_iter()
+            .chain(writers)
+            .for_each(NamedPool::close);
     }
 }
 

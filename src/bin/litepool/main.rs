@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use litepool::check::check;
+use litepool::check::{check_with, CheckOptions};
 use litepool::{Pools, Settings};
 
 mod bench;
@@ -31,8 +31,10 @@ mod workload;
     about,
     after_help = "Exit status, for every command:\n  \
       0    success (check: every pragma verified)\n  \
-      1    a pragma did not take effect (check --strict: also a lint warning)\n  \
-      2    bad arguments, configuration or database file (nothing was changed)\n  \
+      1    a setting is not in force: a pragma did not take effect, or (check) an existing\n       \
+      file stores a setting differently, left as it is (check --strict: also a lint warning)\n  \
+      2    bad arguments, configuration or database file, or (check --apply) a database another\n       \
+      connection holds (nothing was changed)\n  \
       130  interrupted by SIGINT, 143 by SIGTERM (scratch copies removed)"
 )]
 struct Cli {
@@ -44,11 +46,21 @@ struct Cli {
 enum Command {
     /// Build every pool, check out all connections at once and read every pragma back.
     ///
-    /// Exit status: 0 all verified, 1 something did not take effect (or a lint warning with
-    /// --strict), 2 configuration error.
+    /// It verifies the configuration on fresh connections of its own, not what a running
+    /// application has in force (that application's own statistics show that). On an existing
+    /// file, a journal_mode the file stores differently is reported ("would change wal ->
+    /// delete") and left as it is, unless --apply.
+    ///
+    /// Exit status: 0 all verified, 1 something is not in force (a pragma did not take effect,
+    /// a file setting left as it is, or a lint warning with --strict), 2 configuration or file
+    /// error (with --apply: another connection holds the database; nothing was changed).
     Check {
         #[command(flatten)]
         source: Source,
+        /// Switch an existing file's journal_mode to the configured one, under an exclusive
+        /// lock; refused, nothing changed, while another connection holds the database.
+        #[arg(long)]
+        apply: bool,
         /// Print one JSON document instead of tables.
         #[arg(long)]
         json: bool,
@@ -281,11 +293,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check {
             source,
+            apply,
             json,
             strict,
         } => {
             let settings = source.load()?;
-            let report = check(&settings, &mut |step| eprintln!("litepool: {step}"))?;
+            let options = CheckOptions::default().apply(apply);
+            let report = check_with(&settings, options, &mut |step| {
+                eprintln!("litepool: {step}")
+            })?;
             let mut out = std::io::stdout().lock();
             if json {
                 serde_json::to_writer_pretty(&mut out, &report)?;

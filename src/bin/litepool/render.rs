@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use litepool::check::CheckReport;
+use litepool::check::{CheckReport, Outcome};
 use litepool::file::FileState;
 use litepool::profile::Scope;
 
@@ -39,30 +39,43 @@ impl fmt::Display for Text<'_> {
                 d.profile,
                 d.connections
             )?;
+            // Said once, above the rows it explains.
+            if let Some(e) = &d.error {
+                writeln!(f, "  error: {e}")?;
+            }
+            if let Some(a) = &d.applied {
+                writeln!(f, "  applied (--apply, under an exclusive lock): {a}")?;
+            }
             writeln!(
                 f,
                 "  {:<20} {:<12} {:<12} {:<11} status",
                 "pragma", "configured", "sqlite", "stored in"
             )?;
             for r in &d.pragmas {
-                let status = if r.ok() {
-                    format!("ok {}/{}", r.connections_ok, r.connections)
-                } else {
-                    format!(
+                let status = match r.outcome {
+                    Outcome::Read if r.ok() => format!("ok {}/{}", r.connections_ok, r.connections),
+                    Outcome::Read => format!(
                         "NOT APPLIED: wanted {} ({}/{} ok)",
                         r.wanted, r.connections_ok, r.connections
-                    )
+                    ),
+                    Outcome::WouldChange => format!(
+                        "would change {} -> {} (left as it is; check --apply switches it while nothing else holds the database)",
+                        r.sqlite, r.wanted
+                    ),
+                    Outcome::Failed => "FAILED (the error above)".to_owned(),
+                    Outcome::NotChecked => "not checked (after the failure above)".to_owned(),
                 };
                 let scope = match r.scope {
                     Scope::File => "file",
                     Scope::Connection => "connection",
                 };
+                let sqlite = r.sqlite.to_string();
                 writeln!(
                     f,
                     "  {:<20} {:<12} {:<12} {:<11} {status}",
                     r.pragma,
                     r.configured,
-                    r.sqlite.to_string(),
+                    if sqlite.is_empty() { "-" } else { &sqlite },
                     scope
                 )?;
             }
@@ -90,9 +103,6 @@ impl fmt::Display for Text<'_> {
                 for (i, line) in p.to_string().lines().enumerate() {
                     writeln!(f, "  {}{line}", if i == 0 { "pool " } else { "" })?;
                 }
-            }
-            if let Some(e) = &d.error {
-                writeln!(f, "  error: {e}")?;
             }
             if let Some(r) = &d.replication {
                 writeln!(f, "  replication: {r}")?;
@@ -166,6 +176,13 @@ impl fmt::Display for Text<'_> {
                 "all settings verified"
             } else if self.databases.iter().any(|d| d.file_error) {
                 "a database could not be used (see its error above)"
+            } else if self.databases.iter().all(|d| {
+                d.error.is_none()
+                    && d.pragmas
+                        .iter()
+                        .all(|r| r.ok() || r.outcome == Outcome::WouldChange)
+            }) {
+                "the files store settings that differ from the configuration and were left as they are (would change, above); litepool check --apply switches them, when no other process has the database open"
             } else {
                 "some settings did NOT take effect"
             }
