@@ -424,3 +424,28 @@ fn check_strict_fails_on_a_lint_warning() {
         .to_string()
         .contains("warning [synchronous-off] main: synchronous = off"));
 }
+
+#[test]
+fn background_checkpoints_without_a_journal_mode_start_only_on_a_wal_file() {
+    let toml = "[profiles.p]\nforeign_keys = true\n[databases.main]\npath = \"{data}/main.db\"\nprofile = \"p\"\ncheckpoint = \"background\"\n";
+    // The lint says it depends on the file.
+    assert!(codes(toml, false).contains(&("checkpoint-needs-wal", Level::Notice)));
+    // A rollback-journal file: nothing to checkpoint, no checkpointer, no statistics that look
+    // like one ran.
+    let f = Fixture::new(toml);
+    let db = f.path("data/main.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("PRAGMA journal_mode = delete; CREATE TABLE t(x)")
+        .unwrap();
+    let pools = litepool::Pools::new(&f.load().unwrap()).unwrap();
+    assert_eq!(pools.handle("main").unwrap().checkpoint_stats(), None);
+    drop(pools);
+    // The same file in WAL mode: the checkpointer runs.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("PRAGMA journal_mode = wal")
+        .unwrap();
+    let pools = litepool::Pools::new(&f.load().unwrap()).unwrap();
+    assert!(pools.handle("main").unwrap().checkpoint_stats().is_some());
+}

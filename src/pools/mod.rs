@@ -337,11 +337,12 @@ impl Drop for Inner {
 impl Pools {
     /// Checks every database file ([`preflight`]), then bootstraps and builds each pool.
     pub fn new(settings: &Settings) -> Result<Pools> {
-        preflight(settings)?;
+        let files = preflight(settings)?;
         let mut pools = BTreeMap::new();
         let mut databases = BTreeMap::new();
         let mut optimizers = Vec::new();
-        for db in settings.databases.values() {
+        for (db, file) in settings.databases.values().zip(&files) {
+            let background = background_checkpoints(db, file);
             let primary = litefs_primary(db)?;
             if let (Some(primary), None) = (&primary, &db.split) {
                 return Err(Error::NotPrimary {
@@ -368,9 +369,8 @@ impl Pools {
             let origin = Arc::new(stats::Origin::new(db));
             let handle = match (by_role(Role::Writer), by_role(Role::Readers)) {
                 (Some(writer), Some(reader)) => {
-                    let background = db
-                        .background_checkpoints()
-                        .then(|| (db.path.as_path(), db.checkpoint_wal_size.bytes()));
+                    let background =
+                        background.then(|| (db.path.as_path(), db.checkpoint_wal_size.bytes()));
                     let commit = db.split.as_ref().map(|s| {
                         Arc::new(crate::commit::GroupCommit::new(
                             &db.name,
@@ -419,7 +419,7 @@ impl Pools {
                 }
             };
             let mut handle = handle;
-            if db.background_checkpoints() && primary.is_none() {
+            if background && primary.is_none() {
                 let checkpointer = crate::checkpoint::Checkpointer::start(
                     &db.name,
                     &db.path,
@@ -538,4 +538,22 @@ impl Pools {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.inner.databases.keys().map(String::as_str)
     }
+}
+
+/// True when `checkpoint = "background"` can do anything for `db`: the profile asks for WAL, or
+/// leaves the journal mode as the file has it and the file is in WAL mode. Otherwise (a new file
+/// or a rollback-journal file, with `journal_mode` unset) there is no WAL to checkpoint: no
+/// checkpointer starts, `checkpoint_stats()` is `None`, and a warning says so.
+fn background_checkpoints(db: &DatabaseSettings, file: &FileState) -> bool {
+    if !db.background_checkpoints() {
+        return false;
+    }
+    if db.profile.pragmas().journal_mode.is_some() {
+        return true; // WAL, by `background_checkpoints()`
+    }
+    let wal = matches!(file, FileState::Database { wal: true, .. });
+    if !wal {
+        tracing::warn!(database = %db.name, "checkpoint = \"background\" has no effect: journal_mode is not set and the file is not in WAL mode (set journal_mode = \"wal\")");
+    }
+    wal
 }

@@ -82,6 +82,9 @@ fn bars(
             .fold(0.0f64, f64::max)
             .max(f64::MIN_POSITIVE);
         let heading = match scale {
+            Scale::PerGroup if series.iter().all(|(_, v)| *v <= 0.0) => {
+                format!("{} (no operation completed)", esc(group))
+            }
             Scale::PerGroup => format!(
                 "{} (scale 0 to {} {unit})",
                 esc(group),
@@ -147,6 +150,15 @@ fn fmt_value(v: f64) -> String {
     }
 }
 
+/// A latency of `r` in µs for the table, or `-` when no operation completed.
+fn micros(r: &Row, d: std::time::Duration) -> String {
+    if r.ops == 0 {
+        "-".to_owned()
+    } else {
+        format!("{:.1}", d.as_secs_f64() * 1e6)
+    }
+}
+
 fn workloads(report: &Report) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for r in &report.results {
@@ -181,8 +193,10 @@ pub fn html(report: &Report, config_text: &str) -> String {
     let latency: Vec<(String, Vec<(String, f64)>)> = names
         .iter()
         .map(|w| {
+            // A run with no completed operation has no latency to draw.
             let series = rows_of(report, w)
                 .into_iter()
+                .filter(|r| r.ops > 0)
                 .flat_map(|r| {
                     [
                         (
@@ -207,14 +221,14 @@ pub fn html(report: &Report, config_text: &str) -> String {
     for r in &report.results {
         let _ = writeln!(
             table,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"ops\">{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{}</td><td class=\"interrupted\">{}</td><td class=\"seconds\">{:.3}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"ops\">{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"interrupted\">{}</td><td class=\"seconds\">{:.3}</td></tr>",
             esc(&r.workload),
             esc(&r.profile),
             r.threads,
             r.ops_per_sec,
-            r.latency.p50.as_secs_f64() * 1e6,
-            r.latency.p99.as_secs_f64() * 1e6,
-            r.latency.max.as_secs_f64() * 1e6,
+            micros(r, r.latency.p50),
+            micros(r, r.latency.p99),
+            micros(r, r.latency.max),
             r.busy,
             r.errors,
             r.interrupted,

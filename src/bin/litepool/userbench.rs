@@ -459,9 +459,9 @@ impl std::fmt::Display for Report {
                     r.threads,
                     r.seconds,
                     r.ops_per_sec,
-                    litepool::histogram::human(r.latency.p50),
-                    litepool::histogram::human(r.latency.p99),
-                    litepool::histogram::human(r.latency.max),
+                    latency(r, r.latency.p50),
+                    latency(r, r.latency.p99),
+                    latency(r, r.latency.max),
                     ratio,
                     r.busy,
                     r.errors,
@@ -473,6 +473,15 @@ impl std::fmt::Display for Report {
             }
         }
         Ok(())
+    }
+}
+
+/// A latency of `r` for the table: `-` when no operation completed (there is none to show).
+fn latency(r: &Row, d: std::time::Duration) -> String {
+    if r.ops == 0 {
+        "-".to_owned()
+    } else {
+        litepool::histogram::human(d)
     }
 }
 
