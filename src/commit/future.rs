@@ -314,7 +314,9 @@ impl<T> Future for WriteFuture<T> {
 }
 
 impl<T> Drop for WriteFuture<T> {
-    /// A job not started yet is taken out of its queue: its closure never runs.
+    /// A job not started yet is taken out of its queue: its closure never runs. Whatever is
+    /// taken out is dropped with the lock released: a closure may hold the database's last
+    /// handle, whose drop takes that lock.
     fn drop(&mut self) {
         let ticket = &self.ticket;
         match (&self.target, self.state) {
@@ -324,11 +326,14 @@ impl<T> Drop for WriteFuture<T> {
                     return;
                 }
                 let mut q = lock(&s.queue);
-                let waiting = q.room.len();
                 q.room.retain(|(_, t)| !Arc::ptr_eq(t, ticket));
-                let cancelled = q.room.len() != waiting
-                    || (ticket.status.load(Acquire) == QUEUED && q.remove(ticket).is_some());
-                if cancelled {
+                // Waiting for room (even once that wait ran out, before the poll that would have
+                // answered QueueFull): never queued, never answered, so cancelled.
+                let job = match self.state {
+                    State::Queued if ticket.status.load(Acquire) == QUEUED => q.remove(ticket),
+                    _ => None,
+                };
+                if self.state == State::Room || job.is_some() {
                     s.not_full.notify_one();
                     let room = q.take_room();
                     drop(q);
@@ -336,8 +341,9 @@ impl<T> Drop for WriteFuture<T> {
                     s.counters.cancelled.fetch_add(1, Relaxed);
                     s.counters.failed_writes.fetch_add(1, Relaxed);
                 }
+                drop(job);
             }
-            (Some(Target::Alone(a)), State::Queued) => a.cancel(ticket),
+            (Some(Target::Alone(a)), State::Queued) => drop(a.cancel(ticket)),
             _ => {}
         }
     }
