@@ -7,8 +7,11 @@
 //! first `write_async`, one more whenever a job is queued and none is idle, never more than the
 //! pool's `max_size` (more could only wait for a connection). The wait is bounded as for
 //! `write`: the job's wait in this queue counts against the pool's `connection_timeout`, and the
-//! checkout waits only what is left. Workers stop when the database's last handle is dropped,
-//! after running every job queued.
+//! checkout waits only what is left, and a checkout that times out is `Error::WriteTimeout`. A job
+//! still queued at its deadline (every worker busy) is answered `WriteTimeout` then by a clock
+//! thread (the loop of `clock.rs`, as on a split database), not when a worker frees up. Workers
+//! and the clock stop when the database's last handle is dropped, after every job queued has run
+//! or timed out.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};

@@ -15,7 +15,8 @@
 //! (with a thread caller's closure holding the batch, a single thread did time them out on
 //! time; with an async caller's, it did not). Both stop when the database's last handle is
 //! dropped, after every job queued has been run or has timed out; async callers that had not
-//! queued yet are then answered with an error (nothing of them ran).
+//! queued yet are then answered with an error (nothing of them ran). The last handle may be
+//! dropped on the committer or the clock (a closure held it): then neither is joined.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, PoisonError};

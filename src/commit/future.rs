@@ -11,7 +11,8 @@
 //!
 //! **Dropped before its closure started** (queued, or waiting for room in a full queue): the
 //! job is taken out of the queue under its lock, so the closure never runs; group commit counts
-//! it in `failed_writes` and `cancelled`. **Dropped after its closure started**: the closure's
+//! it in `failed_writes` and `cancelled`, also when its wait for room had run out but it was not
+//! polled again (its `QueueFull` was never given). **Dropped after its closure started**: the closure's
 //! work commits or not with its batch, exactly as if the future had been kept, and is counted
 //! so (`writes` when it committed); nobody can be told.
 
