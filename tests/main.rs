@@ -29,6 +29,7 @@ mod errors;
 mod fuzz;
 mod guarantees;
 mod hostile;
+mod hostile22;
 mod hostile23;
 mod library;
 mod litefs_state;

@@ -15,14 +15,16 @@
 //! (with a thread caller's closure holding the batch, a single thread did time them out on
 //! time; with an async caller's, it did not). Both stop when the database's last handle is
 //! dropped, after every job queued has been run or has timed out; async callers that had not
-//! queued yet are then answered with an error (nothing of them ran).
+//! queued yet are then answered with an error (nothing of them ran). The last handle may be
+//! dropped on the committer or the clock (a closure held it): then neither is joined.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
+use super::clock::{self, join_unless_inside, Clock};
 use super::future::{Target, WriteFuture};
-use super::queue::{lock, wake_all, Queue, Ticket, RUNNING};
+use super::queue::{lock, wake_all, Job, Queue, Ticket, RUNNING};
 use super::{Core, GroupCommit, WriteConn};
 use crate::error::{Error, Result};
 
@@ -69,7 +71,8 @@ impl GroupCommit {
 impl Drop for GroupCommit {
     /// Stops the committer and the clock and waits until they have run or timed out every job
     /// queued, so that no acknowledged write is lost and the writer connection closes with the
-    /// pools. (Not from one of them: a closure that held the database's last handle.)
+    /// pools. Not from one of them (a closure it ran or timed out held the database's last
+    /// handle): then they are told to stop and finish on their own.
     fn drop(&mut self) {
         let s = &self.core.shared;
         lock(&s.queue).stop = true;
@@ -80,12 +83,7 @@ impl Drop for GroupCommit {
                 .get_mut()
                 .unwrap_or_else(PoisonError::into_inner),
         );
-        let me = std::thread::current().id();
-        for thread in threads {
-            if thread.thread().id() != me {
-                let _ = thread.join();
-            }
-        }
+        join_unless_inside(threads);
     }
 }
 
@@ -140,44 +138,43 @@ impl Core {
     /// the writes queued behind it.
     fn clock_loop(self) {
         let s = &self.shared;
-        let mut q = lock(&s.queue);
-        loop {
-            let now = Instant::now();
-            let (expired, room) = self.expire(&mut q, now);
-            if !expired.is_empty() || !room.is_empty() {
-                drop(q);
-                wake_all(room);
-                for (ticket, e) in expired {
-                    ticket.answer(Err(self.timed_out(e)));
+        let clock = Clock {
+            expire: Box::new(|q: &mut Queue, now| {
+                // Woken (by a deadline or a notification): the timer is set again below.
+                q.timer = None;
+                let due = self.expire(q, now);
+                let nothing = due.expired.is_empty() && due.room.is_empty();
+                (!nothing).then_some(due)
+            }),
+            next: Box::new(|q: &mut Queue| {
+                q.timer = q.next_deadline();
+                q.timer
+            }),
+            finished: Box::new(|q: &mut Queue| {
+                finished(q).then(|| Due {
+                    expired: Vec::new(),
+                    room: q.take_room(),
+                })
+            }),
+            act: Box::new(|due: Due| {
+                wake_all(due.room);
+                let mut closures = Vec::with_capacity(due.expired.len());
+                for (job, e) in due.expired {
+                    job.ticket.answer(Err(self.timed_out(e)));
+                    closures.push(job.run);
                 }
-                q = lock(&s.queue);
-                continue;
-            }
-            if finished(&q) {
-                let room = q.take_room();
-                drop(q);
-                wake_all(room);
-                return;
-            }
-            q.timer = q.next_deadline();
-            q = match q.timer {
-                Some(at) => {
-                    s.wake_clock
-                        .wait_timeout(q, at.saturating_duration_since(now))
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0
-                }
-                None => s.wake_clock.wait(q).unwrap_or_else(PoisonError::into_inner),
-            };
-            q.timer = None;
-        }
+                // Dropped here, with the queue's lock released: a closure may hold the
+                // database's last handle, whose drop takes that lock.
+                drop(closures);
+            }),
+        };
+        clock::run(&s.queue, &s.wake_clock, clock);
     }
 
-    /// Removes the async jobs whose wait is over (their answer: [`Error::WriteTimeout`]) and
-    /// returns the async callers to wake: those whose wait for room is over (they answer
+    /// Removes the async jobs whose wait is over (their answer: [`Error::WriteTimeout`]; their
+    /// closures are dropped by the caller, without the lock) and returns the async callers to wake: those whose wait for room is over (they answer
     /// themselves [`Error::QueueFull`]) and, if room was made, all those waiting for it.
-    #[allow(clippy::type_complexity)]
-    fn expire(&self, q: &mut Queue, now: Instant) -> (Vec<(Arc<Ticket>, Error)>, Vec<Arc<Ticket>>) {
+    fn expire(&self, q: &mut Queue, now: Instant) -> Due {
         let s = &self.shared;
         let mut out = Vec::new();
         let mut i = 0;
@@ -193,11 +190,12 @@ impl Core {
                 waited: now.saturating_duration_since(job.enqueued),
                 cause: self.holding(q.jobs.len()),
             };
-            out.push((job.ticket, e));
+            out.push((job, e));
         }
         if !out.is_empty() {
             s.not_full.notify_all();
-            return (out, q.take_room());
+            let room = q.take_room();
+            return Due { expired: out, room };
         }
         let mut room = Vec::new();
         let mut j = 0;
@@ -208,6 +206,13 @@ impl Core {
                 j += 1;
             }
         }
-        (out, room)
+        Due { expired: out, room }
     }
+}
+
+/// What the clock found due: async jobs whose wait is over (taken out of the queue, with the
+/// answer to give them) and async callers waiting for room to wake.
+struct Due {
+    expired: Vec<(Job, Error)>,
+    room: Vec<Arc<Ticket>>,
 }

@@ -11,7 +11,8 @@
 //!
 //! **Dropped before its closure started** (queued, or waiting for room in a full queue): the
 //! job is taken out of the queue under its lock, so the closure never runs; group commit counts
-//! it in `failed_writes` and `cancelled`. **Dropped after its closure started**: the closure's
+//! it in `failed_writes` and `cancelled`, also when its wait for room had run out but it was not
+//! polled again (its `QueueFull` was never given). **Dropped after its closure started**: the closure's
 //! work commits or not with its batch, exactly as if the future had been kept, and is counted
 //! so (`writes` when it committed); nobody can be told.
 
@@ -314,7 +315,9 @@ impl<T> Future for WriteFuture<T> {
 }
 
 impl<T> Drop for WriteFuture<T> {
-    /// A job not started yet is taken out of its queue: its closure never runs.
+    /// A job not started yet is taken out of its queue: its closure never runs. Whatever is
+    /// taken out is dropped with the lock released: a closure may hold the database's last
+    /// handle, whose drop takes that lock.
     fn drop(&mut self) {
         let ticket = &self.ticket;
         match (&self.target, self.state) {
@@ -324,11 +327,14 @@ impl<T> Drop for WriteFuture<T> {
                     return;
                 }
                 let mut q = lock(&s.queue);
-                let waiting = q.room.len();
                 q.room.retain(|(_, t)| !Arc::ptr_eq(t, ticket));
-                let cancelled = q.room.len() != waiting
-                    || (ticket.status.load(Acquire) == QUEUED && q.remove(ticket).is_some());
-                if cancelled {
+                // Waiting for room (even once that wait ran out, before the poll that would have
+                // answered QueueFull): never queued, never answered, so cancelled.
+                let job = match self.state {
+                    State::Queued if ticket.status.load(Acquire) == QUEUED => q.remove(ticket),
+                    _ => None,
+                };
+                if self.state == State::Room || job.is_some() {
                     s.not_full.notify_one();
                     let room = q.take_room();
                     drop(q);
@@ -336,8 +342,9 @@ impl<T> Drop for WriteFuture<T> {
                     s.counters.cancelled.fetch_add(1, Relaxed);
                     s.counters.failed_writes.fetch_add(1, Relaxed);
                 }
+                drop(job);
             }
-            (Some(Target::Alone(a)), State::Queued) => a.cancel(ticket),
+            (Some(Target::Alone(a)), State::Queued) => drop(a.cancel(ticket)),
             _ => {}
         }
     }

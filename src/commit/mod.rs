@@ -65,6 +65,7 @@ use crate::reentry;
 pub use crate::settings::GroupCommitSettings;
 
 mod alone;
+mod clock;
 mod committer;
 mod conn;
 mod future;
@@ -300,11 +301,14 @@ impl Core {
                     if ticket.status.load(Acquire) != QUEUED {
                         continue; // taken into a batch, or handed the lead, just now
                     }
-                    q.remove(ticket);
+                    let job = q.remove(ticket);
                     s.not_full.notify_one();
                     let room = q.take_room();
                     let ahead = q.jobs.len();
                     drop(q);
+                    // The closure is dropped without the lock: it may hold the database's last
+                    // handle, whose drop takes it.
+                    drop(job);
                     queue::wake_all(room);
                     let cause = self.holding(ahead);
                     return Err(self.timed_out(Error::WriteTimeout {

@@ -31,7 +31,9 @@ where
         });
     }
     let start = Instant::now();
-    let mut conn = pool.get_timeout(wait)?;
+    let mut conn = pool
+        .get_timeout(wait)
+        .map_err(|e| checkout_timeout(database, pool, e))?;
     // The closure reaches the connection through `WriteConn`, not `Conn`: reset it all.
     conn.reset_at_checkin();
     let conn: &mut Connection = &mut conn;
@@ -81,6 +83,32 @@ where
             code: None,
         })
     })
+}
+
+/// A checkout of a pool connection that timed out (every connection held, none could be
+/// opened for lack of room) means the write never started: [`Error::WriteTimeout`], retryable,
+/// as on a split database. A pool that could not open a connection keeps its error.
+fn checkout_timeout(database: &str, pool: &NamedPool, e: Error) -> Error {
+    match e {
+        Error::Timeout {
+            max_size,
+            timeout,
+            cause: None,
+            ..
+        } => {
+            let idle = pool.pool().state().idle_connections;
+            let e = Error::WriteTimeout {
+                database: database.to_owned(),
+                waited: pool.timeout().max(timeout),
+                cause: format!(
+                    "all {max_size} connection(s) of the pool were in use ({idle} idle now): held by other writes or pools.get() callers"
+                ),
+            };
+            tracing::warn!(database, error = %e, "write timed out before it started");
+            e
+        }
+        e => e,
+    }
 }
 
 /// One transaction of a batch: runs closures, keeps track of which committed work is pending,
