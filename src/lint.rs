@@ -259,15 +259,6 @@ pub fn lint_with(
         replication(db, spec, &mut out);
     }
     for db in settings.databases.values() {
-        if db.checkpoint == Checkpoint::Background && db.profile.pragmas().journal_mode.is_none() {
-            out.push(Finding {
-                level: Level::Notice,
-                database: db.name.clone(),
-                code: "checkpoint-needs-wal",
-                message: "checkpoint = \"background\" with journal_mode not set: it takes effect only if the file is already in WAL mode (a new file is not); set journal_mode = \"wal\"".into(),
-                link: "https://sqlite.org/wal.html#checkpointing",
-            });
-        }
         if db.checkpoint == Checkpoint::Background && !db.background_checkpoints() {
             let mode = db
                 .profile

@@ -1141,7 +1141,6 @@ fn h22_background_checkpoint_with_journal_unset_on_a_wal_file_works() {
 /// nothing (no WAL), so litepool must say so (the lint or `checkpoint_stats()` = None), not run
 /// a checkpointer and report zeros.
 #[test]
-#[ignore = "known: lint/checkpoint finding (checkpoint-needs-wal on a rollback-journal file with journal_mode unset), fixed separately by another engineer"]
 fn h22_background_checkpoint_with_journal_unset_on_a_rollback_file_is_reported() {
     let f = Fixture::new(
         "[profiles.p]\nbusy_timeout = \"1s\"\n[databases.main]\npath = \"{data}/main.db\"\nprofile = \"p\"\ncheckpoint = \"background\"\n",
@@ -1174,7 +1173,6 @@ fn h22_background_checkpoint_with_journal_unset_on_a_rollback_file_is_reported()
 /// (a bar on a logarithmic axis for a value of 0, the "fastest" of the chart), but say there
 /// is none, as the ratio column does ("-").
 #[test]
-#[ignore = "known: bench finding (0.0µs latency for a workload with no completed operation), fixed separately by another engineer"]
 fn h22_bench_a_workload_without_completed_operations_shows_no_latency() {
     let f = Fixture::new(
         "[profiles.p]\nbusy_timeout = \"1s\"\njournal_mode = \"wal\"\n[databases.w]\npath = \"{data}/w.db\"\nprofile = \"p\"\n[bench.workloads.always_fails]\ndatabase = \"w\"\nsql = \"INSERT INTO t(v) VALUES (?1)\"\nparams = [{ int = [7, 7] }]\n[bench.workloads.reads]\ndatabase = \"w\"\nsql = \"SELECT v FROM t WHERE id = ?1\"\nparams = [{ int = [1, 1] }]\n",

@@ -428,8 +428,10 @@ fn check_strict_fails_on_a_lint_warning() {
 #[test]
 fn background_checkpoints_without_a_journal_mode_start_only_on_a_wal_file() {
     let toml = "[profiles.p]\nforeign_keys = true\n[databases.main]\npath = \"{data}/main.db\"\nprofile = \"p\"\ncheckpoint = \"background\"\n";
-    // The lint says it depends on the file.
-    assert!(codes(toml, false).contains(&("checkpoint-needs-wal", Level::Notice)));
+    // The lint cannot know the file's mode: nothing is reported before it is opened.
+    assert!(!codes(toml, false)
+        .iter()
+        .any(|(c, _)| *c == "checkpoint-needs-wal"));
     // A rollback-journal file: nothing to checkpoint, no checkpointer, no statistics that look
     // like one ran.
     let f = Fixture::new(toml);
