@@ -203,10 +203,19 @@ fn stats_runs_a_workload_and_reports_every_pool() {
 #[test]
 fn stats_rejects_a_bad_workload_duration() {
     let f = Fixture::new(&one_db("", "max_size = 1"));
-    let out = litepool(f.dir.path(), &["stats", "--workload", "0"]);
+    for bad in ["0", "5e-324", "NaN", "3601"] {
+        let out = litepool(f.dir.path(), &["stats", "--workload", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert!(
+            stderr(&out).contains("expected 0.01 to 3600 seconds"),
+            "{bad}: {}",
+            stderr(&out)
+        );
+    }
+    let out = litepool(f.dir.path(), &["bench", "--seconds", "5e-324"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("invalid --workload 0: expected seconds above 0"),
+        stderr(&out).contains("invalid --seconds 5e-324: expected 0.01 to 600"),
         "{}",
         stderr(&out)
     );

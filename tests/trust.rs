@@ -222,7 +222,7 @@ fn numeric_arguments_out_of_bounds_exit_2_naming_the_bound() {
             "invalid --workload NaN",
         ),
         (&["stats", "--workload", "-1"][..], "-1"),
-        (&["bench", "--seconds", "1e9"][..], "at most 600"),
+        (&["bench", "--seconds", "1e9"][..], "expected 0.01 to 600"),
         (&["bench", "--scale", "1001"][..], "1..=1000"),
         (&["bench", "--seed", "-1"][..], "-1"),
     ] {

@@ -273,7 +273,15 @@ fn without_workloads_a_user_schema_gets_an_error_not_a_substitute() {
 
 #[test]
 fn bad_workloads_fail_with_exit_2_naming_the_workload() {
-    let cases: [(&str, &str); 6] = [
+    let cases: [(&str, &str); 8] = [
+        (
+            "[bench.workloads.\"open\\nrows\"]\ndatabase = \"jobs\"\nsql = \"SELECT 1\"\n",
+            "key `bench.workloads.open\\nrows`: invalid workload name \"open\\nrows\": expected 1 to 64 ASCII letters, digits, '_' or '-'",
+        ),
+        (
+            "[bench.workloads.mixed]\ndatabase = \"jobs\"\nsql = \"SELECT 1\"\n",
+            "the workload name \"mixed\" is taken by the run of all workloads together",
+        ),
         (
             "[bench.workloads.broken]\ndatabase = \"jobs\"\nsql = \"SELECT nope FROM tasks\"\n",
             "workload \"broken\" (database \"jobs\"): the statement does not prepare",

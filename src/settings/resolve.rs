@@ -210,6 +210,20 @@ impl Resolver<'_> {
         let names: Vec<&String> = databases.keys().collect();
         let mut workloads = BTreeMap::new();
         for (name, w) in raw.bench.workloads {
+            // Names appear in table rows, JSON and the report: the database name rule, and not
+            // `mixed`, the row of all workloads together.
+            if super::names::invalid_name(&name).is_some() {
+                return Err(self.error(
+                    format!("bench.workloads.{}", name.escape_debug()),
+                    format!("invalid workload name {name:?}: expected 1 to 64 ASCII letters, digits, '_' or '-', not starting with '-'"),
+                ));
+            }
+            if name == "mixed" {
+                return Err(self.error(
+                    "bench.workloads.mixed".to_owned(),
+                    "the workload name \"mixed\" is taken by the run of all workloads together; choose another".into(),
+                ));
+            }
             let workload = w.resolve(&name, &names).map_err(|(k, message)| {
                 self.error(format!("bench.workloads.{name}.{k}"), message)
             })?;
