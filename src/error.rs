@@ -261,6 +261,19 @@ pub enum Error {
         actual: String,
     },
 
+    /// Another connection held the database file locked for longer than the profile's
+    /// `busy_timeout` while litepool read it before opening any pool (the integrity check,
+    /// `check_integrity`). Nothing was changed.
+    #[error("database {database:?}: {} is locked by another connection: {during} waited the profile's busy_timeout in vain; nothing was changed (retry once it is released, or set check_integrity = false to skip the integrity check)", path.display())]
+    Locked {
+        /// The configured database name.
+        database: String,
+        /// The path.
+        path: PathBuf,
+        /// What waited, e.g. `PRAGMA quick_check`.
+        during: &'static str,
+    },
+
     /// `litepool check --apply` could not get exclusive access to switch a setting stored in
     /// an existing file (`journal_mode`): another connection holds the database. Nothing was
     /// changed.

@@ -30,6 +30,7 @@ mod fuzz;
 mod guarantees;
 mod hostile;
 mod hostile22;
+mod hostile22b;
 mod hostile23;
 mod library;
 mod litefs_state;

@@ -451,3 +451,35 @@ fn background_checkpoints_without_a_journal_mode_start_only_on_a_wal_file() {
     let pools = litepool::Pools::new(&f.load().unwrap()).unwrap();
     assert!(pools.handle("main").unwrap().checkpoint_stats().is_some());
 }
+
+#[test]
+fn a_file_locked_by_another_connection_is_named_once_and_left_alone() {
+    let f = Fixture::new(
+        "[profiles.p]\nbusy_timeout = \"100ms\"\n[databases.main]\npath = \"{data}/main.db\"\nprofile = \"p\"\n",
+    );
+    let db = f.path("data/main.db");
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder
+        .execute_batch("PRAGMA journal_mode = delete; CREATE TABLE t(x); BEGIN EXCLUSIVE; INSERT INTO t VALUES (1)")
+        .unwrap();
+    let e = litepool::Pools::new(&f.load().unwrap()).unwrap_err();
+    assert!(matches!(e, litepool::Error::Locked { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "database \"main\": {} is locked by another connection: PRAGMA quick_check waited",
+            db.display()
+        )),
+        "{text}"
+    );
+    assert_eq!(text.matches("locked").count(), 1, "said once: {text}");
+    assert!(text.contains("nothing was changed"), "{text}");
+    // The holder's transaction was not disturbed.
+    holder.execute_batch("COMMIT").unwrap();
+    let n: i64 = holder
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
+    drop(holder);
+    assert!(litepool::Pools::new(&f.load().unwrap()).is_ok());
+}

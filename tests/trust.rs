@@ -746,7 +746,12 @@ fn bootstrap_waits_the_profiles_busy_timeout_not_five_seconds() {
     // quick_check too waits the profile's timeout, not 5s.
     let start = Instant::now();
     let e = Pools::new(&f.load().unwrap()).unwrap_err();
-    assert!(e.to_string().contains("database is locked"), "{e}");
+    assert!(
+        e.to_string().contains(
+            "is locked by another connection: PRAGMA quick_check waited the profile's busy_timeout"
+        ),
+        "{e}"
+    );
     assert!(
         start.elapsed() < Duration::from_millis(2500),
         "{:?}",

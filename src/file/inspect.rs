@@ -231,11 +231,28 @@ fn quick_check(db: &DatabaseSettings) -> Result<()> {
     if let Some(t) = db.profile.pragmas().busy_timeout {
         conn.busy_timeout(t.duration()).map_err(sql)?;
     }
-    let mut stmt = conn.prepare("PRAGMA quick_check(5)").map_err(sql)?;
+    let busy = |source: rusqlite::Error| match source.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            Error::Locked {
+                database: db.name.clone(),
+                path: db.path.clone(),
+                during: "PRAGMA quick_check",
+            }
+        }
+        _ => sql(source),
+    };
+    let mut stmt = conn.prepare("PRAGMA quick_check(5)").map_err(busy)?;
     let rows: Vec<String> = stmt
         .query_map([], |r| r.get(0))
         .and_then(|rows| rows.collect())
         .map_err(|source| match source.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                Error::Locked {
+                    database: db.name.clone(),
+                    path: db.path.clone(),
+                    during: "PRAGMA quick_check",
+                }
+            }
             Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
                 Error::Corrupt {
                     database: db.name.clone(),

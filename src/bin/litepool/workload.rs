@@ -22,7 +22,8 @@ const TABLE_ROWS: i64 = 1000;
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct WorkloadReport {
-    /// Seconds it ran.
+    /// Seconds it ran (`elapsed_seconds` in JSON: every duration's name says its unit).
+    #[serde(rename = "elapsed_seconds")]
     pub seconds: f64,
     /// Threads.
     pub threads: usize,
