@@ -30,12 +30,6 @@ checkpoint = "background"
 max_size = 8
 "#;
 
-/// The startup SQL of the "before", kept: it restates the profile, so the guard lets it run.
-const STARTUP_SQL: &str = "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
-    PRAGMA journal_mode = WAL; PRAGMA cache_size = -8000; PRAGMA temp_store = MEMORY; \
-    PRAGMA mmap_size = 268435456; PRAGMA journal_size_limit = 33554432; \
-    PRAGMA busy_timeout = 5000;";
-
 /// The same write function: only the parameter's type changed. Its `transaction()` is now a
 /// savepoint inside litepool's group commit.
 fn write_event(conn: &mut WriteConn<'_>, e: &Event) -> rusqlite::Result<()> {
@@ -48,22 +42,18 @@ fn write_event(conn: &mut WriteConn<'_>, e: &Event) -> rusqlite::Result<()> {
     tx.commit()
 }
 
-fn latest(conn: &rusqlite::Connection, kind: i64) -> rusqlite::Result<usize> {
-    let mut s = conn.prepare_cached(
-        "SELECT id, content FROM event WHERE kind = ?1 ORDER BY id DESC LIMIT 20",
-    )?;
-    let rows = s.query_map([kind], |r| r.get::<_, i64>(0))?;
-    Ok(rows.count())
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let text = SETTINGS.replace("{dir}", &dir.path().display().to_string());
     let pools = Pools::new(&Settings::from_toml(&text)?)?;
     pools.writer("events")?.execute_batch(workload::SCHEMA)?;
     // The application's startup SQL, on both pools: accepted, it changes nothing.
-    pools.writer("events")?.execute_batch(STARTUP_SQL)?;
-    pools.reader("events")?.execute_batch(STARTUP_SQL)?;
+    pools
+        .writer("events")?
+        .execute_batch(workload::STARTUP_SQL)?;
+    pools
+        .reader("events")?
+        .execute_batch(workload::STARTUP_SQL)?;
     let events = pools.handle("events")?;
     let report = workload::run(
         &dir.path().join("events.db"),
@@ -76,7 +66,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
         |kind| {
             let conn = events.reader().map_err(|e| e.to_string())?;
-            latest(&conn, kind).map_err(|e| e.to_string())
+            workload::latest(&conn, kind).map_err(|e| e.to_string())
         },
     );
     println!("after: {report}");

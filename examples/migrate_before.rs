@@ -13,11 +13,6 @@ use r2d2_sqlite::SqliteConnectionManager;
 mod workload;
 use workload::Event;
 
-const STARTUP_SQL: &str = "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
-    PRAGMA journal_mode = WAL; PRAGMA cache_size = -8000; PRAGMA temp_store = MEMORY; \
-    PRAGMA mmap_size = 268435456; PRAGMA journal_size_limit = 33554432; \
-    PRAGMA busy_timeout = 5000;";
-
 type Conn = PooledConnection<SqliteConnectionManager>;
 
 /// The application's write function, written against the pooled connection.
@@ -31,19 +26,12 @@ fn write_event(conn: &mut Conn, e: &Event) -> rusqlite::Result<()> {
     tx.commit()
 }
 
-fn latest(conn: &rusqlite::Connection, kind: i64) -> rusqlite::Result<usize> {
-    let mut s = conn.prepare_cached(
-        "SELECT id, content FROM event WHERE kind = ?1 ORDER BY id DESC LIMIT 20",
-    )?;
-    let rows = s.query_map([kind], |r| r.get::<_, i64>(0))?;
-    Ok(rows.count())
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("events.db");
-    let manager =
-        || SqliteConnectionManager::file(&path).with_init(|c| c.execute_batch(STARTUP_SQL));
+    let manager = || {
+        SqliteConnectionManager::file(&path).with_init(|c| c.execute_batch(workload::STARTUP_SQL))
+    };
     // One writer, and a mutex in front of it so that writers queue in the application.
     let writer = Pool::builder()
         .max_size(1)
@@ -86,7 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
         |kind| {
             let conn = readers.get().map_err(|e| e.to_string())?;
-            latest(&conn, kind).map_err(|e| e.to_string())
+            workload::latest(&conn, kind).map_err(|e| e.to_string())
         },
     );
     println!("before: {report}");

@@ -186,18 +186,14 @@ impl Trigger {
             .header()
     }
 
-    fn pending(&self) -> u64 {
+    /// Bytes of frames not yet checkpointed, read from the WAL-index header.
+    pub(crate) fn pending(&self) -> u64 {
         self.index().map_or(0, |h| h.pending_bytes())
     }
 
     /// True when a checkpoint is due.
     pub(crate) fn due(&self) -> bool {
         self.due_at(self.pending())
-    }
-
-    /// Bytes of frames not yet checkpointed, read from the WAL-index header.
-    pub(crate) fn pending_now(&self) -> u64 {
-        self.pending()
     }
 
     /// True when `pending` bytes are a backlog the checkpointer thread copies ([`BACKLOG`]).

@@ -18,6 +18,22 @@ pub const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS event(id INTEGER PRIMARY KE
 CREATE INDEX IF NOT EXISTS event_kind ON event(kind, id);
 CREATE TABLE IF NOT EXISTS tag(event_id INTEGER NOT NULL REFERENCES event(id), name TEXT NOT NULL);";
 
+/// The subscribers' read, the same before and after: the latest 20 events of a kind.
+pub fn latest(conn: &rusqlite::Connection, kind: i64) -> rusqlite::Result<usize> {
+    let mut s = conn.prepare_cached(
+        "SELECT id, content FROM event WHERE kind = ?1 ORDER BY id DESC LIMIT 20",
+    )?;
+    let rows = s.query_map([kind], |r| r.get::<_, i64>(0))?;
+    Ok(rows.count())
+}
+
+/// The application's startup SQL: run by the "before" on every connection (`with_init`), and
+/// kept by the "after", where it restates the profile, so the guard lets it run.
+pub const STARTUP_SQL: &str = "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
+    PRAGMA journal_mode = WAL; PRAGMA cache_size = -8000; PRAGMA temp_store = MEMORY; \
+    PRAGMA mmap_size = 268435456; PRAGMA journal_size_limit = 33554432; \
+    PRAGMA busy_timeout = 5000;";
+
 /// What a run measured.
 pub struct Report {
     pub acknowledged: u64,

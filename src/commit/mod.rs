@@ -544,7 +544,7 @@ impl Core {
         let Some(trigger) = &s.wal_index else {
             return;
         };
-        let pending = trigger.pending_now();
+        let pending = trigger.pending();
         // A backlog left by a long reader is the checkpointer thread's: copying it here would
         // hold every writer for as long as it takes.
         if !trigger.due_at(pending) || trigger.is_backlog(pending) {

@@ -231,7 +231,9 @@ fn quick_check(db: &DatabaseSettings) -> Result<()> {
     if let Some(t) = db.profile.pragmas().busy_timeout {
         conn.busy_timeout(t.duration()).map_err(sql)?;
     }
-    let busy = |source: rusqlite::Error| match source.sqlite_error_code() {
+    // One reading of SQLite's error for the prepare and the rows: a lock held past the
+    // busy timeout, a damaged file, or anything else.
+    let failed = |source: rusqlite::Error| match source.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
             Error::Locked {
                 database: db.name.clone(),
@@ -239,29 +241,20 @@ fn quick_check(db: &DatabaseSettings) -> Result<()> {
                 during: "PRAGMA quick_check",
             }
         }
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
+            Error::Corrupt {
+                database: db.name.clone(),
+                path: db.path.clone(),
+                report: source.to_string(),
+            }
+        }
         _ => sql(source),
     };
-    let mut stmt = conn.prepare("PRAGMA quick_check(5)").map_err(busy)?;
+    let mut stmt = conn.prepare("PRAGMA quick_check(5)").map_err(failed)?;
     let rows: Vec<String> = stmt
         .query_map([], |r| r.get(0))
         .and_then(|rows| rows.collect())
-        .map_err(|source| match source.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-                Error::Locked {
-                    database: db.name.clone(),
-                    path: db.path.clone(),
-                    during: "PRAGMA quick_check",
-                }
-            }
-            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
-                Error::Corrupt {
-                    database: db.name.clone(),
-                    path: db.path.clone(),
-                    report: source.to_string(),
-                }
-            }
-            _ => sql(source),
-        })?;
+        .map_err(failed)?;
     if rows != ["ok"] {
         return Err(Error::Corrupt {
             database: db.name.clone(),
