@@ -199,16 +199,24 @@ impl<D: Driver> Opener<D> {
             s.counters.count_customizer_failure();
             return Err(e);
         }
-        let busy_ms = match conn.get_pragma("busy_timeout") {
-            Ok(crate::connection::Raw::Int(ms)) => i32::try_from(ms).unwrap_or(i32::MAX),
-            Ok(other) => return Err(self.fail(format!("PRAGMA busy_timeout read back {other:?}"))),
-            Err(e) => return Err(self.fail(format!("reading PRAGMA busy_timeout failed: {e}"))),
+        // The state a borrower may change through the API, taken once per pool (from its first
+        // connection, right after the profile was applied): one SQL read, not one per connect.
+        let busy_ms = match s.opened.get() {
+            Some(_) => None,
+            None => match conn.get_pragma("busy_timeout") {
+                Ok(crate::connection::Raw::Int(ms)) => Some(i32::try_from(ms).unwrap_or(i32::MAX)),
+                Ok(other) => {
+                    return Err(self.fail(format!("PRAGMA busy_timeout read back {other:?}")))
+                }
+                Err(e) => return Err(self.fail(format!("reading PRAGMA busy_timeout failed: {e}"))),
+            },
         };
         let guarded = match D::db(&mut conn) {
             Some(db) => crate::guard::install(db, self.customizer.guard())
                 .map(|()| {
-                    s.opened
-                        .get_or_init(|| (crate::sys::api_state(db), busy_ms));
+                    if let Some(ms) = busy_ms {
+                        s.opened.get_or_init(|| (crate::sys::api_state(db), ms));
+                    }
                 })
                 .map_err(|code| {
                     format!("installing the pragma guard failed (SQLite error code {code})")
