@@ -32,6 +32,7 @@ mod hostile;
 mod hostile22;
 mod hostile22b;
 mod hostile23;
+mod hostile_core;
 mod library;
 mod litefs_state;
 mod litestream_config;
