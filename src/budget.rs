@@ -61,8 +61,13 @@ impl Budget {
             })
             .collect();
         Budget {
-            worst_case: pools.iter().map(|p| p.worst_case).sum(),
-            bound_by_file: pools.iter().map(|p| p.bound_by_file).sum(),
+            // Saturating: settings can describe more than 2^64 bytes in all.
+            worst_case: pools
+                .iter()
+                .fold(0u64, |a, p| a.saturating_add(p.worst_case)),
+            bound_by_file: pools
+                .iter()
+                .fold(0u64, |a, p| a.saturating_add(p.bound_by_file)),
             pools,
             budget: settings.memory_budget.map(ByteSize::bytes),
             enforced_by: settings
@@ -116,8 +121,8 @@ fn pool_memory(spec: &PoolSpec, file: &FileState) -> PoolMemory {
         database: spec.name.clone(),
         max_size: spec.pool.max_size,
         cache_per_connection: per_conn,
-        worst_case: n * per_conn,
-        bound_by_file: n * per_conn.min(file.bytes()),
+        worst_case: n.saturating_mul(per_conn),
+        bound_by_file: n.saturating_mul(per_conn.min(file.bytes())),
     }
 }
 

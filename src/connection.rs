@@ -28,6 +28,21 @@ pub enum Raw {
     Text(String),
 }
 
+impl Raw {
+    /// This value in words next to `other`: as [`Display`](std::fmt::Display) does, with the type
+    /// added when both would print alike but differ (`"1" (text)` against `1 (integer)`).
+    pub fn shown_against(&self, other: &Raw) -> String {
+        if self != other && self.to_string() == other.to_string() {
+            match self {
+                Raw::Int(i) => format!("{i} (integer)"),
+                Raw::Text(t) => format!("{t:?} (text)"),
+            }
+        } else {
+            self.to_string()
+        }
+    }
+}
+
 impl std::fmt::Display for Raw {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -350,6 +350,20 @@ impl Profile {
                 return Err(Error::Unsafe { pragma, value });
             }
         }
+        // SQLite keeps these in a 32-bit int: a larger value reads back as something else
+        // (0, or the maximum) and no connection would ever verify.
+        for (pragma, value) in [
+            ("wal_autocheckpoint", set.wal_autocheckpoint),
+            ("analysis_limit", set.analysis_limit),
+        ] {
+            if let Some(v) = value.filter(|v| i32::try_from(*v).is_err()) {
+                return Err(Error::Parse(crate::error::ParseValueError::new(
+                    pragma,
+                    v.to_string(),
+                    "0 to 2147483647 (SQLite keeps it in a 32-bit integer)",
+                )));
+            }
+        }
         Ok(Self::unchecked(name, set))
     }
 
@@ -499,8 +513,8 @@ impl Profile {
             return Err(Error::Mismatch {
                 database: database.to_owned(),
                 pragma: r.pragma,
-                wanted: r.wanted.to_string(),
-                actual: r.actual.to_string(),
+                wanted: r.wanted.shown_against(&r.actual),
+                actual: r.actual.shown_against(&r.wanted),
             });
         }
         Ok(readings)

@@ -9,7 +9,7 @@ use std::fmt;
 use crate::check::Row;
 use crate::connection::PragmaConnection;
 use crate::error::Error;
-use crate::profile::{Profile, Reading};
+use crate::profile::{Profile, Raw};
 
 /// What reading a profile back on several connections found: one [`Row`] per pragma.
 #[derive(Debug)]
@@ -28,10 +28,14 @@ pub struct ConnectionsReport {
 }
 
 impl ConnectionsReport {
-    /// True when at least one connection was read, none failed, and every pragma read back as
-    /// asked on every connection.
+    /// True when at least one connection and at least one pragma were read, no read failed, and
+    /// every pragma read back as asked on every connection (a profile with nothing to read back
+    /// verifies nothing).
     pub fn verified(&self) -> bool {
-        self.error.is_none() && self.connections > 0 && self.pragmas.iter().all(Row::ok)
+        self.error.is_none()
+            && self.connections > 0
+            && !self.pragmas.is_empty()
+            && self.pragmas.iter().all(Row::ok)
     }
 
     /// The row of `pragma`, if the profile sets it.
@@ -88,51 +92,66 @@ pub fn check_connections<C: PragmaConnection>(
     database: &str,
     conns: impl IntoIterator<Item = C>,
 ) -> ConnectionsReport {
-    let mut readings = Vec::new();
-    let mut connections = 0;
+    let settings = profile.settings();
+    // Per connection, per pragma: what SQLite reported, or nothing when reading it failed. A
+    // failed read counts against its own row only; the first error is kept for the report.
+    let mut read: Vec<Vec<Option<Raw>>> = Vec::new();
     let mut error = None;
     for mut conn in conns {
-        connections += 1;
-        match profile.read_back(&mut conn, database) {
-            Ok(r) => readings.push(r),
-            Err(e) => {
-                error.get_or_insert(e);
-            }
-        }
+        let values = settings
+            .iter()
+            .map(|s| match conn.get_pragma(s.pragma) {
+                Ok(v) => Some(v),
+                Err(source) => {
+                    error.get_or_insert(Error::Pragma {
+                        database: database.to_owned(),
+                        pragma: s.pragma,
+                        source,
+                    });
+                    None
+                }
+            })
+            .collect();
+        read.push(values);
     }
+    let pragmas = settings
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let values = read.iter().map(|c| c[i].as_ref());
+            let ok = values.clone().filter(|v| *v == Some(&s.expect)).count();
+            let failed = values.clone().any(|v| v.is_none());
+            let reported = values.clone().flatten();
+            // The first value that differs, else the common one; nothing when nothing was read.
+            let sqlite = reported
+                .clone()
+                .find(|v| **v != s.expect)
+                .or_else(|| reported.clone().next())
+                .cloned()
+                .unwrap_or_else(|| Raw::Text(String::new()));
+            Row {
+                pragma: s.pragma,
+                configured: s.configured.clone(),
+                wanted: s.expect.clone(),
+                sqlite,
+                scope: s.scope,
+                connections_ok: ok as u32,
+                connections: read.len() as u32,
+                outcome: if failed {
+                    crate::check::Outcome::Failed
+                } else {
+                    crate::check::Outcome::Read
+                },
+            }
+        })
+        .collect();
     ConnectionsReport {
         database: database.to_owned(),
         profile: profile.name().to_owned(),
-        connections,
-        pragmas: aggregate(&readings),
+        connections: read.len() as u32,
+        pragmas,
         error,
     }
-}
-
-/// One row per pragma over every connection's readings: the first differing value, else the
-/// common one.
-fn aggregate(readings: &[Vec<Reading>]) -> Vec<Row> {
-    let Some(first) = readings.first() else {
-        return Vec::new();
-    };
-    first
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let all = readings.iter().map(|c| &c[i]);
-            let bad = all.clone().find(|x| !x.ok());
-            Row {
-                pragma: r.pragma,
-                configured: r.configured.clone(),
-                wanted: r.wanted.clone(),
-                sqlite: bad.unwrap_or(r).actual.clone(),
-                scope: r.scope,
-                connections_ok: all.filter(|x| x.ok()).count() as u32,
-                connections: readings.len() as u32,
-                outcome: crate::check::Outcome::Read,
-            }
-        })
-        .collect()
 }
 
 /// A table: one line per pragma, the ones that did not take effect marked.

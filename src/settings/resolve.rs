@@ -3,6 +3,7 @@
 
 #[allow(unused_imports)]
 use super::*;
+use crate::error::ParseValueError;
 
 pub(super) struct Resolver<'a> {
     pub(super) layers: &'a [(String, Config)],
@@ -45,7 +46,10 @@ impl Resolver<'_> {
         let mut profiles = BTreeMap::new();
         for (name, set) in &raw.profiles {
             let profile = Profile::new(name, set.clone()).map_err(|e| match e {
-                Error::Unsafe { pragma, .. } => self.wrap(format!("profiles.{name}.{pragma}"), e),
+                Error::Unsafe { pragma, .. }
+                | Error::Parse(ParseValueError { what: pragma, .. }) => {
+                    self.wrap(format!("profiles.{name}.{pragma}"), e)
+                }
                 other => other,
             })?;
             profiles.insert(name.clone(), profile);
@@ -85,7 +89,8 @@ impl Resolver<'_> {
             let profile_name = db.profile.clone().unwrap_or_else(|| name.clone());
             let profile =
                 Profile::new(profile_name, base.overlay(&db.pragmas)).map_err(|e| match e {
-                    Error::Unsafe { pragma, .. } => {
+                    Error::Unsafe { pragma, .. }
+                    | Error::Parse(ParseValueError { what: pragma, .. }) => {
                         // The database's own key, unless only its profile sets the value.
                         let in_db = db.pragmas.sets(pragma);
                         let k = match (&db.profile, in_db) {
