@@ -114,6 +114,8 @@ pub fn check_connections<C: PragmaConnection>(
             .collect();
         read.push(values);
     }
+    // No connection, no rows: nothing was read.
+    let settings = if read.is_empty() { &[][..] } else { settings };
     let pragmas = settings
         .iter()
         .enumerate()
@@ -343,7 +345,11 @@ mod tests {
         let report = check_connections(&p, "jobs", &mut conns);
         assert!(!report.verified());
         assert_eq!(report.connections, 2);
-        assert_eq!(report.row("cache_size").unwrap().connections, 1);
+        // The connection that failed to read cache_size counts against that row (not ok), and
+        // is not dropped from it: 1 of 2, marked failed.
+        let row = report.row("cache_size").unwrap();
+        assert_eq!((row.connections_ok, row.connections), (1, 2));
+        assert_eq!(row.outcome, crate::check::Outcome::Failed);
         let e = report.error.as_ref().unwrap();
         assert!(e.is_busy());
         assert_eq!(
