@@ -35,6 +35,7 @@ mod hostile23;
 mod hostile_core;
 mod library;
 mod litefs_state;
+mod litestream05;
 mod litestream_config;
 mod names;
 mod nested;
