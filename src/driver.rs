@@ -21,6 +21,16 @@ pub trait Driver: Send + Sync + 'static {
     /// `pool` names the pool in errors.
     fn open(&self, pool: &str, path: &Path, writes: bool) -> Result<Self::Connection>;
 
+    /// Opens a read-only connection of read replica `database` through Litestream's VFS.
+    /// Default: refused; litepool's own pools ([`crate::Pools`]) open read replicas.
+    fn open_replica(&self, pool: &str, database: &str) -> Result<Self::Connection> {
+        let _ = pool;
+        Err(Error::ReplicaSetup {
+            database: database.to_owned(),
+            message: "read replicas open in litepool's own pools (litepool::Pools) only".into(),
+        })
+    }
+
     /// The SQLite handle of `conn`, while it is borrowed; `None` when the driver lost track of
     /// it (the connection is then closed at check-in rather than trusted).
     fn db(conn: &mut Self::Connection) -> Option<Db>;
@@ -63,6 +73,11 @@ impl Driver for Rusqlite {
                 source,
             }
         })
+    }
+
+    #[cfg(feature = "litestream-vfs")]
+    fn open_replica(&self, pool: &str, database: &str) -> Result<Connection> {
+        crate::replica::open(pool, database)
     }
 
     #[inline]

@@ -162,6 +162,25 @@ pub enum Error {
         primary: String,
     },
 
+    /// A write, or a writer, asked of a read replica (`replica_url`): it has readers only.
+    #[error("database {database:?} is a read replica of {url} (through Litestream's VFS): it has readers only; send writes to the primary, the database Litestream replicates to {url}")]
+    ReadReplica {
+        /// The configured database name.
+        database: String,
+        /// Its replica URL.
+        url: String,
+    },
+
+    /// A read replica could not be set up: Litestream's VFS extension is not configured, not
+    /// loadable, or would read another replica than the configured one.
+    #[error("read replica {database:?}: {message}")]
+    ReplicaSetup {
+        /// The configured database name.
+        database: String,
+        /// What is wrong.
+        message: String,
+    },
+
     /// A write was not committed: its transaction's BEGIN or COMMIT failed (disk full, I/O
     /// error, a busy database) and nothing of it committed. `code` keeps SQLite's error code
     /// ([`Error::sqlite_code`], [`Error::is_busy`]).

@@ -187,7 +187,7 @@ pub(crate) fn install(db: Db, context: &Arc<Context>) -> Result<(), i32> {
 }
 
 /// The actions [`authorize`] decides; every other one is allowed.
-const ACTIONS: [i32; 10] = [
+const ACTIONS: [i32; 11] = [
     ffi::SQLITE_PRAGMA,
     ffi::SQLITE_ATTACH,
     ffi::SQLITE_DETACH,
@@ -198,6 +198,7 @@ const ACTIONS: [i32; 10] = [
     ffi::SQLITE_CREATE_TEMP_TRIGGER,
     ffi::SQLITE_CREATE_TEMP_VIEW,
     ffi::SQLITE_CREATE_VTABLE,
+    ffi::SQLITE_FUNCTION,
 ];
 
 /// The decision for one action SQLite is preparing on connection `db`.
@@ -248,6 +249,18 @@ fn authorize(
         ffi::SQLITE_CREATE_VTABLE if schema.is_some_and(|s| s.eq_ignore_ascii_case("temp")) => {
             mark_dirty(db);
             Verdict::Allow
+        }
+        // Litestream's VFS keeps a connection's time-travel view until it is set back: on a
+        // pooled connection, the next borrower would read the past.
+        ffi::SQLITE_FUNCTION
+            if arg2.is_some_and(|f| f.eq_ignore_ascii_case("litestream_set_time")) =>
+        {
+            refuse(
+                db,
+                "litestream_set_time()".into(),
+                "time travel would stay on the pooled connection for its next borrower; \
+                 open a connection of your own through the litestream VFS for it",
+            )
         }
         _ => Verdict::Allow,
     }

@@ -45,6 +45,8 @@ pub mod pragma;
 pub mod profile;
 #[cfg(feature = "sqlite")]
 mod reentry;
+#[cfg(feature = "litestream-vfs")]
+pub mod replica;
 pub mod settings;
 pub mod stats;
 mod strict;

@@ -24,6 +24,8 @@ pub(crate) struct Shared {
     pub(crate) name: String,
     pub(crate) path: PathBuf,
     pub(crate) writes: bool,
+    /// A read replica's pool: its database's name; connections open through Litestream's VFS.
+    pub(crate) replica: Option<String>,
     /// Set by the watcher when the file at `path` is no longer the one opened.
     pub(crate) moved: AtomicBool,
     pub(crate) counters: Arc<PoolCounters>,
@@ -144,6 +146,7 @@ pub(crate) fn prepare<D: Driver>(
         name: spec.name.clone(),
         path: db.path.clone(),
         writes,
+        replica: db.replica.as_ref().map(|_| db.name.clone()),
         moved: AtomicBool::new(false),
         counters,
         last_error,
@@ -187,7 +190,12 @@ impl<D: Driver> Opener<D> {
             });
         }
         let start = Instant::now();
-        let mut conn = match self.driver.open(&s.name, &s.path, s.writes) {
+        let opened = if let Some(database) = &s.replica {
+            self.driver.open_replica(&s.name, database)
+        } else {
+            self.driver.open(&s.name, &s.path, s.writes)
+        };
+        let mut conn = match opened {
             Ok(conn) => conn,
             Err(e) => {
                 s.counters.count_connection_error(&e.to_string());

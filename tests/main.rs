@@ -41,6 +41,7 @@ mod names;
 mod nested;
 mod pools;
 mod pragma_guard;
+mod read_replica;
 mod replication;
 mod safety;
 mod settings;

@@ -76,6 +76,9 @@ fn not_a_file_path(path: &Path) -> Option<&'static str> {
 /// missing or unwritable directory, a missing file when `create_if_missing` is false, and an existing database
 /// whose `page_size` or `auto_vacuum` differs from the profile.
 pub fn inspect(db: &DatabaseSettings) -> Result<FileState> {
+    if db.replica.is_some() {
+        return Ok(FileState::Replica);
+    }
     let path = &db.path;
     if let Some(reason) = not_a_file_path(path) {
         return Err(Error::NotAFilePath {

@@ -22,6 +22,8 @@ pub enum FileState {
     Missing,
     /// An empty file, which SQLite treats as a new database.
     Empty,
+    /// A read replica (`replica_url`): no local file; its pages come through Litestream's VFS.
+    Replica,
     /// An SQLite database.
     Database {
         /// Bytes of the main file.

@@ -5,6 +5,8 @@
 //! optimize` thread. The file watcher is shared with the adapters (`src/watch.rs`).
 
 mod optimizer;
+mod replica;
+use replica::{load_replica, NoWriter};
 mod stats;
 
 use std::collections::BTreeMap;
@@ -139,8 +141,8 @@ pub struct Handle {
     database: String,
     /// Before the writer, so that it is dropped first (see `Inner`'s `Drop`).
     reader: NamedPool,
-    /// `Err(primary)` on a LiteFS replica: no writer here.
-    writer: std::result::Result<NamedPool, String>,
+    /// `Err` on a LiteFS replica or a read replica: no writer here.
+    writer: std::result::Result<NamedPool, NoWriter>,
     split: bool,
     /// The group commit of a split database's writer.
     commit: Option<Arc<crate::commit::GroupCommit>>,
@@ -181,10 +183,7 @@ impl Handle {
                 call: "writer()",
             }),
             Ok(pool) => pool.get(),
-            Err(primary) => Err(Error::NotPrimary {
-                database: self.database.clone(),
-                primary: primary.clone(),
-            }),
+            Err(no) => Err(no.error(&self.database)),
         }
     }
 
@@ -208,12 +207,7 @@ impl Handle {
         }
         let pool = match &self.writer {
             Ok(pool) => pool,
-            Err(primary) => {
-                return Err(Error::NotPrimary {
-                    database: self.database.clone(),
-                    primary: primary.clone(),
-                })
-            }
+            Err(no) => return Err(no.error(&self.database)),
         };
         crate::commit::write_alone(&self.database, pool, f, pool.timeout())
     }
@@ -262,10 +256,7 @@ impl Handle {
         }
         match (&self.writer, &self.alone) {
             (Ok(_), Some(alone)) => alone.write_async(f),
-            (Err(primary), _) => crate::commit::WriteFuture::ready(Err(Error::NotPrimary {
-                database: self.database.clone(),
-                primary: primary.clone(),
-            })),
+            (Err(no), _) => crate::commit::WriteFuture::ready(Err(no.error(&self.database))),
             (Ok(_), None) => crate::commit::WriteFuture::ready(Err(Error::SplitDatabase {
                 name: self.database.clone(),
             })),
@@ -350,6 +341,9 @@ impl Pools {
                     primary: primary.clone(),
                 });
             }
+            if let Some(replica) = &db.replica {
+                load_replica(db, replica, settings)?;
+            }
             let mut opened: Vec<(PoolSpec, NamedPool)> = Vec::new();
             for spec in db.pools() {
                 // On a LiteFS replica only the readers open; the writer lives on the primary.
@@ -393,7 +387,10 @@ impl Pools {
                 }
                 (None, Some(reader)) => Handle {
                     database: db.name.clone(),
-                    writer: Err(primary.clone().unwrap_or_default()),
+                    writer: Err(match &db.replica {
+                        Some(r) => NoWriter::ReadReplica(r.url.clone()),
+                        None => NoWriter::Litefs(primary.clone().unwrap_or_default()),
+                    }),
                     reader,
                     split: true,
                     commit: None,

@@ -16,6 +16,15 @@ pub(super) struct Layer {
     pub(super) limits: LimitsLayer,
     #[serde(default)]
     pub(super) bench: bench::BenchLayer,
+    #[serde(default)]
+    pub(super) litestream: LitestreamLayer,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LitestreamLayer {
+    #[serde(default, deserialize_with = "strict::path")]
+    pub(super) vfs: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -32,6 +41,8 @@ pub(super) struct DatabaseLayer {
     pub(super) replication: Option<Replication>,
     pub(super) checkpoint: Option<Checkpoint>,
     pub(super) checkpoint_wal_size: Option<ByteSize>,
+    #[serde(default, deserialize_with = "strict::string")]
+    pub(super) replica_url: Option<String>,
     #[serde(default)]
     pub(super) pragmas: PragmaSet,
     #[serde(default)]

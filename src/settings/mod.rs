@@ -28,6 +28,7 @@ mod bench;
 mod identity;
 mod layers;
 mod names;
+mod replica;
 mod resolve;
 mod sources;
 mod spec;
@@ -37,6 +38,7 @@ use identity::*;
 use layers::*;
 use names::*;
 pub use names::{invalid_name, DATABASE_NAME_RULE, MAX_DATABASE_NAME};
+pub use replica::{for_replica, ReadReplica, NOT_ON_A_REPLICA, REPLICA_SCHEMES};
 use resolve::*;
 use sources::*;
 pub use sources::{Loader, MAX_FILE_BYTES, MAX_KEY_DEPTH, MAX_NAME_BYTES, MAX_VALUE_BYTES};
@@ -255,11 +257,25 @@ pub struct DatabaseSettings {
     /// With `checkpoint = "background"`, the WAL size past which a PASSIVE checkpoint runs.
     /// Default: 4MiB.
     pub checkpoint_wal_size: ByteSize,
-    /// The writer/readers split, if `[databases.<name>.writer]` or `.readers` is present.
+    /// The writer/readers split, if `[databases.<name>.writer]` or `.readers` is present. A
+    /// read replica has one, without a writer.
     pub split: Option<Split>,
+    /// Set for a read replica (`replica_url`): readers only, through Litestream's VFS; `path`
+    /// then holds the URL, and no local file is opened. Default: none.
+    pub replica: Option<ReadReplica>,
 }
 
 impl DatabaseSettings {
+    /// A read replica: readers only, reading the Litestream replica at `replica` through
+    /// Litestream's VFS (see [`ReadReplica`]). [`Settings::from_databases`] refuses a profile
+    /// that sets a key of [`NOT_ON_A_REPLICA`].
+    pub fn read_replica(name: impl Into<String>, replica: ReadReplica, profile: Profile) -> Self {
+        let mut db = DatabaseSettings::new(name, PathBuf::from(&replica.url), profile);
+        db.split = Some(Split::new(&db.pool));
+        db.replica = Some(replica);
+        db
+    }
+
     /// A plain database: the given profile, default pool, no split.
     pub fn new(name: impl Into<String>, path: impl Into<PathBuf>, profile: Profile) -> Self {
         DatabaseSettings {
@@ -275,6 +291,7 @@ impl DatabaseSettings {
             checkpoint: Checkpoint::Sqlite,
             checkpoint_wal_size: ByteSize(4 << 20),
             split: None,
+            replica: None,
         }
     }
 }
@@ -299,6 +316,9 @@ pub struct Settings {
     pub ignored: Vec<Ignored>,
     /// `[bench.workloads.<name>]`: the user's own queries for `litepool bench`, by name.
     pub workloads: BTreeMap<String, Workload>,
+    /// `litestream.vfs`: the file of Litestream's VFS extension (`litestream-vfs.so`), loaded
+    /// once per process for the read replicas. Default: none.
+    pub litestream_vfs: Option<PathBuf>,
 }
 
 /// A configured key that has no effect.
@@ -332,9 +352,36 @@ impl Settings {
                 });
             }
         }
-        let databases = map;
+        let mut databases = map;
         if databases.is_empty() {
             return Err(config_err("code", "no databases: expected at least one"));
+        }
+        let mut url: Option<(String, String)> = None;
+        for db in databases.values_mut() {
+            let Some(replica) = &db.replica else { continue };
+            let key = |k: &str| Some(format!("databases.{}.{k}", db.name));
+            if let Some((first, u)) = url.as_ref().filter(|(_, u)| *u != replica.url) {
+                return Err(Error::Config {
+                    origin: "code".into(),
+                    key: key("replica_url"),
+                    message: format!("replica_url {:?} differs from databases.{first}.replica_url {u:?}: Litestream's VFS reads one replica per process", replica.url),
+                });
+            }
+            url.get_or_insert_with(|| (db.name.clone(), replica.url.clone()));
+            if let Some((pragma, why)) = NOT_ON_A_REPLICA
+                .iter()
+                .find(|(k, _)| db.profile.pragmas().sets(k))
+            {
+                return Err(Error::Config {
+                    origin: "code".into(),
+                    key: key(&format!("pragmas.{pragma}")),
+                    message: format!("{pragma} cannot apply to read replica {:?}: {why}", db.name),
+                });
+            }
+            db.path = PathBuf::from(&replica.url);
+            db.split.get_or_insert_with(|| Split::new(&db.pool));
+            db.replication = Replication::None;
+            db.checkpoint = Checkpoint::Sqlite;
         }
         check_names(&databases).map_err(|(name, message)| Error::Config {
             origin: "code".into(),
@@ -364,6 +411,7 @@ impl Settings {
             memory_budget,
             ignored: Vec::new(),
             workloads: BTreeMap::new(),
+            litestream_vfs: None,
         })
     }
 }

@@ -56,8 +56,22 @@ impl Resolver<'_> {
         }
         let mut databases = BTreeMap::new();
         let mut ignored = Vec::new();
-        for (name, db) in raw.databases {
+        for (name, mut db) in raw.databases {
             let key = |k: &str| format!("databases.{name}.{k}");
+            let replica = match &db.replica_url {
+                Some(url) => {
+                    Some(ReadReplica::new(url).map_err(|m| self.error(key("replica_url"), m))?)
+                }
+                None => None,
+            };
+            if let Some(replica) = &replica {
+                self.replica_conflicts(&name, &db)?;
+                if db.writer.is_none() && db.readers.is_none() {
+                    // A replica has readers only: its pool is their pool.
+                    db.readers = Some(PoolLayer::default());
+                }
+                db.path = Some(PathBuf::from(&replica.url));
+            }
             let path = db.path.ok_or_else(|| Error::Config {
                 origin: sources_list(&sources),
                 key: Some(key("path")),
@@ -87,20 +101,35 @@ impl Resolver<'_> {
                 None => PragmaSet::default(),
             };
             let profile_name = db.profile.clone().unwrap_or_else(|| name.clone());
-            let profile =
-                Profile::new(profile_name, base.overlay(&db.pragmas)).map_err(|e| match e {
-                    Error::Unsafe { pragma, .. }
-                    | Error::Parse(ParseValueError { what: pragma, .. }) => {
-                        // The database's own key, unless only its profile sets the value.
-                        let in_db = db.pragmas.sets(pragma);
-                        let k = match (&db.profile, in_db) {
-                            (Some(p), false) => format!("profiles.{p}.{pragma}"),
-                            _ => key(&format!("pragmas.{pragma}")),
-                        };
-                        self.wrap(k, e)
-                    }
-                    other => other,
-                })?;
+            let mut set = base.overlay(&db.pragmas);
+            if replica.is_some() {
+                let (kept, dropped) = super::for_replica(&set);
+                for (pragma, why) in dropped {
+                    let k = match (&db.profile, db.pragmas.sets(pragma)) {
+                        (Some(p), false) => format!("profiles.{p}.{pragma}"),
+                        _ => key(&format!("pragmas.{pragma}")),
+                    };
+                    ignored.push(Ignored {
+                        origin: self.origin(&k),
+                        key: k,
+                        reason: format!("{pragma} has no effect on read replica {name:?}: {why}"),
+                    });
+                }
+                set = kept;
+            }
+            let profile = Profile::new(profile_name, set).map_err(|e| match e {
+                Error::Unsafe { pragma, .. }
+                | Error::Parse(ParseValueError { what: pragma, .. }) => {
+                    // The database's own key, unless only its profile sets the value.
+                    let in_db = db.pragmas.sets(pragma);
+                    let k = match (&db.profile, in_db) {
+                        (Some(p), false) => format!("profiles.{p}.{pragma}"),
+                        _ => key(&format!("pragmas.{pragma}")),
+                    };
+                    self.wrap(k, e)
+                }
+                other => other,
+            })?;
             let readers_layer = db.readers;
             if let (true, Some(r)) = (
                 db.writer.is_some() || readers_layer.is_some(),
@@ -172,6 +201,7 @@ impl Resolver<'_> {
                     checkpoint: db.checkpoint.unwrap_or(Checkpoint::Sqlite),
                     checkpoint_wal_size: db.checkpoint_wal_size.unwrap_or(ByteSize(4 << 20)),
                     split,
+                    replica,
                 },
             );
         }
@@ -191,6 +221,18 @@ impl Resolver<'_> {
                 key: Some(name_key(&name)),
                 message,
             });
+        }
+        // Litestream's VFS reads one replica URL per process.
+        let mut replicas = databases
+            .values()
+            .filter_map(|d| d.replica.as_ref().map(|r| (&d.name, &r.url)));
+        if let Some((first, url)) = replicas.next() {
+            if let Some((second, other)) = replicas.find(|(_, u)| u != &url) {
+                return Err(self.error(
+                    format!("databases.{second}.replica_url"),
+                    format!("replica_url {other:?} differs from databases.{first}.replica_url {url:?}: Litestream's VFS reads one replica per process (LITESTREAM_REPLICA_URL); serve the other replica from another process"),
+                ));
+            }
         }
         if let Err(e) = distinct_files(&databases) {
             let k = match &e {
@@ -251,7 +293,41 @@ impl Resolver<'_> {
             memory_budget: raw.limits.memory_budget,
             ignored,
             workloads,
+            litestream_vfs: raw.litestream.vfs,
         })
+    }
+
+    /// The keys a read replica (`replica_url`) cannot have: its own file, a writer, replication
+    /// of its own, background checkpoints.
+    fn replica_conflicts(&self, name: &str, db: &DatabaseLayer) -> Result<()> {
+        let conflict = |k: &str, why: &str| {
+            Err(self.error(
+                format!("databases.{name}.{k}"),
+                format!("database {name:?} is a read replica (replica_url): {why}"),
+            ))
+        };
+        if db.path.is_some() {
+            return conflict(
+                "path",
+                "it has no local file; remove path (or replica_url, for a local database)",
+            );
+        }
+        if db.writer.is_some() {
+            return conflict("writer", "it has readers only; writes go to the primary, whose database Litestream replicates");
+        }
+        if db.replication.is_some_and(|r| r != Replication::None) {
+            return conflict(
+                "replication",
+                "it is the replica; replication is set on the primary",
+            );
+        }
+        if db.checkpoint == Some(Checkpoint::Background) {
+            return conflict(
+                "checkpoint",
+                "a replica does not checkpoint; the primary does",
+            );
+        }
+        Ok(())
     }
 
     /// `[databases.<name>.writer]` queue_size (1..=65536), max_batch (1..=10000),

@@ -144,10 +144,12 @@ impl DatabaseSettings {
             connection_timeout: split.writer_connection_timeout,
             ..self.pool.clone()
         };
-        vec![
-            spec(Role::Writer, writer, writer_pool),
-            spec(Role::Readers, readers, split.readers.clone()),
-        ]
+        let readers = spec(Role::Readers, readers, split.readers.clone());
+        if self.replica.is_some() {
+            // A read replica opens no writer: writes go to the primary.
+            return vec![readers];
+        }
+        vec![spec(Role::Writer, writer, writer_pool), readers]
     }
 }
 

@@ -30,6 +30,7 @@ impl fmt::Display for Text<'_> {
             let file = match d.file_before {
                 FileState::Missing | FileState::Empty => "new file".to_owned(),
                 FileState::Database { bytes, .. } => format!("existing file, {}", human(bytes)),
+                FileState::Replica => "read replica through Litestream's VFS".to_owned(),
             };
             writeln!(
                 f,

@@ -19,6 +19,9 @@ use std::sync::Arc;
 
 use rusqlite::{ffi, Connection};
 
+#[cfg(feature = "litestream-vfs")]
+pub mod vfs;
+
 /// The handle of an open connection, taken from a connection the caller holds borrowed and used
 /// only during that borrow. Crate-private: every function of this module that takes one relies
 /// on it.
