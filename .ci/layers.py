@@ -16,7 +16,7 @@ LAYERS = [
     ("settings", ["settings"]),
     ("files", ["file", "budget"]),
     ("pool core", ["guard", "customizer", "stats", "driver", "open", "checkin", "manager",
-                   "watch", "pool", "checkpoint", "metrics", "replica"]),
+                   "watch", "pool", "checkpoint", "metrics", "replica", "staleness"]),
     ("write path", ["commit"]),
     ("pools", ["pools"]),
     ("check", ["check", "lint"]),

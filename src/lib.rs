@@ -48,6 +48,7 @@ mod reentry;
 #[cfg(feature = "litestream-vfs")]
 pub mod replica;
 pub mod settings;
+pub mod staleness;
 pub mod stats;
 mod strict;
 #[cfg(feature = "sqlite")]

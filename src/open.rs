@@ -14,8 +14,16 @@ use crate::driver::Driver;
 use crate::error::{Error, Result};
 use crate::pragma::TransactionMode;
 use crate::settings::{DatabaseSettings, PoolSpec};
+use crate::staleness::ReplicaCounters;
 use crate::stats::PoolCounters;
 use crate::sys::ApiState;
+
+/// A read replica pool's database and statistics.
+#[derive(Debug)]
+pub(crate) struct Replica {
+    pub(crate) database: String,
+    pub(crate) counters: Arc<ReplicaCounters>,
+}
 
 /// What every pool of any kind shares: its name and file, the moved flag the watcher sets, its
 /// statistics and last error, and how a checkout waits. Cheap to share (`Arc`).
@@ -24,8 +32,8 @@ pub(crate) struct Shared {
     pub(crate) name: String,
     pub(crate) path: PathBuf,
     pub(crate) writes: bool,
-    /// A read replica's pool: its database's name; connections open through Litestream's VFS.
-    pub(crate) replica: Option<String>,
+    /// A read replica's pool: connections open through Litestream's VFS.
+    pub(crate) replica: Option<Replica>,
     /// Set by the watcher when the file at `path` is no longer the one opened.
     pub(crate) moved: AtomicBool,
     pub(crate) counters: Arc<PoolCounters>,
@@ -146,7 +154,10 @@ pub(crate) fn prepare<D: Driver>(
         name: spec.name.clone(),
         path: db.path.clone(),
         writes,
-        replica: db.replica.as_ref().map(|_| db.name.clone()),
+        replica: db.replica.as_ref().map(|r| Replica {
+            database: db.name.clone(),
+            counters: Arc::new(ReplicaCounters::new(&r.url)),
+        }),
         moved: AtomicBool::new(false),
         counters,
         last_error,
@@ -190,8 +201,8 @@ impl<D: Driver> Opener<D> {
             });
         }
         let start = Instant::now();
-        let opened = if let Some(database) = &s.replica {
-            self.driver.open_replica(&s.name, database)
+        let opened = if let Some(replica) = &s.replica {
+            self.driver.open_replica(&s.name, &replica.database)
         } else {
             self.driver.open(&s.name, &s.path, s.writes)
         };

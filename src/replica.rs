@@ -12,9 +12,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::error::{Error, Result};
+use crate::staleness::{Sample, HEARTBEAT_TABLE};
 use crate::sys::vfs::LoadedVfs;
 use crate::sys::Db;
 
@@ -144,23 +145,38 @@ pub(crate) fn open(pool: &str, database: &str) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Where a replica connection is: what Litestream's VFS tells, and the primary's heartbeat.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Position {
-    /// The last transaction the replica applied (`litestream_txid()`, 16 hex digits).
-    pub txid: String,
-    /// Seconds since the VFS last polled the replica successfully (`litestream_lag()`); `None`
-    /// before its first poll.
-    pub poll_age_seconds: Option<u64>,
-}
-
-/// Reads `conn`'s position.
-pub(crate) fn position(conn: &Connection) -> rusqlite::Result<Position> {
+/// Reads what Litestream's VFS tells of `conn`'s position (the primary's heartbeat is left
+/// unread).
+fn position(conn: &Connection) -> rusqlite::Result<Sample> {
     conn.query_row("SELECT litestream_txid(), litestream_lag()", [], |r| {
         let lag: i64 = r.get(1)?;
-        Ok(Position {
+        Ok(Sample {
             txid: r.get(0)?,
             poll_age_seconds: u64::try_from(lag).ok(),
+            heartbeat_unix_ms: None,
         })
     })
+}
+
+/// Reads `conn`'s position and the newest heartbeat of the primary it holds (none when the
+/// primary writes none: no table).
+pub(crate) fn sample(conn: &Connection) -> rusqlite::Result<Sample> {
+    let mut s = position(conn)?;
+    let table: Option<String> = conn
+        .query_row(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+            [HEARTBEAT_TABLE],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if table.is_some() {
+        s.heartbeat_unix_ms = conn
+            .query_row(
+                &format!("SELECT unix_ms FROM {HEARTBEAT_TABLE} WHERE id = 1"),
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+    }
+    Ok(s)
 }

@@ -344,6 +344,7 @@ impl PoolCounters {
                 used_bytes: self.cache_used.load(Relaxed).max(0) as u64,
                 hit_ratio: (hit + miss > 0).then(|| hit as f64 / (hit + miss) as f64),
             },
+            replica: None,
         }
     }
 }
@@ -526,6 +527,8 @@ pub struct PoolStats {
     pub last_customizer_error: Option<LastError>,
     /// SQLite page-cache counters.
     pub cache: CacheStats,
+    /// A read replica's position and staleness; `None` for other pools.
+    pub replica: Option<crate::staleness::ReplicaStats>,
 }
 
 impl fmt::Display for PoolStats {
@@ -583,6 +586,9 @@ impl fmt::Display for PoolStats {
                 e.at.elapsed()
                     .map_or("just now".to_owned(), |d| format!("{}s ago", d.as_secs()));
             write!(f, "\n  last customizer error ({ago}): {}", e.message)?;
+        }
+        if let Some(r) = &self.replica {
+            write!(f, "\n{r}")?;
         }
         Ok(())
     }

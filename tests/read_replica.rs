@@ -23,6 +23,7 @@ const PRIMARY: &str = r#"
 path = "{data}/jobs.db"
 profile = "recommended"
 replication = "litestream"
+heartbeat = "100ms"
 [databases.jobs.writer]
 [databases.jobs.readers]
 max_size = 2
@@ -114,6 +115,28 @@ fn read_replica_reader_helper() {
         drop(conn);
         std::thread::sleep(Duration::from_millis(20));
     }
+    // The watcher samples every 500ms: wait for three samples with a heartbeat (bounded).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let r = loop {
+        let r = pools.stats().0["jobs.readers"].replica.clone().unwrap();
+        if (r.samples >= 3 && r.staleness.is_some()) || Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    println!(
+        "replica txid {} samples {} errors {} staleness {:?} p99 {:?} cache {}",
+        r.txid.unwrap_or_default(),
+        r.samples,
+        r.sample_errors,
+        r.staleness,
+        r.staleness_summary.p99,
+        settings.databases["jobs"]
+            .profile
+            .pragmas()
+            .cache_size
+            .unwrap()
+    );
 }
 
 fn spawn_helper(name: &str, envs: &[(&str, &Path)], dir: &Path) -> std::process::Child {
@@ -263,6 +286,8 @@ fn every_acknowledged_row_appears_on_the_replica_machine_and_writes_are_refused(
     }
     drop(reader.stdin.take());
     reader.wait().unwrap();
+    // What it printed after its standard input closed.
+    said.extend(seen_lines.iter().filter(|l| !l.starts_with("seen ")));
     let _ = Command::new("kill")
         .args(["-TERM", &ls.id().to_string()])
         .status();
@@ -284,6 +309,18 @@ fn every_acknowledged_row_appears_on_the_replica_machine_and_writes_are_refused(
         "{said}"
     );
     assert!(said.contains("local ok 1"), "{said}");
+    // The replica's own statistics: positions sampled, staleness known from the heartbeat.
+    let line = said
+        .lines()
+        .find(|l| l.starts_with("replica txid "))
+        .unwrap_or_else(|| panic!("{said}"));
+    let words: Vec<&str> = line.split(' ').collect();
+    assert_eq!(words[2].len(), 16, "{line}");
+    assert!(u64::from_str_radix(words[2], 16).unwrap() > 1, "{line}");
+    assert!(words[4].parse::<u64>().unwrap() >= 1, "{line}");
+    assert_eq!(words[6], "0", "{line}");
+    assert!(words[8].starts_with("Some("), "{line}");
+    println!("{line}");
     let missing: Vec<_> = acked.keys().filter(|id| !seen.contains_key(id)).collect();
     assert!(
         missing.is_empty(),

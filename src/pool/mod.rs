@@ -191,11 +191,21 @@ impl NamedPool {
 
     /// A snapshot of the statistics.
     pub fn stats(&self) -> PoolStats {
-        self.inner.shared.counters.snapshot(&self.inner.pool)
+        let mut stats = self.inner.shared.counters.snapshot(&self.inner.pool);
+        stats.replica = self
+            .inner
+            .shared
+            .replica
+            .as_ref()
+            .map(|r| r.counters.snapshot());
+        stats
     }
 
     /// Zeroes the counters and histograms.
     pub fn reset_stats(&self) {
-        self.inner.shared.counters.reset()
+        self.inner.shared.counters.reset();
+        if let Some(r) = &self.inner.shared.replica {
+            r.counters.reset();
+        }
     }
 }

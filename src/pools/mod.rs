@@ -427,6 +427,9 @@ impl Pools {
                 }
                 handle.checkpointer = Some(Arc::new(checkpointer));
             }
+            if let (Some(interval), None) = (db.heartbeat, &db.replica) {
+                optimizers.push(Optimizer::heartbeat(&handle, interval)?);
+            }
             if let (Some(interval), Ok(writer)) = (
                 db.split.as_ref().and_then(|s| s.optimize_interval),
                 &handle.writer,
@@ -440,7 +443,7 @@ impl Pools {
                 .values()
                 .map(|p: &NamedPool| Watched {
                     shared: p.shared().clone(),
-                    tick: stats::metrics_tick(p, &databases),
+                    tick: replica::both(stats::metrics_tick(p, &databases), replica::sampler(p)),
                 })
                 .collect(),
         )?);

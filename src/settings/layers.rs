@@ -43,6 +43,7 @@ pub(super) struct DatabaseLayer {
     pub(super) checkpoint_wal_size: Option<ByteSize>,
     #[serde(default, deserialize_with = "strict::string")]
     pub(super) replica_url: Option<String>,
+    pub(super) heartbeat: Option<Timeout>,
     #[serde(default)]
     pub(super) pragmas: PragmaSet,
     #[serde(default)]

@@ -263,6 +263,10 @@ pub struct DatabaseSettings {
     /// Set for a read replica (`replica_url`): readers only, through Litestream's VFS; `path`
     /// then holds the URL, and no local file is opened. Default: none.
     pub replica: Option<ReadReplica>,
+    /// On a replicated primary: write the time into table `litepool_heartbeat` this often
+    /// (100ms to 1h), through the write path, so that read replicas can tell how far behind
+    /// they are ([`crate::staleness`]). Default: off.
+    pub heartbeat: Option<Duration>,
 }
 
 impl DatabaseSettings {
@@ -292,6 +296,7 @@ impl DatabaseSettings {
             checkpoint_wal_size: ByteSize(4 << 20),
             split: None,
             replica: None,
+            heartbeat: None,
         }
     }
 }
@@ -358,8 +363,19 @@ impl Settings {
         }
         let mut url: Option<(String, String)> = None;
         for db in databases.values_mut() {
-            let Some(replica) = &db.replica else { continue };
             let key = |k: &str| Some(format!("databases.{}.{k}", db.name));
+            if let Some(t) = db.heartbeat.filter(|t| {
+                *t < Duration::from_millis(100)
+                    || *t > Duration::from_secs(3600)
+                    || db.replica.is_some()
+            }) {
+                return Err(Error::Config {
+                    origin: "code".into(),
+                    key: key("heartbeat"),
+                    message: format!("invalid heartbeat {t:?}: expected 100ms to 1h, on a database that is not a read replica"),
+                });
+            }
+            let Some(replica) = &db.replica else { continue };
             if let Some((first, u)) = url.as_ref().filter(|(_, u)| *u != replica.url) {
                 return Err(Error::Config {
                     origin: "code".into(),

@@ -64,6 +64,15 @@ impl Resolver<'_> {
                 }
                 None => None,
             };
+            if let Some(t) = db
+                .heartbeat
+                .filter(|t| t.0 < Duration::from_millis(100) || t.0 > Duration::from_secs(3600))
+            {
+                return Err(self.error(
+                    key("heartbeat"),
+                    format!("invalid heartbeat {:?}: expected 100ms to 1h", t.0),
+                ));
+            }
             if let Some(replica) = &replica {
                 self.replica_conflicts(&name, &db)?;
                 if db.writer.is_none() && db.readers.is_none() {
@@ -202,6 +211,7 @@ impl Resolver<'_> {
                     checkpoint_wal_size: db.checkpoint_wal_size.unwrap_or(ByteSize(4 << 20)),
                     split,
                     replica,
+                    heartbeat: db.heartbeat.map(|t| t.0),
                 },
             );
         }
@@ -326,6 +336,9 @@ impl Resolver<'_> {
                 "checkpoint",
                 "a replica does not checkpoint; the primary does",
             );
+        }
+        if db.heartbeat.is_some() {
+            return conflict("heartbeat", "a replica reads the heartbeat; the primary writes it (set heartbeat on the primary's database)");
         }
         Ok(())
     }
