@@ -149,6 +149,9 @@ pub const METRICS: &[MetricDesc] = &[
     m(names::CACHE_WRITE, "litepool.cache.write", C, N, P, None, "Pages written by SQLite."),
     m(names::CACHE_SPILL, "litepool.cache.spill", C, N, P, None, "Dirty pages written early because a transaction outgrew the cache."),
     m(names::CACHE_USED, "litepool.cache.used", G, B, P, None, "Page-cache memory held by the pool's connections."),
+    m(names::REPLICA_STALENESS, "litepool.replica.staleness", G, S, P, None, "How far behind its primary a read replica was at the last sample, at most (the time since the primary's newest heartbeat it holds)."),
+    m(names::REPLICA_TXID, "litepool.replica.txid", G, N, P, None, "The last Litestream transaction a read replica applied."),
+    m(names::REPLICA_POLL_AGE, "litepool.replica.poll_age", G, S, P, None, "Whole seconds since Litestream's VFS last polled a read replica's storage."),
     m(names::WRITE_QUEUE_WAIT, "litepool.write.queue_wait", H, S, D, None, "Time from write() to its closure starting (group commit): the write path's wait."),
     m(names::WRITE_LATENCY, "litepool.write.latency", H, S, D, None, "Time from write() to its answer, after COMMIT (group commit)."),
     m(names::WRITE_BATCH_SIZE, "litepool.write.batch_size", H, N, D, None, "Closures run per group-commit transaction."),
@@ -208,6 +211,12 @@ pub mod names {
     pub const CACHE_SPILL: &str = "litepool_cache_spill_total";
     /// Page-cache bytes held.
     pub const CACHE_USED: &str = "litepool_cache_used_bytes";
+    /// A read replica's staleness at its last sample, at most, seconds.
+    pub const REPLICA_STALENESS: &str = "litepool_replica_staleness_seconds";
+    /// A read replica's last Litestream transaction.
+    pub const REPLICA_TXID: &str = "litepool_replica_txid";
+    /// Seconds since Litestream's VFS last polled a read replica.
+    pub const REPLICA_POLL_AGE: &str = "litepool_replica_poll_age_seconds";
     /// Group commit: from `write()` to the closure starting, seconds.
     pub const WRITE_QUEUE_WAIT: &str = "litepool_write_queue_wait_seconds";
     /// Group commit: from `write()` to the answer, seconds.
@@ -245,7 +254,7 @@ pub mod names {
 }
 
 #[cfg(feature = "metrics")]
-pub(crate) use recorder::{database_labels, PoolMetrics, WriteMetrics};
+pub(crate) use recorder::{database_labels, PoolMetrics, ReplicaMetrics, WriteMetrics};
 
 #[cfg(feature = "metrics")]
 mod recorder {
@@ -386,5 +395,49 @@ mod recorder {
         pub(crate) fn batch(&self, closures: u64) {
             self.batch_size.record(closures as f64);
         }
+    }
+
+    /// A read replica's gauges, set at each sample (staleness only once known).
+    #[derive(Debug)]
+    pub(crate) struct ReplicaMetrics {
+        pool: String,
+        txid: Gauge,
+        poll_age: Gauge,
+    }
+
+    impl ReplicaMetrics {
+        pub(crate) fn new(pool: &str) -> ReplicaMetrics {
+            super::describe();
+            let labels = pool_labels(pool);
+            ReplicaMetrics {
+                pool: pool.to_owned(),
+                txid: metrics::gauge!(names::REPLICA_TXID, labels.clone()),
+                poll_age: metrics::gauge!(names::REPLICA_POLL_AGE, labels),
+            }
+        }
+
+        pub(crate) fn publish(&self, s: &crate::staleness::ReplicaStats) {
+            if let Some(txid) = s
+                .txid
+                .as_deref()
+                .and_then(|t| u64::from_str_radix(t, 16).ok())
+            {
+                self.txid.set(txid as f64);
+            }
+            if let Some(age) = s.poll_age_seconds {
+                self.poll_age.set(age as f64);
+            }
+            if let Some(d) = s.staleness {
+                metrics::gauge!(names::REPLICA_STALENESS, pool_labels(&self.pool))
+                    .set(d.as_secs_f64());
+            }
+        }
+    }
+
+    fn pool_labels(pool: &str) -> Vec<Label> {
+        vec![
+            Label::new(names::POOL, pool.to_owned()),
+            Label::new(names::SYSTEM, "sqlite"),
+        ]
     }
 }

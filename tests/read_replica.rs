@@ -288,10 +288,48 @@ fn every_acknowledged_row_appears_on_the_replica_machine_and_writes_are_refused(
     reader.wait().unwrap();
     // What it printed after its standard input closed.
     said.extend(seen_lines.iter().filter(|l| !l.starts_with("seen ")));
+    // The command line on the replica machine: it starts without LITESTREAM_REPLICA_URL and
+    // re-executes itself with it.
+    let cli = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_litepool"))
+            .args(args)
+            .arg("--config")
+            .arg(machine.join("config"))
+            .current_dir(&machine)
+            .env_remove(litepool::replica::REPLICA_URL_VAR)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, check, err) = cli(&["check"]);
     let _ = Command::new("kill")
         .args(["-TERM", &ls.id().to_string()])
         .status();
     let _ = ls.wait();
+    assert_eq!(code, Some(0), "{check}\n{err}");
+    assert!(check.contains("jobs.readers"), "{check}");
+    assert!(
+        check.contains(&format!("read replica {url}: txid 0000")),
+        "{check}"
+    );
+    assert!(check.contains("cache_size"), "{check}");
+    let (code, prom, err) = cli(&["stats", "--format", "prometheus"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        prom.lines().any(|l| l
+            .starts_with("litepool_replica_txid{db_client_connection_pool_name=\"jobs.readers\"")),
+        "{prom}"
+    );
+    let (code, json, err) = cli(&["stats", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let r = &json["pools"]["jobs.readers"]["replica"];
+    assert_eq!(r["url"], url.as_str(), "{json}");
+    assert_eq!(r["txid"].as_str().map(str::len), Some(16), "{json}");
 
     let said = said.join("\n");
     assert!(

@@ -86,6 +86,18 @@ pub fn check_with(
             applied = Some(switch_journal(db, from, *to));
         }
         let keep_journal = change.is_some() && !matches!(applied, Some(Ok(_)));
+        // A read replica: Litestream's VFS first (nothing opens without it).
+        if let Some(replica) = &db.replica {
+            if let Err(e) = crate::pools::load_replica(db, replica, settings) {
+                for spec in db.pools() {
+                    let mut r = not_opened(db, &spec, file);
+                    r.error = Some(e.to_string());
+                    r.file_error = true;
+                    databases.push(r);
+                }
+                continue;
+            }
+        }
         // Every pool stays open until the last is checked; they close in reverse order below.
         let mut open = Vec::new();
         for spec in db.pools() {
@@ -131,7 +143,7 @@ pub fn check_with(
                 None => {}
             }
             report.verified = report.error.is_none() && report.pragmas.iter().all(Row::ok);
-            report.replication = replication_of(db, &spec);
+            report.replication = replication_of(db, &spec).or(report.replication.take());
             databases.push(report);
         }
         // Readers close before the writer: the last connection to close on a WAL database
@@ -288,11 +300,16 @@ fn check_one(
         Ok(pool) => {
             let conns: Result<Vec<_>, _> = (0..spec.pool.max_size).map(|_| pool.get()).collect();
             let checked = match conns {
-                Ok(mut conns) => Some(check_connections(
-                    &spec.profile,
-                    &spec.name,
-                    conns.iter_mut().map(|c| &mut **c),
-                )),
+                Ok(mut conns) => {
+                    if let (Some(replica), Some(conn)) = (&db.replica, conns.first()) {
+                        report.replication = Some(replica_position(&replica.url, conn));
+                    }
+                    Some(check_connections(
+                        &spec.profile,
+                        &spec.name,
+                        conns.iter_mut().map(|c| &mut **c),
+                    ))
+                }
                 Err(e) => {
                     report.file_error |= !e.is_mismatch();
                     report.error = Some(e.to_string());
@@ -306,6 +323,9 @@ fn check_one(
         Err(e) => {
             report.file_error = !e.is_mismatch();
             report.error = Some(e.to_string());
+            if db.replica.is_some() {
+                return (report, None);
+            }
             // Show what SQLite reports on a plain connection with the profile applied, up to
             // the first failure (which is the error above, said once).
             report.pragmas = diagnose(db, spec);
@@ -326,6 +346,28 @@ fn check_one(
     report.file_after = crate::file::inspect(&header_only).ok();
     report.verified = report.error.is_none() && report.pragmas.iter().all(Row::ok);
     (report, kept)
+}
+
+/// A read replica's position, as its connection `conn` reads it: Litestream's transaction, the
+/// VFS's last poll, and how far behind the primary it is by the primary's heartbeat.
+fn replica_position(url: &str, conn: &rusqlite::Connection) -> String {
+    #[cfg(feature = "litestream-vfs")]
+    {
+        let sample = match crate::replica::sample(conn) {
+            Ok(s) => s,
+            Err(e) => {
+                return format!("read replica of {url}: its position could not be read ({e})")
+            }
+        };
+        let stats = crate::staleness::ReplicaCounters::new(url);
+        stats.record(sample, std::time::SystemTime::now());
+        format!("read {}", stats.snapshot().to_string().trim_start())
+    }
+    #[cfg(not(feature = "litestream-vfs"))]
+    {
+        let _ = conn;
+        format!("read replica of {url}")
+    }
 }
 
 /// The profile set and read back pragma by pragma on a plain connection, as on a pooled one

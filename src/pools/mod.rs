@@ -6,7 +6,8 @@
 
 mod optimizer;
 mod replica;
-use replica::{load_replica, NoWriter};
+pub(crate) use replica::load_replica;
+use replica::NoWriter;
 mod stats;
 
 use std::collections::BTreeMap;
@@ -441,9 +442,17 @@ impl Pools {
         let watcher = Some(Watcher::start(
             pools
                 .values()
-                .map(|p: &NamedPool| Watched {
-                    shared: p.shared().clone(),
-                    tick: replica::both(stats::metrics_tick(p, &databases), replica::sampler(p)),
+                .map(|p: &NamedPool| {
+                    // A replica's first sample now, so that its statistics have a position as
+                    // soon as the pools are built.
+                    let sampler = replica::sampler(p);
+                    if let Some(sample) = &sampler {
+                        sample();
+                    }
+                    Watched {
+                        shared: p.shared().clone(),
+                        tick: replica::both(stats::metrics_tick(p, &databases), sampler),
+                    }
                 })
                 .collect(),
         )?);

@@ -30,7 +30,7 @@ impl NoWriter {
 }
 
 /// Loads Litestream's VFS for read replica `db` (once per process).
-pub(super) fn load_replica(
+pub(crate) fn load_replica(
     db: &DatabaseSettings,
     replica: &crate::settings::ReadReplica,
     settings: &Settings,
@@ -62,6 +62,8 @@ pub(super) fn sampler(pool: &NamedPool) -> Option<Box<dyn Fn() + Send>> {
         let shared = pool.shared().clone();
         shared.replica.as_ref()?;
         let conn = std::cell::RefCell::new(None::<rusqlite::Connection>);
+        #[cfg(feature = "metrics")]
+        let gauges = crate::metrics::ReplicaMetrics::new(&shared.name);
         Some(Box::new(move || {
             let Some(replica) = &shared.replica else {
                 return;
@@ -75,7 +77,11 @@ pub(super) fn sampler(pool: &NamedPool) -> Option<Box<dyn Fn() + Send>> {
             }
             let Some(c) = conn.as_ref() else { return };
             match crate::replica::sample(c) {
-                Ok(s) => replica.counters.record(s, std::time::SystemTime::now()),
+                Ok(s) => {
+                    replica.counters.record(s, std::time::SystemTime::now());
+                    #[cfg(feature = "metrics")]
+                    gauges.publish(&replica.counters.snapshot());
+                }
                 Err(e) => {
                     replica.counters.record_error(e.to_string());
                     *conn = None;

@@ -18,6 +18,7 @@ mod measure;
 mod output;
 mod prometheus;
 mod render;
+mod replica_env;
 mod report;
 mod scratch;
 mod userbench;
@@ -261,25 +262,6 @@ fn builtin_bench(
     Ok(userbench::Report::from_builtin(comparison, settings))
 }
 
-/// The configuration the settings came from, for the HTML report: each file's text and each
-/// variable's value.
-fn config_text(settings: &Settings) -> String {
-    let mut out = String::new();
-    for source in &settings.sources {
-        match source.strip_prefix("environment variable ") {
-            Some(var) => {
-                let value = std::env::var(var).unwrap_or_default();
-                out.push_str(&format!("# {source}\n{var}={value}\n\n"));
-            }
-            None => {
-                let text = std::fs::read_to_string(source).unwrap_or_default();
-                out.push_str(&format!("# {source}\n{text}\n"));
-            }
-        }
-    }
-    out
-}
-
 /// The exit status of a failed command (the table in `--help` and the README): 1 when a profile
 /// did not take effect, 2 for everything else (arguments, configuration, files, connections).
 fn exit_code(e: &anyhow::Error) -> u8 {
@@ -298,6 +280,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             strict,
         } => {
             let settings = source.load()?;
+            replica_env::ensure(&settings)?;
             let options = CheckOptions::default().apply(apply);
             let report = check_with(&settings, options, &mut |step| {
                 eprintln!("litepool: {step}")
@@ -320,6 +303,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let demo: Vec<_> = settings
                 .databases
                 .values()
+                // A read replica's data is its primary's: never generated here.
+                .filter(|db| db.replica.is_none())
                 .filter_map(|db| datagen::Dataset::of(&db.name).map(|d| (db, d)))
                 .collect();
             if demo.is_empty() {
@@ -384,7 +369,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 // Refused before anything is measured.
                 output::check_report_path(path)?;
             }
-            let settings = source.load()?;
+            let settings = replica_env::without_replicas(&source.load()?, "bench")?;
             // The configured files are only read (copied), but a bad one is refused as by every
             // other command.
             preflight_copies(&settings)?;
@@ -493,7 +478,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             out.flush()?;
             if let Some(path) = &report {
-                output::write_report(path, &report::html(&result, &config_text(&settings)))?;
+                output::write_report(
+                    path,
+                    &report::html(&result, &output::config_text(&settings)),
+                )?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -508,7 +496,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(secs) = workload.filter(|s| !(0.01..=3600.0).contains(s)) {
                 anyhow::bail!("invalid --workload {secs:?}: expected 0.01 to 3600 seconds");
             }
-            let settings = source.load()?;
+            let settings = match workload {
+                None => {
+                    let settings = source.load()?;
+                    replica_env::ensure(&settings)?;
+                    settings
+                }
+                Some(_) => replica_env::without_replicas(&source.load()?, "stats --workload")?,
+            };
             // The workload runs on private copies; `scratch` must outlive the pools on them.
             let (settings, _scratch) = match workload {
                 Some(_) => {

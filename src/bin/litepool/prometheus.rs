@@ -120,6 +120,22 @@ fn pool_rows(d: &MetricDesc, p: &PoolStats) -> Vec<(String, Value)> {
         names::CACHE_WRITE => number(p.cache.write as f64),
         names::CACHE_SPILL => number(p.cache.spill as f64),
         names::CACHE_USED => number(p.cache.used_bytes as f64),
+        names::REPLICA_TXID => p
+            .replica
+            .as_ref()
+            .and_then(|r| r.txid.as_deref())
+            .and_then(|t| u64::from_str_radix(t, 16).ok())
+            .map_or_else(Vec::new, |t| number(t as f64)),
+        names::REPLICA_POLL_AGE => p
+            .replica
+            .as_ref()
+            .and_then(|r| r.poll_age_seconds)
+            .map_or_else(Vec::new, |a| number(a as f64)),
+        names::REPLICA_STALENESS => p
+            .replica
+            .as_ref()
+            .and_then(|r| r.staleness)
+            .map_or_else(Vec::new, |s| number(s.as_secs_f64())),
         _ => Vec::new(),
     }
 }
