@@ -89,6 +89,12 @@ fn read_replica_reader_helper() {
         Err(e) => println!("refused delete: {e}"),
         Ok(n) => println!("delete not refused: {n}"),
     }
+    let rows: i64 = pools
+        .get("jobs")
+        .unwrap()
+        .query_row("SELECT count(*) >= 0 FROM t", [], |r| r.get(0))
+        .unwrap();
+    println!("get reads {rows}");
     // Another database of the same process, opened after the VFS was loaded.
     let local = tempfile::tempdir().unwrap();
     let conn = rusqlite::Connection::open(local.path().join("local.db")).unwrap();
@@ -347,6 +353,7 @@ fn every_acknowledged_row_appears_on_the_replica_machine_and_writes_are_refused(
         "{said}"
     );
     assert!(said.contains("local ok 1"), "{said}");
+    assert!(said.contains("get reads 1"), "{said}");
     // The replica's own statistics: positions sampled, staleness known from the heartbeat.
     let line = said
         .lines()

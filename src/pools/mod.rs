@@ -162,8 +162,13 @@ impl Handle {
     }
 
     /// A connection of a database without a split; a split database refuses with
-    /// [`Error::SplitDatabase`]: use [`Handle::writer`] or [`Handle::reader`].
+    /// [`Error::SplitDatabase`]: use [`Handle::writer`] or [`Handle::reader`]. On a read replica
+    /// (`replica_url`), a reader.
     pub fn get(&self) -> Result<Conn> {
+        // A read replica has nothing but readers: `get()` is `reader()`.
+        if let Err(NoWriter::ReadReplica(_)) = &self.writer {
+            return self.reader.get();
+        }
         if self.split {
             return Err(Error::SplitDatabase {
                 name: self.database.clone(),
