@@ -204,6 +204,11 @@ fn main() {
     let _ = ls.wait();
 }
 
+/// A connection of some pool, read through `Deref`.
+type AnyConn = Box<dyn std::ops::Deref<Target = rusqlite::Connection>>;
+/// How a variant checks a connection out.
+type Checkout<'a> = Box<dyn Fn() -> AnyConn + Sync + 'a>;
+
 /// The replica machine's process.
 fn replica(vfs: &Path, copy: &Path, url: &str) {
     let settings = Settings::from_toml(&format!(
@@ -282,8 +287,7 @@ fn replica(vfs: &Path, copy: &Path, url: &str) {
     )
     .unwrap();
     let max = target as u64;
-    let read = |get: &(dyn Fn() -> Box<dyn std::ops::Deref<Target = rusqlite::Connection>>
-                      + Sync)| {
+    let read = |get: &(dyn Fn() -> AnyConn + Sync)| {
         let ops = AtomicU64::new(0);
         let end = Instant::now() + Duration::from_secs(1);
         std::thread::scope(|s| {
@@ -311,10 +315,7 @@ fn replica(vfs: &Path, copy: &Path, url: &str) {
         });
         ops.load(Relaxed) as f64
     };
-    let variants: [(
-        &str,
-        Box<dyn Fn() -> Box<dyn std::ops::Deref<Target = rusqlite::Connection>> + Sync>,
-    ); 3] = [
+    let variants: [(&str, Checkout); 3] = [
         (
             "replica pool (VFS)",
             Box::new(|| Box::new(pools.reader("jobs").unwrap())),
