@@ -68,6 +68,10 @@ pub fn network_fs(path: &Path) -> Option<&'static str> {
         .map(|(_, name)| *name)
 }
 
+/// Litestream 0.5's checkpoint strategy: its three tiers, their defaults and the settings that
+/// tune them (`min-checkpoint-page-count`, `checkpoint-interval`, `truncate-page-n`).
+pub const LITESTREAM_05_CHECKPOINTS: &str = "https://litestream.io/guides/wal-truncate-threshold/";
+
 /// What a database's replication needs of its profile, checked on the pool that writes.
 fn replication(db: &DatabaseSettings, spec: &PoolSpec, out: &mut Vec<Finding>) {
     if !spec.role.writes() {
@@ -85,20 +89,22 @@ fn replication(db: &DatabaseSettings, spec: &PoolSpec, out: &mut Vec<Finding>) {
     };
     match db.replication {
         Replication::None => {}
-        Replication::Litestream => {
+        Replication::Litestream | Replication::Litestream03 => {
             const TIPS: &str = "https://litestream.io/tips/";
+            let v03 = db.replication == Replication::Litestream03;
+            let named = format!("replication = \"{}\"", db.replication);
             match set.journal_mode {
                 Some(JournalMode::Wal) => {}
                 Some(m) => add(
                     Level::Error,
                     "replication-wal",
-                    format!("replication = \"litestream\" but journal_mode = {m}: Litestream only works with WAL, and litepool would switch the file away from it"),
+                    format!("{named} but journal_mode = {m}: Litestream only works with WAL, and litepool would switch the file away from it"),
                     TIPS,
                 ),
                 None => add(
                     Level::Warning,
                     "replication-wal",
-                    "replication = \"litestream\": set journal_mode = \"wal\" so that litepool switches to it and verifies it (Litestream only works with WAL)".into(),
+                    format!("{named}: set journal_mode = \"wal\" so that litepool switches to it and verifies it (Litestream only works with WAL)"),
                     TIPS,
                 ),
             }
@@ -106,7 +112,7 @@ fn replication(db: &DatabaseSettings, spec: &PoolSpec, out: &mut Vec<Finding>) {
                 add(
                     Level::Error,
                     "replication-locking",
-                    "replication = \"litestream\" but locking_mode = exclusive: Litestream is another process that must read the database and take short write locks to checkpoint".into(),
+                    format!("{named} but locking_mode = exclusive: Litestream is another process that must read the database and take short write locks to checkpoint"),
                     TIPS,
                 );
             }
@@ -115,23 +121,36 @@ fn replication(db: &DatabaseSettings, spec: &PoolSpec, out: &mut Vec<Finding>) {
                 add(
                     Level::Warning,
                     "replication-busy-timeout",
-                    format!("replication = \"litestream\" but busy_timeout = {t}: Litestream takes short write locks to checkpoint; a write that meets one fails with SQLITE_BUSY unless it waits (5s recommended)"),
+                    format!("{named} but busy_timeout = {t}: Litestream takes short write locks to checkpoint; a write that meets one fails with SQLITE_BUSY unless it waits (5s recommended)"),
                     TIPS,
                 );
             }
-            if set.wal_autocheckpoint != Some(0) {
+            if v03 {
+                // Litestream 0.3's advice: under a high write load, it alone checkpoints.
+                if set.wal_autocheckpoint != Some(0) {
+                    add(
+                        Level::Notice,
+                        "replication-checkpoint",
+                        format!("{named} with SQLite's automatic checkpoints: under a high write load Litestream 0.3 recommends wal_autocheckpoint = 0 so that it alone checkpoints (then the WAL grows while Litestream is not running)"),
+                        TIPS,
+                    );
+                }
+            } else if db.checkpoint == Checkpoint::Background {
+                // Litestream 0.5 checkpoints by itself and holds a read transaction between its
+                // checkpoints (db.go: `acquireReadLock`, "to prevent checkpoints"), so litepool's
+                // RESTART and TRUNCATE checkpoints cannot start the WAL over while it runs.
                 add(
-                    Level::Notice,
-                    "replication-checkpoint",
-                    "replication = \"litestream\" with SQLite's automatic checkpoints: under a high write load Litestream recommends wal_autocheckpoint = 0 so that it alone checkpoints (then the WAL grows while Litestream is not running)".into(),
-                    TIPS,
+                    Level::Warning,
+                    "replication-checkpoint-background",
+                    format!("{named} with checkpoint = \"background\": Litestream 0.5 checkpoints the database itself (PASSIVE from 1000 WAL pages and every minute, TRUNCATE from 121359 pages) and holds a read transaction between its checkpoints, so litepool's RESTART and TRUNCATE checkpoints cannot start the WAL over and only wait; leave checkpoints to Litestream (checkpoint = \"sqlite\", the default; SQLite's own PASSIVE checkpoints are harmless)"),
+                    LITESTREAM_05_CHECKPOINTS,
                 );
             }
             if set.journal_size_limit.is_some() {
                 add(
                     Level::Notice,
                     "replication-journal-size-limit",
-                    "replication = \"litestream\" with journal_size_limit: the WAL is truncated after checkpoints; Litestream copies frames before it lets a checkpoint pass them, so this only bounds the file's size on disk".into(),
+                    format!("{named} with journal_size_limit: the WAL is truncated after checkpoints; Litestream copies frames before it lets a checkpoint pass them, so this only bounds the file's size on disk"),
                     "https://litestream.io/how-it-works/",
                 );
             }

@@ -45,7 +45,10 @@ pub(crate) fn litestream_vfs() -> PathBuf {
 
 #[test]
 fn the_fetched_binary_is_0_5_17() {
-    let out = Command::new(litestream_05()).arg("version").output().unwrap();
+    let out = Command::new(litestream_05())
+        .arg("version")
+        .output()
+        .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0.5.17");
     assert!(litestream_vfs().metadata().unwrap().len() > 1 << 20);
 }

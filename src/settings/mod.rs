@@ -146,11 +146,75 @@ crate::pragma::pragma_enum! {
     Replication, what = "replication", {
         /// Not replicated.
         None = ("none", 0),
-        /// Litestream copies the WAL to a replica (<https://litestream.io/tips/>).
+        /// Litestream 0.5 (the current release) copies the WAL to a replica
+        /// (<https://litestream.io/tips/>) and checkpoints the database itself.
         Litestream = ("litestream", 1),
         /// The file lives on a LiteFS mount (<https://fly.io/docs/litefs/>): only the primary
         /// node writes.
         Litefs = ("litefs", 2),
+        /// Litestream 0.3 (`litestream-0.3`), whose configuration and checkpoint advice differ
+        /// from 0.5's.
+        Litestream03 = ("litestream-0.3", 3),
+    }
+}
+
+impl Replication {
+    /// The Litestream release the database is replicated by, if any.
+    pub fn litestream(self) -> Option<LitestreamVersion> {
+        match self {
+            Replication::Litestream => Some(LitestreamVersion::V05),
+            Replication::Litestream03 => Some(LitestreamVersion::V03),
+            Replication::None | Replication::Litefs => None,
+        }
+    }
+}
+
+/// A Litestream release whose configuration format and rules litepool follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum LitestreamVersion {
+    /// Litestream 0.3 (`replication = "litestream-0.3"`).
+    V03,
+    /// Litestream 0.5 (`replication = "litestream"`).
+    V05,
+}
+
+impl LitestreamVersion {
+    /// `"0.3"` or `"0.5"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LitestreamVersion::V03 => "0.3",
+            LitestreamVersion::V05 => "0.5",
+        }
+    }
+
+    /// The `replication` value that means this release.
+    pub fn replication(self) -> Replication {
+        match self {
+            LitestreamVersion::V03 => Replication::Litestream03,
+            LitestreamVersion::V05 => Replication::Litestream,
+        }
+    }
+}
+
+impl std::fmt::Display for LitestreamVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for LitestreamVersion {
+    type Err = crate::error::ParseValueError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "0.3" => Ok(LitestreamVersion::V03),
+            "0.5" => Ok(LitestreamVersion::V05),
+            _ => Err(crate::error::ParseValueError::new(
+                "litestream format",
+                s,
+                "one of 0.3, 0.5",
+            )),
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use litepool::check::{check_with, CheckOptions};
+use litepool::settings::LitestreamVersion;
 use litepool::{Pools, Settings};
 
 mod bench;
@@ -123,17 +124,24 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
-    /// Print a litestream.yml for the databases with replication = "litestream".
+    /// Print a litestream.yml for the databases with replication = "litestream" (Litestream
+    /// 0.5) or "litestream-0.3".
     ///
     /// One replica per database, in a subdirectory (or URL path) named after it; absolute
     /// paths. Check it with `litestream databases -config FILE`.
     Litestream {
         #[command(flatten)]
         source: Source,
-        /// Where the replicas go: a directory, or a URL (s3://, gcs://, abs://, sftp://,
-        /// file://), without a query or fragment.
+        /// Where the replicas go: a directory, or a URL without a query or fragment (0.5: s3://,
+        /// gs://, abs://, sftp://, file://, webdav://, webdavs://, oss://; 0.3: s3://, gcs://,
+        /// abs://, sftp://, file://).
         #[arg(long, value_name = "URL|PATH")]
         replica: String,
+        /// The Litestream release to write for, 0.5 or 0.3 [default: the release the databases
+        /// are marked for: replication = "litestream" is 0.5, "litestream-0.3" is 0.3]. A
+        /// database marked for the other release is refused.
+        #[arg(long, value_name = "VERSION")]
+        format: Option<LitestreamVersion>,
         /// How often Litestream copies new WAL frames to the replica (10ms to 1h).
         #[arg(long, default_value = "1s", value_parser = sync_interval)]
         sync_interval: Duration,
@@ -356,11 +364,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Litestream {
             source,
             replica,
+            format,
             sync_interval,
         } => {
-            let replica = litestream::Replica::parse(&replica)?;
             let settings = source.load()?;
-            let text = litestream::config(&settings, &replica, sync_interval)?;
+            let chosen = litestream::format_of(&settings, format);
+            // A bad --replica is reported first, against the release chosen (or asked for).
+            let replica = litestream::Replica::parse(
+                &replica,
+                chosen
+                    .as_ref()
+                    .ok()
+                    .copied()
+                    .or(format)
+                    .unwrap_or(LitestreamVersion::V05),
+            )?;
+            let format = chosen?;
+            let text = litestream::config(&settings, &replica, sync_interval, format)?;
             std::io::stdout().lock().write_all(text.as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
