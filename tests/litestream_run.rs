@@ -191,6 +191,52 @@ fn sync_wait(bin: &Path, socket: &Path, db: &Path) -> (u64, u64) {
     )
 }
 
+/// The highest TXID among the replica's level-0 LTX files (`litestream ltx -json`), 0 when it
+/// has none yet.
+fn replica_txid(bin: &Path, config: &Path, db: &Path) -> u64 {
+    let out = Command::new(bin)
+        .args(["ltx", "-json", "-config"])
+        .arg(config)
+        .arg(db)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return 0;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| u64::from_str_radix(e["max_txid"].as_str()?, 16).ok())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Waits (bounded) until Litestream 0.5 answers on its control socket (`litestream info`): a
+/// SIGKILLed one leaves its socket file behind, so the file alone does not say it is up.
+fn wait_for_socket(bin: &Path, socket: &Path, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let up = Command::new(bin)
+            .args(["info", "-socket"])
+            .arg(socket)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        if up {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Litestream does not answer on its control socket; see {}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// What one [`run`] counted.
 #[derive(Debug)]
 pub(crate) struct Counts {
@@ -260,7 +306,16 @@ pub(crate) fn run(version: LitestreamVersion, restart_litestream: bool) -> Count
     let db = std::fs::canonicalize(f.path("data/jobs.db")).unwrap();
     assert!(String::from_utf8_lossy(&listed.stdout).contains(db.to_str().unwrap()));
 
-    let mut ls = spawn_litestream(&bin, &config, &f.path("litestream.log"));
+    let v05 = version != LitestreamVersion::V03;
+    let mut log = f.path("litestream.log");
+    let mut ls = spawn_litestream(&bin, &config, &log);
+    // 0.5: the replica holds the empty table before the first row (its first TXID).
+    let first = if v05 {
+        wait_for_socket(&bin, &socket, &log);
+        sync_wait(&bin, &socket, &db).1
+    } else {
+        0
+    };
     let mut writer = Child::spawn(
         "litestream_run::replication_writer_helper",
         "LITEPOOL_REPL_CHILD",
@@ -272,9 +327,23 @@ pub(crate) fn run(version: LitestreamVersion, restart_litestream: bool) -> Count
         .unwrap()
         .subsec_nanos() as usize;
     let kill_at = 500 + seed % 2500;
-    let mut log = f.path("litestream.log");
+    writer.read_until(kill_at / 2);
+    let mut mid = 0;
+    if v05 {
+        // Halfway, Litestream's own periodic sync (no forced one) has shipped rows while the
+        // writer goes on: the run replicates incrementally, not one snapshot after the kill.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while mid <= first {
+            assert!(
+                Instant::now() < deadline,
+                "no sync past TXID {first}; see {}",
+                log.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+            mid = replica_txid(&bin, &config, &db);
+        }
+    }
     if restart_litestream {
-        writer.read_until(kill_at / 2);
         // Litestream down while the writer goes on.
         if version == LitestreamVersion::V03 {
             stop(&mut ls);
@@ -314,18 +383,14 @@ pub(crate) fn run(version: LitestreamVersion, restart_litestream: bool) -> Count
         // 0.5: wait until the control socket is up (Litestream restarted), then one
         // `litestream sync -wait`: every acknowledged commit is in the WAL (the writer is dead),
         // and it returns once the replica holds all of it. Then one restore, no retry.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !socket.exists() {
-            assert!(
-                Instant::now() < deadline,
-                "no control socket; see {}",
-                log.display()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let (txid, replica_txid) = sync_wait(&bin, &socket, &db);
-        assert_eq!(txid, replica_txid, "the replica is behind after sync -wait");
-        eprintln!("litestream 0.5 sync -wait: txid {txid}, replica txid {replica_txid}");
+        wait_for_socket(&bin, &socket, &log);
+        let (txid, replicated) = sync_wait(&bin, &socket, &db);
+        assert_eq!(txid, replicated, "the replica is behind after sync -wait");
+        // (Equal when the halfway sync already held every commit before the kill.)
+        assert!(replicated >= mid, "{replicated} < {mid}");
+        eprintln!(
+            "litestream 0.5 TXIDs on the replica: {first} before the writer, {mid} halfway, {replicated} after sync -wait"
+        );
         let out_db = f.path("restored.db");
         assert!(
             restore(&bin, &config, &db, &out_db),
