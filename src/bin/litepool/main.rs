@@ -143,7 +143,7 @@ enum Command {
         #[arg(long, value_name = "VERSION")]
         format: Option<LitestreamVersion>,
         /// How often Litestream copies new WAL frames to the replica (10ms to 1h).
-        #[arg(long, default_value = "1s", value_parser = sync_interval)]
+        #[arg(long, default_value = "1s", value_parser = litestream::sync_interval)]
         sync_interval: Duration,
     },
     /// Build the pools, optionally run a short read/write workload, and print pool statistics.
@@ -168,19 +168,6 @@ enum Command {
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
         threads: u16,
     },
-}
-
-/// A duration from the command line (`"1s"`, `"250ms"`), within bounds.
-fn sync_interval(text: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(text).map_err(|e| format!("{e}"))?;
-    if d < Duration::from_millis(10) || d > Duration::from_secs(3600) {
-        return Err(format!("{text} is not in 10ms..=1h"));
-    }
-    if d.subsec_nanos() % 1_000_000 != 0 {
-        // litestream.yml holds it in whole milliseconds; rounding would change it silently.
-        return Err(format!("{text} is not a whole number of milliseconds"));
-    }
-    Ok(d)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
