@@ -171,7 +171,7 @@ fn restore(bin: &Path, config: &Path, db: &Path, out: &Path) -> bool {
 /// Litestream 0.5's own word that a sync completed: `litestream sync -wait -json` through the
 /// control socket syncs the WAL and returns once the replica holds it, with the local `txid`
 /// and the `replica_txid`. Returns both.
-fn sync_wait(bin: &Path, socket: &Path, db: &Path) -> (u64, u64) {
+pub(crate) fn sync_wait(bin: &Path, socket: &Path, db: &Path) -> (u64, u64) {
     let out = Command::new(bin)
         .args(["sync", "-wait", "-json", "-timeout", "30", "-socket"])
         .arg(socket)
@@ -214,7 +214,7 @@ fn replica_txid(bin: &Path, config: &Path, db: &Path) -> u64 {
 
 /// Waits (bounded) until Litestream 0.5 answers on its control socket (`litestream info`): a
 /// SIGKILLed one leaves its socket file behind, so the file alone does not say it is up.
-fn wait_for_socket(bin: &Path, socket: &Path, log: &Path) {
+pub(crate) fn wait_for_socket(bin: &Path, socket: &Path, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let up = Command::new(bin)

@@ -6,6 +6,7 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use litepool::settings::LitestreamVersion;
 
@@ -205,4 +206,150 @@ fn replica_schemes_follow_the_release_and_litestream_05_reads_them() {
             "{url}: {err}"
         );
     }
+}
+
+/// What one write burst under Litestream 0.5 left: litepool's figures, the WAL, and what
+/// Litestream shipped.
+#[derive(Debug)]
+struct Burst {
+    /// Checkpoints group commit's leader ran between batches.
+    leader_checkpoints: u64,
+    /// The WAL file's size after the burst, in bytes.
+    wal: u64,
+    /// How long the burst took.
+    elapsed: Duration,
+    /// Level-0 LTX files on the replica, their total and largest size in bytes.
+    ltx_files: usize,
+    ltx_bytes: u64,
+    ltx_largest: u64,
+    /// Rows in `litestream restore -o` after `litestream sync -wait`.
+    restored: i64,
+}
+
+/// Rows written by [`burst`]: 4 threads x 4000 rows of 1 KiB, through group commit.
+const BURST_ROWS: i64 = 16_000;
+
+/// One write burst through group commit with `checkpoint` (`checkpoint_wal_size` 256 KiB) while
+/// Litestream 0.5 replicates (sync interval 100ms), then `sync -wait` and a restore.
+fn burst(checkpoint: &str) -> Burst {
+    use crate::litestream_run::{spawn_litestream, stop, sync_wait, wait_for_socket};
+    let f = Fixture::new(&format!(
+        "{}[databases.jobs]\npath = \"{{data}}/jobs.db\"\nprofile = \"recommended\"\nreplication = \"litestream\"\ncheckpoint = \"{checkpoint}\"\ncheckpoint_wal_size = \"256KiB\"\n[databases.jobs.writer]\n[databases.jobs.readers]\nmax_size = 2\n",
+        shipped_profiles()
+    ));
+    {
+        let pools = litepool::Pools::new(&f.load().unwrap()).unwrap();
+        pools
+            .writer("jobs")
+            .unwrap()
+            .execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
+            .unwrap();
+    }
+    let bin = litestream_05();
+    let replica = f.path("replica");
+    let out = litepool(
+        f.dir.path(),
+        &[
+            "--replica",
+            replica.to_str().unwrap(),
+            "--sync-interval",
+            "100ms",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let mut text = String::from_utf8(out.stdout).unwrap();
+    let socket = f.path("ls.sock");
+    text.push_str(&format!(
+        "socket:\n  enabled: true\n  path: \"{}\"\n",
+        socket.to_str().unwrap()
+    ));
+    let config = f.path("litestream.yml");
+    std::fs::write(&config, text).unwrap();
+    let log = f.path("litestream.log");
+    let db = f.path("data/jobs.db");
+    let mut ls = spawn_litestream(&bin, &config, &log);
+    wait_for_socket(&bin, &socket, &log);
+    // Litestream has opened the database and holds its read transaction.
+    sync_wait(&bin, &socket, &db);
+    let pools = litepool::Pools::new(&f.load().unwrap()).unwrap();
+    let jobs = pools.handle("jobs").unwrap();
+    let start = std::time::Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..4i64 {
+            let jobs = jobs.clone();
+            s.spawn(move || {
+                for i in 0..BURST_ROWS / 4 {
+                    let id = t * 1_000_000 + i;
+                    jobs.write(move |w| {
+                        w.execute("INSERT INTO t(id, v) VALUES (?1, randomblob(1024))", [id])
+                    })
+                    .unwrap();
+                }
+            });
+        }
+    });
+    let elapsed = start.elapsed();
+    let leader_checkpoints = jobs.database_stats().write.map_or(0, |w| w.checkpoints);
+    let wal = std::fs::metadata(f.path("data/jobs.db-wal")).unwrap().len();
+    drop(pools);
+    let (txid, replicated) = sync_wait(&bin, &socket, &db);
+    assert_eq!(txid, replicated);
+    stop(&mut ls);
+    let ltx = Command::new(&bin)
+        .args(["ltx", "-json", "-config"])
+        .arg(&config)
+        .arg(&db)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&ltx.stdout).unwrap();
+    let sizes: Vec<u64> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["size"].as_u64().unwrap())
+        .collect();
+    let out_db = f.path("restored.db");
+    assert!(Command::new(&bin)
+        .args(["restore", "-config"])
+        .arg(&config)
+        .arg("-o")
+        .arg(&out_db)
+        .arg(&db)
+        .status()
+        .unwrap()
+        .success());
+    let conn = rusqlite::Connection::open(&out_db).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    Burst {
+        leader_checkpoints,
+        wal,
+        elapsed,
+        ltx_files: sizes.len(),
+        ltx_bytes: sizes.iter().sum(),
+        ltx_largest: sizes.iter().copied().max().unwrap_or(0),
+        restored: conn
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap(),
+    }
+}
+
+/// Who checkpoints under Litestream 0.5, measured (the figures behind the
+/// `replication-checkpoint-background` warning, printed): every row is restored either way;
+/// litepool's background checkpoints keep the WAL small by starting it over under Litestream,
+/// while with `checkpoint = "sqlite"` only Litestream's own checkpoints can.
+#[test]
+fn who_checkpoints_under_litestream_05_measured() {
+    let background = burst("background");
+    let sqlite = burst("sqlite");
+    eprintln!("under Litestream 0.5, checkpoint = \"background\": {background:?}");
+    eprintln!("under Litestream 0.5, checkpoint = \"sqlite\": {sqlite:?}");
+    assert_eq!(background.restored, BURST_ROWS);
+    assert_eq!(sqlite.restored, BURST_ROWS);
+    // litepool's RESTART between batches ran and started the WAL over despite Litestream.
+    assert!(background.leader_checkpoints > 0, "{background:?}");
+    assert!(background.wal < 4 << 20, "{background:?}");
+    assert_eq!(sqlite.leader_checkpoints, 0);
 }
