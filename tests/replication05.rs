@@ -344,8 +344,12 @@ fn burst(checkpoint: &str) -> Burst {
 fn who_checkpoints_under_litestream_05_measured() {
     let background = burst("background");
     let sqlite = burst("sqlite");
-    eprintln!("under Litestream 0.5, checkpoint = \"background\": {background:?}");
-    eprintln!("under Litestream 0.5, checkpoint = \"sqlite\": {sqlite:?}");
+    for (name, b) in [("background", &background), ("sqlite", &sqlite)] {
+        eprintln!(
+            "under Litestream 0.5, checkpoint = {name:?}: {} leader checkpoints, WAL file {} bytes, burst {:?}, LTX shipped: {} files, {} bytes, largest {}; {} rows restored",
+            b.leader_checkpoints, b.wal, b.elapsed, b.ltx_files, b.ltx_bytes, b.ltx_largest, b.restored
+        );
+    }
     assert_eq!(background.restored, BURST_ROWS);
     assert_eq!(sqlite.restored, BURST_ROWS);
     // litepool's RESTART between batches ran and started the WAL over despite Litestream.
