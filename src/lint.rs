@@ -135,7 +135,20 @@ fn replication(db: &DatabaseSettings, spec: &PoolSpec, out: &mut Vec<Finding>) {
                         TIPS,
                     );
                 }
-            } else if db.checkpoint == Checkpoint::Background {
+            } else if let Some(c) = db
+                .path
+                .to_str()
+                .and_then(|p| p.chars().find(|c| matches!(c, '?' | '#' | '%')))
+            {
+                // db.go (0.5.16/0.5.17): `fmt.Sprintf("file:%s?_pragma=...", db.path)`.
+                add(
+                    Level::Error,
+                    "replication-path",
+                    format!("{named} but the path holds {c:?}: Litestream 0.5 opens the database through a `file:` URI it does not escape, so `?` and `#` end the path and `%41` becomes `A`, and it opens another file or none; move the database to a path without `?`, `#` or `%`"),
+                    "https://github.com/benbjohnson/litestream/blob/v0.5.16/db.go#L1046-L1047",
+                );
+            }
+            if !v03 && db.checkpoint == Checkpoint::Background {
                 // Litestream 0.5 checkpoints by itself and follows the WAL between its
                 // checkpoints; litepool's RESTART between batches starts the WAL over under it,
                 // and Litestream then ships the whole database again (measured in

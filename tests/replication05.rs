@@ -357,3 +357,38 @@ fn who_checkpoints_under_litestream_05_measured() {
     assert!(background.wal < 4 << 20, "{background:?}");
     assert_eq!(sqlite.leader_checkpoints, 0);
 }
+
+/// A database path Litestream 0.5 would misread (`?`, `#`, `%`) is a lint error for 0.5 only.
+#[test]
+fn the_lint_refuses_a_path_litestream_05_cannot_open() {
+    for (file, replication, expected) in [
+        ("a#b.db", "litestream", Some('#')),
+        ("a%41.db", "litestream", Some('%')),
+        ("a?b.db", "litestream", Some('?')),
+        ("a#b.db", "litestream-0.3", None),
+        ("plain.db", "litestream", None),
+    ] {
+        let f = Fixture::new(&format!(
+            "[databases.jobs]\npath = \"{{data}}/{file}\"\nreplication = \"{replication}\"\n[databases.jobs.pragmas]\njournal_mode = \"wal\"\n"
+        ));
+        let settings = f.load().unwrap();
+        let files = litepool::pools::preflight(&settings).unwrap();
+        let budget = litepool::budget::Budget::new(&settings, &files);
+        let found: Vec<_> = litepool::lint::lint_with(&settings, &budget, &|_| None)
+            .into_iter()
+            .filter(|f| f.code == "replication-path")
+            .collect();
+        match expected {
+            Some(c) => {
+                assert_eq!(found.len(), 1, "{file} {replication}: {found:?}");
+                assert_eq!(found[0].level, litepool::lint::Level::Error);
+                assert!(
+                    found[0].message.contains(&format!("the path holds {c:?}")),
+                    "{}",
+                    found[0].message
+                );
+            }
+            None => assert!(found.is_empty(), "{file} {replication}: {found:?}"),
+        }
+    }
+}

@@ -256,7 +256,7 @@ pub fn config(
                 // db.go (0.5.17): `fmt.Sprintf("file:%s?_pragma=...", db.path)`, unescaped: `?`
                 // and `#` end the path, `%41` becomes `A`; it then opens another file or none.
                 anyhow::bail!(
-                    "database {}: its path {:?} holds {c:?}, and Litestream 0.5 opens the database through a `file:` URI that it does not escape, so it would open another file; move the database to a path without `?`, `#` or `%` (Litestream 0.3 with --format 0.3 has no such limit)",
+                    "database {}: its path {:?} holds {c:?}, and Litestream 0.5 opens the database through a `file:` URI that it does not escape, so it would open another file; move the database to a path without `?`, `#` or `%` (Litestream 0.3, replication = \"litestream-0.3\", has no such limit)",
                     db.name,
                     text
                 );
