@@ -8,7 +8,9 @@ use serde::Serialize;
 
 use crate::budget::{human, Budget};
 use crate::pragma::{JournalMode, LockingMode, Synchronous};
-use crate::settings::{Checkpoint, DatabaseSettings, Durability, PoolSpec, Replication, Settings};
+use crate::settings::{
+    Checkpoint, DatabaseSettings, Durability, LitestreamVersion, PoolSpec, Replication, Settings,
+};
 
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -71,6 +73,16 @@ pub fn network_fs(path: &Path) -> Option<&'static str> {
 /// Litestream 0.5's checkpoint strategy: its three tiers, their defaults and the settings that
 /// tune them (`min-checkpoint-page-count`, `checkpoint-interval`, `truncate-page-n`).
 pub const LITESTREAM_05_CHECKPOINTS: &str = "https://litestream.io/guides/wal-truncate-threshold/";
+
+/// `` `?`, `#` or `%` ``.
+fn quoted_list(chars: &[char]) -> String {
+    let items: Vec<String> = chars.iter().map(|c| format!("`{c}`")).collect();
+    match items.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
 
 /// What a database's replication needs of its profile, checked on the pool that writes.
 fn replication(db: &DatabaseSettings, spec: &PoolSpec, out: &mut Vec<Finding>) {
@@ -135,17 +147,27 @@ fn replication(db: &DatabaseSettings, spec: &PoolSpec, out: &mut Vec<Finding>) {
                         TIPS,
                     );
                 }
-            } else if let Some(c) = db
+            }
+            let version = db
+                .replication
+                .litestream()
+                .unwrap_or(LitestreamVersion::V05);
+            if let Some(c) = db
                 .path
                 .to_str()
-                .and_then(|p| p.chars().find(|c| matches!(c, '?' | '#' | '%')))
+                .and_then(|p| p.chars().find(|c| version.misread_path_chars().contains(c)))
             {
-                // db.go (0.5.16/0.5.17): `fmt.Sprintf("file:%s?_pragma=...", db.path)`.
+                // 0.3.13 db.go: `dsn := db.path + "?_busy_timeout=..."`; 0.5.16 db.go:
+                // `fmt.Sprintf("file:%s?_pragma=...", db.path)`; neither escapes the path.
                 add(
                     Level::Error,
                     "replication-path",
-                    format!("{named} but the path holds {c:?}: Litestream 0.5 opens the database through a `file:` URI it does not escape, so `?` and `#` end the path and `%41` becomes `A`, and it opens another file or none; move the database to a path without `?`, `#` or `%`"),
-                    "https://github.com/benbjohnson/litestream/blob/v0.5.16/db.go#L1046-L1047",
+                    format!("{named} but the path holds {c:?}: Litestream {version} opens the database through a connection string it builds without escaping the path ({}), so it opens another file or none; move the database to a path without {}", if v03 { "the path, then `?_busy_timeout=...`: the path ends at the first `?`" } else { "a `file:` URI: `?` and `#` end the path and `%41` becomes `A`" }, quoted_list(version.misread_path_chars())),
+                    if v03 {
+                        "https://github.com/benbjohnson/litestream/blob/v0.3.13/db.go#L404-L405"
+                    } else {
+                        "https://github.com/benbjohnson/litestream/blob/v0.5.16/db.go#L1046-L1047"
+                    },
                 );
             }
             if !v03 && db.checkpoint == Checkpoint::Background {

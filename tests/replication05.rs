@@ -358,14 +358,17 @@ fn who_checkpoints_under_litestream_05_measured() {
     assert_eq!(sqlite.leader_checkpoints, 0);
 }
 
-/// A database path Litestream 0.5 would misread (`?`, `#`, `%`) is a lint error for 0.5 only.
+/// A database path Litestream would misread is a lint error: `?` for 0.3 and 0.5, `#` and `%`
+/// for 0.5 only.
 #[test]
-fn the_lint_refuses_a_path_litestream_05_cannot_open() {
+fn the_lint_refuses_a_path_litestream_cannot_open() {
     for (file, replication, expected) in [
         ("a#b.db", "litestream", Some('#')),
         ("a%41.db", "litestream", Some('%')),
         ("a?b.db", "litestream", Some('?')),
         ("a#b.db", "litestream-0.3", None),
+        ("a%41.db", "litestream-0.3", None),
+        ("a?b.db", "litestream-0.3", Some('?')),
         ("plain.db", "litestream", None),
     ] {
         let f = Fixture::new(&format!(

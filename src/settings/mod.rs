@@ -188,6 +188,18 @@ impl LitestreamVersion {
         }
     }
 
+    /// Characters this release misreads in a database path, because it opens the database
+    /// through a connection string it builds without escaping: 0.3.13 appends
+    /// `?_busy_timeout=…` to the path (its driver ends the path at the first `?`); 0.5 opens
+    /// `file:<path>?_pragma=…` (a URI: `?` and `#` end the path, `%41` is `A`). Either then opens
+    /// another file or none (seen with the real binaries; `replication-path` in the lint).
+    pub fn misread_path_chars(self) -> &'static [char] {
+        match self {
+            LitestreamVersion::V03 => &['?'],
+            LitestreamVersion::V05 => &['?', '#', '%'],
+        }
+    }
+
     /// The `replication` value that means this release.
     pub fn replication(self) -> Replication {
         match self {

@@ -27,9 +27,6 @@ const SCHEMES_05: &[&str] = &[
     "s3", "gs", "abs", "sftp", "file", "webdav", "webdavs", "oss",
 ];
 
-/// Characters Litestream 0.5 reads as URI syntax in a database path (see [`config`]).
-pub const URI_SPECIAL: [char; 3] = ['?', '#', '%'];
-
 /// The replica URL schemes a Litestream release understands.
 pub fn schemes(format: LitestreamVersion) -> &'static [&'static str] {
     match format {
@@ -251,16 +248,23 @@ pub fn config(
     for db in dbs {
         let path = resolved(&db.path)?;
         let text = path_text(&path)?;
-        if !v03 {
-            if let Some(c) = text.chars().find(|c| URI_SPECIAL.contains(c)) {
-                // db.go (0.5.17): `fmt.Sprintf("file:%s?_pragma=...", db.path)`, unescaped: `?`
-                // and `#` end the path, `%41` becomes `A`; it then opens another file or none.
-                anyhow::bail!(
-                    "database {}: its path {:?} holds {c:?}, and Litestream 0.5 opens the database through a `file:` URI that it does not escape, so it would open another file; move the database to a path without `?`, `#` or `%` (Litestream 0.3, replication = \"litestream-0.3\", has no such limit)",
-                    db.name,
-                    text
-                );
-            }
+        if let Some(c) = text
+            .chars()
+            .find(|c| format.misread_path_chars().contains(c))
+        {
+            // See `LitestreamVersion::misread_path_chars`: Litestream builds its connection
+            // string from the path without escaping it.
+            let refused: Vec<String> = format
+                .misread_path_chars()
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect();
+            anyhow::bail!(
+                "database {}: its path {:?} holds {c:?}, and Litestream {format} opens the database through a connection string it builds without escaping the path, so it would open another file; move the database to a path without {}",
+                db.name,
+                text,
+                refused.join(" or ")
+            );
         }
         writeln!(out, "  - path: {}", quoted(text))?;
         match replica {
