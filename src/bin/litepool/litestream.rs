@@ -6,8 +6,9 @@
 //! replica each (0.5: a `replica` mapping; 0.3: a one-item `replicas` list), in a subdirectory
 //! (or sub-path of the URL) named after the database (names are checked at load, so each database gets
 //! its own). Every string is a double-quoted YAML scalar in printable ASCII (see [`quoted`]), so
-//! Litestream reads back exactly the intended path, whatever characters it holds; only a path
-//! that is not UTF-8 is refused.
+//! Litestream reads back exactly the intended path, whatever characters it holds. Refused: a path
+//! that is not UTF-8, and a database path holding a character the release misreads when it opens
+//! the database (`LitestreamVersion::misread_path_chars`: `?` for both, `#` and `%` for 0.5).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
