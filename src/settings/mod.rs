@@ -455,3 +455,42 @@ impl Settings {
         Loader::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{LitestreamVersion, Replication};
+
+    #[test]
+    fn litestream_releases_round_trip_and_map_to_replication() -> Result<(), String> {
+        for v in [LitestreamVersion::V03, LitestreamVersion::V05] {
+            let parsed: LitestreamVersion = v.as_str().parse().map_err(|e| format!("{e}"))?;
+            assert_eq!(parsed, v);
+            assert_eq!(v.replication().litestream(), Some(v));
+        }
+        assert_eq!(
+            "litestream"
+                .parse::<Replication>()
+                .map_err(|e| format!("{e}"))?,
+            Replication::Litestream
+        );
+        assert_eq!(
+            "litestream-0.3"
+                .parse::<Replication>()
+                .map_err(|e| format!("{e}"))?
+                .litestream(),
+            Some(LitestreamVersion::V03)
+        );
+        assert_eq!(Replication::Litefs.litestream(), None);
+        assert_eq!(Replication::None.litestream(), None);
+        assert_eq!(
+            "0.4".parse::<LitestreamVersion>().unwrap_err().to_string(),
+            "invalid litestream format \"0.4\": expected one of 0.3, 0.5"
+        );
+        assert_eq!(LitestreamVersion::V03.misread_path_chars(), &['?']);
+        assert_eq!(
+            LitestreamVersion::V05.misread_path_chars(),
+            &['?', '#', '%']
+        );
+        Ok(())
+    }
+}
