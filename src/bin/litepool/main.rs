@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use litepool::check::{check_with, CheckOptions};
+use litepool::settings::LitestreamVersion;
 use litepool::{Pools, Settings};
 
 mod bench;
@@ -124,19 +125,26 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
-    /// Print a litestream.yml for the databases with replication = "litestream".
+    /// Print a litestream.yml for the databases with replication = "litestream" (Litestream
+    /// 0.5) or "litestream-0.3".
     ///
     /// One replica per database, in a subdirectory (or URL path) named after it; absolute
     /// paths. Check it with `litestream databases -config FILE`.
     Litestream {
         #[command(flatten)]
         source: Source,
-        /// Where the replicas go: a directory, or a URL (s3://, gcs://, abs://, sftp://,
-        /// file://), without a query or fragment.
+        /// Where the replicas go: a directory, or a URL without a query or fragment (0.5: s3://,
+        /// gs://, abs://, sftp://, file://, webdav://, webdavs://, oss://; 0.3: s3://, gcs://,
+        /// abs://, sftp://, file://).
         #[arg(long, value_name = "URL|PATH")]
         replica: String,
+        /// The Litestream release to write for, 0.5 or 0.3 [default: the release the databases
+        /// are marked for: replication = "litestream" is 0.5, "litestream-0.3" is 0.3]. A
+        /// database marked for the other release is refused.
+        #[arg(long, value_name = "VERSION")]
+        format: Option<LitestreamVersion>,
         /// How often Litestream copies new WAL frames to the replica (10ms to 1h).
-        #[arg(long, default_value = "1s", value_parser = sync_interval)]
+        #[arg(long, default_value = "1s", value_parser = litestream::sync_interval)]
         sync_interval: Duration,
     },
     /// Build the pools, optionally run a short read/write workload, and print pool statistics.
@@ -161,19 +169,6 @@ enum Command {
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
         threads: u16,
     },
-}
-
-/// A duration from the command line (`"1s"`, `"250ms"`), within bounds.
-fn sync_interval(text: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(text).map_err(|e| format!("{e}"))?;
-    if d < Duration::from_millis(10) || d > Duration::from_secs(3600) {
-        return Err(format!("{text} is not in 10ms..=1h"));
-    }
-    if d.subsec_nanos() % 1_000_000 != 0 {
-        // litestream.yml holds it in whole milliseconds; rounding would change it silently.
-        return Err(format!("{text} is not a whole number of milliseconds"));
-    }
-    Ok(d)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -341,11 +336,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Litestream {
             source,
             replica,
+            format,
             sync_interval,
         } => {
-            let replica = litestream::Replica::parse(&replica)?;
             let settings = source.load()?;
-            let text = litestream::config(&settings, &replica, sync_interval)?;
+            let chosen = litestream::format_of(&settings, format);
+            // A bad --replica is reported first, against the release chosen (or asked for).
+            let replica = litestream::Replica::parse(
+                &replica,
+                chosen
+                    .as_ref()
+                    .ok()
+                    .copied()
+                    .or(format)
+                    .unwrap_or(LitestreamVersion::V05),
+            )?;
+            let format = chosen?;
+            let text = litestream::config(&settings, &replica, sync_interval, format)?;
             std::io::stdout().lock().write_all(text.as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
