@@ -352,9 +352,9 @@ fn who_checkpoints_under_litestream_05_measured() {
     }
     assert_eq!(background.restored, BURST_ROWS);
     assert_eq!(sqlite.restored, BURST_ROWS);
-    // litepool's RESTART between batches ran and started the WAL over despite Litestream.
+    // litepool's RESTART between batches ran under Litestream (whether it started the WAL over,
+    // and how much Litestream shipped again, depends on timing: the figures are printed).
     assert!(background.leader_checkpoints > 0, "{background:?}");
-    assert!(background.wal < 4 << 20, "{background:?}");
     assert_eq!(sqlite.leader_checkpoints, 0);
 }
 
