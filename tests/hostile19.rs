@@ -1244,3 +1244,93 @@ fn hostile19_cli_workload_bench_demo_data_never_write_for_a_replica() {
     assert!(!w.machine.join("file:").exists());
     let _ = outs;
 }
+
+fn spawn_open(w: &World, envs: &[(&str, &std::ffi::OsStr)]) -> (HashMap<String, String>, String) {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        "hostile19::hostile19_child_helper",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .current_dir(&w.machine)
+    .env("H19_CONFIG", w.machine.join("config"))
+    .env("H19_SCENARIO", "open")
+    .env(VAR, &w.url)
+    .env("LITESTREAM_LOG_FILE", w.machine.join("vfs.log"))
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    Kid::spawn(cmd).finish(Duration::from_secs(90))
+}
+
+#[test]
+fn hostile19_non_utf8_bytes_in_the_environment() {
+    use std::os::unix::ffi::OsStrExt;
+    let w = World::new("");
+    // An unrelated variable holding bytes that are not UTF-8: the replica still opens.
+    let (r, all) = spawn_open(&w, &[("H19_JUNK", std::ffi::OsStr::from_bytes(b"\xff\xfe\x80"))]);
+    assert_eq!(r["open"], "ok ", "an unrelated non-UTF-8 variable broke the replica: {all}");
+    assert_eq!(r["count"], format!("ok {ROWS}"), "{all}");
+    // The URL variable itself not UTF-8: refused, naming the variable, no panic.
+    let (r, all) = spawn_open(&w, &[(VAR, std::ffi::OsStr::from_bytes(b"file:///tmp/\xff/jobs"))]);
+    assert!(!all.contains("panicked"), "{all}");
+    assert!(r["open"].starts_with("err") && r["open"].contains(VAR), "{all}");
+    // The command line with the unrelated variable: check still works (its re-exec passes it on).
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_litepool"));
+    let o = cmd
+        .args(["check", "--json", "--config"])
+        .arg(w.machine.join("config"))
+        .current_dir(&w.machine)
+        .env_remove(VAR)
+        .env("H19_JUNK", std::ffi::OsStr::from_bytes(b"\xff\xfe\x80"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap();
+}
+
+#[test]
+fn hostile19_corrupt_replica_storage_is_an_error_not_wrong_rows() {
+    let w = World::new("");
+    let _ = Command::new("kill")
+        .args(["-TERM", &w.ls.id().to_string()])
+        .status();
+    std::thread::sleep(Duration::from_millis(500));
+    // Damage every LTX file past its header, keeping its length.
+    let mut damaged = 0;
+    for (rel, len) in tree(&w.replica) {
+        if rel.ends_with(".ltx") && len > 200 {
+            let p = w.replica.join(&rel);
+            let mut bytes = std::fs::read(&p).unwrap();
+            for b in bytes[100..].iter_mut() {
+                *b ^= 0x5a;
+            }
+            std::fs::write(&p, bytes).unwrap();
+            damaged += 1;
+        }
+    }
+    assert!(damaged > 0);
+    let t = Instant::now();
+    let (r, all) = spawn_open(&w, &[]);
+    assert!(t.elapsed() < Duration::from_secs(60), "{all}");
+    assert!(!all.contains("panicked"), "{all}");
+    if r["open"].starts_with("ok") {
+        // Opened: it must not serve made-up rows, and the statistics must say something is wrong.
+        assert!(
+            r["count"] == format!("ok {ROWS}") || r["count"].starts_with("err"),
+            "corrupt replica served {}: {all}",
+            r["count"]
+        );
+        assert!(
+            r["count"].starts_with("err") || field(&r["stats"], "errors") != "0",
+            "a corrupt replica reads and reports no error: {all}"
+        );
+    } else {
+        assert!(r["open"].contains(&w.url), "the error does not name the replica: {all}");
+    }
+}
