@@ -339,9 +339,13 @@ const ROWS: i64 = 50;
 
 impl World {
     fn new(extra: &str) -> World {
+        World::with_primary(extra, PRIMARY)
+    }
+
+    fn with_primary(extra: &str, primary_toml: &str) -> World {
         let bin = litestream_05();
         let vfs = litestream_vfs();
-        let f = Fixture::new(&(shipped_profiles() + PRIMARY));
+        let f = Fixture::new(&(shipped_profiles() + primary_toml));
         let primary = Pools::new(&f.load().unwrap()).unwrap();
         primary
             .writer("jobs")
@@ -624,6 +628,7 @@ fn hostile19_child_helper() {
                 .map_err(|e| e.to_string()),
             );
             say("set_time_exec", sql(&conn, "SELECT litestream_set_time('2000-01-01T00:00:00Z')"));
+            say("pragma_time", sql(&conn, "PRAGMA litestream_time = '2000-01-01T00:00:00Z'"));
             drop(conn);
             let r = pools.reader("jobs").unwrap();
             say("reader_insert", sql(&r, "INSERT INTO t VALUES (100002, 'x')"));
@@ -829,6 +834,7 @@ fn hostile19_writes_through_every_route_change_nothing_and_say_why() {
         "vacuum_into",
         "set_time",
         "set_time_exec",
+        "pragma_time",
     ] {
         assert!(r[k].starts_with("err"), "{k} not refused: {} ({all})", r[k]);
         assert!(r[k].len() > 6, "{k}: no reason given ({all})");
@@ -1333,4 +1339,26 @@ fn hostile19_corrupt_replica_storage_is_an_error_not_wrong_rows() {
     } else {
         assert!(r["open"].contains(&w.url), "the error does not name the replica: {all}");
     }
+}
+
+#[test]
+fn hostile19_without_a_heartbeat_staleness_is_unknown_not_zero() {
+    let w = World::with_primary("", &PRIMARY.replace("heartbeat = \"100ms\"\n", ""));
+    let (r, all) = spawn_open(&w, &[]);
+    assert_eq!(r["count"], format!("ok {ROWS}"), "{all}");
+    let st = &r["stats"];
+    assert_eq!(field(st, "staleness_ms"), "None", "{all}");
+    assert_eq!(field(st, "errors"), "0", "no heartbeat table is not a sample error: {all}");
+    assert!(field(st, "txid").starts_with("Some("), "{all}");
+    let (code, out, err, _) = cli(&w, &["check"], None);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("read replica"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains("unknown"), "staleness not said to be unknown: {line}");
+    let (code, out, err, _) = cli(&w, &["stats", "--json"], None);
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["pools"]["jobs.readers"]["replica"]["staleness_seconds"].is_null(), "{v}");
 }
