@@ -1174,6 +1174,12 @@ fn hostile19_cli_check_json_stdout_is_pure_and_errors_are_bounded() {
     let v: serde_json::Value = serde_json::from_str(&out)
         .unwrap_or_else(|e| panic!("check --json stdout is not one JSON document ({e}):\n{out}"));
     assert!(v.to_string().contains(&w.url), "{v}");
+    let (code, out, err, _) = cli(&w, &["check"], None);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(
+        !out.contains("no position yet"),
+        "check (with the primary's heartbeat) prints \"no position yet\" for the pool:\n{out}"
+    );
     let (code, out, err, _) = cli(&w, &["stats", "--json"], None);
     assert_eq!(code, Some(0), "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
@@ -1366,4 +1372,34 @@ fn hostile19_without_a_heartbeat_staleness_is_unknown_not_zero() {
     assert_eq!(code, Some(0), "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(v["pools"]["jobs.readers"]["replica"]["staleness_seconds"].is_null(), "{v}");
+}
+
+#[test]
+fn hostile19_vfs_from_a_variable_layer_and_unset() {
+    let url = "file:///srv/replica/jobs";
+    let text = replica_toml(Path::new("/x"), url, "").replace("[litestream]\nvfs = \"/x\"\n", "");
+    assert!(!text.contains("[litestream]"));
+    let s = load_with(
+        &text,
+        vars(&[("LITEPOOL__LITESTREAM__VFS", "/opt/h19/litestream-vfs.so")]),
+    )
+    .unwrap();
+    assert_eq!(
+        s.litestream_vfs.as_deref(),
+        Some(Path::new("/opt/h19/litestream-vfs.so"))
+    );
+    // Unset: a replica cannot open; refused before anything is loaded, naming the key.
+    match load_text(&text) {
+        Err(e) => assert!(e.to_string().contains("litestream.vfs"), "{e}"),
+        Ok(s) => {
+            let e = Pools::new(&s).err().expect("a replica without litestream.vfs opened");
+            assert!(matches!(e, Error::ReplicaSetup { .. }), "{e:?}");
+            assert!(e.to_string().contains("litestream.vfs"), "{e}");
+        }
+    }
+    // An empty value is not a file.
+    match load_with(&text, vars(&[("LITEPOOL__LITESTREAM__VFS", "")])) {
+        Err(e) => assert!(e.to_string().contains("LITEPOOL__LITESTREAM__VFS"), "{e}"),
+        Ok(s) => panic!("litestream.vfs = \"\" accepted as {:?}", s.litestream_vfs),
+    }
 }
