@@ -788,6 +788,36 @@ fn hostile19_child_helper() {
                 }
             }
         }
+        "open_txn" => {
+            // Every connection of the pool left inside a read transaction (one by a panic).
+            let pools = Pools::new(&settings).unwrap();
+            {
+                let a = pools.reader("jobs").unwrap();
+                let b = pools.reader("jobs").unwrap();
+                a.execute_batch("BEGIN; SELECT count(*) FROM t;").unwrap();
+                let _ = a.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0));
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    b.execute_batch("BEGIN").unwrap();
+                    let _ = b.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0));
+                    panic!("application panic holding a replica connection");
+                }));
+                assert!(r.is_err());
+            }
+            println!("ready");
+            let _ = input.next();
+            let mut held = Vec::new();
+            for i in 0..2 {
+                let c = pools.reader("jobs").unwrap();
+                say(
+                    &format!("count{i}"),
+                    c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))
+                        .map(|n| n.to_string())
+                        .map_err(|e| e.to_string()),
+                );
+                say(&format!("autocommit{i}"), Ok(c.is_autocommit().to_string()));
+                held.push(c);
+            }
+        }
         other => panic!("unknown scenario {other}"),
     }
     println!("R done");
@@ -1402,5 +1432,34 @@ fn hostile19_vfs_from_a_variable_layer_and_unset() {
     match load_with(&text, vars(&[("LITEPOOL__LITESTREAM__VFS", "")])) {
         Err(e) => assert!(e.to_string().contains("LITEPOOL__LITESTREAM__VFS"), "{e}"),
         Ok(s) => panic!("litestream.vfs = \"\" accepted as {:?}", s.litestream_vfs),
+    }
+}
+
+#[test]
+fn hostile19_a_read_transaction_left_open_does_not_freeze_the_next_borrower() {
+    let w = World::new("");
+    let mut kid = w.child("open_txn", None);
+    kid.wait_for("ready", Duration::from_secs(60));
+    w.primary
+        .as_ref()
+        .unwrap()
+        .write("jobs", |c| {
+            c.execute_batch(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 10)
+                 INSERT INTO t SELECT 1000 + i, 'late' FROM n;",
+            )
+        })
+        .unwrap();
+    // Litestream's 100 ms sync + the VFS's 1 s poll, with room.
+    std::thread::sleep(Duration::from_secs(4));
+    kid.say("go\n");
+    let (r, all) = kid.finish(Duration::from_secs(60));
+    for i in 0..2 {
+        assert_eq!(
+            r[&format!("count{i}")],
+            format!("ok {}", ROWS + 10),
+            "a connection returned inside BEGIN serves an old snapshot to the next borrower: {all}"
+        );
+        assert_eq!(r[&format!("autocommit{i}")], "ok true", "{all}");
     }
 }
