@@ -105,7 +105,11 @@ fn hostile19_replica_url_bad_values_are_refused_at_load() {
 #[test]
 fn hostile19_replica_url_unicode_and_dollar_are_kept_literally() {
     let vfs = PathBuf::from("/opt/litestream/litestream-vfs.so");
-    for url in ["file:///srv/répliqué/jobs", "file:///srv/$HOME/jobs", "s3://bucket/${X}"] {
+    for url in [
+        "file:///srv/répliqué/jobs",
+        "file:///srv/$HOME/jobs",
+        "s3://bucket/${X}",
+    ] {
         match load_text(&replica_toml(&vfs, url, "")) {
             // Either accepted exactly as written (no expansion), or refused naming the key.
             Ok(s) => assert_eq!(
@@ -134,7 +138,10 @@ fn hostile19_keys_that_cannot_apply_on_a_replica_are_refused_naming_the_key() {
         &replica_toml(&vfs, url, "checkpoint = \"background\"\n"),
         &["checkpoint"],
     );
-    refused(&replica_toml(&vfs, url, "heartbeat = \"1s\"\n"), &["heartbeat"]);
+    refused(
+        &replica_toml(&vfs, url, "heartbeat = \"1s\"\n"),
+        &["heartbeat"],
+    );
     refused(
         &(replica_toml(&vfs, url, "") + "\n[databases.jobs.writer]\nmax_size = 1\n"),
         &["writer"],
@@ -199,7 +206,10 @@ fn hostile19_replica_url_from_a_variable_layer_takes_effect() {
             "path + replica_url accepted: path {:?} replica {:?}",
             s.databases["jobs"].path, s.databases["jobs"].replica
         ),
-        Err(e) => assert!(e.to_string().contains("replica_url") || e.to_string().contains("path"), "{e}"),
+        Err(e) => assert!(
+            e.to_string().contains("replica_url") || e.to_string().contains("path"),
+            "{e}"
+        ),
     }
 }
 
@@ -217,7 +227,10 @@ fn hostile19_two_replicas_different_urls_refused_same_url_allowed() {
     let e = load_text(&two("file:///srv/a", "file:///srv/b"))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("file:///srv/a") && e.contains("file:///srv/b"), "{e}");
+    assert!(
+        e.contains("file:///srv/a") && e.contains("file:///srv/b"),
+        "{e}"
+    );
     // Same replica under two names after normalisation-looking differences: one URL to the
     // VFS, two texts: refused (one replica per process), never both accepted as different.
     let e = load_text(&two("file:///srv/a", "file:///srv/a/"));
@@ -244,26 +257,36 @@ fn hostile19_heartbeat_bounds_on_the_primary() {
         ("1.5s", true),
         ("10000000000000000000000h", false),
     ] {
-        let text = shipped_profiles() + &PRIMARY
-            .replace("{data}", "/tmp/h19-nowhere")
-            .replace("heartbeat = \"100ms\"", &format!("heartbeat = {}", toml_string(hb)));
+        let text = shipped_profiles()
+            + &PRIMARY.replace("{data}", "/tmp/h19-nowhere").replace(
+                "heartbeat = \"100ms\"",
+                &format!("heartbeat = {}", toml_string(hb)),
+            );
         let r = load_text(&text);
         match (r, ok) {
             (Ok(_), true) => {}
             (Err(e), false) => assert!(e.to_string().contains("heartbeat"), "{hb}: {e}"),
-            (Ok(s), false) => panic!("heartbeat {hb:?} accepted as {:?}", s.databases["jobs"].heartbeat),
+            (Ok(s), false) => panic!(
+                "heartbeat {hb:?} accepted as {:?}",
+                s.databases["jobs"].heartbeat
+            ),
             (Err(e), true) => panic!("heartbeat {hb:?} refused: {e}"),
         }
     }
     // A number where a duration is expected.
-    let text = shipped_profiles() + &PRIMARY
-        .replace("{data}", "/tmp/h19-nowhere")
-        .replace("heartbeat = \"100ms\"", "heartbeat = 1");
-    assert!(load_text(&text).is_err(), "heartbeat = 1 (a bare number) accepted");
+    let text = shipped_profiles()
+        + &PRIMARY
+            .replace("{data}", "/tmp/h19-nowhere")
+            .replace("heartbeat = \"100ms\"", "heartbeat = 1");
+    assert!(
+        load_text(&text).is_err(),
+        "heartbeat = 1 (a bare number) accepted"
+    );
     // A heartbeat on a database that is not replicated: it has no reader to tell.
-    let text = shipped_profiles() + &PRIMARY
-        .replace("{data}", "/tmp/h19-nowhere")
-        .replace("replication = \"litestream\"\n", "");
+    let text = shipped_profiles()
+        + &PRIMARY
+            .replace("{data}", "/tmp/h19-nowhere")
+            .replace("replication = \"litestream\"\n", "");
     match load_text(&text) {
         Err(e) => assert!(e.to_string().contains("heartbeat"), "{e}"),
         Ok(s) => assert!(
@@ -283,7 +306,13 @@ fn hostile19_profile_keys_that_cannot_apply_are_listed_every_one() {
     );
     let s = load_text(&text).unwrap();
     let ignored: Vec<_> = s.ignored.iter().map(|i| i.key.as_str()).collect();
-    for k in ["journal_mode", "mmap_size", "synchronous", "wal_autocheckpoint", "locking_mode"] {
+    for k in [
+        "journal_mode",
+        "mmap_size",
+        "synchronous",
+        "wal_autocheckpoint",
+        "locking_mode",
+    ] {
         assert!(
             ignored.iter().any(|i| i.ends_with(k)),
             "{k} not listed as ignored: {ignored:?}"
@@ -297,20 +326,25 @@ fn hostile19_profile_keys_that_cannot_apply_are_listed_every_one() {
         + "\n[databases.jobs.pragmas]\nmmap_size = \"64MiB\"\n";
     let s = load_text(&text).unwrap();
     assert!(
-        s.ignored.iter().any(|i| i.key.contains("jobs") && i.key.ends_with("mmap_size")),
+        s.ignored
+            .iter()
+            .any(|i| i.key.contains("jobs") && i.key.ends_with("mmap_size")),
         "databases.jobs.pragmas.mmap_size not listed: {:?}",
         s.ignored
     );
     // Built in code: refused instead.
-    let profiles = load_text(&(shipped_profiles() + &PRIMARY.replace("{data}", "/tmp/h19-nowhere")))
-        .unwrap()
-        .profiles;
+    let profiles =
+        load_text(&(shipped_profiles() + &PRIMARY.replace("{data}", "/tmp/h19-nowhere")))
+            .unwrap()
+            .profiles;
     let db = litepool::DatabaseSettings::read_replica(
         "jobs",
         litepool::settings::ReadReplica::new("file:///srv/replica/jobs").unwrap(),
         profiles["recommended"].clone(),
     );
-    let e = Settings::from_databases([db], None).unwrap_err().to_string();
+    let e = Settings::from_databases([db], None)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("journal_mode"), "{e}");
 }
 
@@ -530,7 +564,12 @@ fn count(pools: &Pools) -> std::result::Result<i64, String> {
 }
 
 fn replica_line(pools: &Pools) -> String {
-    match pools.stats().0.get("jobs.readers").and_then(|p| p.replica.clone()) {
+    match pools
+        .stats()
+        .0
+        .get("jobs.readers")
+        .and_then(|p| p.replica.clone())
+    {
         None => "none".into(),
         Some(r) => format!(
             "samples={} errors={} txid={:?} poll_age={:?} staleness_ms={:?} last_error={:?}",
@@ -573,7 +612,14 @@ fn hostile19_child_helper() {
                     println!("R stats {}", replica_line(&p));
                 }
                 Err(e) => {
-                    println!("R kind {}", if matches!(e, Error::ReplicaSetup { .. }) { "ReplicaSetup" } else { "other" });
+                    println!(
+                        "R kind {}",
+                        if matches!(e, Error::ReplicaSetup { .. }) {
+                            "ReplicaSetup"
+                        } else {
+                            "other"
+                        }
+                    );
                     say("open", Err(e.to_string()));
                 }
             }
@@ -581,7 +627,13 @@ fn hostile19_child_helper() {
         "writes" => {
             let pools = Pools::new(&settings).unwrap();
             say("before", count(&pools).map(|n| n.to_string()));
-            say("writer", pools.writer("jobs").map(|_| String::new()).map_err(|e| format!("{} {e}", matches!(e, Error::ReadReplica { .. }))));
+            say(
+                "writer",
+                pools
+                    .writer("jobs")
+                    .map(|_| String::new())
+                    .map_err(|e| format!("{} {e}", matches!(e, Error::ReadReplica { .. }))),
+            );
             say(
                 "write",
                 pools
@@ -589,7 +641,10 @@ fn hostile19_child_helper() {
                     .map(|n| n.to_string())
                     .map_err(|e| format!("{} {e}", matches!(e, Error::ReadReplica { .. }))),
             );
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             let fut = pools.write_async("jobs", |c| c.execute("DELETE FROM t", []));
             say(
                 "write_async",
@@ -598,25 +653,43 @@ fn hostile19_child_helper() {
                     .map_err(|e| format!("{} {e}", matches!(e, Error::ReadReplica { .. }))),
             );
             let h = pools.handle("jobs").unwrap();
-            say("handle_writer", h.writer().map(|_| String::new()).map_err(|e| e.to_string()));
+            say(
+                "handle_writer",
+                h.writer().map(|_| String::new()).map_err(|e| e.to_string()),
+            );
             let conn = pools.get("jobs").unwrap();
             say("get_delete", sql(&conn, "DELETE FROM t"));
-            say("get_insert", sql(&conn, "INSERT INTO t VALUES (100000, 'x')"));
+            say(
+                "get_insert",
+                sql(&conn, "INSERT INTO t VALUES (100000, 'x')"),
+            );
             say("get_create", sql(&conn, "CREATE TABLE evil(x)"));
             say("query_only_off", sql(&conn, "PRAGMA query_only = OFF"));
-            say("after_qo_insert", sql(&conn, "INSERT INTO t VALUES (100001, 'x')"));
+            say(
+                "after_qo_insert",
+                sql(&conn, "INSERT INTO t VALUES (100001, 'x')"),
+            );
             say("begin_immediate", sql(&conn, "BEGIN IMMEDIATE"));
             let _ = conn.execute_batch("ROLLBACK");
             say("begin_exclusive", sql(&conn, "BEGIN EXCLUSIVE"));
             let _ = conn.execute_batch("ROLLBACK");
-            say("attach", sql(&conn, "ATTACH 'file:/tmp/h19-attach.db' AS a"));
+            say(
+                "attach",
+                sql(&conn, "ATTACH 'file:/tmp/h19-attach.db' AS a"),
+            );
             say("attach_mem", sql(&conn, "ATTACH ':memory:' AS m"));
             say("temp_table", sql(&conn, "CREATE TEMP TABLE tmp(x)"));
             say("user_version", sql(&conn, "PRAGMA user_version = 7"));
             say("journal_mode", sql(&conn, "PRAGMA journal_mode = DELETE"));
-            say("wal_checkpoint", sql(&conn, "PRAGMA wal_checkpoint(TRUNCATE)"));
+            say(
+                "wal_checkpoint",
+                sql(&conn, "PRAGMA wal_checkpoint(TRUNCATE)"),
+            );
             say("vacuum", sql(&conn, "VACUUM"));
-            say("vacuum_into", sql(&conn, "VACUUM INTO '/tmp/h19-vacuum-into.db'"));
+            say(
+                "vacuum_into",
+                sql(&conn, "VACUUM INTO '/tmp/h19-vacuum-into.db'"),
+            );
             say(
                 "set_time",
                 conn.query_row(
@@ -627,11 +700,20 @@ fn hostile19_child_helper() {
                 .map(|v| format!("{v:?}"))
                 .map_err(|e| e.to_string()),
             );
-            say("set_time_exec", sql(&conn, "SELECT litestream_set_time('2000-01-01T00:00:00Z')"));
-            say("pragma_time", sql(&conn, "PRAGMA litestream_time = '2000-01-01T00:00:00Z'"));
+            say(
+                "set_time_exec",
+                sql(&conn, "SELECT litestream_set_time('2000-01-01T00:00:00Z')"),
+            );
+            say(
+                "pragma_time",
+                sql(&conn, "PRAGMA litestream_time = '2000-01-01T00:00:00Z'"),
+            );
             drop(conn);
             let r = pools.reader("jobs").unwrap();
-            say("reader_insert", sql(&r, "INSERT INTO t VALUES (100002, 'x')"));
+            say(
+                "reader_insert",
+                sql(&r, "INSERT INTO t VALUES (100002, 'x')"),
+            );
             drop(r);
             // Every connection of the pool, after all that: still reading the present, all rows.
             let mut held = Vec::new();
@@ -837,7 +919,10 @@ fn hostile19_writes_through_every_route_change_nothing_and_say_why() {
             r[k]
         );
     }
-    assert!(r["handle_writer"].starts_with("err") && r["handle_writer"].contains(url.as_str()), "{all}");
+    assert!(
+        r["handle_writer"].starts_with("err") && r["handle_writer"].contains(url.as_str()),
+        "{all}"
+    );
     for k in [
         "get_delete",
         "get_insert",
@@ -874,8 +959,14 @@ fn hostile19_writes_through_every_route_change_nothing_and_say_why() {
         assert_eq!(r[&format!("after_count{i}")], format!("ok {ROWS}"), "{all}");
         assert_eq!(r[&format!("after_query_only{i}")], "ok 1", "{all}");
     }
-    assert!(!Path::new("/tmp/h19-attach.db").exists(), "ATTACH created a file");
-    assert!(!Path::new("/tmp/h19-vacuum-into.db").exists(), "VACUUM INTO wrote a file");
+    assert!(
+        !Path::new("/tmp/h19-attach.db").exists(),
+        "ATTACH created a file"
+    );
+    assert!(
+        !Path::new("/tmp/h19-vacuum-into.db").exists(),
+        "VACUUM INTO wrote a file"
+    );
     assert_eq!(w.primary_count(), before);
     // Nothing was created on the replica machine's directory but the config and the VFS log.
     let mut names: Vec<_> = std::fs::read_dir(&w.machine)
@@ -949,10 +1040,18 @@ fn hostile19_start_up_variable_empty_different_or_slash_is_refused() {
     let w = World::new("");
     let other = "file:///tmp/h19-elsewhere/jobs".to_string();
     let slash = format!("{}/", w.url);
-    for (name, v) in [("empty", ""), ("other", other.as_str()), ("slash", slash.as_str())] {
+    for (name, v) in [
+        ("empty", ""),
+        ("other", other.as_str()),
+        ("slash", slash.as_str()),
+    ] {
         let (r, all) = w.child("open", Some(v)).finish(Duration::from_secs(60));
         assert!(r["open"].starts_with("err"), "{name}: opened ({all})");
-        assert_eq!(r.get("kind").map(String::as_str), Some("ReplicaSetup"), "{name}: {all}");
+        assert_eq!(
+            r.get("kind").map(String::as_str),
+            Some("ReplicaSetup"),
+            "{name}: {all}"
+        );
         assert!(r["open"].contains(VAR), "{name}: {all}");
         assert!(r["open"].contains(&w.url), "{name}: {all}");
     }
@@ -969,10 +1068,14 @@ fn hostile19_vfs_file_missing_dir_text_symlink_other_library() {
     std::os::unix::fs::symlink(d.join("loop.so"), d.join("loop.so")).unwrap();
     std::os::unix::fs::symlink(litestream_vfs(), d.join("link.so")).unwrap();
     // A real shared library that is not Litestream's VFS.
-    let libm = ["/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6", "/lib64/libm.so.6"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("libm");
+    let libm = [
+        "/lib/x86_64-linux-gnu/libm.so.6",
+        "/usr/lib/x86_64-linux-gnu/libm.so.6",
+        "/lib64/libm.so.6",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+    .expect("libm");
     std::fs::copy(libm, d.join("other.so")).unwrap();
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([
@@ -992,13 +1095,20 @@ fn hostile19_vfs_file_missing_dir_text_symlink_other_library() {
     .stdout(Stdio::piped())
     .stderr(Stdio::null());
     let (r, all) = Kid::spawn(cmd).finish(Duration::from_secs(120));
-    for k in ["missing", "directory", "text", "empty", "dangling", "loop", "other_so"] {
+    for k in [
+        "missing",
+        "directory",
+        "text",
+        "empty",
+        "dangling",
+        "loop",
+        "other_so",
+    ] {
+        assert!(r[k].starts_with("err true"), "vfs {k}: {} ({all})", r[k]);
         assert!(
-            r[k].starts_with("err true"),
-            "vfs {k}: {} ({all})",
-            r[k]
+            r[k].contains("litestream.vfs") || r[k].contains("/tmp/"),
+            "vfs {k}: message names neither key nor file: {all}"
         );
-        assert!(r[k].contains("litestream.vfs") || r[k].contains("/tmp/"), "vfs {k}: message names neither key nor file: {all}");
     }
     assert_eq!(r["symlink"], format!("ok {ROWS}"), "{all}");
     assert_eq!(r["real"], format!("ok {ROWS}"), "{all}");
@@ -1035,7 +1145,10 @@ fn hostile19_staleness_grows_when_the_primary_stops_its_heartbeat() {
     }
     kid.say("stop\n");
     let _ = kid.finish(Duration::from_secs(30));
-    let values: Vec<u128> = seen.iter().map(|(s, l)| s.unwrap_or_else(|| panic!("staleness unknown: {l}"))).collect();
+    let values: Vec<u128> = seen
+        .iter()
+        .map(|(s, l)| s.unwrap_or_else(|| panic!("staleness unknown: {l}")))
+        .collect();
     for pair in values.windows(2) {
         assert!(pair[1] >= pair[0], "staleness shrank: {values:?}");
     }
@@ -1066,7 +1179,11 @@ fn hostile19_replica_storage_deleted_mid_run_statistics_do_not_lie() {
         kid.say("sample\n");
         let t = Instant::now();
         last = kid.wait_for("sample", Duration::from_secs(30));
-        assert!(t.elapsed() < Duration::from_secs(10), "a sample took {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "a sample took {:?}",
+            t.elapsed()
+        );
     }
     let samples0: u64 = field(&before, "samples").parse().unwrap();
     let samples: u64 = field(&last, "samples").parse().unwrap();
@@ -1076,7 +1193,9 @@ fn hostile19_replica_storage_deleted_mid_run_statistics_do_not_lie() {
     let exit_took = t.elapsed();
     let mut bad = Vec::new();
     if samples < samples0 + 6 {
-        bad.push(format!("the watcher stopped sampling (every 500 ms): samples {samples0} -> {samples} in 6 s"));
+        bad.push(format!(
+            "the watcher stopped sampling (every 500 ms): samples {samples0} -> {samples} in 6 s"
+        ));
     }
     if exited.is_err() {
         bad.push("the replica process did not exit within 60 s of dropping its pools".to_string());
@@ -1101,9 +1220,15 @@ fn hostile19_replica_storage_deleted_mid_run_statistics_do_not_lie() {
         .parse()
         .ok();
     if st.is_some_and(|s| s < 3000) {
-        bad.push(format!("staleness still {st:?} ms 6 s after the storage went"));
+        bad.push(format!(
+            "staleness still {st:?} ms 6 s after the storage went"
+        ));
     }
-    assert!(bad.is_empty(), "{}\nbefore: {before}\nafter 6 s: {last}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{}\nbefore: {before}\nafter 6 s: {last}",
+        bad.join("\n")
+    );
 }
 
 #[test]
@@ -1130,7 +1255,10 @@ fn hostile19_empty_replica_storage_answers_without_hanging() {
             "an empty replica reports a position: {all}"
         );
     } else {
-        assert!(r["open"].contains(&url), "the error does not name the replica: {all}");
+        assert!(
+            r["open"].contains(&url),
+            "the error does not name the replica: {all}"
+        );
     }
 }
 
@@ -1157,7 +1285,9 @@ fn cli(w: &World, args: &[&str], env: Option<&str>) -> (Option<i32>, String, Str
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         if rx.recv_timeout(Duration::from_secs(90)).is_err() {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
         }
     });
     let mut out = String::new();
@@ -1266,12 +1396,19 @@ fn hostile19_cli_workload_bench_demo_data_never_write_for_a_replica() {
         let (code, out, err, t) = cli(&w, args, None);
         assert!(t < Duration::from_secs(80), "{args:?} took {t:?}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
-        assert!(matches!(code, Some(0) | Some(2)), "{args:?}: exit {code:?}\n{out}\n{err}");
+        assert!(
+            matches!(code, Some(0) | Some(2)),
+            "{args:?}: exit {code:?}\n{out}\n{err}"
+        );
         if code == Some(2) {
             assert!(!err.trim().is_empty(), "{args:?}: exit 2 without a message");
         }
         outs.push(format!("{args:?} -> {code:?}\n{out}\n{err}"));
-        assert_eq!(tree(&w.replica), storage, "{args:?} changed the replica storage");
+        assert_eq!(
+            tree(&w.replica),
+            storage,
+            "{args:?} changed the replica storage"
+        );
         let now: Vec<_> = tree(&w.machine)
             .into_iter()
             .filter(|(n, _)| n != "vfs.log")
@@ -1316,13 +1453,25 @@ fn hostile19_non_utf8_bytes_in_the_environment() {
     use std::os::unix::ffi::OsStrExt;
     let w = World::new("");
     // An unrelated variable holding bytes that are not UTF-8: the replica still opens.
-    let (r, all) = spawn_open(&w, &[("H19_JUNK", std::ffi::OsStr::from_bytes(b"\xff\xfe\x80"))]);
-    assert_eq!(r["open"], "ok ", "an unrelated non-UTF-8 variable broke the replica: {all}");
+    let (r, all) = spawn_open(
+        &w,
+        &[("H19_JUNK", std::ffi::OsStr::from_bytes(b"\xff\xfe\x80"))],
+    );
+    assert_eq!(
+        r["open"], "ok ",
+        "an unrelated non-UTF-8 variable broke the replica: {all}"
+    );
     assert_eq!(r["count"], format!("ok {ROWS}"), "{all}");
     // The URL variable itself not UTF-8: refused, naming the variable, no panic.
-    let (r, all) = spawn_open(&w, &[(VAR, std::ffi::OsStr::from_bytes(b"file:///tmp/\xff/jobs"))]);
+    let (r, all) = spawn_open(
+        &w,
+        &[(VAR, std::ffi::OsStr::from_bytes(b"file:///tmp/\xff/jobs"))],
+    );
     assert!(!all.contains("panicked"), "{all}");
-    assert!(r["open"].starts_with("err") && r["open"].contains(VAR), "{all}");
+    assert!(
+        r["open"].starts_with("err") && r["open"].contains(VAR),
+        "{all}"
+    );
     // The command line with the unrelated variable: check still works (its re-exec passes it on).
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_litepool"));
     let o = cmd
@@ -1333,7 +1482,12 @@ fn hostile19_non_utf8_bytes_in_the_environment() {
         .env("H19_JUNK", std::ffi::OsStr::from_bytes(b"\xff\xfe\x80"))
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap();
 }
 
@@ -1374,7 +1528,10 @@ fn hostile19_corrupt_replica_storage_is_an_error_not_wrong_rows() {
             "a corrupt replica reads and reports no error: {all}"
         );
     } else {
-        assert!(r["open"].contains(&w.url), "the error does not name the replica: {all}");
+        assert!(
+            r["open"].contains(&w.url),
+            "the error does not name the replica: {all}"
+        );
     }
 }
 
@@ -1385,7 +1542,11 @@ fn hostile19_without_a_heartbeat_staleness_is_unknown_not_zero() {
     assert_eq!(r["count"], format!("ok {ROWS}"), "{all}");
     let st = &r["stats"];
     assert_eq!(field(st, "staleness_ms"), "None", "{all}");
-    assert_eq!(field(st, "errors"), "0", "no heartbeat table is not a sample error: {all}");
+    assert_eq!(
+        field(st, "errors"),
+        "0",
+        "no heartbeat table is not a sample error: {all}"
+    );
     assert!(field(st, "txid").starts_with("Some("), "{all}");
     let (code, out, err, _) = cli(&w, &["check"], None);
     assert_eq!(code, Some(0), "{out}\n{err}");
@@ -1393,7 +1554,10 @@ fn hostile19_without_a_heartbeat_staleness_is_unknown_not_zero() {
         .lines()
         .find(|l| l.contains("replication: read replica file://"))
         .unwrap_or_else(|| panic!("no position line: {out}"));
-    assert!(line.contains("unknown"), "staleness not said to be unknown: {line}\n{out}");
+    assert!(
+        line.contains("unknown"),
+        "staleness not said to be unknown: {line}\n{out}"
+    );
     // The pool's statistics in the same report agree: the pools sample once when built.
     assert!(
         !(line.contains("txid 0") && out.contains("no position yet")),
@@ -1402,7 +1566,10 @@ fn hostile19_without_a_heartbeat_staleness_is_unknown_not_zero() {
     let (code, out, err, _) = cli(&w, &["stats", "--json"], None);
     assert_eq!(code, Some(0), "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert!(v["pools"]["jobs.readers"]["replica"]["staleness_seconds"].is_null(), "{v}");
+    assert!(
+        v["pools"]["jobs.readers"]["replica"]["staleness_seconds"].is_null(),
+        "{v}"
+    );
 }
 
 #[test]
@@ -1423,7 +1590,9 @@ fn hostile19_vfs_from_a_variable_layer_and_unset() {
     match load_text(&text) {
         Err(e) => assert!(e.to_string().contains("litestream.vfs"), "{e}"),
         Ok(s) => {
-            let e = Pools::new(&s).err().expect("a replica without litestream.vfs opened");
+            let e = Pools::new(&s)
+                .err()
+                .expect("a replica without litestream.vfs opened");
             assert!(matches!(e, Error::ReplicaSetup { .. }), "{e:?}");
             assert!(e.to_string().contains("litestream.vfs"), "{e}");
         }
