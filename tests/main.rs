@@ -29,6 +29,7 @@ mod errors;
 mod fuzz;
 mod guarantees;
 mod hostile;
+mod hostile19;
 mod hostile22;
 mod hostile22b;
 mod hostile23;
