@@ -70,9 +70,40 @@ pub(crate) fn load(database: &str, url: &str, vfs: Option<&Path>) -> Result<Load
             "litestream.vfs is not set: give the path of Litestream's VFS extension (litestream-vfs.so, from Litestream's releases or the Python package litestream-vfs) under [litestream] vfs, or in LITEPOOL__LITESTREAM__VFS".into(),
         )
     })?;
+    // One file reached by two names is one extension.
+    let vfs = &match std::fs::canonicalize(vfs) {
+        Ok(real) if real.is_file() => real,
+        Ok(real) if real.is_dir() => {
+            return Err(setup(
+                database,
+                format!(
+                    "litestream.vfs {} is a directory: expected the file of Litestream's VFS extension (litestream-vfs.so)",
+                    vfs.display()
+                ),
+            ))
+        }
+        Ok(_) => {
+            return Err(setup(
+                database,
+                format!(
+                    "litestream.vfs {} is not a file: expected Litestream's VFS extension (litestream-vfs.so)",
+                    vfs.display()
+                ),
+            ))
+        }
+        Err(e) => {
+            return Err(setup(
+                database,
+                format!(
+                    "litestream.vfs {}: {e} (expected Litestream's VFS extension, litestream-vfs.so)",
+                    vfs.display()
+                ),
+            ))
+        }
+    };
     let mut loaded = LOADED.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(l) = &*loaded {
-        if l.url != url || l.vfs != vfs {
+        if l.url != url || l.vfs != *vfs {
             return Err(setup(
                 database,
                 format!(
@@ -99,15 +130,6 @@ pub(crate) fn load(database: &str, url: &str, vfs: Option<&Path>) -> Result<Load
                 format!("{REPLICA_URL_VAR} is not in the environment this process started with: Litestream's VFS reads the replica URL only from there (a variable the process sets itself is not seen); start the process with {REPLICA_URL_VAR}={url}"),
             ))
         }
-    }
-    if !vfs.is_file() {
-        return Err(setup(
-            database,
-            format!(
-                "litestream.vfs {}: no such file (expected Litestream's VFS extension, litestream-vfs.so)",
-                vfs.display()
-            ),
-        ));
     }
     let l = crate::sys::vfs::load_litestream_vfs(vfs).map_err(|m| setup(database, m))?;
     tracing::info!(database, vfs = %vfs.display(), url, "loaded Litestream's VFS");

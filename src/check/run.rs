@@ -302,7 +302,7 @@ fn check_one(
             let checked = match conns {
                 Ok(mut conns) => {
                     if let (Some(replica), Some(conn)) = (&db.replica, conns.first()) {
-                        report.replication = Some(replica_position(&replica.url, conn));
+                        report.replication = Some(replica_position(&pool, &replica.url, conn));
                     }
                     Some(check_connections(
                         &spec.profile,
@@ -350,7 +350,8 @@ fn check_one(
 
 /// A read replica's position, as its connection `conn` reads it: Litestream's transaction, the
 /// VFS's last poll, and how far behind the primary it is by the primary's heartbeat.
-fn replica_position(url: &str, conn: &rusqlite::Connection) -> String {
+/// The sample is recorded in the pool's statistics too, so that the report's pool says the same.
+fn replica_position(pool: &NamedPool, url: &str, conn: &rusqlite::Connection) -> String {
     #[cfg(feature = "litestream-vfs")]
     {
         let sample = match crate::replica::sample(conn) {
@@ -359,13 +360,20 @@ fn replica_position(url: &str, conn: &rusqlite::Connection) -> String {
                 return format!("read replica of {url}: its position could not be read ({e})")
             }
         };
-        let stats = crate::staleness::ReplicaCounters::new(url);
-        stats.record(sample, std::time::SystemTime::now());
-        format!("read {}", stats.snapshot().to_string().trim_start())
+        let Some(replica) = &pool.shared().replica else {
+            return format!("read replica of {url}");
+        };
+        replica
+            .counters
+            .record(sample, std::time::SystemTime::now());
+        format!(
+            "read {}",
+            replica.counters.snapshot().to_string().trim_start()
+        )
     }
     #[cfg(not(feature = "litestream-vfs"))]
     {
-        let _ = conn;
+        let _ = (pool, conn);
         format!("read replica of {url}")
     }
 }

@@ -304,6 +304,8 @@ struct Inner {
     /// Every database, by its name.
     databases: BTreeMap<String, Handle>,
     optimizers: Vec<Optimizer>,
+    /// Read replicas' samplers: stopped, not waited for, on drop.
+    samplers: Vec<replica::Sampler>,
     watcher: Option<Watcher>,
 }
 
@@ -313,6 +315,7 @@ impl Drop for Inner {
     /// last connection to a WAL database checkpoints it and removes `-wal` and `-shm` as it
     /// closes, which a read-only reader cannot: so readers close first, on this thread).
     fn drop(&mut self) {
+        drop(std::mem::take(&mut self.samplers));
         let threads = self.optimizers.drain(..).map(|o| (o.stop, o.thread));
         drop(self.watcher.take());
         for (stop, thread) in threads {
@@ -444,20 +447,16 @@ impl Pools {
             }
             databases.insert(db.name.clone(), handle);
         }
+        let samplers = pools
+            .values()
+            .filter_map(|p| replica::Sampler::start(p).transpose())
+            .collect::<Result<Vec<_>>>()?;
         let watcher = Some(Watcher::start(
             pools
                 .values()
-                .map(|p: &NamedPool| {
-                    // A replica's first sample now, so that its statistics have a position as
-                    // soon as the pools are built.
-                    let sampler = replica::sampler(p);
-                    if let Some(sample) = &sampler {
-                        sample();
-                    }
-                    Watched {
-                        shared: p.shared().clone(),
-                        tick: replica::both(stats::metrics_tick(p, &databases), sampler),
-                    }
+                .map(|p: &NamedPool| Watched {
+                    shared: p.shared().clone(),
+                    tick: stats::metrics_tick(p, &databases),
                 })
                 .collect(),
         )?);
@@ -466,6 +465,7 @@ impl Pools {
                 pools,
                 databases,
                 optimizers,
+                samplers,
                 watcher,
             }),
         })

@@ -38,7 +38,43 @@ pub(crate) fn load_replica(
     #[cfg(feature = "litestream-vfs")]
     {
         crate::replica::load(&db.name, &replica.url, settings.litestream_vfs.as_deref())?;
-        Ok(())
+        // One connection first, so that a replica with nothing to read is said by name: a
+        // damaged one fails at once; on an empty or missing one, Litestream's VFS waits until
+        // files appear (`waitForRestorePlan` in its vfs.go), so the wait is bounded by the
+        // readers' connection_timeout (the thread that waits is left to the VFS).
+        let timeout = db
+            .split
+            .as_ref()
+            .map_or(db.pool.connection_timeout, |s| s.readers.connection_timeout);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let name = db.name.clone();
+        std::thread::Builder::new()
+            .name(format!("litepool-replica-probe-{}", db.name))
+            .spawn(move || {
+                let _ = tx.send(crate::replica::open(&name, &name).map(drop));
+            })
+            .map_err(|source| Error::Io {
+                path: "replica probe thread".into(),
+                source,
+            })?;
+        let opened = rx.recv_timeout(timeout).map_err(|_| Error::ReplicaSetup {
+            database: db.name.clone(),
+            message: format!(
+                "nothing to read at {} after {timeout:?} (the readers' connection_timeout): Litestream's VFS waits until the replica holds a snapshot of the primary; is litestream replicate running on the primary with this replica, and is the URL the one it writes?",
+                replica.url
+            ),
+        })?;
+        opened.map_err(|e| Error::ReplicaSetup {
+                database: db.name.clone(),
+                message: format!(
+                    "cannot read the replica at {} through Litestream's VFS ({}); is Litestream replicating the primary there? An empty, missing or damaged replica has nothing to read",
+                    replica.url,
+                    match &e {
+                        Error::ReplicaSetup { message, .. } => message.clone(),
+                        other => other.to_string(),
+                    }
+                ),
+            })
     }
     #[cfg(not(feature = "litestream-vfs"))]
     {
@@ -52,60 +88,86 @@ pub(crate) fn load_replica(
     }
 }
 
-/// Samples read replica `pool`'s position and staleness on each watcher tick, on a connection of
-/// its own (opened at the first tick, reopened after a failure), so that the pool's counters
-/// and connections are not touched and the figures stay fresh while the application is idle.
-/// `None` for other pools.
-pub(super) fn sampler(pool: &NamedPool) -> Option<Box<dyn Fn() + Send>> {
-    #[cfg(feature = "litestream-vfs")]
-    {
-        let shared = pool.shared().clone();
-        shared.replica.as_ref()?;
-        let conn = std::cell::RefCell::new(None::<rusqlite::Connection>);
-        #[cfg(feature = "metrics")]
-        let gauges = crate::metrics::ReplicaMetrics::new(&shared.name);
-        Some(Box::new(move || {
-            let Some(replica) = &shared.replica else {
-                return;
-            };
-            let mut conn = conn.borrow_mut();
-            if conn.is_none() {
-                match crate::replica::open(&shared.name, &replica.database) {
-                    Ok(c) => *conn = Some(c),
-                    Err(e) => return replica.counters.record_error(e.to_string()),
-                }
-            }
-            let Some(c) = conn.as_ref() else { return };
-            match crate::replica::sample(c) {
-                Ok(s) => {
-                    replica.counters.record(s, std::time::SystemTime::now());
-                    #[cfg(feature = "metrics")]
-                    gauges.publish(&replica.counters.snapshot());
-                }
-                Err(e) => {
-                    replica.counters.record_error(e.to_string());
-                    *conn = None;
-                }
-            }
-        }))
-    }
-    #[cfg(not(feature = "litestream-vfs"))]
-    {
-        let _ = pool;
-        None
+/// The thread that samples a read replica pool's position and staleness every
+/// [`crate::pools::WATCH_INTERVAL`], on a connection of its own (opened at the first sample,
+/// reopened after a failure), so that the pool's counters and connections are not touched and
+/// the figures stay fresh while the application is idle. A thread of its own, not the watcher's:
+/// a call into Litestream's VFS that stalls (its storage gone) stalls only this. Dropping it
+/// stops the thread without waiting for it (it holds no pool, only the statistics).
+#[derive(Debug)]
+pub(super) struct Sampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::Thread,
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.unpark();
     }
 }
 
-/// Both ticks, in order.
-pub(super) fn both(
-    a: Option<Box<dyn Fn() + Send>>,
-    b: Option<Box<dyn Fn() + Send>>,
-) -> Option<Box<dyn Fn() + Send>> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(Box::new(move || {
-            a();
-            b();
-        })),
-        (a, b) => a.or(b),
+impl Sampler {
+    /// Takes a first sample now (so that the statistics have a position as soon as the pools
+    /// are built), then starts the thread. `None` for other pools.
+    pub(super) fn start(pool: &NamedPool) -> Result<Option<Sampler>> {
+        #[cfg(feature = "litestream-vfs")]
+        {
+            let shared = pool.shared().clone();
+            if shared.replica.is_none() {
+                return Ok(None);
+            }
+            let mut conn = None::<rusqlite::Connection>;
+            #[cfg(feature = "metrics")]
+            let gauges = crate::metrics::ReplicaMetrics::new(&shared.name);
+            let mut sample = move || {
+                let Some(replica) = &shared.replica else {
+                    return;
+                };
+                if conn.is_none() {
+                    match crate::replica::open(&shared.name, &replica.database) {
+                        Ok(c) => conn = Some(c),
+                        Err(e) => return replica.counters.record_error(e.to_string()),
+                    }
+                }
+                let Some(c) = conn.as_ref() else { return };
+                match crate::replica::sample(c) {
+                    Ok(s) => {
+                        replica.counters.record(s, std::time::SystemTime::now());
+                        #[cfg(feature = "metrics")]
+                        gauges.publish(&replica.counters.snapshot());
+                    }
+                    Err(e) => {
+                        replica.counters.record_error(e.to_string());
+                        conn = None;
+                    }
+                }
+            };
+            sample();
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = stop.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("litepool-replica-{}", pool.name()))
+                .spawn(move || loop {
+                    std::thread::park_timeout(crate::watch::WATCH_INTERVAL);
+                    if flag.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    sample();
+                })
+                .map_err(|source| Error::Io {
+                    path: "replica sampler thread".into(),
+                    source,
+                })?;
+            Ok(Some(Sampler {
+                stop,
+                thread: thread.thread().clone(),
+            }))
+        }
+        #[cfg(not(feature = "litestream-vfs"))]
+        {
+            let _ = pool;
+            Ok(None)
+        }
     }
 }

@@ -443,12 +443,13 @@ impl Settings {
             if let Some(t) = db.heartbeat.filter(|t| {
                 *t < Duration::from_millis(100)
                     || *t > Duration::from_secs(3600)
+                    || db.replication != Replication::Litestream
                     || db.replica.is_some()
             }) {
                 return Err(Error::Config {
                     origin: "code".into(),
                     key: key("heartbeat"),
-                    message: format!("invalid heartbeat {t:?}: expected 100ms to 1h, on a database that is not a read replica"),
+                    message: format!("invalid heartbeat {t:?}: expected 100ms to 1h, on a database Litestream 0.5 replicates (replication = \"litestream\")"),
                 });
             }
             let Some(replica) = &db.replica else { continue };

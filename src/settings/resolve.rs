@@ -73,6 +73,15 @@ impl Resolver<'_> {
                     format!("invalid heartbeat {:?}: expected 100ms to 1h", t.0),
                 ));
             }
+            if db.heartbeat.is_some()
+                && replica.is_none()
+                && db.replication != Some(Replication::Litestream)
+            {
+                return Err(self.error(
+                    key("heartbeat"),
+                    "heartbeat is for a database Litestream 0.5 replicates (replication = \"litestream\"), whose read replicas read it; without one it would only write a table nobody reads".into(),
+                ));
+            }
             if let Some(replica) = &replica {
                 self.replica_conflicts(&name, &db)?;
                 if db.writer.is_none() && db.readers.is_none() {
@@ -303,7 +312,15 @@ impl Resolver<'_> {
             memory_budget: raw.limits.memory_budget,
             ignored,
             workloads,
-            litestream_vfs: raw.litestream.vfs,
+            litestream_vfs: match raw.litestream.vfs {
+                Some(p) if p.as_os_str().is_empty() => {
+                    return Err(self.error(
+                        "litestream.vfs".into(),
+                        "invalid path \"\": expected the file of Litestream's VFS extension (litestream-vfs.so)".into(),
+                    ))
+                }
+                other => other,
+            },
         })
     }
 
