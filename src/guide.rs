@@ -22,6 +22,9 @@ pub mod errors {}
 #[doc = include_str!("../docs/replication.md")]
 pub mod replication {}
 
+#[doc = include_str!("../docs/read-replicas.md")]
+pub mod read_replicas {}
+
 #[doc = include_str!("../docs/safety.md")]
 pub mod safety {}
 
