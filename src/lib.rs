@@ -60,7 +60,7 @@ pub use connection::PragmaConnection;
 pub use customizer::PragmaCustomizer;
 pub use error::{Error, ParseValueError, Result};
 #[cfg(feature = "sqlite")]
-pub use pools::{Conn, DatabaseStats, Handle, NamedPool, Pools, Snapshot};
+pub use pools::{Conn, DatabaseStats, Handle, NamedPool, Pools, ReloadReport, Snapshot};
 pub use profile::{PragmaSet, Profile};
 pub use r2d2;
 #[cfg(feature = "sqlite")]

@@ -40,6 +40,7 @@ mod names;
 mod nested;
 mod pools;
 mod pragma_guard;
+mod reload;
 mod replication;
 mod safety;
 mod settings;

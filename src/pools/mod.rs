@@ -5,6 +5,7 @@
 //! optimize` thread. The file watcher is shared with the adapters (`src/watch.rs`).
 
 mod optimizer;
+pub mod reload;
 mod stats;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use r2d2::Pool;
 
 use self::optimizer::Optimizer;
+pub use self::reload::{Change, ReloadReport};
 pub use self::stats::{DatabaseStats, Snapshot};
 use crate::budget::Budget;
 use crate::error::{Error, Result};
@@ -308,6 +310,10 @@ struct Inner {
     databases: BTreeMap<String, Handle>,
     optimizers: Vec<Optimizer>,
     watcher: Option<Watcher>,
+    /// The settings in force (`Pools::settings`), replaced by `Pools::reload`.
+    settings: std::sync::Mutex<Arc<Settings>>,
+    /// Held by a reload: they run one at a time.
+    reload: std::sync::Mutex<()>,
 }
 
 impl Drop for Inner {
@@ -453,6 +459,8 @@ impl Pools {
                 databases,
                 optimizers,
                 watcher,
+                settings: std::sync::Mutex::new(Arc::new(settings.clone())),
+                reload: std::sync::Mutex::new(()),
             }),
         })
     }
@@ -530,7 +538,7 @@ impl Pools {
     }
 
     /// The r2d2 pool of [`Pools::named`].
-    pub fn pool(&self, name: &str) -> Result<&Pool<Manager>> {
+    pub fn pool(&self, name: &str) -> Result<Pool<Manager>> {
         Ok(self.named(name)?.pool())
     }
 

@@ -251,7 +251,8 @@ impl Pools {
     #[cfg(feature = "metrics")]
     pub fn publish_metrics(&self) {
         for p in self.inner.pools.values() {
-            p.shared().counters.publish(&p.inner.pool);
+            let live = p.live();
+            live.shared.counters.publish(&live.pool);
         }
         for h in self.inner.databases.values() {
             DatabaseMetrics::new(h).publish(&h.database_stats());
@@ -273,7 +274,8 @@ pub(super) fn metrics_tick(
             .find(|h| h.reader.name() == pool.name())
             .map(|h| (h.clone(), DatabaseMetrics::new(h)));
         Some(Box::new(move || {
-            pool.shared().counters.publish(&pool.inner.pool);
+            let live = pool.live();
+            live.shared.counters.publish(&live.pool);
             if let Some((h, m)) = &database {
                 m.publish(&h.database_stats());
             }
