@@ -7,6 +7,8 @@
 #[cfg(any(feature = "diesel", feature = "deadpool"))]
 #[path = "adapters/databases.rs"]
 mod adapter_databases;
+#[cfg(all(feature = "admin", unix))]
+pub mod admin;
 pub mod budget;
 pub mod check;
 #[cfg(feature = "sqlite")]

@@ -38,9 +38,15 @@ pub(crate) struct PoolInner {
     exclusive: bool,
     /// The pool's name, the same in every generation.
     name: String,
+    /// Checkouts waiting now, counted while an admin socket is served (see [`COUNT_WAITING`]).
+    waiting: std::sync::atomic::AtomicU64,
     /// Set by [`crate::Pools`] on writing pools of a `checkpoint = "background"` database.
     pub(crate) wal: OnceLock<Arc<crate::checkpoint::WalWatch>>,
 }
+
+/// Set while an admin socket is served (`litepool::admin`): checkouts then count themselves in
+/// [`NamedPool::waiting`]. Off, a checkout pays one relaxed load of it.
+pub static COUNT_WAITING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// One generation of a pool: the r2d2 pool and the state its connections share.
 pub(crate) struct Live {
@@ -130,6 +136,7 @@ impl NamedPool {
                 live: ArcSwap::from_pointee(live),
                 exclusive: spec.role == Role::Writer,
                 name: spec.name.clone(),
+                waiting: std::sync::atomic::AtomicU64::new(0),
                 wal: OnceLock::new(),
             }),
         })
@@ -204,7 +211,14 @@ impl NamedPool {
             }
             #[cfg(feature = "metrics")]
             s.counters.pending(1);
+            let counted = COUNT_WAITING.load(std::sync::atomic::Ordering::Relaxed) > 0;
+            if counted {
+                p.waiting.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             let got = live.pool.get_timeout(timeout);
+            if counted {
+                p.waiting.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            }
             #[cfg(feature = "metrics")]
             s.counters.pending(-1);
             // A reload replaced this pool while the checkout waited in it: the connection (old
@@ -261,6 +275,14 @@ impl NamedPool {
     pub fn stats(&self) -> PoolStats {
         let live = self.live();
         live.shared.counters.snapshot(&live.pool)
+    }
+
+    /// Checkouts waiting for a connection of this pool now; counted only while an admin socket
+    /// is served (otherwise 0).
+    pub fn waiting(&self) -> u64 {
+        self.inner
+            .waiting
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Zeroes the counters and histograms.

@@ -16,6 +16,15 @@ pub(super) struct Layer {
     pub(super) limits: LimitsLayer,
     #[serde(default)]
     pub(super) bench: bench::BenchLayer,
+    #[serde(default)]
+    pub(super) admin: AdminLayer,
+}
+
+/// `[admin]`: the admin socket (feature `admin`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AdminLayer {
+    pub(super) socket: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

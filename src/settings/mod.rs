@@ -37,6 +37,7 @@ use identity::*;
 use layers::*;
 use names::*;
 pub use names::{invalid_name, DATABASE_NAME_RULE, MAX_DATABASE_NAME};
+pub use resolve::MAX_SOCKET_PATH;
 use resolve::*;
 use sources::*;
 pub use sources::{Loader, MAX_FILE_BYTES, MAX_KEY_DEPTH, MAX_NAME_BYTES, MAX_VALUE_BYTES};
@@ -299,6 +300,9 @@ pub struct Settings {
     pub ignored: Vec<Ignored>,
     /// `[bench.workloads.<name>]`: the user's own queries for `litepool bench`, by name.
     pub workloads: BTreeMap<String, Workload>,
+    /// `[admin] socket`: where `Pools::serve_configured_admin` serves the admin socket
+    /// (feature `admin`). Default: none.
+    pub admin_socket: Option<PathBuf>,
 }
 
 /// A configured key that has no effect.
@@ -364,6 +368,7 @@ impl Settings {
             memory_budget,
             ignored: Vec::new(),
             workloads: BTreeMap::new(),
+            admin_socket: None,
         })
     }
 }

@@ -185,3 +185,16 @@ pub fn config(
     }
     Ok(out)
 }
+
+/// A duration from the command line (`"1s"`, `"250ms"`), within bounds.
+pub fn sync_interval(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| format!("{e}"))?;
+    if d < std::time::Duration::from_millis(10) || d > std::time::Duration::from_secs(3600) {
+        return Err(format!("{text} is not in 10ms..=1h"));
+    }
+    if d.subsec_nanos() % 1_000_000 != 0 {
+        // litestream.yml holds it in whole milliseconds; rounding would change it silently.
+        return Err(format!("{text} is not a whole number of milliseconds"));
+    }
+    Ok(d)
+}

@@ -12,11 +12,12 @@ use litepool::check::{check_with, CheckOptions};
 use litepool::{Pools, Settings};
 
 mod bench;
+#[cfg(unix)]
+mod client;
 mod datagen;
 mod litestream;
 mod measure;
 mod output;
-mod prometheus;
 mod render;
 mod report;
 mod scratch;
@@ -135,7 +136,7 @@ enum Command {
         #[arg(long, value_name = "URL|PATH")]
         replica: String,
         /// How often Litestream copies new WAL frames to the replica (10ms to 1h).
-        #[arg(long, default_value = "1s", value_parser = sync_interval)]
+        #[arg(long, default_value = "1s", value_parser = litestream::sync_interval)]
         sync_interval: Duration,
     },
     /// Build the pools, optionally run a short read/write workload, and print pool statistics.
@@ -159,20 +160,23 @@ enum Command {
         /// Threads for the workload, 1 to 256.
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
         threads: u16,
+        /// Ask a running application, through its admin socket, instead of building pools.
+        #[arg(long, value_name = "PATH", conflicts_with = "workload")]
+        socket: Option<PathBuf>,
+        /// With --socket: redraw the pool table every INTERVAL (100ms to 1h, default 2s), with
+        /// rates per second, until interrupted.
+        #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "2s",
+              requires = "socket", value_parser = client::interval)]
+        watch: Option<Duration>,
     },
-}
-
-/// A duration from the command line (`"1s"`, `"250ms"`), within bounds.
-fn sync_interval(text: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(text).map_err(|e| format!("{e}"))?;
-    if d < Duration::from_millis(10) || d > Duration::from_secs(3600) {
-        return Err(format!("{text} is not in 10ms..=1h"));
-    }
-    if d.subsec_nanos() % 1_000_000 != 0 {
-        // litestream.yml holds it in whole milliseconds; rounding would change it silently.
-        return Err(format!("{text} is not a whole number of milliseconds"));
-    }
-    Ok(d)
+    /// Ask a running application, through its admin socket, to reload its configuration; prints
+    /// what changed (key: old -> new). Exit status 1 when the application refused the reload
+    /// (it keeps the configuration in force), 2 when the socket cannot be reached.
+    Reload {
+        /// The application's admin socket.
+        #[arg(long, value_name = "PATH")]
+        socket: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -261,25 +265,6 @@ fn builtin_bench(
     Ok(userbench::Report::from_builtin(comparison, settings))
 }
 
-/// The configuration the settings came from, for the HTML report: each file's text and each
-/// variable's value.
-fn config_text(settings: &Settings) -> String {
-    let mut out = String::new();
-    for source in &settings.sources {
-        match source.strip_prefix("environment variable ") {
-            Some(var) => {
-                let value = std::env::var(var).unwrap_or_default();
-                out.push_str(&format!("# {source}\n{var}={value}\n\n"));
-            }
-            None => {
-                let text = std::fs::read_to_string(source).unwrap_or_default();
-                out.push_str(&format!("# {source}\n{text}\n"));
-            }
-        }
-    }
-    out
-}
-
 /// The exit status of a failed command (the table in `--help` and the README): 1 when a profile
 /// did not take effect, 2 for everything else (arguments, configuration, files, connections).
 fn exit_code(e: &anyhow::Error) -> u8 {
@@ -291,6 +276,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Reload { socket } => client::reload(&socket),
         Command::Check {
             source,
             apply,
@@ -493,7 +479,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             out.flush()?;
             if let Some(path) = &report {
-                output::write_report(path, &report::html(&result, &config_text(&settings)))?;
+                output::write_report(
+                    path,
+                    &report::html(&result, &output::config_text(&settings)),
+                )?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -503,8 +492,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
             workload,
             threads,
+            socket,
+            watch,
         } => {
             let format = if json { Format::Json } else { format };
+            if let Some(path) = &socket {
+                return match (watch, format) {
+                    (Some(every), _) => client::watch(path, every),
+                    (None, Format::Json) => client::stats(path, "stats json"),
+                    (None, Format::Prometheus) => client::stats(path, "stats prometheus"),
+                    (None, Format::Text) => client::stats(path, "pools"),
+                };
+            }
             if let Some(secs) = workload.filter(|s| !(0.01..=3600.0).contains(s)) {
                 anyhow::bail!("invalid --workload {secs:?}: expected 0.01 to 3600 seconds");
             }
@@ -541,15 +540,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let databases = pools.database_stats();
             let mut out = std::io::stdout().lock();
             if format == Format::Prometheus {
-                write!(out, "{}", prometheus::prometheus(&stats, &databases))?;
+                write!(out, "{}", litepool::admin::prometheus(&stats, &databases))?;
             } else if format == Format::Json {
-                let doc = serde_json::json!({
-                    "env": settings.env,
-                    "sources": settings.sources,
-                    "databases": databases,
-                    "pools": stats,
-                    "workload": report,
-                });
+                let mut doc = litepool::admin::stats_document(
+                    &settings,
+                    &databases,
+                    &stats,
+                    &Default::default(),
+                );
+                doc["workload"] = serde_json::to_value(&report)?;
                 serde_json::to_writer_pretty(&mut out, &doc)?;
                 writeln!(out)?;
             } else {

@@ -61,6 +61,25 @@ pub fn write_report(path: &Path, html: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The configuration the settings came from, for the HTML report: each file's text and each
+/// variable's value.
+pub fn config_text(settings: &litepool::Settings) -> String {
+    let mut out = String::new();
+    for source in &settings.sources {
+        match source.strip_prefix("environment variable ") {
+            Some(var) => {
+                let value = std::env::var(var).unwrap_or_default();
+                out.push_str(&format!("# {source}\n{var}={value}\n\n"));
+            }
+            None => {
+                let text = std::fs::read_to_string(source).unwrap_or_default();
+                out.push_str(&format!("# {source}\n{text}\n"));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
