@@ -18,6 +18,7 @@ mod render;
 mod scratch;
 
 mod adapters;
+mod admin;
 mod async_write;
 mod bench;
 mod borrower_state;
