@@ -417,3 +417,59 @@ fn stats_socket_shows_a_live_childs_counters_and_reload_socket_applies_or_refuse
         }
     }
 }
+
+#[test]
+fn the_admin_socket_key_is_validated_at_load_and_served_on_request() {
+    let f = Fixture::new(&(config(2) + "\n[admin]\nsockett = \"run/a.sock\"\n"));
+    let err = f.load().unwrap_err().to_string();
+    assert!(
+        err.contains("default.toml") && err.contains("sockett"),
+        "{err}"
+    );
+    let long = "x".repeat(101);
+    for (bad, shown) in [("", "\"\""), (long.as_str(), "xxxx"), ("run/", "\"run/\"")] {
+        f.config(
+            "default.toml",
+            &(config(2) + &format!("\n[admin]\nsocket = {bad:?}\n")),
+        );
+        let err = f.load().unwrap_err().to_string();
+        assert!(
+            err.contains("default.toml")
+                && err.contains("admin.socket")
+                && err.contains(shown)
+                && err.contains("1 to 100 bytes"),
+            "{err}"
+        );
+    }
+    let path = run_dir(&f).join("configured.sock");
+    f.config(
+        "default.toml",
+        &(config(2) + &format!("\n[admin]\nsocket = {:?}\n", path.display().to_string())),
+    );
+    let settings = f.load().unwrap();
+    assert_eq!(settings.admin_socket.as_deref(), Some(path.as_path()));
+    let pools = Pools::new(&settings).unwrap();
+    let server = pools.serve_configured_admin().unwrap().unwrap();
+    assert_eq!(server.path(), path);
+    assert_eq!(
+        ask(&path, "help").lines().count(),
+        litepool::admin::COMMANDS.len()
+    );
+    let none = Pools::new(&Fixture::new(&config(2)).load().unwrap()).unwrap();
+    assert!(none.serve_configured_admin().unwrap().is_none());
+}
+
+#[test]
+fn sighup_reloads_the_configuration() {
+    let f = Fixture::new(&config(3));
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    let hup = pools.reload_on_sighup(Some(f.loader())).unwrap();
+    f.config("default.toml", &config(5));
+    signal_hook::low_level::raise(signal_hook::consts::SIGHUP).unwrap();
+    // The reload runs on the SIGHUP thread: wait for it to be in force.
+    while pools.settings().databases["main"].pool.max_size != 5 {
+        std::thread::yield_now();
+    }
+    assert_eq!(pools.stats_for("main").unwrap().max_size, 5);
+    drop(hup);
+}
