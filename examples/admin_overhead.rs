@@ -6,8 +6,8 @@
 //! Rounds alternate, in one process on the same pool: a round of `CHECKOUTS` checkouts
 //! (`get()` + a point read by primary key + drop) on one thread with no client, then the same
 //! with a client that sends `stats json` back to back for the whole round ("hammer"), then the
-//! same with a client that sends it ten times a second (what `litepool stats --watch 100ms`
-//! does). Prints the median time per checkout of each and the ratios to "none".
+//! same with a client that sends it a thousand times a second, then ten times a second (what
+//! `litepool stats --watch 100ms` does). Prints the median time per checkout of each and the ratios to "none".
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -87,6 +87,7 @@ fn main() {
     let kinds = [
         ("none", None),
         ("hammer", Some(None)),
+        ("1000/s", Some(Some(Duration::from_millis(1)))),
         ("10/s", Some(Some(Duration::from_millis(100)))),
     ];
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];

@@ -396,6 +396,38 @@ fn stats_socket_shows_a_live_childs_counters_and_reload_socket_applies_or_refuse
     let out = litepool(&["stats", "--socket", sock, "--json"]);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["pools"]["main"]["max_size"], 6);
+
+    // --watch: the table redrawn; from the second refresh on, with rates per second.
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_litepool"))
+        .args(["stats", "--socket", sock, "--watch", "100ms"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let rates = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find(|l| l.contains("checkouts/s"))
+        .unwrap();
+    assert!(
+        rates.contains("timeouts/s") && rates.contains("created/s"),
+        "{rates}"
+    );
+    let row = lines
+        .map(Result::unwrap)
+        .find(|l| l.starts_with("main "))
+        .unwrap();
+    // max 6, then the rates: three numbers at the end.
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols[1], "6", "{row}");
+    assert!(
+        cols[cols.len() - 3..]
+            .iter()
+            .all(|c| c.parse::<f64>().is_ok()),
+        "{row}"
+    );
+    watch.kill().unwrap();
+    watch.wait().unwrap();
     child.kill();
 
     // Nothing listening any more (the child was killed: a stale socket), and no such path.

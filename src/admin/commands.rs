@@ -53,18 +53,13 @@ pub fn stats_document(
 }
 
 fn document(pools: &Pools) -> Value {
-    let waiting = pools
-        .stats()
+    let stats = pools.stats();
+    let waiting = stats
         .0
         .keys()
         .filter_map(|n| Some((n.clone(), pools.named(n).ok()?.waiting())))
         .collect();
-    stats_document(
-        &pools.settings(),
-        &pools.database_stats(),
-        &pools.stats(),
-        &waiting,
-    )
+    stats_document(&pools.settings(), &pools.database_stats(), &stats, &waiting)
 }
 
 /// The answer to one request line.
