@@ -77,6 +77,38 @@ fn the_socket_is_0600_and_answers_every_command() {
     assert_eq!(doc["pools"]["main"]["max_size"], 4);
     assert_eq!(doc["waiting"]["main"], 0);
 
+    assert!(doc["longest_wait_seconds"]["main"].is_null());
+
+    // A checkout waiting while all 4 connections are held: counted, with its wait so far.
+    let held: Vec<_> = (0..4).map(|_| pools.get("main").unwrap()).collect();
+    let waiter = {
+        let pools = pools.clone();
+        std::thread::spawn(move || pools.get("main").map(drop))
+    };
+    let (waiting, longest) = loop {
+        let doc: serde_json::Value = serde_json::from_str(&ask(&path, "stats json")).unwrap();
+        if doc["waiting"]["main"] == 1 {
+            break (
+                doc["waiting"]["main"].clone(),
+                doc["longest_wait_seconds"]["main"].clone(),
+            );
+        }
+        std::thread::yield_now();
+    };
+    assert_eq!(waiting, 1);
+    assert!(longest.as_f64().unwrap() >= 0.0, "{longest}");
+    let row = ask(&path, "pools");
+    let row = row
+        .lines()
+        .find(|l| l.starts_with("main "))
+        .unwrap()
+        .to_owned();
+    drop(held);
+    waiter.join().unwrap().unwrap();
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols[5], "1", "{row}");
+    assert!(cols[6].ends_with("ms"), "{row}");
+
     let prom = ask(&path, "stats prometheus");
     assert!(
         prom.contains("# TYPE db_client_connection_max gauge"),

@@ -35,21 +35,31 @@ pub const COMMANDS: &[(&str, &str)] = &[
 ];
 
 /// The document of `litepool stats --json` and of the socket's `stats json`: `env`, `sources`,
-/// `databases`, `pools`, and `waiting` (checkouts waiting now per pool, counted while an admin
-/// socket is served).
+/// `databases`, `pools`; with a non-empty `waiting` (the admin socket's), also `waiting`
+/// (checkouts waiting now per pool) and `longest_wait_seconds` (per pool, the longest wait of
+/// those so far, or null), both counted while an admin socket is served.
 pub fn stats_document(
     settings: &Settings,
     databases: &BTreeMap<String, DatabaseStats>,
     pools: &Snapshot,
-    waiting: &BTreeMap<String, u64>,
+    waiting: &BTreeMap<String, (u64, Option<Duration>)>,
 ) -> Value {
-    json!({
+    let count: BTreeMap<_, _> = waiting.iter().map(|(k, (n, _))| (k, n)).collect();
+    let longest: BTreeMap<_, _> = waiting
+        .iter()
+        .map(|(k, (_, d))| (k, d.map(|d| d.as_secs_f64())))
+        .collect();
+    let mut doc = json!({
         "env": settings.env,
         "sources": settings.sources,
         "databases": databases,
         "pools": pools,
-        "waiting": waiting,
-    })
+    });
+    if !waiting.is_empty() {
+        doc["waiting"] = json!(count);
+        doc["longest_wait_seconds"] = json!(longest);
+    }
+    doc
 }
 
 fn document(pools: &Pools) -> Value {
@@ -205,15 +215,21 @@ pub fn table(doc: &Value, previous: Option<(&Value, Duration)>) -> String {
             .and_then(|w| w.get(name))
             .and_then(Value::as_u64)
             .unwrap_or(0);
+        let longest = doc
+            .get("longest_wait_seconds")
+            .and_then(|w| w.get(name))
+            .and_then(Value::as_f64)
+            .map_or("-".to_owned(), |s| format!("{:.2}ms", s * 1e3));
         let _ = write!(
             out,
-            "{:<24} {:>4} {:>4} {:>4} {:>4} {:>4} {:>9} {:>9} {:>8} {:>8} {:>8} {:>6} {:>6}",
+            "{:<24} {:>4} {:>4} {:>4} {:>4} {:>4} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>6} {:>6}",
             name,
             u(p, "max_size"),
             u(p, "connections"),
             u(p, "idle"),
             u(p, "in_use"),
             waiting,
+            longest,
             ms(p, "wait", "p50_seconds"),
             ms(p, "wait", "p99_seconds"),
             u(p, "timeouts"),

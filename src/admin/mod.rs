@@ -28,7 +28,7 @@
 //!
 //! | command | answer |
 //! |---|---|
-//! | `pools` | the pool table: per pool max, open, idle, in use, waiting now, wait p50/p99, timeouts, created/closed, customizer failures and last error, page-cache hit ratio; per split database the group commit's queue and batches |
+//! | `pools` | the pool table: per pool max, open, idle, in use, waiting now, longest wait now, wait p50/p99, timeouts, created/closed, customizer failures and last error, page-cache hit ratio; per split database the group commit's queue and batches |
 //! | `stats json` | the document of `litepool stats --json` (`env`, `sources`, `databases`, `pools`) |
 //! | `stats prometheus` | the text of `litepool stats --format prometheus` ([`prometheus()`]) |
 //! | `settings` | the settings in force: environment, sources, then `key = value` lines |
@@ -46,7 +46,8 @@
 //! lock is held while a client reads. A client that sends nothing for [`CLIENT_TIMEOUT`], or
 //! does not read its answer within it, is disconnected; a line over [`MAX_LINE`] bytes is
 //! answered `error: …` and the connection closed. While a socket is served, checkouts count
-//! themselves as waiting (two relaxed atomic operations per checkout) for the `waiting` column.
+//! themselves as waiting (two relaxed atomic additions, a clock read and a compare-and-swap per
+//! checkout) for the `waiting` and `longest` columns.
 //!
 //! # Reload
 //!

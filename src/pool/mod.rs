@@ -3,6 +3,7 @@
 
 mod api;
 mod conn;
+mod waiting;
 
 use std::cell::Cell;
 use std::fmt;
@@ -13,6 +14,8 @@ use arc_swap::ArcSwap;
 use r2d2::Pool;
 
 pub use self::conn::Conn;
+use self::waiting::Waiting;
+pub(crate) use self::waiting::COUNT_WAITING;
 use crate::driver::Rusqlite;
 use crate::error::{Error, Result};
 use crate::manager::Manager;
@@ -38,15 +41,11 @@ pub(crate) struct PoolInner {
     exclusive: bool,
     /// The pool's name, the same in every generation.
     name: String,
-    /// Checkouts waiting now, counted while an admin socket is served (see [`COUNT_WAITING`]).
-    waiting: std::sync::atomic::AtomicU64,
+    /// Checkouts waiting now, counted while an admin socket is served.
+    waiting: Waiting,
     /// Set by [`crate::Pools`] on writing pools of a `checkpoint = "background"` database.
     pub(crate) wal: OnceLock<Arc<crate::checkpoint::WalWatch>>,
 }
-
-/// Set while an admin socket is served (`litepool::admin`): checkouts then count themselves in
-/// [`NamedPool::waiting`]. Off, a checkout pays one relaxed load of it.
-pub static COUNT_WAITING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// One generation of a pool: the r2d2 pool and the state its connections share.
 pub(crate) struct Live {
@@ -136,7 +135,7 @@ impl NamedPool {
                 live: ArcSwap::from_pointee(live),
                 exclusive: spec.role == Role::Writer,
                 name: spec.name.clone(),
-                waiting: std::sync::atomic::AtomicU64::new(0),
+                waiting: Waiting::default(),
                 wal: OnceLock::new(),
             }),
         })
@@ -211,14 +210,9 @@ impl NamedPool {
             }
             #[cfg(feature = "metrics")]
             s.counters.pending(1);
-            let counted = COUNT_WAITING.load(std::sync::atomic::Ordering::Relaxed) > 0;
-            if counted {
-                p.waiting.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
+            let waiting = p.waiting.enter();
             let got = live.pool.get_timeout(timeout);
-            if counted {
-                p.waiting.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            }
+            drop(waiting);
             #[cfg(feature = "metrics")]
             s.counters.pending(-1);
             // A reload replaced this pool while the checkout waited in it: the connection (old
@@ -277,12 +271,10 @@ impl NamedPool {
         live.shared.counters.snapshot(&live.pool)
     }
 
-    /// Checkouts waiting for a connection of this pool now; counted only while an admin socket
-    /// is served (otherwise 0).
-    pub fn waiting(&self) -> u64 {
-        self.inner
-            .waiting
-            .load(std::sync::atomic::Ordering::Relaxed)
+    /// Checkouts waiting for a connection of this pool now, and the longest of their waits so
+    /// far; counted only while an admin socket is served (otherwise `(0, None)`).
+    pub fn waiting(&self) -> (u64, Option<Duration>) {
+        self.inner.waiting.now()
     }
 
     /// Zeroes the counters and histograms.
