@@ -90,7 +90,13 @@ impl Pools {
         if report.changes.is_empty() {
             return Ok(report);
         }
-        preflight(settings)?;
+        // The files as at startup, less `quick_check`: it reads the whole file, and it ran
+        // before litepool first wrote to it.
+        let mut files = settings.clone();
+        for db in files.databases.values_mut() {
+            db.check_integrity = false;
+        }
+        preflight(&files)?;
         // Every changed pool is built and verified before any is in force.
         let mut next: Vec<(NamedPool, Role, Live)> = Vec::new();
         for db in settings.databases.values() {
