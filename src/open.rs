@@ -158,7 +158,10 @@ pub(crate) fn prepare_with<D: Driver>(
     }
     let (last_error, counters, moved) = match previous {
         Some(prev) => (
-            prev.last_error.clone(),
+            {
+                prev.counters.set_profile(spec.profile.name());
+                prev.last_error.clone()
+            },
             prev.counters.clone(),
             prev.moved.clone(),
         ),

@@ -25,7 +25,8 @@ pub const WAIT_THRESHOLD: Duration = Duration::from_micros(50);
 #[derive(Debug)]
 pub struct PoolCounters {
     database: String,
-    profile: String,
+    /// The profile's name; replaced by a reload that changes it.
+    profile: Mutex<String>,
     path: PathBuf,
     /// Since when the counters run: the pool's start or the last reset.
     since: Mutex<(SystemTime, Instant)>,
@@ -80,7 +81,7 @@ impl PoolCounters {
             #[cfg(feature = "metrics")]
             metrics: crate::metrics::PoolMetrics::new(&database),
             database,
-            profile: String::new(),
+            profile: Mutex::new(String::new()),
             path: PathBuf::new(),
             since: Mutex::new((SystemTime::now(), Instant::now())),
             max_lifetime,
@@ -106,7 +107,7 @@ impl PoolCounters {
 
     /// Names the profile and the file the pool's connections use, for its snapshots.
     pub fn with_origin(mut self, profile: impl Into<String>, path: impl Into<PathBuf>) -> Self {
-        self.profile = profile.into();
+        self.profile = Mutex::new(profile.into());
         self.path = path.into();
         self
     }
@@ -165,6 +166,12 @@ impl PoolCounters {
     pub(crate) fn count_optimize(&self) {
         self.optimize_runs.fetch_add(1, Relaxed);
         tracing::debug!(pool = %self.database, "PRAGMA optimize");
+    }
+
+    /// Names the profile of a pool that replaced this one's (`Pools::reload`).
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn set_profile(&self, profile: &str) {
+        profile.clone_into(&mut self.profile.lock().unwrap_or_else(PoisonError::into_inner));
     }
 
     /// Zeroes the counters and histograms. Gauges (connections, cache bytes) are not counters and
@@ -308,7 +315,11 @@ impl PoolCounters {
         let (since, started) = *self.since.lock().unwrap_or_else(PoisonError::into_inner);
         PoolStats {
             database: self.database.clone(),
-            profile: self.profile.clone(),
+            profile: self
+                .profile
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
             path: self.path.clone(),
             since,
             elapsed: started.elapsed(),

@@ -256,3 +256,26 @@ fn a_reload_that_fails_validation_leaves_everything_as_it_was() {
     pools.reload(&f.load().unwrap()).unwrap();
     assert_eq!(cache_size(&pools.get("main").unwrap()), -3072);
 }
+
+#[test]
+fn a_reload_that_changes_the_profile_names_it_in_the_statistics() {
+    let f = Fixture::new(&config("2MiB", 2, false));
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    drop(pools.get("main").unwrap());
+    let before = pools.stats_for("main").unwrap().checkouts;
+    let text = config("3MiB", 2, false)
+        .replace("[profiles.p]", "[profiles.q]")
+        .replace("profile = \"p\"", "profile = \"q\"");
+    f.config("default.toml", &text);
+    let report = pools.reload(&f.load().unwrap()).unwrap();
+    let profile = report
+        .changes
+        .iter()
+        .find(|c| c.key == "databases.main.profile")
+        .unwrap();
+    assert_eq!((profile.old.as_str(), profile.new.as_str()), ("p", "q"));
+    assert_eq!(pools.stats_for("main").unwrap().profile, "q");
+    assert_eq!(pools.database_stats()["main"].profile, "q");
+    drop(pools.get("main").unwrap());
+    assert_eq!(pools.stats_for("main").unwrap().checkouts, before + 1);
+}

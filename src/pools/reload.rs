@@ -110,8 +110,9 @@ impl Pools {
                     continue;
                 };
                 let live = Live::open(db, &spec, Some(&named.shared()))?;
-                if spec.role != Role::Writer {
-                    // A pool with min_idle = 0 opened nothing yet: open and verify one.
+                // r2d2's build opened and verified `min_idle` connections; a pool with
+                // min_idle = 0 opened none: open and verify one (counted as a checkout).
+                if spec.role != Role::Writer && spec.pool.min_idle == Some(0) {
                     let checked = live.pool.get_timeout(spec.pool.connection_timeout);
                     checked.map_err(|_| Error::Build {
                         pool: spec.name.clone(),
@@ -133,6 +134,11 @@ impl Pools {
             named.replace(live);
         }
         drop(held);
+        for db in settings.databases.values() {
+            if let Some(h) = self.inner.databases.get(&db.name) {
+                h.origin.set_profile(db.profile.name());
+            }
+        }
         *self
             .inner
             .settings
