@@ -43,8 +43,9 @@
 //! Each client is served on a thread of its own (at most [`MAX_CLIENTS`] at once: one more is
 //! answered `error: too many clients` and closed, without blocking the accept loop). An answer
 //! is rendered from a snapshot (atomic counters, no pool lock) into memory, then written: no
-//! lock is held while a client reads. A client that sends nothing for [`CLIENT_TIMEOUT`], or
-//! does not read its answer within it, is disconnected; a line over [`MAX_LINE`] bytes is
+//! lock is held while a client reads. A client that does not complete a line within
+//! [`CLIENT_TIMEOUT`] (however slowly it trickles bytes), or does not take a write of its answer
+//! within it, is disconnected; a line over [`MAX_LINE`] bytes is
 //! answered `error: …` and the connection closed. While a socket is served, checkouts count
 //! themselves as waiting (two relaxed atomic additions, a clock read and a compare-and-swap per
 //! checkout) for the `waiting` and `longest` columns.
@@ -80,7 +81,8 @@ pub const MAX_LINE: usize = 4096;
 /// The most clients served at once.
 pub const MAX_CLIENTS: usize = 16;
 
-/// How long a client may stay silent, or take to read an answer, before it is disconnected.
+/// How long a client may take to send a request line, or to take a write of an answer, before
+/// it is disconnected.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An admin socket being served; dropping it stops the thread and removes the socket.

@@ -1,7 +1,7 @@
 //! The accept loop and the clients: one thread per client, at most `MAX_CLIENTS`, bounded
 //! lines and timeouts, so that no client can hold up the loop or the application.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -91,21 +91,16 @@ fn serve_client(stream: UnixStream, pools: &Pools, source: &Source) {
     let mut line = Vec::new();
     loop {
         line.clear();
-        let read = (&mut reader)
-            .take(MAX_LINE as u64)
-            .read_until(b'\n', &mut line);
-        match read {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        if line.last() != Some(&b'\n') {
-            if line.len() >= MAX_LINE {
+        match read_line(&mut reader, &mut line) {
+            Line::Complete => {}
+            Line::Closed => return,
+            Line::TooLong => {
                 let _ = answer(
                     &mut out,
                     &format!("error: request line longer than {MAX_LINE} bytes; closing the connection\n"),
                 );
+                return;
             }
-            return;
         }
         let text = match std::str::from_utf8(&line) {
             Ok(t) => t.trim(),
@@ -124,6 +119,44 @@ fn serve_client(stream: UnixStream, pools: &Pools, source: &Source) {
         let body = commands::run(text, pools, source);
         if answer(&mut out, &body).is_err() {
             return;
+        }
+    }
+}
+
+enum Line {
+    Complete,
+    /// End of input, an error, or [`CLIENT_TIMEOUT`] spent on the line (a client sending a byte
+    /// now and then does not keep its slot).
+    Closed,
+    TooLong,
+}
+
+/// Reads one line (with its `\n`) of at most [`MAX_LINE`] bytes, within [`CLIENT_TIMEOUT`].
+fn read_line(reader: &mut BufReader<UnixStream>, line: &mut Vec<u8>) -> Line {
+    let deadline = std::time::Instant::now() + CLIENT_TIMEOUT;
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok([]) | Err(_) => return Line::Closed,
+            Ok(buf) => buf,
+        };
+        let room = MAX_LINE - line.len();
+        let take = buf.len().min(room);
+        match buf[..take].iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                line.extend_from_slice(&buf[..=i]);
+                reader.consume(i + 1);
+                return Line::Complete;
+            }
+            None => {
+                line.extend_from_slice(&buf[..take]);
+                reader.consume(take);
+            }
+        }
+        if line.len() >= MAX_LINE {
+            return Line::TooLong;
+        }
+        if std::time::Instant::now() >= deadline {
+            return Line::Closed;
         }
     }
 }
