@@ -279,3 +279,42 @@ fn a_reload_that_changes_the_profile_names_it_in_the_statistics() {
     drop(pools.get("main").unwrap());
     assert_eq!(pools.stats_for("main").unwrap().checkouts, before + 1);
 }
+
+/// A reload of a split database waits for the write under way: it takes the old writer out
+/// before the new one is in force, so two writer connections are never handed out at once.
+#[test]
+fn a_reload_waits_for_the_writer_in_use_before_the_new_writer_is_in_force() {
+    let f = Fixture::new(&config("2MiB", 2, true));
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    // Checkouts count themselves as waiting while an admin socket is served.
+    let dir = f.path("run");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let _admin = pools.serve_admin(dir.join("a.sock")).unwrap();
+    let writer = pools.writer("main").unwrap();
+    assert_eq!(cache_size(&writer), -2048);
+    f.config("default.toml", &config("3MiB", 2, true));
+    let settings = f.load().unwrap();
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reload = {
+        let (pools, events) = (pools.clone(), events.clone());
+        std::thread::spawn(move || {
+            let report = pools.reload(&settings);
+            events.lock().unwrap().push("reloaded");
+            report
+        })
+    };
+    // The reload waits for the writer held here.
+    let named = pools.named("main.writer").unwrap();
+    while named.waiting().0 != 1 {
+        std::thread::yield_now();
+    }
+    events.lock().unwrap().push("released");
+    drop(writer);
+    let report = reload.join().unwrap().unwrap();
+    assert_eq!(*events.lock().unwrap(), ["released", "reloaded"]);
+    assert_eq!(report.rebuilt, ["main.writer", "main.readers"]);
+    let writer = pools.writer("main").unwrap();
+    assert_eq!(cache_size(&writer), -3072);
+    assert!(pools.stats_for("main.writer").unwrap().connections <= 1);
+}

@@ -173,3 +173,18 @@ fn answer(out: &mut impl Write, body: &str) -> std::io::Result<()> {
     out.write_all(b".\n")?;
     out.flush()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::answer;
+
+    #[test]
+    fn an_answer_ends_with_a_dot_line_and_its_lines_that_begin_with_a_dot_get_one_more() {
+        let mut out = Vec::new();
+        answer(&mut out, "a\n.b\n..\nc").unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "a\n..b\n...\nc\n.\n");
+        let mut out = Vec::new();
+        answer(&mut out, "").unwrap();
+        assert_eq!(out, b".\n");
+    }
+}
