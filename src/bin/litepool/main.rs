@@ -33,7 +33,8 @@ mod workload;
     after_help = "Exit status, for every command:\n  \
       0    success (check: every pragma verified)\n  \
       1    a setting is not in force: a pragma did not take effect, or (check) an existing\n       \
-      file stores a setting differently, left as it is (check --strict: also a lint warning)\n  \
+      file stores a setting differently, left as it is (check --strict: also a lint warning);\n       \
+      reload: the application refused the reload (its configuration in force is unchanged)\n  \
       2    bad arguments, configuration or database file, or (check --apply) a database another\n       \
       connection holds (nothing was changed)\n  \
       130  interrupted by SIGINT, 143 by SIGTERM (scratch copies removed)"
