@@ -312,16 +312,25 @@ fn garbage_a_1mb_line_and_1000_idle_clients_do_not_stop_checkouts() {
         .map(|_| UnixStream::connect(&path).unwrap())
         .collect();
     load.carry_on(1000);
-    let mut refused = 0;
+    let (mut refused, mut timed_out) = (0, 0);
     for mut s in idle.into_iter().skip(litepool::admin::MAX_CLIENTS) {
         let mut answer = String::new();
         s.read_to_string(&mut answer).unwrap();
-        if answer.starts_with("error: too many clients (16 connected)") {
-            refused += 1;
+        match answer.as_str() {
+            "error: too many clients (16 connected); try again later\n.\n" => refused += 1,
+            // Served in a slot that a silent client left after CLIENT_TIMEOUT (a slow run),
+            // then closed after its own timeout: nothing was sent.
+            "" => timed_out += 1,
+            other => panic!("unexpected answer {other:?}"),
         }
     }
-    // The first 16 held their slots; every later one was refused (the idle 16 are dropped now).
-    assert_eq!(refused, 1000 - litepool::admin::MAX_CLIENTS);
+    // The first 16 held their slots and every later one was refused, unless the run was slow
+    // enough for silent clients to time out and free slots (CLIENT_TIMEOUT, 10 s).
+    assert_eq!(refused + timed_out, 1000 - litepool::admin::MAX_CLIENTS);
+    assert!(
+        refused >= 1000 - 4 * litepool::admin::MAX_CLIENTS,
+        "{refused} refused"
+    );
     load.carry_on(100);
     // Once the idle clients are gone, a client is served again.
     let served = loop {
