@@ -434,6 +434,16 @@ fn stats_socket_shows_a_live_childs_counters_and_reload_socket_applies_or_refuse
     assert!(err.contains("databases.main.pragmas.journal_mode"), "{err}");
     assert!(err.contains("restart"), "{err}");
 
+    // An invalid file: refused naming the file and the key, nothing applied.
+    f.config("default.toml", &(config(8) + "\nbogus = 1\n"));
+    let out = litepool(&["reload", "--socket", sock]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("default.toml") && err.contains("bogus"),
+        "{err}"
+    );
+
     let out = litepool(&["stats", "--socket", sock, "--json"]);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["pools"]["main"]["max_size"], 6);
