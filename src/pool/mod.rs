@@ -186,17 +186,24 @@ impl NamedPool {
     /// ([`Error::Reentrant`]).
     #[inline]
     pub fn get(&self) -> Result<Conn> {
-        let timeout = self.live().shared.timeout;
-        self.get_timeout(timeout)
+        self.checkout(None)
     }
 
     /// [`NamedPool::get`], waiting up to `timeout` instead.
     #[inline]
     pub fn get_timeout(&self, timeout: Duration) -> Result<Conn> {
+        self.checkout(Some(timeout))
+    }
+
+    /// A checkout waiting up to `timeout`, or the pool's `connection_timeout`: the pool in
+    /// force is loaded once per attempt.
+    #[inline]
+    fn checkout(&self, timeout: Option<Duration>) -> Result<Conn> {
         let p = &self.inner;
         loop {
             let live = p.live.load();
             let s = &live.shared;
+            let timeout = timeout.unwrap_or(s.timeout);
             s.check_moved()?;
             if p.exclusive && crate::reentry::inside(self.id()) {
                 return Err(Error::Reentrant {
