@@ -186,8 +186,8 @@ fn diff(old: &Settings, new: &Settings) -> Result<Vec<Change>> {
     }
     out.live(
         "limits.memory_budget",
-        &old.memory_budget,
-        &new.memory_budget,
+        &old.memory_budget.map(Disp),
+        &new.memory_budget.map(Disp),
     );
     Ok(out.0)
 }
@@ -243,13 +243,25 @@ fn database(out: &mut Changes, at: &str, a: &DatabaseSettings, b: &DatabaseSetti
         &a.check_integrity,
         &b.check_integrity,
     )?;
-    restart(&format!("{at}.file_mode"), &a.file_mode, &b.file_mode)?;
-    restart(&format!("{at}.replication"), &a.replication, &b.replication)?;
-    restart(&format!("{at}.checkpoint"), &a.checkpoint, &b.checkpoint)?;
+    restart(
+        &format!("{at}.file_mode"),
+        &Disp(a.file_mode),
+        &Disp(b.file_mode),
+    )?;
+    restart(
+        &format!("{at}.replication"),
+        &Disp(a.replication),
+        &Disp(b.replication),
+    )?;
+    restart(
+        &format!("{at}.checkpoint"),
+        &Disp(a.checkpoint),
+        &Disp(b.checkpoint),
+    )?;
     restart(
         &format!("{at}.checkpoint_wal_size"),
-        &a.checkpoint_wal_size,
-        &b.checkpoint_wal_size,
+        &Disp(a.checkpoint_wal_size),
+        &Disp(b.checkpoint_wal_size),
     )?;
     let on = |d: &DatabaseSettings| if d.split.is_some() { "on" } else { "off" };
     restart(&format!("{at}.split"), &on(a), &on(b))?;
@@ -260,8 +272,7 @@ fn database(out: &mut Changes, at: &str, a: &DatabaseSettings, b: &DatabaseSetti
             .find(|x| x.pragma == pragma)
             .map(|x| (x.configured.clone(), x.scope))
     };
-    let mut names: Vec<&'static str> = pa.iter().chain(pb).map(|s| s.pragma).collect();
-    names.dedup();
+    let names: Vec<&'static str> = pa.iter().chain(pb).map(|s| s.pragma).collect();
     let mut seen = Vec::new();
     for pragma in names {
         if seen.contains(&pragma) {
@@ -299,15 +310,19 @@ fn database(out: &mut Changes, at: &str, a: &DatabaseSettings, b: &DatabaseSetti
     );
     out.live(
         &format!("{at}.pragmas.transaction_behavior"),
-        &sa.transaction_behavior,
-        &sb.transaction_behavior,
+        &sa.transaction_behavior.map(Disp),
+        &sb.transaction_behavior.map(Disp),
     );
     out.live(
         &format!("{at}.pragmas.optimize_on_open"),
         &sa.optimize_on_open,
         &sb.optimize_on_open,
     );
-    out.live(&format!("{at}.durability"), &a.durability, &b.durability);
+    out.live(
+        &format!("{at}.durability"),
+        &Disp(a.durability),
+        &Disp(b.durability),
+    );
     pool(out, &format!("{at}.pool"), &a.pool, &b.pool);
     if let (Some(x), Some(y)) = (&a.split, &b.split) {
         restart(
@@ -327,8 +342,8 @@ fn database(out: &mut Changes, at: &str, a: &DatabaseSettings, b: &DatabaseSetti
         )?;
         out.live(
             &format!("{at}.writer.transaction_behavior"),
-            &x.writer_transaction_behavior,
-            &y.writer_transaction_behavior,
+            &Disp(x.writer_transaction_behavior),
+            &Disp(y.writer_transaction_behavior),
         );
         pool(out, &format!("{at}.readers"), &x.readers, &y.readers);
     }
@@ -368,5 +383,98 @@ struct Millis(Duration);
 impl Debug for Millis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+/// A value shown by its `Display` (`background`, `4MiB`), compared by its own equality.
+#[derive(PartialEq)]
+struct Disp<T>(T);
+
+impl<T: std::fmt::Display> Debug for Disp<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pragmas: &str, extra: &str) -> Settings {
+        Settings::from_toml(&format!(
+            "[profiles.p]\njournal_mode = \"wal\"\n{pragmas}\n\n[databases.main]\n\
+             path = \"main.db\"\nprofile = \"p\"\n{extra}\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn every_live_change_is_listed_with_its_values_as_configured() {
+        let a = settings("cache_size = \"2MiB\"", "");
+        let b = settings(
+            "cache_size = \"4MiB\"\nsynchronous = \"normal\"",
+            "durability = \"strict\"\n[databases.main.pool]\nmax_size = 3\nconnection_timeout = \"250ms\"\n[limits]\nmemory_budget = \"1GiB\"",
+        );
+        let shown: Vec<String> = diff(&a, &b)
+            .unwrap()
+            .iter()
+            .map(|c| format!("{}: {} -> {}", c.key, c.old, c.new))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                // The pragmas in force first, in apply order, then those only in the new.
+                "databases.main.pragmas.cache_size: 2MiB -> 4MiB",
+                "databases.main.pragmas.synchronous: unset -> normal",
+                "databases.main.durability: normal -> strict",
+                "databases.main.pool.max_size: 10 -> 3",
+                "databases.main.pool.connection_timeout: 30s -> 250ms",
+                "limits.memory_budget: unset -> 1GiB",
+            ]
+        );
+        assert!(diff(&a, &a).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_restart_only_change_is_refused_naming_its_key_and_values() {
+        let a = settings("", "");
+        for (extra, key, old, new) in [
+            (
+                "checkpoint = \"background\"",
+                "databases.main.checkpoint",
+                "sqlite",
+                "background",
+            ),
+            (
+                "checkpoint_wal_size = \"8MiB\"",
+                "databases.main.checkpoint_wal_size",
+                "4MiB",
+                "8MiB",
+            ),
+            (
+                "[databases.main.readers]\nmax_size = 2",
+                "databases.main.split",
+                "off",
+                "on",
+            ),
+        ] {
+            match diff(&a, &settings("", extra)) {
+                Err(Error::RestartRequired {
+                    key: k,
+                    old: o,
+                    new: n,
+                }) => {
+                    assert_eq!((k.as_str(), o.as_str(), n.as_str()), (key, old, new))
+                }
+                other => panic!("{extra}: expected RestartRequired, got {other:?}"),
+            }
+        }
+        let page = settings("page_size = \"8KiB\"", "");
+        match diff(&a, &page) {
+            Err(Error::RestartRequired { key, .. }) => {
+                assert_eq!(key, "databases.main.pragmas.page_size")
+            }
+            other => panic!("expected RestartRequired, got {other:?}"),
+        }
     }
 }
