@@ -297,6 +297,7 @@ impl Handle {
 ///
 /// Cheap to clone (one reference count) and `Send + Sync + 'static`: keep it in an
 /// application's state. The optimizer threads stop when the last clone is dropped.
+/// [`Pools::reload`] puts a new configuration in force under every clone and every [`Handle`].
 #[derive(Debug, Clone)]
 pub struct Pools {
     inner: Arc<Inner>,
