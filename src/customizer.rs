@@ -85,6 +85,13 @@ impl PragmaCustomizer {
         &self.profile
     }
 
+    /// Keeps its last error in `handle` (a reloaded pool's customizer keeps its predecessor's).
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn with_last_error(mut self, handle: LastErrorHandle) -> Self {
+        self.last_error = handle;
+        self
+    }
+
     /// A handle to the last error, which stays readable after the customizer moves into a pool.
     pub fn last_error(&self) -> LastErrorHandle {
         self.last_error.clone()

@@ -444,6 +444,25 @@ pub enum Error {
         source: rusqlite::Error,
     },
 
+    /// `Pools::reload`: a change that cannot apply to a running application (a file-level
+    /// pragma, a path, the split, a database added or removed, …). Nothing was applied.
+    #[error("reload refused: key `{key}` changed ({old} -> {new}), which cannot apply to a running application: restart it to apply the change (the configuration in force is unchanged)")]
+    RestartRequired {
+        /// The dotted key, e.g. `databases.jobs.pragmas.journal_mode`.
+        key: String,
+        /// Its value in force.
+        old: String,
+        /// Its value in the new configuration.
+        new: String,
+    },
+    /// The admin socket (feature `admin`): a path refused, or a request that failed.
+    #[error("admin socket {}: {problem}", path.display())]
+    Admin {
+        /// The socket's path.
+        path: PathBuf,
+        /// What is wrong, and what is allowed.
+        problem: String,
+    },
     /// A file system error.
     #[error("{path}: {source}")]
     Io {

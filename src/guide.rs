@@ -39,3 +39,7 @@ pub mod migrating {}
 
 #[doc = include_str!("../docs/layout.md")]
 pub mod layout {}
+
+#[cfg(all(feature = "admin", unix))]
+#[doc = include_str!("../docs/admin.md")]
+pub mod admin {}

@@ -7,6 +7,8 @@
 #[cfg(any(feature = "diesel", feature = "deadpool"))]
 #[path = "adapters/databases.rs"]
 mod adapter_databases;
+#[cfg(all(feature = "admin", unix))]
+pub mod admin;
 pub mod budget;
 pub mod check;
 #[cfg(feature = "sqlite")]
@@ -63,7 +65,7 @@ pub use connection::PragmaConnection;
 pub use customizer::PragmaCustomizer;
 pub use error::{Error, ParseValueError, Result};
 #[cfg(feature = "sqlite")]
-pub use pools::{Conn, DatabaseStats, Handle, NamedPool, Pools, Snapshot};
+pub use pools::{Conn, DatabaseStats, Handle, NamedPool, Pools, ReloadReport, Snapshot};
 pub use profile::{PragmaSet, Profile};
 pub use r2d2;
 #[cfg(feature = "sqlite")]

@@ -43,7 +43,9 @@ impl<D: Driver + std::fmt::Debug> r2d2::ManageConnection for Manager<D> {
     #[inline]
     fn has_broken(&self, conn: &mut D::Connection) -> bool {
         let shared = self.opener.shared();
-        if shared.closing.load(std::sync::atomic::Ordering::Relaxed) {
+        if shared.closing.load(std::sync::atomic::Ordering::Relaxed)
+            || shared.retired.load(std::sync::atomic::Ordering::Relaxed)
+        {
             return true;
         }
         check_in::<D>(conn, shared, self.sample).discard()

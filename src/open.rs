@@ -32,10 +32,12 @@ pub(crate) struct Shared {
     pub(crate) name: String,
     pub(crate) path: PathBuf,
     pub(crate) writes: bool,
-    /// A read replica's pool: connections open through Litestream's VFS.
-    pub(crate) replica: Option<Replica>,
-    /// Set by the watcher when the file at `path` is no longer the one opened.
-    pub(crate) moved: AtomicBool,
+    /// A read replica's pool: connections open through Litestream's VFS. Shared by the pools
+    /// that replace this one on a reload, as the counters are.
+    pub(crate) replica: Option<Arc<Replica>>,
+    /// Set by the watcher when the file at `path` is no longer the one opened. Shared by the
+    /// pools that replace this one on a reload (`Pools::reload`): the watcher keeps the first.
+    pub(crate) moved: Arc<AtomicBool>,
     pub(crate) counters: Arc<PoolCounters>,
     pub(crate) last_error: LastErrorHandle,
     pub(crate) max_size: u32,
@@ -55,6 +57,10 @@ pub(crate) struct Shared {
     /// Set by [`crate::pool::NamedPool::close`]: a connection checked in is closed, and no new
     /// one opens.
     pub(crate) closing: AtomicBool,
+    /// Set by `Pools::reload` on a pool it replaced: a connection checked in is closed (it has
+    /// the old profile), and a checkout that still got one moves on to the pool's successor.
+    /// Unlike `closing`, connections may still open, for the checkouts that were waiting in it.
+    pub(crate) retired: AtomicBool,
 }
 
 impl Shared {
@@ -121,10 +127,22 @@ impl<D: Driver + std::fmt::Debug> std::fmt::Debug for Opener<D> {
 /// `create_if_missing` database), and on a writing pool bootstraps the database on a dedicated
 /// connection (journal switch, file-level pragmas of a new file, verification). A split
 /// database's writer is prepared before its readers, which only set and verify.
+#[cfg_attr(not(any(feature = "diesel", feature = "deadpool")), allow(dead_code))]
 pub(crate) fn prepare<D: Driver>(
     driver: D,
     db: &DatabaseSettings,
     spec: &PoolSpec,
+) -> Result<Prepared<D>> {
+    prepare_with(driver, db, spec, None)
+}
+
+/// [`prepare`] for a pool that replaces `previous` on a reload: it keeps the statistics, the
+/// last error and the moved flag of the pool it replaces, so counters run on across a reload.
+pub(crate) fn prepare_with<D: Driver>(
+    driver: D,
+    db: &DatabaseSettings,
+    spec: &PoolSpec,
+    previous: Option<&Shared>,
 ) -> Result<Prepared<D>> {
     let p = &spec.pool;
     p.validate()?;
@@ -134,6 +152,10 @@ pub(crate) fn prepare<D: Driver>(
         customizer
     } else {
         customizer.for_reader(&spec.database)
+    };
+    let customizer = match previous {
+        Some(prev) => customizer.with_last_error(prev.last_error.clone()),
+        None => customizer,
     };
     if db.create_if_missing && writes && !db.path.exists() {
         crate::file::create(db)?;
@@ -145,20 +167,39 @@ pub(crate) fn prepare<D: Driver>(
     } else {
         customizer.skip_bootstrap();
     }
-    let last_error = customizer.last_error();
-    let counters = Arc::new(
-        PoolCounters::new(&spec.name, p.max_lifetime, last_error.clone())
-            .with_origin(spec.profile.name(), &db.path),
-    );
+    let replica = match previous {
+        Some(prev) => prev.replica.clone(),
+        None => db.replica.as_ref().map(|r| {
+            Arc::new(Replica {
+                database: db.name.clone(),
+                counters: Arc::new(ReplicaCounters::new(&r.url)),
+            })
+        }),
+    };
+    let (last_error, counters, moved) = match previous {
+        Some(prev) => (
+            {
+                prev.counters.set_profile(spec.profile.name());
+                prev.last_error.clone()
+            },
+            prev.counters.clone(),
+            prev.moved.clone(),
+        ),
+        None => {
+            let last_error = customizer.last_error();
+            let counters = Arc::new(
+                PoolCounters::new(&spec.name, p.max_lifetime, last_error.clone())
+                    .with_origin(spec.profile.name(), &db.path),
+            );
+            (last_error, counters, Arc::new(AtomicBool::new(false)))
+        }
+    };
     let shared = Arc::new(Shared {
         name: spec.name.clone(),
         path: db.path.clone(),
         writes,
-        replica: db.replica.as_ref().map(|r| Replica {
-            database: db.name.clone(),
-            counters: Arc::new(ReplicaCounters::new(&r.url)),
-        }),
-        moved: AtomicBool::new(false),
+        replica,
+        moved,
         counters,
         last_error,
         max_size: p.max_size,
@@ -171,6 +212,7 @@ pub(crate) fn prepare<D: Driver>(
             .map_or(Duration::ZERO, |t| t.duration()),
         opened: OnceLock::new(),
         closing: AtomicBool::new(false),
+        retired: AtomicBool::new(false),
         transaction_mode: spec
             .profile
             .pragmas()

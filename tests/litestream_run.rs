@@ -406,7 +406,10 @@ pub(crate) fn run(version: LitestreamVersion, restart_litestream: bool) -> Count
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(primary, "ok", "the primary's own file is damaged");
-    assert_eq!(check, "ok", "the restore is damaged (the primary's file is intact)");
+    assert_eq!(
+        check, "ok",
+        "the restore is damaged (the primary's file is intact)"
+    );
     let missing: Vec<_> = acked.difference(&restored).take(5).collect();
     assert!(
         missing.is_empty(),

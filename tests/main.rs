@@ -18,6 +18,7 @@ mod render;
 mod scratch;
 
 mod adapters;
+mod admin;
 mod async_write;
 mod bench;
 mod borrower_state;
@@ -44,6 +45,7 @@ mod nested;
 mod pools;
 mod pragma_guard;
 mod read_replica;
+mod reload;
 mod replication;
 mod replication05;
 mod safety;

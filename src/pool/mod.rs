@@ -3,15 +3,19 @@
 
 mod api;
 mod conn;
+mod waiting;
 
 use std::cell::Cell;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use r2d2::Pool;
 
 pub use self::conn::Conn;
+use self::waiting::Waiting;
+pub(crate) use self::waiting::COUNT_WAITING;
 use crate::driver::Rusqlite;
 use crate::error::{Error, Result};
 use crate::manager::Manager;
@@ -27,19 +31,32 @@ pub struct NamedPool {
 }
 
 pub(crate) struct PoolInner {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) pool: Pool<Manager>,
+    /// The r2d2 pool and its shared state, replaced as a whole by `Pools::reload`: every clone
+    /// of this `NamedPool` (handles, group commit, the optimizer) sees the new pool at its next
+    /// checkout. `ArcSwap` makes the checkout's load a read of thread-local state, not a shared
+    /// lock or reference count.
+    live: ArcSwap<Live>,
     /// A split database's one writer: a checkout from inside one of its write closures would
     /// wait for itself.
     exclusive: bool,
+    /// The pool's name, the same in every generation.
+    name: String,
+    /// Checkouts waiting now, counted while an admin socket is served.
+    waiting: Waiting,
     /// Set by [`crate::Pools`] on writing pools of a `checkpoint = "background"` database.
     pub(crate) wal: OnceLock<Arc<crate::checkpoint::WalWatch>>,
+}
+
+/// One generation of a pool: the r2d2 pool and the state its connections share.
+pub(crate) struct Live {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) pool: Pool<Manager>,
 }
 
 impl fmt::Debug for NamedPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NamedPool")
-            .field("name", &self.inner.shared.name)
+            .field("name", &self.name())
             .finish_non_exhaustive()
     }
 }
@@ -74,6 +91,34 @@ where
     Ok(pool)
 }
 
+impl Live {
+    /// Prepares and builds one generation of the pool `spec` of `db`; `previous` is the shared
+    /// state of the generation it replaces (its statistics run on). On a reload the writer of
+    /// a split database is built with no idle connection: its one connection opens at the
+    /// first checkout after the old one was taken out (`Pools::reload`).
+    pub(crate) fn open(
+        db: &DatabaseSettings,
+        spec: &PoolSpec,
+        previous: Option<&Shared>,
+    ) -> Result<Live> {
+        let prepared = crate::open::prepare_with(Rusqlite, db, spec, previous)?;
+        let mut spec = std::borrow::Cow::Borrowed(spec);
+        if previous.is_some() && spec.role == Role::Writer {
+            spec.to_mut().pool.min_idle = Some(0);
+        }
+        // Conn samples the page cache itself (only after a checkout that used the connection).
+        let pool = build(
+            &spec,
+            &prepared.shared,
+            Manager::new(prepared.opener, false),
+        )?;
+        Ok(Live {
+            shared: prepared.shared,
+            pool,
+        })
+    }
+}
+
 impl NamedPool {
     /// Bootstraps one pool of `db` (journal switch, file-level pragmas on a new file,
     /// verification, on a dedicated connection) and builds it with statistics. `spec` is one of
@@ -84,17 +129,34 @@ impl NamedPool {
     /// Bad pool settings built in code (`max_size = 0`, a zero timeout, `min_idle > max_size`)
     /// are an [`Error::PoolSetting`], never a panic.
     pub fn open(db: &DatabaseSettings, spec: &PoolSpec) -> Result<NamedPool> {
-        let prepared = crate::open::prepare(Rusqlite, db, spec)?;
-        // Conn samples the page cache itself (only after a checkout that used the connection).
-        let pool = build(spec, &prepared.shared, Manager::new(prepared.opener, false))?;
+        let live = Live::open(db, spec, None)?;
         Ok(NamedPool {
             inner: Arc::new(PoolInner {
-                shared: prepared.shared,
-                pool,
+                live: ArcSwap::from_pointee(live),
                 exclusive: spec.role == Role::Writer,
+                name: spec.name.clone(),
+                waiting: Waiting::default(),
                 wal: OnceLock::new(),
             }),
         })
+    }
+
+    /// The pool in force now.
+    #[inline]
+    pub(crate) fn live(&self) -> arc_swap::Guard<Arc<Live>> {
+        self.inner.live.load()
+    }
+
+    /// Puts `next` in force and retires the pool it replaces: its idle connections close now,
+    /// those checked out close when they come back, and checkouts waiting in it move on to
+    /// `next` (see [`NamedPool::get_timeout`]).
+    pub(crate) fn replace(&self, next: Live) {
+        let old = self.inner.live.swap(Arc::new(next));
+        old.shared
+            .retired
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let idle: Vec<_> = std::iter::from_fn(|| old.pool.try_get()).collect();
+        drop(idle);
     }
 
     /// Drops this handle; if it is the pool's last, first closes every idle connection on this
@@ -104,18 +166,18 @@ impl NamedPool {
     /// `-wal` and `-shm` files as it closes.
     pub(crate) fn close(self) {
         if Arc::strong_count(&self.inner) == 1 {
-            self.inner
-                .shared
+            let live = self.live();
+            live.shared
                 .closing
                 .store(true, std::sync::atomic::Ordering::Relaxed);
-            let idle: Vec<_> = std::iter::from_fn(|| self.inner.pool.try_get()).collect();
+            let idle: Vec<_> = std::iter::from_fn(|| live.pool.try_get()).collect();
             drop(idle);
         }
     }
 
     /// The pool's name: `jobs`, or `jobs.writer` / `jobs.readers`.
     pub fn name(&self) -> &str {
-        &self.inner.shared.name
+        &self.inner.name
     }
 
     /// A connection, waiting up to the pool's `connection_timeout`. A timeout says whether
@@ -124,50 +186,68 @@ impl NamedPool {
     /// ([`Error::Reentrant`]).
     #[inline]
     pub fn get(&self) -> Result<Conn> {
-        self.get_timeout(self.inner.shared.timeout)
+        self.checkout(None)
     }
 
     /// [`NamedPool::get`], waiting up to `timeout` instead.
     #[inline]
     pub fn get_timeout(&self, timeout: Duration) -> Result<Conn> {
+        self.checkout(Some(timeout))
+    }
+
+    /// A checkout waiting up to `timeout`, or the pool's `connection_timeout`: the pool in
+    /// force is loaded once per attempt.
+    #[inline]
+    fn checkout(&self, timeout: Option<Duration>) -> Result<Conn> {
         let p = &self.inner;
-        let s = &p.shared;
-        s.check_moved()?;
-        if p.exclusive && crate::reentry::inside(self.id()) {
-            return Err(Error::Reentrant {
-                database: s.name.clone(),
-                call: "writer()",
-            });
-        }
-        let wal = p.wal.get();
-        if let Some(wal) = wal {
-            wal.pass(std::time::Instant::now() + timeout);
-        }
-        #[cfg(feature = "metrics")]
-        s.counters.pending(1);
-        let got = p.pool.get_timeout(timeout);
-        #[cfg(feature = "metrics")]
-        s.counters.pending(-1);
-        match got {
-            Ok(inner) => Ok(Conn {
-                wal: wal.map(|w| (w.clone(), inner.total_changes())),
-                inner,
-                shared: s.clone(),
-                used: Cell::new(false),
-                reset: Cell::new(false),
-            }),
-            Err(_) => Err(s.timeout_error(timeout, p.pool.state().connections)),
+        loop {
+            let live = p.live.load();
+            let s = &live.shared;
+            let timeout = timeout.unwrap_or(s.timeout);
+            s.check_moved()?;
+            if p.exclusive && crate::reentry::inside(self.id()) {
+                return Err(Error::Reentrant {
+                    database: s.name.clone(),
+                    call: "writer()",
+                });
+            }
+            let wal = p.wal.get();
+            if let Some(wal) = wal {
+                wal.pass(std::time::Instant::now() + timeout);
+            }
+            #[cfg(feature = "metrics")]
+            s.counters.pending(1);
+            let waiting = p.waiting.enter();
+            let got = live.pool.get_timeout(timeout);
+            drop(waiting);
+            #[cfg(feature = "metrics")]
+            s.counters.pending(-1);
+            // A reload replaced this pool while the checkout waited in it: the connection (old
+            // profile) closes as it goes back, and the checkout moves on to the new pool.
+            if s.retired.load(std::sync::atomic::Ordering::Acquire) {
+                continue;
+            }
+            return match got {
+                Ok(inner) => Ok(Conn {
+                    wal: wal.map(|w| (w.clone(), inner.total_changes())),
+                    inner,
+                    shared: s.clone(),
+                    used: Cell::new(false),
+                    reset: Cell::new(false),
+                }),
+                Err(_) => Err(s.timeout_error(timeout, live.pool.state().connections)),
+            };
         }
     }
 
     /// The pool's `connection_timeout`.
     pub(crate) fn timeout(&self) -> Duration {
-        self.inner.shared.timeout
+        self.live().shared.timeout
     }
 
     /// The `busy_timeout` every connection of this pool has.
     pub(crate) fn busy_timeout(&self) -> Duration {
-        self.inner.shared.busy_timeout
+        self.live().shared.busy_timeout
     }
 
     /// Identifies this pool (all its clones) among the others of the process.
@@ -175,9 +255,9 @@ impl NamedPool {
         Arc::as_ptr(&self.inner) as usize
     }
 
-    /// The shared state the watcher and statistics read.
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.inner.shared
+    /// The shared state the watcher and statistics read (of the pool in force now).
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        self.live().shared.clone()
     }
 
     /// The r2d2 pool. Connections taken from it directly go through the same check-in (rollback
@@ -185,26 +265,32 @@ impl NamedPool {
     /// page-cache counters are sampled only when a [`Conn`] checks them in, and they run no
     /// checkpoint at check-in (`checkpoint = "background"`: the background thread steps in at
     /// twice `checkpoint_wal_size`).
-    pub fn pool(&self) -> &Pool<Manager> {
-        &self.inner.pool
+    ///
+    /// After a [`crate::Pools::reload`] that changed this pool, the pool returned earlier is
+    /// retired: take it again.
+    pub fn pool(&self) -> Pool<Manager> {
+        self.live().pool.clone()
     }
 
-    /// A snapshot of the statistics.
+    /// A snapshot of the statistics (they run on across a reload).
     pub fn stats(&self) -> PoolStats {
-        let mut stats = self.inner.shared.counters.snapshot(&self.inner.pool);
-        stats.replica = self
-            .inner
-            .shared
-            .replica
-            .as_ref()
-            .map(|r| r.counters.snapshot());
+        let live = self.live();
+        let mut stats = live.shared.counters.snapshot(&live.pool);
+        stats.replica = live.shared.replica.as_ref().map(|r| r.counters.snapshot());
         stats
+    }
+
+    /// Checkouts waiting for a connection of this pool now, and the longest of their waits so
+    /// far; counted only while an admin socket is served (otherwise `(0, None)`).
+    pub fn waiting(&self) -> (u64, Option<Duration>) {
+        self.inner.waiting.now()
     }
 
     /// Zeroes the counters and histograms.
     pub fn reset_stats(&self) {
-        self.inner.shared.counters.reset();
-        if let Some(r) = &self.inner.shared.replica {
+        let live = self.live();
+        live.shared.counters.reset();
+        if let Some(r) = &live.shared.replica {
             r.counters.reset();
         }
     }

@@ -8,6 +8,7 @@ mod optimizer;
 mod replica;
 pub(crate) use replica::load_replica;
 use replica::NoWriter;
+pub mod reload;
 mod stats;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use r2d2::Pool;
 
 use self::optimizer::Optimizer;
+pub use self::reload::{Change, ReloadReport};
 pub use self::stats::{DatabaseStats, Snapshot};
 use crate::budget::Budget;
 use crate::error::{Error, Result};
@@ -292,6 +294,7 @@ impl Handle {
 ///
 /// Cheap to clone (one reference count) and `Send + Sync + 'static`: keep it in an
 /// application's state. The optimizer threads stop when the last clone is dropped.
+/// [`Pools::reload`] puts a new configuration in force under every clone and every [`Handle`].
 #[derive(Debug, Clone)]
 pub struct Pools {
     inner: Arc<Inner>,
@@ -307,6 +310,10 @@ struct Inner {
     /// Read replicas' samplers: stopped, not waited for, on drop.
     samplers: Vec<replica::Sampler>,
     watcher: Option<Watcher>,
+    /// The settings in force (`Pools::settings`), replaced by `Pools::reload`.
+    settings: std::sync::Mutex<Arc<Settings>>,
+    /// Held by a reload: they run one at a time.
+    reload: std::sync::Mutex<()>,
 }
 
 impl Drop for Inner {
@@ -467,6 +474,8 @@ impl Pools {
                 optimizers,
                 samplers,
                 watcher,
+                settings: std::sync::Mutex::new(Arc::new(settings.clone())),
+                reload: std::sync::Mutex::new(()),
             }),
         })
     }
@@ -544,7 +553,7 @@ impl Pools {
     }
 
     /// The r2d2 pool of [`Pools::named`].
-    pub fn pool(&self, name: &str) -> Result<&Pool<Manager>> {
+    pub fn pool(&self, name: &str) -> Result<Pool<Manager>> {
         Ok(self.named(name)?.pool())
     }
 

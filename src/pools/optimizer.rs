@@ -46,8 +46,9 @@ impl Optimizer {
             format!("litepool-optimize-{}", pool.name()),
             interval,
             move || {
-                let (p, s) = (&pool.inner, pool.shared());
-                let Some(conn) = p.pool.try_get() else {
+                let live = pool.live();
+                let s = &live.shared;
+                let Some(conn) = live.pool.try_get() else {
                     tracing::debug!(pool = %s.name, "writer busy: PRAGMA optimize skipped");
                     return;
                 };

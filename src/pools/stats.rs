@@ -40,15 +40,21 @@ impl fmt::Display for Snapshot {
 #[derive(Debug)]
 pub(super) struct Origin {
     path: PathBuf,
-    profile: String,
+    /// Replaced by a reload that changes it.
+    profile: Mutex<String>,
     since: Mutex<(SystemTime, Instant)>,
 }
 
 impl Origin {
+    /// Names the profile a reload put in force.
+    pub(super) fn set_profile(&self, profile: &str) {
+        profile.clone_into(&mut self.profile.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
     pub(super) fn new(db: &DatabaseSettings) -> Origin {
         Origin {
             path: db.path.clone(),
-            profile: db.profile.name().to_owned(),
+            profile: Mutex::new(db.profile.name().to_owned()),
             since: Mutex::new((SystemTime::now(), Instant::now())),
         }
     }
@@ -179,7 +185,12 @@ impl Handle {
         }
         DatabaseStats {
             database: self.database.clone(),
-            profile: self.origin.profile.clone(),
+            profile: self
+                .origin
+                .profile
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
             path: self.origin.path.clone(),
             split: self.split,
             pools,
@@ -251,7 +262,8 @@ impl Pools {
     #[cfg(feature = "metrics")]
     pub fn publish_metrics(&self) {
         for p in self.inner.pools.values() {
-            p.shared().counters.publish(&p.inner.pool);
+            let live = p.live();
+            live.shared.counters.publish(&live.pool);
         }
         for h in self.inner.databases.values() {
             DatabaseMetrics::new(h).publish(&h.database_stats());
@@ -273,7 +285,8 @@ pub(super) fn metrics_tick(
             .find(|h| h.reader.name() == pool.name())
             .map(|h| (h.clone(), DatabaseMetrics::new(h)));
         Some(Box::new(move || {
-            pool.shared().counters.publish(&pool.inner.pool);
+            let live = pool.live();
+            live.shared.counters.publish(&live.pool);
             if let Some((h, m)) = &database {
                 m.publish(&h.database_stats());
             }

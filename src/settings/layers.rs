@@ -17,6 +17,8 @@ pub(super) struct Layer {
     #[serde(default)]
     pub(super) bench: bench::BenchLayer,
     #[serde(default)]
+    pub(super) admin: AdminLayer,
+    #[serde(default)]
     pub(super) litestream: LitestreamLayer,
 }
 
@@ -25,6 +27,13 @@ pub(super) struct Layer {
 pub(super) struct LitestreamLayer {
     #[serde(default, deserialize_with = "strict::path")]
     pub(super) vfs: Option<PathBuf>,
+}
+
+/// `[admin]`: the admin socket (feature `admin`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AdminLayer {
+    pub(super) socket: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -39,6 +39,7 @@ use layers::*;
 use names::*;
 pub use names::{invalid_name, DATABASE_NAME_RULE, MAX_DATABASE_NAME};
 pub use replica::{for_replica, ReadReplica, NOT_ON_A_REPLICA, REPLICA_SCHEMES};
+pub use resolve::MAX_SOCKET_PATH;
 use resolve::*;
 use sources::*;
 pub use sources::{Loader, MAX_FILE_BYTES, MAX_KEY_DEPTH, MAX_NAME_BYTES, MAX_VALUE_BYTES};
@@ -400,6 +401,9 @@ pub struct Settings {
     /// `litestream.vfs`: the file of Litestream's VFS extension (`litestream-vfs.so`), loaded
     /// once per process for the read replicas. Default: none.
     pub litestream_vfs: Option<PathBuf>,
+    /// `[admin] socket`: where `Pools::serve_configured_admin` serves the admin socket
+    /// (feature `admin`). Default: none.
+    pub admin_socket: Option<PathBuf>,
 }
 
 /// A configured key that has no effect.
@@ -505,6 +509,7 @@ impl Settings {
             ignored: Vec::new(),
             workloads: BTreeMap::new(),
             litestream_vfs: None,
+            admin_socket: None,
         })
     }
 }

@@ -9,6 +9,32 @@ pub(super) struct Resolver<'a> {
     pub(super) layers: &'a [(String, Config)],
 }
 
+/// The most bytes of a Unix socket's path (`sun_path` holds 108 with its NUL on Linux, 104
+/// on macOS).
+pub const MAX_SOCKET_PATH: usize = 100;
+
+/// `[admin] socket`: a non-empty path of at most [`MAX_SOCKET_PATH`] bytes, without NUL,
+/// naming a file (not ending in `/`). Relative paths resolve against the working directory.
+fn admin_socket(path: &str) -> std::result::Result<PathBuf, String> {
+    let allowed = format!(
+        "expected the path of a socket file, 1 to {MAX_SOCKET_PATH} bytes, without NUL, not \
+         ending in '/'"
+    );
+    if path.is_empty()
+        || path.len() > MAX_SOCKET_PATH
+        || path.contains('\0')
+        || path.ends_with('/')
+        || path.ends_with("/.")
+        || path.ends_with("/..")
+        || path == "."
+        || path == ".."
+    {
+        let shown: String = path.chars().take(120).collect();
+        return Err(format!("invalid value {shown:?}: {allowed}"));
+    }
+    Ok(PathBuf::from(path))
+}
+
 impl Resolver<'_> {
     /// The file or variable that set `key` last, for errors found after merging.
     fn origin(&self, key: &str) -> String {
@@ -303,6 +329,12 @@ impl Resolver<'_> {
                     .into(),
             });
         }
+        let admin_socket = match &raw.admin.socket {
+            None => None,
+            Some(path) => {
+                Some(admin_socket(path).map_err(|m| self.error("admin.socket".into(), m))?)
+            }
+        };
         Ok(Settings {
             env,
             dir,
@@ -310,6 +342,7 @@ impl Resolver<'_> {
             profiles,
             databases,
             memory_budget: raw.limits.memory_budget,
+            admin_socket,
             ignored,
             workloads,
             litestream_vfs: match raw.litestream.vfs {

@@ -13,11 +13,13 @@ use litepool::settings::LitestreamVersion;
 use litepool::{Pools, Settings};
 
 mod bench;
+#[cfg(unix)]
+mod client;
 mod datagen;
 mod litestream;
 mod measure;
 mod output;
-mod prometheus;
+mod prep;
 mod render;
 mod replica_env;
 mod report;
@@ -34,7 +36,8 @@ mod workload;
     after_help = "Exit status, for every command:\n  \
       0    success (check: every pragma verified)\n  \
       1    a setting is not in force: a pragma did not take effect, or (check) an existing\n       \
-      file stores a setting differently, left as it is (check --strict: also a lint warning)\n  \
+      file stores a setting differently, left as it is (check --strict: also a lint warning);\n       \
+      reload: the application refused the reload (its configuration in force is unchanged)\n  \
       2    bad arguments, configuration or database file, or (check --apply) a database another\n       \
       connection holds (nothing was changed)\n  \
       130  interrupted by SIGINT, 143 by SIGTERM (scratch copies removed)"
@@ -168,6 +171,22 @@ enum Command {
         /// Threads for the workload, 1 to 256.
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
         threads: u16,
+        /// Ask a running application, through its admin socket, instead of building pools.
+        #[arg(long, value_name = "PATH", conflicts_with = "workload")]
+        socket: Option<PathBuf>,
+        /// With --socket: redraw the pool table every INTERVAL (100ms to 1h, default 2s), with
+        /// rates per second, until interrupted.
+        #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "2s",
+              requires = "socket", value_parser = client::interval)]
+        watch: Option<Duration>,
+    },
+    /// Ask a running application, through its admin socket, to reload its configuration; prints
+    /// what changed (key: old -> new). Exit status 1 when the application refused the reload
+    /// (it keeps the configuration in force), 2 when the socket cannot be reached.
+    Reload {
+        /// The application's admin socket.
+        #[arg(long, value_name = "PATH")]
+        socket: PathBuf,
     },
 }
 
@@ -218,45 +237,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Refuses bad database files as every command does, without opening the originals with SQLite
-/// (which would leave `-wal`/`-shm` files beside a WAL database): `quick_check` runs on each
-/// private copy instead (see `scratch::copy_database`). A database that does not exist is no
-/// error here: nothing is created beside the originals (`stats` creates it in the scratch
-/// directory, `bench` generates its data there).
-fn preflight_copies(settings: &Settings) -> litepool::Result<()> {
-    let mut existing = settings.clone();
-    existing
-        .databases
-        .retain(|_, db| std::fs::symlink_metadata(&db.path).is_ok());
-    for db in existing.databases.values_mut() {
-        db.check_integrity = false;
-    }
-    litepool::pools::preflight(&existing).map(drop)
-}
-
-/// litepool's demo workloads on copies of the three demo databases. Unless `asked`, every copy
-/// must already hold the demo schema (so that nothing is silently substituted for the user's
-/// data); otherwise there is nothing to run and the error says how to configure workloads.
-fn builtin_bench(
-    settings: &Settings,
-    profiles: &[(litepool::Profile, bool)],
-    seconds: f64,
-    scale: u32,
-    seed: u64,
-    asked: bool,
-    progress: &mut dyn FnMut(usize, usize, &str),
-) -> anyhow::Result<userbench::Report> {
-    let path = |name: &str| settings.databases.get(name).map(|d| d.path.clone());
-    let from = bench::Sources {
-        customers: path("prod_customer_data"),
-        jobs: path("jobs"),
-        audit: path("audit"),
-    };
-    let comparison =
-        bench::Comparison::run(profiles, &from, seconds, scale, seed, !asked, progress)?;
-    Ok(userbench::Report::from_builtin(comparison, settings))
-}
-
 /// The exit status of a failed command (the table in `--help` and the README): 1 when a profile
 /// did not take effect, 2 for everything else (arguments, configuration, files, connections).
 fn exit_code(e: &anyhow::Error) -> u8 {
@@ -268,6 +248,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Reload { socket } => client::reload(&socket),
         Command::Check {
             source,
             apply,
@@ -379,7 +360,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let settings = replica_env::without_replicas(&source.load()?, "bench")?;
             // The configured files are only read (copied), but a bad one is refused as by every
             // other command.
-            preflight_copies(&settings)?;
+            prep::preflight_copies(&settings)?;
             let names: Vec<String> = if profiles.is_empty() {
                 bench::DEFAULT_PROFILES
                     .iter()
@@ -437,7 +418,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .iter()
                     .map(|(p, m)| (p.clone(), *m == userbench::Mode::Split))
                     .collect();
-                builtin_bench(
+                prep::builtin_bench(
                     &settings,
                     &chosen,
                     seconds,
@@ -498,8 +479,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
             workload,
             threads,
+            socket,
+            watch,
         } => {
             let format = if json { Format::Json } else { format };
+            if let Some(path) = &socket {
+                return match (watch, format) {
+                    (Some(every), _) => client::watch(path, every),
+                    (None, Format::Json) => client::stats(path, "stats json"),
+                    (None, Format::Prometheus) => client::stats(path, "stats prometheus"),
+                    (None, Format::Text) => client::stats(path, "pools"),
+                };
+            }
             if let Some(secs) = workload.filter(|s| !(0.01..=3600.0).contains(s)) {
                 anyhow::bail!("invalid --workload {secs:?}: expected 0.01 to 3600 seconds");
             }
@@ -514,7 +505,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // The workload runs on private copies; `scratch` must outlive the pools on them.
             let (settings, _scratch) = match workload {
                 Some(_) => {
-                    preflight_copies(&settings)?;
+                    prep::preflight_copies(&settings)?;
                     let scratch = scratch::Scratch::new()?;
                     let copies = workload::on_copies(&settings, &scratch)?;
                     (copies, Some(scratch))
@@ -543,15 +534,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let databases = pools.database_stats();
             let mut out = std::io::stdout().lock();
             if format == Format::Prometheus {
-                write!(out, "{}", prometheus::prometheus(&stats, &databases))?;
+                write!(out, "{}", litepool::admin::prometheus(&stats, &databases))?;
             } else if format == Format::Json {
-                let doc = serde_json::json!({
-                    "env": settings.env,
-                    "sources": settings.sources,
-                    "databases": databases,
-                    "pools": stats,
-                    "workload": report,
-                });
+                let mut doc = litepool::admin::stats_document(
+                    &settings,
+                    &databases,
+                    &stats,
+                    &Default::default(),
+                );
+                doc["workload"] = serde_json::to_value(&report)?;
                 serde_json::to_writer_pretty(&mut out, &doc)?;
                 writeln!(out)?;
             } else {

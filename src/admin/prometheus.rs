@@ -1,12 +1,15 @@
-//! `litepool stats --format prometheus`: every metric of `litepool::metrics::METRICS`, with its
-//! `# HELP` and `# TYPE`, under the names the `metrics` exporter registers.
+//! The Prometheus text exposition format of the statistics: every metric of
+//! [`crate::metrics::METRICS`], with its `# HELP` and `# TYPE`, under the names the `metrics`
+//! exporter registers. `litepool stats --format prometheus` and the admin socket's
+//! `stats prometheus` print it.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use litepool::histogram::Summary;
-use litepool::metrics::{names, MetricDesc, Scope, METRICS};
-use litepool::{DatabaseStats, PoolStats, Snapshot};
+use crate::histogram::Summary;
+use crate::metrics::{names, MetricDesc, Scope, METRICS};
+use crate::pools::{DatabaseStats, Snapshot};
+use crate::stats::PoolStats;
 
 /// One series: its extra labels and its value.
 enum Value {
@@ -25,8 +28,8 @@ enum Value {
 
 /// The text exposition format of `pools` and `databases`. Durations in seconds, sizes in
 /// bytes. Pool series carry `db_client_connection_pool_name`, database series `db_namespace`.
-/// `db_client_connection_pending_requests` is 0: this process prints after its own workload
-/// ended, and nobody else waits in it.
+/// `db_client_connection_pending_requests` is 0 (this text is rendered from snapshots, which do
+/// not count waiting checkouts; the admin socket's `pools` table shows them).
 pub fn prometheus(pools: &Snapshot, databases: &BTreeMap<String, DatabaseStats>) -> String {
     let mut out = String::new();
     for d in METRICS {

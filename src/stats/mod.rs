@@ -4,7 +4,8 @@
 //! Everything is atomic: recording takes no lock on the checkout path, and a snapshot is
 //! **eventually consistent** (counters read one by one while the pool keeps running).
 
-use std::fmt;
+mod display;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -25,7 +26,8 @@ pub const WAIT_THRESHOLD: Duration = Duration::from_micros(50);
 #[derive(Debug)]
 pub struct PoolCounters {
     database: String,
-    profile: String,
+    /// The profile's name; replaced by a reload that changes it.
+    profile: Mutex<String>,
     path: PathBuf,
     /// Since when the counters run: the pool's start or the last reset.
     since: Mutex<(SystemTime, Instant)>,
@@ -80,7 +82,7 @@ impl PoolCounters {
             #[cfg(feature = "metrics")]
             metrics: crate::metrics::PoolMetrics::new(&database),
             database,
-            profile: String::new(),
+            profile: Mutex::new(String::new()),
             path: PathBuf::new(),
             since: Mutex::new((SystemTime::now(), Instant::now())),
             max_lifetime,
@@ -106,7 +108,7 @@ impl PoolCounters {
 
     /// Names the profile and the file the pool's connections use, for its snapshots.
     pub fn with_origin(mut self, profile: impl Into<String>, path: impl Into<PathBuf>) -> Self {
-        self.profile = profile.into();
+        self.profile = Mutex::new(profile.into());
         self.path = path.into();
         self
     }
@@ -165,6 +167,12 @@ impl PoolCounters {
     pub(crate) fn count_optimize(&self) {
         self.optimize_runs.fetch_add(1, Relaxed);
         tracing::debug!(pool = %self.database, "PRAGMA optimize");
+    }
+
+    /// Names the profile of a pool that replaced this one's (`Pools::reload`).
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn set_profile(&self, profile: &str) {
+        profile.clone_into(&mut self.profile.lock().unwrap_or_else(PoisonError::into_inner));
     }
 
     /// Zeroes the counters and histograms. Gauges (connections, cache bytes) are not counters and
@@ -308,7 +316,11 @@ impl PoolCounters {
         let (since, started) = *self.since.lock().unwrap_or_else(PoisonError::into_inner);
         PoolStats {
             database: self.database.clone(),
-            profile: self.profile.clone(),
+            profile: self
+                .profile
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
             path: self.path.clone(),
             since,
             elapsed: started.elapsed(),
@@ -529,67 +541,4 @@ pub struct PoolStats {
     pub cache: CacheStats,
     /// A read replica's position and staleness; `None` for other pools.
     pub replica: Option<crate::staleness::ReplicaStats>,
-}
-
-impl fmt::Display for PoolStats {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "{}: {} of {} connections open, {} idle, {} in use (profile {}; counters since {:.1}s ago)",
-            self.database,
-            self.connections,
-            self.max_size,
-            self.idle,
-            self.in_use,
-            self.profile,
-            self.elapsed.as_secs_f64()
-        )?;
-        writeln!(
-            f,
-            "  checkouts {} (waited {}, timeouts {})  wait p50 {} p90 {} p99 {} max {}",
-            self.checkouts,
-            self.waited,
-            self.timeouts,
-            crate::units::duration(self.wait.p50),
-            crate::units::duration(self.wait.p90),
-            crate::units::duration(self.wait.p99),
-            crate::units::duration(self.wait.max)
-        )?;
-        writeln!(
-            f,
-            "  hold p50 {} p99 {} max {}  connections created {} closed {} (max_lifetime {}, idle/broken {}) errors {} customizer failures {}",
-            crate::units::duration(self.hold.p50),
-            crate::units::duration(self.hold.p99),
-            crate::units::duration(self.hold.max),
-            self.connections_created,
-            self.connections_closed,
-            self.closed_max_lifetime,
-            self.closed_idle_timeout_or_broken,
-            self.connection_errors,
-            self.customizer_failures
-        )?;
-        let ratio = self
-            .cache
-            .hit_ratio
-            .map_or("-".to_owned(), |r| format!("{:.1}%", r * 100.0));
-        write!(
-            f,
-            "  page cache: hits {} misses {} (hit ratio {ratio}) writes {} spills {} holding {}",
-            self.cache.hit,
-            self.cache.miss,
-            self.cache.write,
-            self.cache.spill,
-            crate::units::bytes(self.cache.used_bytes)
-        )?;
-        if let Some(e) = &self.last_customizer_error {
-            let ago =
-                e.at.elapsed()
-                    .map_or("just now".to_owned(), |d| format!("{}s ago", d.as_secs()));
-            write!(f, "\n  last customizer error ({ago}): {}", e.message)?;
-        }
-        if let Some(r) = &self.replica {
-            write!(f, "\n{r}")?;
-        }
-        Ok(())
-    }
 }
