@@ -20,7 +20,7 @@ use crate::histogram::{Histogram, Summary};
 /// The table a primary's heartbeat goes into: one row, `unix_ms` the primary's clock.
 pub const HEARTBEAT_TABLE: &str = "litepool_heartbeat";
 
-/// A replica's position and staleness, as last sampled (every [`crate::pools::WATCH_INTERVAL`]
+/// A replica's position and staleness, as last sampled (every 500 ms, `litepool::pools::WATCH_INTERVAL`,
 /// on a connection of litepool's own, not one of the pool's).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[non_exhaustive]
