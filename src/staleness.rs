@@ -30,15 +30,15 @@ pub struct ReplicaStats {
     /// The last transaction the replica applied, as Litestream numbers them (16 hex digits);
     /// `None` before the first sample.
     pub txid: Option<String>,
-    /// Whole seconds since the VFS last polled the replica successfully; `None` before its first
-    /// poll.
+    /// Whole seconds since the VFS last polled the replica successfully (as it said at the last
+    /// sample, plus the time since); `None` before its first poll.
     pub poll_age_seconds: Option<u64>,
     /// The newest heartbeat of the primary the replica holds (JSON: RFC 3339, UTC); `None`
     /// without one (the primary has no `heartbeat`, or none replicated yet).
     #[serde(serialize_with = "optional_rfc3339")]
     pub heartbeat: Option<SystemTime>,
-    /// How far behind the primary the replica was at the last sample, at most: the time from
-    /// `heartbeat` to the sample (JSON: `staleness_seconds`). `None` without a heartbeat.
+    /// How far behind the primary the replica is, at most: the time from `heartbeat` to now
+    /// (JSON: `staleness_seconds`). `None` without a heartbeat.
     #[serde(rename = "staleness_seconds", serialize_with = "optional_seconds")]
     pub staleness: Option<Duration>,
     /// Staleness over every sample since the counters started (p50, p99, max).
@@ -81,6 +81,8 @@ pub struct Sample {
 #[derive(Debug)]
 pub struct ReplicaCounters {
     last: Mutex<ReplicaStats>,
+    /// When the last successful sample was taken.
+    sampled: Mutex<Option<SystemTime>>,
     staleness: Histogram,
 }
 
@@ -92,6 +94,7 @@ impl ReplicaCounters {
                 url: url.to_owned(),
                 ..ReplicaStats::default()
             }),
+            sampled: Mutex::new(None),
             staleness: Histogram::default(),
         }
     }
@@ -116,6 +119,10 @@ impl ReplicaCounters {
         last.heartbeat = heartbeat;
         last.staleness = staleness;
         last.samples += 1;
+        *self
+            .sampled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(at);
     }
 
     /// Records a failed sample.
@@ -128,13 +135,29 @@ impl ReplicaCounters {
         last.last_sample_error = Some(error);
     }
 
-    /// The statistics now.
+    /// The statistics now: staleness and poll age as of now, not of the last sample, so that
+    /// they keep growing when samples stop coming (a stalled storage).
     pub fn snapshot(&self) -> ReplicaStats {
+        self.snapshot_at(SystemTime::now())
+    }
+
+    fn snapshot_at(&self, now: SystemTime) -> ReplicaStats {
         let mut s = self
             .last
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
+        let sampled = *self
+            .sampled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let since = |t: SystemTime| now.duration_since(t).unwrap_or(Duration::ZERO);
+        if let Some(h) = s.heartbeat {
+            s.staleness = Some(since(h));
+        }
+        if let (Some(age), Some(at)) = (s.poll_age_seconds, sampled) {
+            s.poll_age_seconds = Some(age + since(at).as_secs());
+        }
         s.staleness_summary = self.staleness.summary();
         s
     }
@@ -194,8 +217,12 @@ mod tests {
             },
             at,
         );
-        let s = c.snapshot();
+        let s = c.snapshot_at(at);
         assert_eq!(s.staleness, Some(Duration::from_millis(750)));
+        // No sample for 5 s more: staleness and poll age grow with the time.
+        let later = c.snapshot_at(at + Duration::from_secs(5));
+        assert_eq!(later.staleness, Some(Duration::from_millis(5750)));
+        assert_eq!(later.poll_age_seconds, Some(5));
         assert_eq!(s.txid.as_deref(), Some("00000000000000a1"));
         assert_eq!(s.samples, 1);
         assert_eq!(s.staleness_summary.count, 1);
@@ -207,7 +234,7 @@ mod tests {
             },
             at,
         );
-        assert_eq!(c.snapshot().staleness, Some(Duration::ZERO));
+        assert_eq!(c.snapshot_at(at).staleness, Some(Duration::ZERO));
         c.record(
             Sample {
                 txid: "00000000000000a2".into(),
@@ -216,7 +243,7 @@ mod tests {
             },
             at,
         );
-        let s = c.snapshot();
+        let s = c.snapshot_at(at);
         assert_eq!(s.staleness, None);
         assert!(s.to_string().contains("staleness unknown"), "{s}");
     }

@@ -1192,8 +1192,11 @@ fn hostile19_replica_storage_deleted_mid_run_statistics_do_not_lie() {
             t.elapsed()
         );
     }
-    let samples0: u64 = field(&before, "samples").parse().unwrap();
-    let samples: u64 = field(&last, "samples").parse().unwrap();
+    // Attempts: samples taken and samples that failed (a locked replica is retried).
+    let samples0: u64 = field(&before, "samples").parse::<u64>().unwrap()
+        + field(&before, "errors").parse::<u64>().unwrap();
+    let samples: u64 = field(&last, "samples").parse::<u64>().unwrap()
+        + field(&last, "errors").parse::<u64>().unwrap();
     kid.say("stop\n");
     let t = Instant::now();
     let exited = std::thread::spawn(move || kid.finish(Duration::from_secs(60))).join();

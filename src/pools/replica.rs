@@ -139,7 +139,18 @@ impl Sampler {
                     }
                     Err(e) => {
                         replica.counters.record_error(e.to_string());
-                        conn = None;
+                        // A busy or locked replica is tried again on the same connection
+                        // (reopening would wait for the storage to hold a snapshot again).
+                        let busy = matches!(
+                            e.sqlite_error_code(),
+                            Some(
+                                rusqlite::ErrorCode::DatabaseBusy
+                                    | rusqlite::ErrorCode::DatabaseLocked
+                            )
+                        );
+                        if !busy {
+                            conn = None;
+                        }
                     }
                 }
             };
