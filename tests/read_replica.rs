@@ -421,3 +421,16 @@ fn a_replica_without_its_url_in_the_start_up_environment_is_refused_naming_the_v
     let ignored: Vec<_> = settings.ignored.iter().map(|i| i.key.as_str()).collect();
     assert_eq!(ignored, ["profiles.reads.journal_mode"]);
 }
+
+#[test]
+fn a_reload_that_changes_heartbeat_or_the_replica_url_needs_a_restart() {
+    let f = Fixture::new(&(shipped_profiles() + PRIMARY));
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    f.config(
+        "default.toml",
+        &(shipped_profiles() + &PRIMARY.replace("heartbeat = \"100ms\"", "heartbeat = \"1s\"")),
+    );
+    let e = pools.reload(&f.load().unwrap()).unwrap_err();
+    assert!(matches!(e, Error::RestartRequired { .. }), "{e:?}");
+    assert!(e.to_string().contains("databases.jobs.heartbeat"), "{e}");
+}

@@ -10,7 +10,8 @@
 //! a database added or removed; `path`; the pragmas SQLite stores in the file (`journal_mode`,
 //! `page_size`, `auto_vacuum`); the split turned on or off; the writer's
 //! `connection_timeout`, `optimize_interval` and group commit (its threads were started with
-//! them); `checkpoint`, `checkpoint_wal_size`, `replication`; and `create_if_missing`,
+//! them); `checkpoint`, `checkpoint_wal_size`, `replication`, `heartbeat`, a read replica's
+//! `replica_url` and `litestream.vfs`; and `create_if_missing`,
 //! `check_integrity`, `file_mode`, which only act when the file is first opened.
 //!
 //! **How**: each pool whose settings changed is built anew (its profile bootstrapped and
@@ -184,6 +185,8 @@ fn diff(old: &Settings, new: &Settings) -> Result<Vec<Change>> {
             &new.databases[name],
         )?;
     }
+    // Litestream's VFS is loaded once per process.
+    restart("litestream.vfs", &old.litestream_vfs, &new.litestream_vfs)?;
     out.live(
         "limits.memory_budget",
         &old.memory_budget.map(Disp),
@@ -232,7 +235,12 @@ fn show<T: Debug>(v: &T) -> String {
 }
 
 fn database(out: &mut Changes, at: &str, a: &DatabaseSettings, b: &DatabaseSettings) -> Result<()> {
+    // A read replica's URL is read by Litestream's VFS once per process.
+    let url = |d: &DatabaseSettings| d.replica.as_ref().map(|r| r.url.clone());
+    restart(&format!("{at}.replica_url"), &url(a), &url(b))?;
     restart(&format!("{at}.path"), &a.path, &b.path)?;
+    // The heartbeat thread starts with the pools.
+    restart(&format!("{at}.heartbeat"), &a.heartbeat, &b.heartbeat)?;
     restart(
         &format!("{at}.create_if_missing"),
         &a.create_if_missing,
@@ -476,5 +484,27 @@ mod tests {
             }
             other => panic!("expected RestartRequired, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_replica_url_or_the_vfs_changed_needs_a_restart_named_by_its_key() {
+        let toml = |vfs: &str, url: &str| {
+            Settings::from_toml(&format!(
+                "[litestream]\nvfs = \"{vfs}\"\n[databases.jobs]\nreplica_url = \"{url}\"\n"
+            ))
+            .unwrap()
+        };
+        let e = diff(
+            &toml("/x.so", "file:///a/jobs"),
+            &toml("/x.so", "file:///b/jobs"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("databases.jobs.replica_url"), "{e}");
+        let e = diff(
+            &toml("/x.so", "file:///a/jobs"),
+            &toml("/y.so", "file:///a/jobs"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("litestream.vfs"), "{e}");
     }
 }
