@@ -1,0 +1,908 @@
+//! Hostile tests of the admin socket, `Pools::reload` and `litepool stats/reload --socket`,
+//! written from docs/admin.md alone. A failing test is a finding.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use litepool::{Error, Pools};
+
+use crate::common::*;
+
+fn config(cache: &str, max_size: u32, split: bool) -> String {
+    let split = if split {
+        format!("\n[databases.main.readers]\nmax_size = {max_size}\nconnection_timeout = \"20s\"\n[databases.main.writer]\nconnection_timeout = \"20s\"\n")
+    } else {
+        String::new()
+    };
+    format!(
+        "[profiles.p]\njournal_mode = \"wal\"\nbusy_timeout = \"20s\"\ncache_size = \"{cache}\"\n\n\
+         [databases.main]\npath = \"{{data}}/main.db\"\nprofile = \"p\"\n\n\
+         [databases.main.pool]\nmax_size = {max_size}\nconnection_timeout = \"20s\"\n{split}"
+    )
+}
+
+fn run_dir(f: &Fixture) -> PathBuf {
+    let dir = f.path("run");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    dir
+}
+
+fn read_answer(r: &mut impl BufRead) -> String {
+    let mut out = String::new();
+    for line in r.lines() {
+        let line = line.unwrap();
+        if line == "." {
+            return out;
+        }
+        out.push_str(line.strip_prefix('.').unwrap_or(&line));
+        out.push('\n');
+    }
+    panic!("the answer did not end with a '.' line: {out:?}");
+}
+
+fn ask(path: &Path, command: &str) -> String {
+    let mut s = UnixStream::connect(path).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(format!("{command}\n").as_bytes()).unwrap();
+    read_answer(&mut BufReader::new(s))
+}
+
+/// Raw bytes in, everything until EOF (or 30 s) out.
+fn raw(path: &Path, bytes: &[u8], shutdown_write: bool) -> String {
+    let mut s = UnixStream::connect(path).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(bytes).unwrap();
+    if shutdown_write {
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+    }
+    let mut out = Vec::new();
+    let r = s.read_to_end(&mut out);
+    assert!(
+        r.is_ok(),
+        "the server neither answered nor closed within 30 s: {r:?} {:?}",
+        String::from_utf8_lossy(&out)
+    );
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn cache_size(conn: &rusqlite::Connection) -> i64 {
+    conn.query_row("PRAGMA cache_size", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn litepool(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_litepool"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn no_panic(out: &std::process::Output) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+// ---------------------------------------------------------------- reload races
+
+/// A split database: 8 threads write (4 through `write`, 4 through `write_async`), 4 read,
+/// while the main thread reloads 20 times (cache and pool sizes changing). Every acknowledged
+/// write is on disk after reopening, no two write closures ever run at once, the checkout and
+/// write counters never go backwards.
+#[test]
+fn hostile20_reload_storm_under_writes_loses_nothing_and_keeps_one_writer() {
+    let f = Fixture::new(&config("2MiB", 4, true));
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    pools
+        .write("main", |c| c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, w INTEGER)"))
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let in_write = Arc::new(AtomicI64::new(0));
+    let max_in_write = Arc::new(AtomicI64::new(0));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut threads = Vec::new();
+    for t in 0..8u64 {
+        let (pools, stop, acked, failed, in_write, max_in_write) = (
+            pools.clone(),
+            stop.clone(),
+            acked.clone(),
+            failed.clone(),
+            in_write.clone(),
+            max_in_write.clone(),
+        );
+        let handle = rt.handle().clone();
+        threads.push(std::thread::spawn(move || {
+            let h = pools.handle("main").unwrap();
+            while !stop.load(Ordering::SeqCst) {
+                let (iw, mx) = (in_write.clone(), max_in_write.clone());
+                let f = move |c: &mut litepool::commit::WriteConn<'_>| {
+                    let n = iw.fetch_add(1, Ordering::SeqCst) + 1;
+                    mx.fetch_max(n, Ordering::SeqCst);
+                    let r = c.execute("INSERT INTO t(w) VALUES (?1)", [t as i64]);
+                    iw.fetch_sub(1, Ordering::SeqCst);
+                    r.map(|_| ())
+                };
+                let r = if t % 2 == 0 {
+                    h.write(f)
+                } else {
+                    handle.block_on(h.write_async(f))
+                };
+                match r {
+                    Ok(()) => acked.fetch_add(1, Ordering::SeqCst),
+                    Err(e) => {
+                        eprintln!("write failed: {e}");
+                        failed.fetch_add(1, Ordering::SeqCst)
+                    }
+                };
+            }
+        }));
+    }
+    let read_fail = Arc::new(AtomicU64::new(0));
+    for _ in 0..4 {
+        let (pools, stop, read_fail) = (pools.clone(), stop.clone(), read_fail.clone());
+        threads.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                match pools.reader("main") {
+                    Ok(c) => {
+                        let _: i64 = c
+                            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+                            .unwrap();
+                    }
+                    Err(e) => {
+                        eprintln!("reader failed: {e}");
+                        read_fail.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }
+        }));
+    }
+    let mut last_checkouts = 0;
+    let mut last_writes = 0;
+    for i in 0..20 {
+        let (cache, size) = if i % 2 == 0 { ("3MiB", 2) } else { ("2MiB", 6) };
+        f.config("default.toml", &config(cache, size, true));
+        pools.reload(&f.load().unwrap()).unwrap();
+        let c = pools.stats_for("main.readers").unwrap().checkouts;
+        assert!(c >= last_checkouts, "reader checkouts went back: {last_checkouts} -> {c}");
+        last_checkouts = c;
+        let w = pools.database_stats()["main"].write.as_ref().unwrap().writes;
+        assert!(w >= last_writes, "writes went back: {last_writes} -> {w}");
+        last_writes = w;
+    }
+    stop.store(true, Ordering::SeqCst);
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(failed.load(Ordering::SeqCst), 0, "no write failed");
+    assert_eq!(read_fail.load(Ordering::SeqCst), 0, "no read failed");
+    assert_eq!(max_in_write.load(Ordering::SeqCst), 1, "one write closure at a time");
+    let acked = acked.load(Ordering::SeqCst);
+    let writes = pools.database_stats()["main"].write.as_ref().unwrap().writes;
+    drop(pools);
+    drop(rt);
+    let conn = rusqlite::Connection::open(f.path("data/main.db")).unwrap();
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert!(acked > 0);
+    assert_eq!(rows as u64, acked, "every acknowledged write on disk, nothing more");
+    assert_eq!(writes, acked + 1, "statistics agree (the CREATE TABLE is a write)");
+}
+
+/// max_size 4 -> 1 while all 4 connections are checked out: the reload returns without
+/// waiting for them, the held connections keep working, and once given back at most 1 stays.
+#[test]
+fn hostile20_shrink_while_all_checked_out() {
+    let f = Fixture::new(&config("2MiB", 4, false));
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    let held: Vec<_> = (0..4).map(|_| pools.get("main").unwrap()).collect();
+    f.config("default.toml", &config("2MiB", 1, false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let (pools, settings) = (pools.clone(), f.load().unwrap());
+        std::thread::spawn(move || tx.send(pools.reload(&settings).map(|r| r.rebuilt)));
+    }
+    let report = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("reload did not return while connections were held")
+        .unwrap();
+    assert_eq!(report, ["main"]);
+    for c in &held {
+        c.execute_batch("SELECT 1").unwrap();
+    }
+    drop(held);
+    let c = pools.get("main").unwrap();
+    assert_eq!(cache_size(&c), -2048);
+    drop(c);
+    let s = pools.stats_for("main").unwrap();
+    assert_eq!(s.max_size, 1);
+    assert!(s.connections <= 1, "retired connections closed on return: {s:?}");
+}
+
+/// A profile SQLite reads back differently (mmap_size above the documented maximum; an
+/// unknown synchronous value): refused, nothing applied, the old values on every checkout.
+#[test]
+fn hostile20_reload_to_an_invalid_profile_changes_nothing() {
+    let f = Fixture::new(&config("2MiB", 2, false));
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    let before = pools.settings();
+    for extra in [
+        "mmap_size = \"4GiB\"\n",
+        "synchronous = \"sometimes\"\n",
+        "busy_timeout = \"-1s\"\n",
+        "cache_size = \"-5MiB\"\n",
+    ] {
+        let text = config("3MiB", 3, false).replace(
+            "[profiles.p]\n",
+            &format!("[profiles.p]\n{extra}"),
+        );
+        // A duplicate cache_size key is a TOML error: take the injected one.
+        let text = if extra.starts_with("cache_size") {
+            text.replace("cache_size = \"3MiB\"\n", "")
+        } else {
+            text
+        };
+        f.config("default.toml", &text);
+        let r = f.load().and_then(|s| pools.reload(&s));
+        match r {
+            Err(e) => {
+                let m = e.to_string();
+                assert!(!m.is_empty(), "{extra}");
+            }
+            Ok(rep) => panic!("{extra:?} accepted: {:?}", rep.changes),
+        }
+        assert_eq!(pools.settings().databases["main"].pool.max_size, 2, "{extra}");
+        assert_eq!(pools.stats_for("main").unwrap().max_size, 2, "{extra}");
+        assert_eq!(cache_size(&pools.get("main").unwrap()), -2048, "{extra}");
+    }
+    assert_eq!(format!("{:?}", pools.settings()), format!("{before:?}"));
+}
+
+/// A live change mixed with a restart-only one: refused naming the restart-only key, and
+/// the live one not applied either.
+#[test]
+fn hostile20_restart_only_key_mixed_with_live_ones_applies_nothing() {
+    let f = Fixture::new(&config("2MiB", 2, true));
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    for (from, to, key) in [
+        ("\"wal\"", "\"delete\"", "journal_mode"),
+        ("[databases.main.writer]\n", "[databases.main.writer]\nqueue_size = 7\n", "queue_size"),
+        ("profile = \"p\"\n", "profile = \"p\"\ncreate_if_missing = false\n", "create_if_missing"),
+    ] {
+        f.config("default.toml", &config("3MiB", 5, true).replace(from, to));
+        let s = match f.load() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("{key}: not loadable here: {e}");
+                continue;
+            }
+        };
+        match pools.reload(&s) {
+            Err(Error::RestartRequired { key: k, .. }) => assert!(k.contains(key), "{k}"),
+            other => panic!("{key}: {other:?}"),
+        }
+        assert_eq!(pools.stats_for("main.readers").unwrap().max_size, 2, "{key}");
+        assert_eq!(cache_size(&pools.reader("main").unwrap()), -2048, "{key}");
+        assert_eq!(pools.settings().databases["main"].pool.max_size, 2, "{key}");
+    }
+}
+
+/// Two reloads at once, to different settings: both answered; the one in force is whole
+/// (settings, pool size and pragma of the same reload).
+#[test]
+fn hostile20_concurrent_reloads_leave_one_whole_configuration() {
+    let f = Fixture::new(&config("2MiB", 2, false));
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    for round in 0..10 {
+        f.config("default.toml", &config("3MiB", 3, false));
+        let a = f.load().unwrap();
+        f.config("default.toml", &config("4MiB", 5, false));
+        let b = f.load().unwrap();
+        let barrier = Arc::new(std::sync::Barrier::new(2));
+        let ts: Vec<_> = [a, b]
+            .into_iter()
+            .map(|s| {
+                let (pools, barrier) = (pools.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    pools.reload(&s).map(|r| r.rebuilt)
+                })
+            })
+            .collect();
+        for t in ts {
+            t.join().unwrap().unwrap();
+        }
+        let max = pools.settings().databases["main"].pool.max_size;
+        let stats_max = pools.stats_for("main").unwrap().max_size;
+        let cache = cache_size(&pools.get("main").unwrap());
+        let expect = if max == 3 { -3072 } else { -4096 };
+        assert_eq!(stats_max, max, "round {round}");
+        assert_eq!(cache, expect, "round {round}: max {max}");
+        // back to the start for the next round
+        f.config("default.toml", &config("2MiB", 2, false));
+        pools.reload(&f.load().unwrap()).unwrap();
+    }
+}
+
+/// The database file renamed away under a running pool, then a reload: either refused
+/// (a file check) or, if accepted, the rows written after it are in the file at the path
+/// (not split between two files).
+#[test]
+fn hostile20_reload_after_the_file_was_moved() {
+    let f = Fixture::new(&config("2MiB", 2, false));
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    pools
+        .get("main")
+        .unwrap()
+        .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1)")
+        .unwrap();
+    let held = pools.get("main").unwrap();
+    std::fs::rename(f.path("data/main.db"), f.path("data/moved.db")).unwrap();
+    f.config("default.toml", &config("3MiB", 2, false));
+    let r = pools.reload(&f.load().unwrap());
+    drop(held);
+    match r {
+        Err(e) => eprintln!("refused: {e}"),
+        Ok(_) => {
+            // Accepted: a write now must land where every later reader finds it.
+            let w = pools.get("main").unwrap().execute("INSERT INTO t VALUES (2)", []);
+            let path = f.path("data/main.db");
+            assert!(
+                w.is_err() || path.exists(),
+                "a write was acknowledged but no file is at the configured path"
+            );
+        }
+    }
+}
+
+/// limits.memory_budget lowered below max_size x cache_size with enforce_budget: refused,
+/// nothing applied.
+#[test]
+fn hostile20_reload_over_the_memory_budget_is_refused() {
+    let with = |budget: &str, max: u32| {
+        config("2MiB", max, false).replace(
+            "[profiles.p]\n",
+            "[profiles.p]\nenforce_budget = true\n",
+        ) + &format!("\n[limits]\nmemory_budget = \"{budget}\"\n")
+    };
+    let f = Fixture::new(&with("1GiB", 2));
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    f.config("default.toml", &with("1MiB", 4));
+    let err = pools.reload(&f.load().unwrap()).unwrap_err();
+    assert!(
+        matches!(err, Error::OverBudget { .. }) || err.to_string().contains("budget"),
+        "{err}"
+    );
+    assert_eq!(pools.stats_for("main").unwrap().max_size, 2);
+    assert_eq!(pools.settings().databases["main"].pool.max_size, 2);
+}
+
+// ---------------------------------------------------------------- socket paths
+
+#[test]
+fn hostile20_socket_path_edge_cases() {
+    let f = Fixture::new(&config("2MiB", 2, false));
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    let run = run_dir(&f);
+
+    // A path longer than 100 bytes: refused naming the limit, nothing created.
+    let long = run.join("s".repeat(120));
+    let err = pools.serve_admin(&long).unwrap_err().to_string();
+    assert!(err.contains("100"), "{err}");
+    assert!(!long.exists());
+
+    // A world-writable directory (even sticky, like /tmp): refused, nothing created in it.
+    let open = f.path("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let err = pools.serve_admin(open.join("a.sock")).unwrap_err();
+    assert!(matches!(err, Error::Admin { .. }), "{err}");
+    assert_eq!(std::fs::read_dir(&open).unwrap().count(), 0);
+
+    // Group-writable: refused too.
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o770)).unwrap();
+    assert!(pools.serve_admin(open.join("a.sock")).is_err());
+    assert_eq!(std::fs::read_dir(&open).unwrap().count(), 0);
+
+    // A symlinked parent directory: refused.
+    let link = f.path("runlink");
+    std::os::unix::fs::symlink(&run, &link).unwrap();
+    let err = pools.serve_admin(link.join("a.sock")).unwrap_err();
+    assert!(matches!(err, Error::Admin { .. }), "{err}");
+    // A symlinked grandparent: `runlink/sub/a.sock`.
+    std::fs::create_dir(run.join("sub")).unwrap();
+    std::fs::set_permissions(run.join("sub"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let r = pools.serve_admin(link.join("sub/a.sock"));
+    assert!(r.is_err(), "served through a symlinked ancestor");
+    std::fs::remove_dir(run.join("sub")).unwrap();
+
+    // `..` in the path: the directory checked is the real one.
+    let dotdot = open.join("../run/dd.sock");
+    let server = pools.serve_admin(&dotdot);
+    if let Ok(s) = &server {
+        assert_eq!(
+            std::fs::symlink_metadata(run.join("dd.sock")).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    drop(server);
+
+    // An existing regular file: refused and untouched.
+    let file = run.join("file.sock");
+    std::fs::write(&file, b"precious").unwrap();
+    assert!(pools.serve_admin(&file).is_err());
+    assert_eq!(std::fs::read(&file).unwrap(), b"precious");
+
+    // A dangling symlink at the socket path: refused, the target not created.
+    let dangling = run.join("dangling.sock");
+    std::os::unix::fs::symlink(f.path("elsewhere.sock"), &dangling).unwrap();
+    assert!(pools.serve_admin(&dangling).is_err());
+    assert!(!f.path("elsewhere.sock").exists());
+    assert!(std::fs::symlink_metadata(&dangling).unwrap().file_type().is_symlink());
+
+    // A socket another listener serves: refused, and it still answers.
+    let live = run.join("live.sock");
+    let listener = UnixListener::bind(&live).unwrap();
+    assert!(pools.serve_admin(&live).is_err());
+    drop(UnixStream::connect(&live).unwrap());
+    listener.accept().unwrap();
+    drop(listener);
+
+    // Now stale (nobody listens): replaced.
+    let server = pools.serve_admin(&live).unwrap();
+    assert!(ask(&live, "help").contains("pools"));
+
+    // A second server on the same path while the first serves: refused, first intact.
+    assert!(pools.serve_admin(&live).is_err());
+    assert!(ask(&live, "help").contains("pools"));
+
+    // Nothing else in the directory touched or left: only what we made.
+    let mut names: Vec<String> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["dangling.sock", "file.sock", "live.sock"]);
+    drop(server);
+    assert!(!live.exists(), "socket removed on drop");
+}
+
+/// The socket file replaced by someone else while served: dropping the server does not
+/// remove the other file.
+#[test]
+fn hostile20_drop_does_not_remove_a_replaced_socket_file() {
+    let f = Fixture::new(&config("2MiB", 2, false));
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    let path = run_dir(&f).join("a.sock");
+    let server = pools.serve_admin(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&path, b"mine").unwrap();
+    drop(server);
+    assert_eq!(std::fs::read(&path).unwrap(), b"mine");
+}
+
+// ---------------------------------------------------------------- protocol abuse
+
+#[test]
+fn hostile20_protocol_abuse_is_answered_and_bounded() {
+    let f = Fixture::new(&config("2MiB", 2, false));
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    let path = run_dir(&f).join("a.sock");
+    let _server = pools.serve_admin_with(&path, f.loader()).unwrap();
+
+    // A NUL byte inside a command: an unknown command, answered and terminated.
+    let out = raw(&path, b"pools\0\n", true);
+    assert!(out.starts_with("error: unknown command"), "{out:?}");
+    assert!(out.ends_with("\n.\n"), "{out:?}");
+
+    // Invalid UTF-8: an error line, then closed.
+    let out = raw(&path, b"po\xffols\nhelp\n", false);
+    assert!(out.starts_with("error: "), "{out:?}");
+    assert!(!out.contains("stats json"), "the rest was read: {out:?}");
+
+    // No newline then half-close: no hang (answered or closed).
+    let _ = raw(&path, b"pools", true);
+
+    // An empty line: an error naming it, terminated.
+    let out = raw(&path, b"\n", true);
+    assert!(out.starts_with("error: "), "{out:?}");
+    assert!(out.ends_with("\n.\n"), "{out:?}");
+
+    // Exactly 4096 bytes with its newline: allowed (an unknown command); 4097: too long.
+    let mut line = vec![b'x'; 4095];
+    line.push(b'\n');
+    let out = raw(&path, &line, true);
+    assert!(out.starts_with("error: unknown command"), "4096 bytes: {:?}", &out[..out.len().min(100)]);
+    let mut line = vec![b'x'; 4096];
+    line.push(b'\n');
+    let out = raw(&path, &line, false);
+    assert!(out.starts_with("error: request line longer than 4096 bytes"), "{:?}", &out[..out.len().min(100)]);
+
+    // Multi-byte UTF-8 split exactly at the 4096 limit.
+    let mut line = "é".repeat(2047).into_bytes(); // 4094 bytes
+    line.push(b'\n');
+    let out = raw(&path, &line, true);
+    assert!(out.starts_with("error: unknown command"), "{:?}", &out[..out.len().min(100)]);
+
+    // A CRLF line (telnet, some nc): answered, terminated.
+    let out = raw(&path, b"help\r\n", true);
+    assert!(out.ends_with(".\n"), "{out:?}");
+
+    // 10,000 pipelined commands on one connection: 10,000 answers, in order.
+    let s = UnixStream::connect(&path).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        for i in 0..10_000 {
+            buf.extend_from_slice(if i % 2 == 0 { b"help\n" } else { b"pools\n" });
+        }
+        w.write_all(&buf).unwrap();
+        w.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let mut r = BufReader::new(s);
+    for i in 0..10_000 {
+        let a = read_answer(&mut r);
+        if i % 2 == 0 {
+            assert_eq!(a.lines().count(), litepool::admin::COMMANDS.len(), "answer {i}");
+        } else {
+            assert!(a.starts_with("pool "), "answer {i}: {a}");
+        }
+    }
+    writer.join().unwrap();
+    let mut rest = String::new();
+    r.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "");
+
+    // Still serving.
+    assert!(ask(&path, "pools").starts_with("pool "));
+}
+
+/// 16 clients connected and idle, a 17th is told; 100 concurrent clients asking while 4
+/// threads check out: every checkout succeeds, every admitted client gets a whole answer.
+#[test]
+fn hostile20_many_clients_and_checkouts_continue() {
+    let f = Fixture::new(&config("2MiB", 4, false));
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    let path = run_dir(&f).join("a.sock");
+    let _server = pools.serve_admin_with(&path, f.loader()).unwrap();
+    let idle: Vec<_> = (0..16).map(|_| UnixStream::connect(&path).unwrap()).collect();
+    // Bounded polling: wait until the server has taken them all.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let refused = loop {
+        let out = raw(&path, b"help\n", false);
+        if out.starts_with("error: too many clients") {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "17th client was served: {out}");
+    };
+    assert!(refused.contains("16"), "{refused}");
+    drop(idle);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let fails = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (pools, stop, count, fails) =
+                (pools.clone(), stop.clone(), count.clone(), fails.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match pools.get("main") {
+                        Ok(c) => {
+                            c.execute_batch("SELECT 1").unwrap();
+                            count.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Err(_) => {
+                            fails.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let clients: Vec<_> = (0..100)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let out = raw(&path, b"stats json\n", false);
+                if out.starts_with("error: too many clients") {
+                    return false;
+                }
+                assert!(out.ends_with("\n.\n"), "{out}");
+                let body = &out[..out.len() - 2];
+                let doc: serde_json::Value = serde_json::from_str(body).unwrap();
+                assert!(doc["pools"]["main"].is_object());
+                true
+            })
+        })
+        .collect();
+    let served = clients.into_iter().filter(|_| true).map(|c| c.join().unwrap()).filter(|b| *b).count();
+    assert!(served > 0);
+    let before = count.load(Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count.load(Ordering::SeqCst) < before + 100 {
+        assert!(Instant::now() < deadline, "checkouts stalled");
+    }
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        w.join().unwrap();
+    }
+    assert_eq!(fails.load(Ordering::SeqCst), 0);
+}
+
+/// The socket's JSON and prometheus agree with Pools::stats() on what does not move.
+#[test]
+fn hostile20_stats_json_and_prometheus_agree_with_pools_stats() {
+    let f = Fixture::new(&config("2MiB", 3, true));
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    pools.write("main", |c| c.execute_batch("CREATE TABLE t(x)")).unwrap();
+    for _ in 0..7 {
+        pools.reader("main").unwrap();
+    }
+    let path = run_dir(&f).join("a.sock");
+    let _server = pools.serve_admin_with(&path, f.loader()).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&ask(&path, "stats json")).unwrap();
+    for name in ["main.readers", "main.writer"] {
+        let s = pools.stats_for(name).unwrap();
+        let j = &doc["pools"][name];
+        assert_eq!(j["max_size"], s.max_size, "{name} {j}");
+        assert_eq!(j["checkouts"].as_u64().unwrap(), s.checkouts, "{name} {j}");
+        assert_eq!(j["timeouts"].as_u64().unwrap(), s.timeouts, "{name} {j}");
+    }
+    let prom = ask(&path, "stats prometheus");
+    for line in prom.lines() {
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let (_, value) = line.rsplit_once(' ').unwrap();
+        assert!(value.parse::<f64>().is_ok(), "not a sample: {line}");
+    }
+    assert!(prom.contains("db_client_connection_max{db_client_connection_pool_name=\"main.readers\",db_system_name=\"sqlite\"} 3"), "{prom}");
+    // After a reload, the counters run on in both.
+    f.config("default.toml", &config("2MiB", 5, true));
+    let out = ask(&path, "reload");
+    assert!(out.starts_with("ok"), "{out}");
+    let doc2: serde_json::Value = serde_json::from_str(&ask(&path, "stats json")).unwrap();
+    assert_eq!(doc2["pools"]["main.readers"]["max_size"], 5);
+    assert!(
+        doc2["pools"]["main.readers"]["checkouts"].as_u64().unwrap()
+            >= doc["pools"]["main.readers"]["checkouts"].as_u64().unwrap()
+    );
+    let settings = ask(&path, "settings");
+    assert!(settings.contains("max_size = 5"), "{settings}");
+}
+
+/// Dropping the server (and the pools) while clients are connected, one idle and one
+/// trickling: no hang, the socket file removed, the clients see EOF.
+#[test]
+fn hostile20_drop_with_connected_clients_does_not_hang() {
+    let f = Fixture::new(&config("2MiB", 2, false));
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    let path = run_dir(&f).join("a.sock");
+    let server = pools.serve_admin_with(&path, f.loader()).unwrap();
+    let idle = UnixStream::connect(&path).unwrap();
+    let mut trickle = UnixStream::connect(&path).unwrap();
+    trickle.write_all(b"po").unwrap();
+    assert!(ask(&path, "help").contains("pools"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(server);
+        drop(pools);
+        tx.send(()).unwrap();
+    });
+    rx.recv_timeout(Duration::from_secs(5))
+        .expect("dropping the server and pools hung with clients connected");
+    assert!(!path.exists(), "socket file left behind");
+    idle.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut buf = [0u8; 16];
+    let n = (&idle).read(&mut buf);
+    assert!(matches!(n, Ok(0)), "idle client not closed: {n:?}");
+}
+
+// ---------------------------------------------------------------- the CLI
+
+/// A fake server that answers every connection with `answer` then closes.
+fn fake_server(path: &Path, answer: &'static [u8]) {
+    let l = UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            let mut line = String::new();
+            let _ = BufReader::new(s.try_clone().unwrap()).read_line(&mut line);
+            let _ = s.write_all(answer);
+        }
+    });
+}
+
+#[test]
+fn hostile20_cli_against_bad_sockets() {
+    let f = Fixture::new(&config("2MiB", 2, false));
+    let run = run_dir(&f);
+
+    // A regular file, a directory: exit 2, naming the path, no panic.
+    let file = run.join("file");
+    std::fs::write(&file, b"x").unwrap();
+    for p in [file.clone(), run.clone()] {
+        let p = p.to_str().unwrap();
+        for cmd in ["stats", "reload"] {
+            let out = litepool(&[cmd, "--socket", p]);
+            no_panic(&out);
+            assert_eq!(out.status.code(), Some(2), "{cmd} {p}");
+            assert!(String::from_utf8_lossy(&out.stderr).contains(p));
+        }
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
+
+    // Garbage, no terminating '.', then EOF: an error, not a partial success.
+    let g = run.join("garbage.sock");
+    fake_server(&g, b"\xff\xfe garbage\nmore");
+    let gs = g.to_str().unwrap();
+    for args in [
+        vec!["stats", "--socket", gs],
+        vec!["stats", "--socket", gs, "--json"],
+        vec!["reload", "--socket", gs],
+    ] {
+        let out = litepool(&args);
+        no_panic(&out);
+        assert_ne!(out.status.code(), Some(0), "{args:?}: {:?}", out);
+    }
+
+    // Well-terminated but not JSON for --json; "ok" missing for reload.
+    let n = run.join("notjson.sock");
+    fake_server(&n, b"{not json\n.\n");
+    let ns = n.to_str().unwrap();
+    let out = litepool(&["stats", "--socket", ns, "--json"]);
+    no_panic(&out);
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    let out = litepool(&["reload", "--socket", ns]);
+    no_panic(&out);
+    assert_ne!(out.status.code(), Some(0), "reload reported success for a non-answer: {out:?}");
+
+    // An `error:` answer to reload: exit 1 with it.
+    let e = run.join("err.sock");
+    fake_server(&e, b"error: nope\n.\n");
+    let out = litepool(&["reload", "--socket", e.to_str().unwrap()]);
+    no_panic(&out);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+}
+
+#[test]
+fn hostile20_cli_watch_bad_intervals_and_flags() {
+    let f = Fixture::new(&config("2MiB", 2, false));
+    let run = run_dir(&f);
+    let s = run.join("a.sock");
+    let ss = s.to_str().unwrap();
+    for bad in ["0", "0s", "-1s", "abc", "nan", "99ms", "2h", "1e3", "", "18446744073709551616s"] {
+        let out = litepool(&["stats", "--socket", ss, "--watch", bad]);
+        no_panic(&out);
+        assert_eq!(out.status.code(), Some(2), "--watch {bad:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("watch") || err.contains(bad), "--watch {bad:?}: {err}");
+    }
+    // --watch without --socket; --watch with --json; --socket with --workload: refused.
+    for args in [
+        vec!["stats", "--watch", "1s"],
+        vec!["stats", "--socket", ss, "--watch", "1s", "--json"],
+        vec!["stats", "--socket", ss, "--workload", "1"],
+        vec!["reload", "--socket", ""],
+    ] {
+        let out = litepool(&args);
+        no_panic(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+    }
+}
+
+const CHILD_VAR: &str = "LITEPOOL_HOSTILE20_CHILD";
+
+#[test]
+#[ignore = "helper: an application serving an admin socket"]
+fn hostile20_child_helper() {
+    let settings = child_settings(CHILD_VAR);
+    let pools = Pools::new(&settings).unwrap();
+    let dir = PathBuf::from(std::env::var(CHILD_VAR).unwrap());
+    let _server = pools
+        .serve_admin_with(
+            dir.join("../run/admin.sock"),
+            litepool::Settings::loader().dir(&dir).vars(Default::default()),
+        )
+        .unwrap();
+    for _ in 0..10 {
+        pools.get("main").unwrap().execute_batch("SELECT 1").unwrap();
+    }
+    println!("\nacked 10");
+    loop {
+        std::thread::park();
+    }
+}
+
+/// `--watch | head -1` exits (no hang, no panic); SIGINT during --watch exits promptly.
+#[test]
+fn hostile20_cli_watch_closed_pipe_and_sigint() {
+    let f = Fixture::new(&config("2MiB", 2, false));
+    run_dir(&f);
+    let socket = f.path("run/admin.sock");
+    let mut child = Child::spawn("hostile20::hostile20_child_helper", CHILD_VAR, &f.path("config"));
+    child.read_until(1);
+    let sock = socket.to_str().unwrap();
+
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_litepool"))
+        .args(["stats", "--socket", sock, "--watch", "100ms"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = watch.stdout.take().unwrap();
+    let mut first = [0u8; 1];
+    out.read_exact(&mut first).unwrap();
+    drop(out);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = watch.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            watch.kill().unwrap();
+            panic!("--watch kept running with its stdout closed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    watch.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    let _ = status;
+
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_litepool"))
+        .args(["stats", "--socket", sock, "--watch", "100ms"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find(|l| l.starts_with("main "))
+        .unwrap();
+    unsafe {
+        libc_kill(watch.id() as i32, 2);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = watch.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            watch.kill().unwrap();
+            panic!("--watch ignored SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    watch.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    eprintln!("SIGINT during --watch: {status:?}");
+    // After SIGINT the application still serves.
+    let out = litepool(&["stats", "--socket", sock, "--json"]);
+    assert!(out.status.success());
+    child.kill();
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
