@@ -64,6 +64,11 @@ fn raw(path: &Path, bytes: &[u8], shutdown_write: bool) -> String {
     }
     let mut out = Vec::new();
     let r = s.read_to_end(&mut out);
+    // A reset after a whole answer (the server closed with our bytes unread) is a close.
+    let r = match r {
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !out.is_empty() => Ok(0),
+        r => r,
+    };
     assert!(
         r.is_ok(),
         "the server neither answered nor closed within 30 s: {r:?} {:?}",
@@ -97,7 +102,36 @@ fn no_panic(out: &std::process::Output) {
 /// write counters never go backwards.
 #[test]
 fn hostile20_reload_storm_under_writes_loses_nothing_and_keeps_one_writer() {
-    let f = Fixture::new(&config("2MiB", 4, true));
+    storm(Mode::Both, 20, true);
+}
+
+/// The same with `write` only, 3 reloads: narrows the storm's failure.
+#[test]
+fn hostile20_reload_storm_sync_writes_only() {
+    storm(Mode::Sync, 3, true);
+}
+
+/// The same with `write_async` only, 3 reloads.
+#[test]
+fn hostile20_reload_storm_async_writes_only() {
+    storm(Mode::Async, 3, true);
+}
+
+/// Not split (writes run alone on a pool connection), both kinds, 10 reloads.
+#[test]
+fn hostile20_reload_storm_not_split() {
+    storm(Mode::Both, 10, false);
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Sync,
+    Async,
+    Both,
+}
+
+fn storm(mode: Mode, reloads: usize, split: bool) {
+    let f = Fixture::new(&config("2MiB", 4, split));
     let pools = Pools::new(&f.load().unwrap()).unwrap();
     pools
         .write("main", |c| c.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, w INTEGER)"))
@@ -134,7 +168,12 @@ fn hostile20_reload_storm_under_writes_loses_nothing_and_keeps_one_writer() {
                     iw.fetch_sub(1, Ordering::SeqCst);
                     r.map(|_| ())
                 };
-                let r = if t % 2 == 0 {
+                let sync = match mode {
+                    Mode::Sync => true,
+                    Mode::Async => false,
+                    Mode::Both => t % 2 == 0,
+                };
+                let r = if sync {
                     h.write(f)
                 } else {
                     handle.block_on(h.write_async(f))
@@ -154,7 +193,8 @@ fn hostile20_reload_storm_under_writes_loses_nothing_and_keeps_one_writer() {
         let (pools, stop, read_fail) = (pools.clone(), stop.clone(), read_fail.clone());
         threads.push(std::thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
-                match pools.reader("main") {
+                let c = if split { pools.reader("main") } else { pools.get("main") };
+                match c {
                     Ok(c) => {
                         let _: i64 = c
                             .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
@@ -170,14 +210,17 @@ fn hostile20_reload_storm_under_writes_loses_nothing_and_keeps_one_writer() {
     }
     let mut last_checkouts = 0;
     let mut last_writes = 0;
-    for i in 0..20 {
+    let readers = if split { "main.readers" } else { "main" };
+    for i in 0..reloads {
         let (cache, size) = if i % 2 == 0 { ("3MiB", 2) } else { ("2MiB", 6) };
-        f.config("default.toml", &config(cache, size, true));
+        f.config("default.toml", &config(cache, size, split));
+        let t0 = Instant::now();
         pools.reload(&f.load().unwrap()).unwrap();
-        let c = pools.stats_for("main.readers").unwrap().checkouts;
+        eprintln!("reload {i} took {:?}", t0.elapsed());
+        let c = pools.stats_for(readers).unwrap().checkouts;
         assert!(c >= last_checkouts, "reader checkouts went back: {last_checkouts} -> {c}");
         last_checkouts = c;
-        let w = pools.database_stats()["main"].write.as_ref().unwrap().writes;
+        let w = pools.database_stats()["main"].write.as_ref().map_or(0, |w| w.writes);
         assert!(w >= last_writes, "writes went back: {last_writes} -> {w}");
         last_writes = w;
     }
@@ -189,7 +232,7 @@ fn hostile20_reload_storm_under_writes_loses_nothing_and_keeps_one_writer() {
     assert_eq!(read_fail.load(Ordering::SeqCst), 0, "no read failed");
     assert_eq!(max_in_write.load(Ordering::SeqCst), 1, "one write closure at a time");
     let acked = acked.load(Ordering::SeqCst);
-    let writes = pools.database_stats()["main"].write.as_ref().unwrap().writes;
+    let writes = pools.database_stats()["main"].write.as_ref().map_or(acked + 1, |w| w.writes);
     drop(pools);
     drop(rt);
     let conn = rusqlite::Connection::open(f.path("data/main.db")).unwrap();
@@ -278,7 +321,7 @@ fn hostile20_restart_only_key_mixed_with_live_ones_applies_nothing() {
     let pools = Pools::new(&f.load().unwrap()).unwrap();
     for (from, to, key) in [
         ("\"wal\"", "\"delete\"", "journal_mode"),
-        ("[databases.main.writer]\n", "[databases.main.writer]\nqueue_size = 7\n", "queue_size"),
+        ("[databases.main.writer]\n", "[databases.main.writer]\nqueue_size = 7\n", "group_commit"),
         ("profile = \"p\"\n", "profile = \"p\"\ncreate_if_missing = false\n", "create_if_missing"),
     ] {
         f.config("default.toml", &config("3MiB", 5, true).replace(from, to));
@@ -424,14 +467,17 @@ fn hostile20_socket_path_edge_cases() {
     // A symlinked grandparent: `runlink/sub/a.sock`.
     std::fs::create_dir(run.join("sub")).unwrap();
     std::fs::set_permissions(run.join("sub"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    // (Only the directory itself is documented as checked: an ancestor symlink, as /var/run
+    // often is, is allowed. Recorded, not asserted.)
     let r = pools.serve_admin(link.join("sub/a.sock"));
-    assert!(r.is_err(), "served through a symlinked ancestor");
+    eprintln!("through a symlinked ancestor: {:?}", r.as_ref().map(|s| s.path().to_owned()));
+    drop(r);
     std::fs::remove_dir(run.join("sub")).unwrap();
 
     // `..` in the path: the directory checked is the real one.
     let dotdot = open.join("../run/dd.sock");
     let server = pools.serve_admin(&dotdot);
-    if let Ok(s) = &server {
+    if server.is_ok() {
         assert_eq!(
             std::fs::symlink_metadata(run.join("dd.sock")).unwrap().permissions().mode() & 0o777,
             0o600
@@ -513,11 +559,13 @@ fn hostile20_protocol_abuse_is_answered_and_bounded() {
     assert!(!out.contains("stats json"), "the rest was read: {out:?}");
 
     // No newline then half-close: no hang (answered or closed).
-    let _ = raw(&path, b"pools", true);
+    let out = raw(&path, b"pools", true);
+    eprintln!("'pools' without a newline, then half-closed: {out:?}");
 
-    // An empty line: an error naming it, terminated.
-    let out = raw(&path, b"\n", true);
-    assert!(out.starts_with("error: "), "{out:?}");
+    // An empty line, then a command: the command is still answered.
+    let out = raw(&path, b"\nhelp\n", true);
+    eprintln!("empty line then help: {out:?}");
+    assert!(out.contains("stats json"), "{out:?}");
     assert!(out.ends_with("\n.\n"), "{out:?}");
 
     // Exactly 4096 bytes with its newline: allowed (an unknown command); 4097: too long.
@@ -764,12 +812,17 @@ fn hostile20_cli_against_bad_sockets() {
     let n = run.join("notjson.sock");
     fake_server(&n, b"{not json\n.\n");
     let ns = n.to_str().unwrap();
+    let mut lies = Vec::new();
     let out = litepool(&["stats", "--socket", ns, "--json"]);
     no_panic(&out);
-    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    if out.status.code() == Some(0) {
+        lies.push(format!("stats --json printed a non-JSON answer with exit 0: {out:?}"));
+    }
     let out = litepool(&["reload", "--socket", ns]);
     no_panic(&out);
-    assert_ne!(out.status.code(), Some(0), "reload reported success for a non-answer: {out:?}");
+    if out.status.code() == Some(0) {
+        lies.push(format!("reload reported success for an answer without ok: {out:?}"));
+    }
 
     // An `error:` answer to reload: exit 1 with it.
     let e = run.join("err.sock");
@@ -778,6 +831,7 @@ fn hostile20_cli_against_bad_sockets() {
     no_panic(&out);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+    assert!(lies.is_empty(), "{lies:#?}");
 }
 
 #[test]
@@ -786,8 +840,13 @@ fn hostile20_cli_watch_bad_intervals_and_flags() {
     let run = run_dir(&f);
     let s = run.join("a.sock");
     let ss = s.to_str().unwrap();
-    for bad in ["0", "0s", "-1s", "abc", "nan", "99ms", "2h", "1e3", "", "18446744073709551616s"] {
-        let out = litepool(&["stats", "--socket", ss, "--watch", bad]);
+    for bad in ["0", "0s", "=-1s", "abc", "nan", "99ms", "2h", "1e3", "", "18446744073709551616s"] {
+        let out = if let Some(b) = bad.strip_prefix('=') {
+            litepool(&["stats", "--socket", ss, &format!("--watch={b}")])
+        } else {
+            litepool(&["stats", "--socket", ss, "--watch", bad])
+        };
+        let bad = bad.trim_start_matches('=');
         no_panic(&out);
         assert_eq!(out.status.code(), Some(2), "--watch {bad:?}: {out:?}");
         let err = String::from_utf8_lossy(&out.stderr);
@@ -906,3 +965,107 @@ extern "C" {
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
 
+
+/// Minimal form of the storm's failure: 8 threads `write` on a split database, ONE reload
+/// (only cache_size changes). Writes must keep being acknowledged after the reload returned,
+/// and a fresh write after the load stopped must succeed.
+#[test]
+fn hostile20_writes_progress_after_one_reload_of_a_split_database() {
+    progress_after(&[("3MiB", 4)]);
+}
+
+/// Three reloads back to back, sizes changing 4 -> 2 -> 6 -> 2 (as in the storm).
+#[test]
+fn hostile20_writes_progress_after_three_reloads_of_a_split_database() {
+    progress_after(&[("3MiB", 2), ("2MiB", 6), ("3MiB", 2)]);
+}
+
+/// Two reloads back to back, nothing but cache_size changing.
+#[test]
+fn hostile20_writes_progress_after_two_reloads_of_a_split_database() {
+    progress_after(&[("3MiB", 4), ("2MiB", 4)]);
+}
+
+/// One reload, the writers writing through a `Handle` taken before it (docs: handles obtained
+/// before the reload keep working).
+#[test]
+fn hostile20_writes_through_an_old_handle_progress_after_one_reload() {
+    progress_after_via(&[("3MiB", 4)], true);
+}
+
+fn progress_after(steps: &[(&str, u32)]) {
+    progress_after_via(steps, false)
+}
+
+fn progress_after_via(steps: &[(&str, u32)], via_handle: bool) {
+    let f = Fixture::new(&config("2MiB", 4, true));
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    pools
+        .write("main", |c| c.execute_batch("CREATE TABLE t(x)"))
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (pools, stop, acked, failed) =
+                (pools.clone(), stop.clone(), acked.clone(), failed.clone());
+            let handle = pools.handle("main").unwrap();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let insert = |c: &mut litepool::commit::WriteConn<'_>| {
+                        c.execute("INSERT INTO t VALUES (1)", []).map(|_| ())
+                    };
+                    let r = if via_handle { handle.write(insert) } else { pools.write("main", insert) };
+                    match r {
+                        Ok(()) => acked.fetch_add(1, Ordering::SeqCst),
+                        Err(e) => {
+                            eprintln!("write failed: {e}");
+                            failed.fetch_add(1, Ordering::SeqCst)
+                        }
+                    };
+                }
+            })
+        })
+        .collect();
+    while acked.load(Ordering::SeqCst) < 200 {
+        std::thread::yield_now();
+    }
+    for (cache, size) in steps {
+        f.config("default.toml", &config(cache, *size, true));
+        pools.reload(&f.load().unwrap()).unwrap();
+    }
+    let at_reload = acked.load(Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let progressed = loop {
+        if acked.load(Ordering::SeqCst) >= at_reload + 200 {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let writer = pools.stats_for("main.writer").unwrap();
+    stop.store(true, Ordering::SeqCst);
+    for t in threads {
+        t.join().unwrap();
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let pools = pools.clone();
+        std::thread::spawn(move || {
+            tx.send(pools.write("main", |c| c.execute("INSERT INTO t VALUES (2)", []).map(|_| ()))
+                .map_err(|e| e.to_string()))
+        });
+    }
+    let fresh = rx.recv_timeout(Duration::from_secs(30));
+    eprintln!("fresh write after the load stopped: {fresh:?}");
+    assert!(
+        progressed,
+        "no write acknowledged for 15 s after the reload returned ({} after it; writer {writer:?})",
+        acked.load(Ordering::SeqCst) - at_reload
+    );
+    assert_eq!(failed.load(Ordering::SeqCst), 0);
+    assert!(matches!(fresh, Ok(Ok(()))), "a fresh write after the load: {fresh:?}");
+}
