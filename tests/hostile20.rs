@@ -980,6 +980,18 @@ fn hostile20_writes_progress_after_three_reloads_of_a_split_database() {
     progress_after(&[("3MiB", 2), ("2MiB", 6), ("3MiB", 2)]);
 }
 
+/// One reload shrinking the sizes 4 -> 2.
+#[test]
+fn hostile20_writes_progress_after_one_shrinking_reload_of_a_split_database() {
+    progress_after(&[("3MiB", 2)]);
+}
+
+/// Five reloads back to back, only cache_size changing.
+#[test]
+fn hostile20_writes_progress_after_five_cache_reloads_of_a_split_database() {
+    progress_after(&[("3MiB", 4), ("2MiB", 4), ("3MiB", 4), ("2MiB", 4), ("3MiB", 4)]);
+}
+
 /// Two reloads back to back, nothing but cache_size changing.
 #[test]
 fn hostile20_writes_progress_after_two_reloads_of_a_split_database() {
