@@ -879,10 +879,14 @@ fn hostile20_child_helper() {
             litepool::Settings::loader().dir(&dir).vars(Default::default()),
         )
         .unwrap();
+    let _hup = pools
+        .reload_on_sighup(Some(litepool::Settings::loader().dir(&dir).vars(Default::default())))
+        .unwrap();
     for _ in 0..10 {
         pools.get("main").unwrap().execute_batch("SELECT 1").unwrap();
     }
-    println!("\nacked 10");
+    // The pid, as an "acknowledgement" the parent's Child reads.
+    println!("\nacked {}", std::process::id());
     loop {
         std::thread::park();
     }
@@ -1080,4 +1084,127 @@ fn progress_after_via(steps: &[(&str, u32)], via_handle: bool) {
     );
     assert_eq!(failed.load(Ordering::SeqCst), 0);
     assert!(matches!(fresh, Ok(Ok(()))), "a fresh write after the load: {fresh:?}");
+}
+
+
+/// SIGHUP with an invalid configuration file (an unknown key, then a restart-only change):
+/// the application stays up and unchanged; a valid file then SIGHUP applies.
+#[test]
+fn hostile20_sighup_with_an_invalid_configuration_changes_nothing() {
+    let f = Fixture::new(&config("2MiB", 2, false));
+    run_dir(&f);
+    let socket = f.path("run/admin.sock");
+    let mut child = Child::spawn("hostile20::hostile20_child_helper", CHILD_VAR, &f.path("config"));
+    child.read_until(1);
+    let pid = child.acked[0] as i32;
+    let max = |socket: &Path| -> u64 {
+        let doc: serde_json::Value = serde_json::from_str(&ask(socket, "stats json")).unwrap();
+        doc["pools"]["main"]["max_size"].as_u64().unwrap()
+    };
+    assert_eq!(max(&socket), 2);
+    for bad in [
+        config("2MiB", 7, false) + "\nbogus = 1\n",
+        config("2MiB", 7, false).replace("\"wal\"", "\"delete\""),
+        "[profiles.p\n".to_owned(),
+    ] {
+        f.config("default.toml", &bad);
+        unsafe {
+            libc_kill(pid, 1);
+        }
+        // Still alive and unchanged (several answers, each whole).
+        for _ in 0..20 {
+            assert_eq!(max(&socket), 2, "{bad}");
+        }
+    }
+    f.config("default.toml", &config("2MiB", 7, false));
+    unsafe {
+        libc_kill(pid, 1);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while max(&socket) != 7 {
+        assert!(Instant::now() < deadline, "SIGHUP with a valid file not applied");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill();
+}
+
+/// A reload while the writer is held past the writer's connection_timeout: refused (docs:
+/// "a timeout refuses the reload"), bounded, nothing applied; the held writer still commits.
+#[test]
+fn hostile20_reload_refused_when_the_writer_is_held() {
+    let text = |cache: &str| {
+        config(cache, 2, true).replace(
+            "[databases.main.writer]\nconnection_timeout = \"20s\"\n",
+            "[databases.main.writer]\nconnection_timeout = \"1s\"\n",
+        )
+    };
+    let f = Fixture::new(&text("2MiB"));
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    let w = pools.writer("main").unwrap();
+    w.execute_batch("CREATE TABLE t(x); BEGIN IMMEDIATE; INSERT INTO t VALUES (1);").unwrap();
+    f.config("default.toml", &text("3MiB"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let (pools, s) = (pools.clone(), f.load().unwrap());
+        std::thread::spawn(move || tx.send(pools.reload(&s).map_err(|e| e.to_string())));
+    }
+    let r = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("reload did not return while the writer was held");
+    assert!(r.is_err(), "reload applied with the writer held: {r:?}");
+    w.execute_batch("COMMIT").unwrap();
+    assert_eq!(cache_size(&w), -2048);
+    drop(w);
+    assert_eq!(cache_size(&pools.reader("main").unwrap()), -2048, "nothing applied");
+    assert_eq!(cache_size(&pools.writer("main").unwrap()), -2048, "nothing applied");
+    let n: i64 = pools
+        .reader("main")
+        .unwrap()
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
+    // And the next reload applies.
+    pools.reload(&f.load().unwrap()).unwrap();
+    assert_eq!(cache_size(&pools.writer("main").unwrap()), -3072);
+}
+
+/// A database path with a newline and a lone `.` in it: the `settings` answer must not end
+/// early (the `.` line is the terminator), and the next answer on the connection stays in step.
+#[test]
+fn hostile20_a_path_with_a_newline_does_not_break_the_protocol() {
+    let f = Fixture::new(&config("2MiB", 2, false));
+    let text = config("2MiB", 2, false)
+        .replace("{data}/main.db", "{data}/a\\n.\\nerror: injected\\n.db");
+    f.config("default.toml", &text);
+    let settings = match f.load() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("refused at load: {e}");
+            return;
+        }
+    };
+    let pools = match Pools::new(&settings) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("refused at open: {e}");
+            return;
+        }
+    };
+    let path = run_dir(&f).join("a.sock");
+    let _server = pools.serve_admin_with(&path, f.loader()).unwrap();
+    let s = UnixStream::connect(&path).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    (&s).write_all(b"settings\nhelp\n").unwrap();
+    let mut r = BufReader::new(&s);
+    let first = read_answer(&mut r);
+    let second = read_answer(&mut r);
+    assert!(first.contains("max_size"), "settings answer cut short: {first:?}");
+    assert_eq!(
+        second.lines().count(),
+        litepool::admin::COMMANDS.len(),
+        "out of step: {second:?}"
+    );
+    // And `pools` names the database once per line.
+    let table = ask(&path, "pools");
+    assert!(!table.lines().any(|l| l.starts_with("error")), "{table}");
 }
