@@ -1208,3 +1208,189 @@ fn hostile20_a_path_with_a_newline_does_not_break_the_protocol() {
     let table = ask(&path, "pools");
     assert!(!table.lines().any(|l| l.starts_with("error")), "{table}");
 }
+
+/// A checkout waiting in the old pool (max_size 1, the one connection held) moves on to the
+/// new pool when a reload grows it to 2: it gets a connection while the first is still held.
+/// Afterwards the socket's `waiting` is back to 0 and `longest` null (no leaked waiter).
+#[test]
+fn hostile20_a_waiting_checkout_moves_to_the_grown_pool() {
+    let f = Fixture::new(&config("2MiB", 1, false));
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    let path = run_dir(&f).join("a.sock");
+    let _server = pools.serve_admin_with(&path, f.loader()).unwrap();
+    let held = pools.get("main").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let pools = pools.clone();
+        std::thread::spawn(move || {
+            let c = pools.get("main");
+            let r = c.as_ref().map(|c| cache_size(c)).map_err(|e| e.to_string());
+            let _ = tx.send(r);
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let doc: serde_json::Value = serde_json::from_str(&ask(&path, "stats json")).unwrap();
+        if doc["waiting"]["main"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the waiter never showed: {doc}");
+    }
+    f.config("default.toml", &config("3MiB", 2, false));
+    let out = ask(&path, "reload");
+    assert!(out.starts_with("ok"), "{out}");
+    let got = rx.recv_timeout(Duration::from_secs(15));
+    drop(held);
+    let late = if got.is_err() { rx.recv_timeout(Duration::from_secs(30)).ok() } else { None };
+    assert_eq!(
+        got,
+        Ok(Ok(-3072)),
+        "the waiter did not move to the new pool in 15 s (once the held connection came back: {late:?})"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let doc: serde_json::Value = serde_json::from_str(&ask(&path, "stats json")).unwrap();
+        if doc["waiting"]["main"] == 0 && doc["longest_wait_seconds"]["main"].is_null() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a waiter stays counted: {doc}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `reload` over the socket when the configuration directory has gone (or is unreadable):
+/// one `error:` line naming it, nothing applied, still serving.
+#[test]
+fn hostile20_socket_reload_with_the_configuration_gone() {
+    let f = Fixture::new(&config("2MiB", 2, false));
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    let path = run_dir(&f).join("a.sock");
+    let _server = pools.serve_admin_with(&path, f.loader()).unwrap();
+    let cfg = f.path("config");
+    std::fs::rename(&cfg, f.path("config.away")).unwrap();
+    let out = ask(&path, "reload");
+    assert!(out.starts_with("error: "), "{out}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    // A directory in place of the file.
+    std::fs::create_dir_all(cfg.join("default.toml")).unwrap();
+    let out = ask(&path, "reload");
+    assert!(out.starts_with("error: ") && out.contains("default.toml"), "{out}");
+    std::fs::remove_dir_all(&cfg).unwrap();
+    std::fs::rename(f.path("config.away"), &cfg).unwrap();
+    // A FIFO in place of the file: refused, not blocked on.
+    std::fs::remove_file(cfg.join("default.toml")).unwrap();
+    let st = Command::new("mkfifo").arg(cfg.join("default.toml")).status().unwrap();
+    assert!(st.success());
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let path = path.clone();
+        std::thread::spawn(move || tx.send(ask(&path, "reload")));
+    }
+    let out = rx.recv_timeout(Duration::from_secs(30)).expect("reload blocked on a FIFO");
+    assert!(out.starts_with("error: "), "{out}");
+    assert_eq!(pools.stats_for("main").unwrap().max_size, 2);
+    assert!(ask(&path, "pools").starts_with("pool "));
+}
+
+
+/// The same with the old pool's connection_timeout (3 s) shorter than the hold: the waiter
+/// must not fail with a timeout while the new pool has a free connection ("No checkout in
+/// flight fails").
+#[test]
+fn hostile20_a_waiting_checkout_does_not_time_out_in_the_retired_pool() {
+    let text = |cache: &str, max: u32, timeout: &str| {
+        config(cache, max, false).replace("connection_timeout = \"20s\"", &format!("connection_timeout = \"{timeout}\""))
+    };
+    let f = Fixture::new(&text("2MiB", 1, "3s"));
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    let held = pools.get("main").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let pools = pools.clone();
+        std::thread::spawn(move || {
+            let c = pools.get("main");
+            let _ = tx.send(c.as_ref().map(|c| cache_size(c)).map_err(|e| e.to_string()));
+        });
+    }
+    f.config("default.toml", &text("3MiB", 2, "20s"));
+    pools.reload(&f.load().unwrap()).unwrap();
+    // Hold until the waiter answers (bounded).
+    let got = rx.recv_timeout(Duration::from_secs(30));
+    drop(held);
+    assert_eq!(got, Ok(Ok(-3072)), "waiter's result");
+}
+
+
+/// Slowloris: one byte every 200 ms, never a newline: disconnected (docs: a request line not
+/// complete within 10 s), so the trickle ends with EOF or a broken pipe within 30 s.
+#[test]
+fn hostile20_slowloris_is_disconnected() {
+    let f = Fixture::new(&config("2MiB", 2, false));
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    let path = run_dir(&f).join("a.sock");
+    let _server = pools.serve_admin_with(&path, f.loader()).unwrap();
+    let s = UnixStream::connect(&path).unwrap();
+    let start = Instant::now();
+    let mut w = s.try_clone().unwrap();
+    let trickler = std::thread::spawn(move || {
+        while start.elapsed() < Duration::from_secs(40) {
+            if w.write_all(b"p").is_err() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        false
+    });
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut out = Vec::new();
+    let r = (&s).read_to_end(&mut out);
+    let closed = match &r {
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    assert!(closed, "a trickling client still connected after 30 s: {r:?}");
+    assert!(start.elapsed() < Duration::from_secs(30));
+    s.shutdown(std::net::Shutdown::Both).ok();
+    let _ = trickler.join();
+    assert!(ask(&path, "pools").starts_with("pool "));
+}
+
+/// `litepool reload --socket` with nothing changed: `nothing changed`, exit 0; two at once:
+/// both exit 0, neither a partial answer.
+#[test]
+fn hostile20_cli_reload_nothing_changed_and_concurrent() {
+    let f = Fixture::new(&config("2MiB", 2, false));
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    let path = run_dir(&f).join("a.sock");
+    let _server = pools.serve_admin_with(&path, f.loader()).unwrap();
+    let p = path.to_str().unwrap();
+    let out = litepool(&["reload", "--socket", p]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "nothing changed\n");
+    f.config("default.toml", &config("3MiB", 3, false));
+    let kids: Vec<_> = (0..2)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_litepool"))
+                .args(["reload", "--socket", p])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<_> = kids.into_iter().map(|k| k.wait_with_output().unwrap()).collect();
+    let mut changed = 0;
+    for o in &outs {
+        no_panic(o);
+        assert_eq!(o.status.code(), Some(0), "{o:?}");
+        let text = String::from_utf8_lossy(&o.stdout);
+        if text.contains("max_size: 2 -> 3") {
+            changed += 1;
+            assert!(text.contains("pools rebuilt: main"), "{text}");
+        } else {
+            assert_eq!(text, "nothing changed\n");
+        }
+    }
+    assert_eq!(changed, 1, "exactly one of two concurrent reloads applied the change: {outs:?}");
+    assert_eq!(cache_size(&pools.get("main").unwrap()), -3072);
+}
