@@ -1394,3 +1394,75 @@ fn hostile20_cli_reload_nothing_changed_and_concurrent() {
     assert_eq!(changed, 1, "exactly one of two concurrent reloads applied the change: {outs:?}");
     assert_eq!(cache_size(&pools.get("main").unwrap()), -3072);
 }
+
+/// The file at the path replaced (by rename) with one that is not SQLite, then a reload that
+/// rebuilds the pool: refused by the reload's file checks, and checkouts keep working.
+#[test]
+fn hostile20_reload_after_the_file_was_replaced_by_garbage_is_refused() {
+    let f = Fixture::new(&config("2MiB", 2, false));
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    pools
+        .get("main")
+        .unwrap()
+        .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1)")
+        .unwrap();
+    let junk = f.path("data/junk");
+    std::fs::write(&junk, vec![b'z'; 8192]).unwrap();
+    std::fs::rename(&junk, f.path("data/main.db")).unwrap();
+    f.config("default.toml", &config("3MiB", 2, false));
+    let r = pools.reload(&f.load().unwrap());
+    assert!(r.is_err(), "reload accepted a file that is not a database: {r:?}");
+    let c = pools.get("main");
+    assert!(c.is_ok(), "{:?}", c.err());
+    assert_eq!(cache_size(&c.unwrap()), -2048);
+}
+
+/// Counters in the socket's `stats json` never go backwards across 10 reloads under load.
+#[test]
+fn hostile20_socket_counters_never_go_backwards_across_reloads() {
+    let f = Fixture::new(&config("2MiB", 3, false));
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    let path = run_dir(&f).join("a.sock");
+    let _server = pools.serve_admin_with(&path, f.loader()).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (pools, stop) = (pools.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    pools.get("main").unwrap().execute_batch("SELECT 1").unwrap();
+                }
+            })
+        })
+        .collect();
+    let poller = {
+        let (path, stop) = (path.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let keys = ["checkouts", "checkins", "timeouts", "connections_created", "connections_closed", "connection_errors"];
+            let mut last = [0u64; 6];
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) || n < 5 {
+                let doc: serde_json::Value = serde_json::from_str(&ask(&path, "stats json")).unwrap();
+                let p = &doc["pools"]["main"];
+                for (i, k) in keys.iter().enumerate() {
+                    let v = p[k].as_u64().unwrap_or_else(|| panic!("{k} missing: {p}"));
+                    assert!(v >= last[i], "{k} went back {} -> {v}", last[i]);
+                    last[i] = v;
+                }
+                n += 1;
+            }
+            n
+        })
+    };
+    for i in 0..10 {
+        let (cache, size) = if i % 2 == 0 { ("3MiB", 2) } else { ("2MiB", 5) };
+        f.config("default.toml", &config(cache, size, false));
+        let out = ask(&path, "reload");
+        assert!(out.starts_with("ok"), "{out}");
+    }
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        w.join().unwrap();
+    }
+    assert!(poller.join().unwrap() >= 5);
+}
