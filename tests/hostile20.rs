@@ -1466,3 +1466,47 @@ fn hostile20_socket_counters_never_go_backwards_across_reloads() {
     }
     assert!(poller.join().unwrap() >= 5);
 }
+
+/// A socket that accepts and never answers (a wedged application): `litepool stats --socket`
+/// and `reload --socket` must not hang forever (the server side has 10 s timeouts; a client
+/// without one hangs a shell script). Bounded at 30 s; undocumented, so a finding, not a bug.
+#[test]
+fn hostile20_cli_against_a_silent_socket_does_not_hang_forever() {
+    let f = Fixture::new(&config("2MiB", 2, false));
+    let run = run_dir(&f);
+    let path = run.join("silent.sock");
+    let l = UnixListener::bind(&path).unwrap();
+    let held = Arc::new(std::sync::Mutex::new(Vec::new()));
+    {
+        let held = held.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                held.lock().unwrap().push(s);
+            }
+        });
+    }
+    let mut hung = Vec::new();
+    for cmd in ["stats", "reload"] {
+        let mut kid = Command::new(env!("CARGO_BIN_EXE_litepool"))
+            .args([cmd, "--socket", path.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = kid.try_wait().unwrap() {
+                assert_ne!(st.code(), Some(0), "{cmd}: success without an answer");
+                break;
+            }
+            if Instant::now() > deadline {
+                kid.kill().unwrap();
+                kid.wait().unwrap();
+                hung.push(cmd);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    assert!(hung.is_empty(), "still waiting after 30 s: {hung:?}");
+}
