@@ -1519,7 +1519,7 @@ fn hostile20_cli_against_a_silent_socket_does_not_hang_forever() {
 /// A caller waiting on the writer while a reload waits to take it out: once the held writer is
 /// given back, the reload applies, the waiting caller's write lands, the writer after it is new.
 #[test]
-fn hostile20_a_caller_waiting_on_the_old_writer_gets_the_new_one() {
+fn hostile20_a_caller_waiting_on_the_writer_during_a_reload_writes_once() {
     let f = Fixture::new(&config("2MiB", 2, true));
     let pools = Pools::new(&f.load().unwrap()).unwrap();
     pools.write("main", |c| c.execute_batch("CREATE TABLE t(x)")).unwrap();
@@ -1558,4 +1558,40 @@ fn hostile20_a_caller_waiting_on_the_old_writer_gets_the_new_one() {
         .query_row("SELECT count(*) FROM t WHERE x = 42", [], |r| r.get(0))
         .unwrap();
     assert_eq!(n, 1);
+}
+
+/// Checkouts that time out, and checkouts that waited in a pool a reload retired: afterwards
+/// the socket's `waiting` is 0 and `longest_wait_seconds` null (nothing counted for ever).
+#[test]
+fn hostile20_waiting_gauge_returns_to_zero_after_timeouts_and_a_reload() {
+    let text = |cache: &str, max: u32| {
+        config(cache, max, false).replace("connection_timeout = \"20s\"", "connection_timeout = \"1s\"")
+    };
+    let f = Fixture::new(&text("2MiB", 1));
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    let path = run_dir(&f).join("a.sock");
+    let _server = pools.serve_admin_with(&path, f.loader()).unwrap();
+    let held = pools.get("main").unwrap();
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let pools = pools.clone();
+            std::thread::spawn(move || pools.get("main").map(drop).is_err())
+        })
+        .collect();
+    // A reload while they wait (grows nothing: only the cache changes).
+    f.config("default.toml", &text("3MiB", 1));
+    let out = ask(&path, "reload");
+    assert!(out.starts_with("ok"), "{out}");
+    let timed_out = waiters.into_iter().map(|w| w.join().unwrap()).filter(|b| *b).count();
+    eprintln!("{timed_out} of 3 waiters timed out");
+    drop(held);
+    pools.get("main").unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&ask(&path, "stats json")).unwrap();
+    assert_eq!(doc["waiting"]["main"], 0, "{}", doc["waiting"]);
+    assert!(doc["longest_wait_seconds"]["main"].is_null(), "{}", doc["longest_wait_seconds"]);
+    let table = ask(&path, "pools");
+    let row = table.lines().find(|l| l.starts_with("main ")).unwrap().to_owned();
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols[5], "0", "{table}");
+    assert_eq!(cols[6], "-", "{table}");
 }
