@@ -1596,3 +1596,60 @@ fn hostile20_waiting_gauge_returns_to_zero_after_timeouts_and_a_reload() {
     assert_eq!(cols[5], "0", "{table}");
     assert_eq!(cols[6], "-", "{table}");
 }
+
+extern "C" {
+    fn umask(mask: u32) -> u32;
+}
+
+/// An application running with umask 000: the socket is still 0600 and nothing else is left
+/// in its directory (no temporary name beside it); the file is gone after the process is killed
+/// and a new server replaces the stale one.
+#[test]
+fn hostile20_socket_is_0600_under_umask_000() {
+    use std::os::unix::process::CommandExt;
+    let f = Fixture::new(&config("2MiB", 2, false));
+    let run = run_dir(&f);
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        "hostile20::hostile20_child_helper",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_VAR, f.path("config"))
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    unsafe {
+        cmd.pre_exec(|| {
+            umask(0);
+            Ok(())
+        });
+    }
+    let mut kid = cmd.spawn().unwrap();
+    let lines = BufReader::new(kid.stdout.take().unwrap()).lines();
+    let mut ready = false;
+    for l in lines {
+        if l.unwrap().starts_with("acked ") {
+            ready = true;
+            break;
+        }
+    }
+    assert!(ready);
+    let sock = run.join("admin.sock");
+    let mode = std::fs::symlink_metadata(&sock).unwrap().permissions().mode() & 0o777;
+    let names: Vec<String> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    kid.kill().unwrap();
+    kid.wait().unwrap();
+    assert_eq!(mode, 0o600, "socket mode under umask 000");
+    assert_eq!(names, ["admin.sock"]);
+    // The dead child's socket is stale: a new server takes the path.
+    let pools = Pools::new(&f.load().unwrap()).unwrap();
+    let server = pools.serve_admin(&sock).unwrap();
+    assert!(ask(&sock, "help").contains("pools"));
+    drop(server);
+    assert_eq!(std::fs::read_dir(&run).unwrap().count(), 0);
+}
