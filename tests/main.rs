@@ -31,6 +31,8 @@ mod fuzz;
 mod guarantees;
 mod hostile;
 mod hostile19;
+#[cfg(feature = "admin")]
+mod hostile20;
 mod hostile22;
 mod hostile22b;
 mod hostile23;
