@@ -102,10 +102,11 @@ impl Live {
         previous: Option<&Shared>,
     ) -> Result<Live> {
         let prepared = crate::open::prepare_with(Rusqlite, db, spec, previous)?;
-        let mut spec = std::borrow::Cow::Borrowed(spec);
-        if previous.is_some() && spec.role == Role::Writer {
-            spec.to_mut().pool.min_idle = Some(0);
-        }
+        // Every generation keeps its idle connections (r2d2's min_idle): when a reload retires
+        // it, a connection it re-establishes is what wakes a checkout waiting in it (r2d2 has no
+        // other way), which then moves on to the pool in force. A writer generation built with
+        // none left such a checkout (a group commit leader) waiting its whole timeout.
+        let spec = std::borrow::Cow::Borrowed(spec);
         // Conn samples the page cache itself (only after a checkout that used the connection).
         let pool = build(
             &spec,

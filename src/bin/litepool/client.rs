@@ -9,26 +9,55 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-/// How long a request may take before the client gives up.
-const TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a statistics request may take in all before the client gives up: the application
+/// answers from a snapshot.
+const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Sends `command` and returns the answer's lines (without the final `.`, dot-stuffing undone).
+/// How long the client waits for a reload's answer in all. The application may take longer (it
+/// builds and verifies every changed pool and waits for a split database's writer, each up to
+/// its `connection_timeout`); then the client says it does not know the outcome, and the
+/// application finishes the reload regardless.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(25);
+
+/// Sends `command` and returns the answer's lines (without the final `.`, dot-stuffing undone),
+/// within [`TIMEOUT`].
 pub fn request(path: &Path, command: &str) -> anyhow::Result<String> {
+    request_within(path, command, TIMEOUT)
+}
+
+/// [`request`] within `limit` in all (a server that trickles its answer is cut off too).
+fn request_within(path: &Path, command: &str, limit: Duration) -> anyhow::Result<String> {
+    let deadline = Instant::now() + limit;
     let stream = UnixStream::connect(path).with_context(|| {
         format!(
             "admin socket {}: cannot connect (is the application running and serving it?)",
             path.display()
         )
     })?;
-    stream.set_read_timeout(Some(TIMEOUT))?;
-    stream.set_write_timeout(Some(TIMEOUT))?;
+    stream.set_read_timeout(Some(limit))?;
+    stream.set_write_timeout(Some(limit))?;
     (&stream)
         .write_all(format!("{command}\n").as_bytes())
         .with_context(|| format!("admin socket {}: sending {command:?}", path.display()))?;
     let mut out = String::new();
     for line in BufReader::new(&stream).lines() {
-        let line =
-            line.with_context(|| format!("admin socket {}: reading the answer", path.display()))?;
+        let line = line.with_context(|| {
+            format!(
+                "admin socket {}: reading the answer to {command:?} (no answer within {}?)",
+                path.display(),
+                humantime::format_duration(limit)
+            )
+        })?;
+        if Instant::now() > deadline {
+            bail!(
+                "admin socket {}: the answer to {command:?} did not end within {}",
+                path.display(),
+                humantime::format_duration(limit)
+            );
+        }
+        if let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            stream.set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
+        }
         if line == "." {
             return Ok(out);
         }
@@ -49,9 +78,39 @@ fn checked(path: &Path, answer: String) -> anyhow::Result<String> {
     }
 }
 
-/// `stats --socket`: the table, the JSON document or the Prometheus text.
+/// `stats --socket`: the table, the JSON document or the Prometheus text, each checked to be
+/// what it says before it is printed (a socket that answers something else is an error).
 pub fn stats(path: &Path, command: &str) -> anyhow::Result<ExitCode> {
     let answer = checked(path, request(path, command)?)?;
+    let wrong = |what: &str| {
+        anyhow::anyhow!(
+            "admin socket {}: the answer to {command:?} is not {what} (is it a litepool admin socket?)",
+            path.display()
+        )
+    };
+    match command {
+        "stats json" => {
+            serde_json::from_str::<serde_json::Value>(&answer)
+                .ok()
+                .filter(|v| v.get("pools").is_some())
+                .ok_or_else(|| wrong("litepool's statistics as JSON"))?;
+        }
+        "stats prometheus" => {
+            let sample = |l: &str| {
+                l.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                    && l.rsplit_once(' ')
+                        .is_some_and(|(_, v)| v.parse::<f64>().is_ok())
+            };
+            if !answer
+                .lines()
+                .all(|l| l.starts_with("# HELP ") || l.starts_with("# TYPE ") || sample(l))
+                || !answer.starts_with("# HELP ")
+            {
+                return Err(wrong("the Prometheus text format"));
+            }
+        }
+        _ => {}
+    }
     std::io::stdout().lock().write_all(answer.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
@@ -91,7 +150,12 @@ pub fn watch(path: &Path, interval: Duration) -> anyhow::Result<ExitCode> {
 
 /// `reload --socket`: the changes, or the refusal (exit 1).
 pub fn reload(path: &Path) -> anyhow::Result<ExitCode> {
-    let answer = request(path, "reload")?;
+    let answer = request_within(path, "reload", RELOAD_TIMEOUT).with_context(|| {
+        format!(
+            "the reload's outcome is unknown: the application goes on with it; see `litepool stats --socket {}`",
+            path.display()
+        )
+    })?;
     if let Some(e) = answer.strip_prefix("error: ") {
         eprintln!(
             "litepool: admin socket {}: {}",
@@ -100,7 +164,12 @@ pub fn reload(path: &Path) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(1));
     }
-    let body = answer.strip_prefix("ok\n").unwrap_or(&answer);
+    let Some(body) = answer.strip_prefix("ok\n") else {
+        bail!(
+            "admin socket {}: the answer to \"reload\" is neither \"ok\" nor \"error:\" (is it a litepool admin socket?); whether it reloaded is unknown",
+            path.display()
+        );
+    };
     std::io::stdout().lock().write_all(body.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
