@@ -259,7 +259,9 @@ mod metrics_names {
         let snapshotter = recorder.snapshotter();
         let dir = tempfile::tempdir().unwrap();
         let toml = format!(
-            "[databases.jobs]\npath = \"{}/jobs.db\"\n[databases.jobs.pool]\nmax_size = 2\nconnection_timeout = \"50ms\"\n",
+            // A timeout long enough for a loaded machine to open two connections (the third
+            // checkout waits it out in full).
+            "[databases.jobs]\npath = \"{}/jobs.db\"\n[databases.jobs.pool]\nmax_size = 2\nconnection_timeout = \"2s\"\n",
             dir.path().display()
         );
         metrics::with_local_recorder(&recorder, || {
