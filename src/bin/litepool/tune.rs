@@ -365,7 +365,9 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow!("{e}"))?;
     let zero: MmapSize = "0".parse().map_err(|e| anyhow!("{e}"))?;
     type Edit = Box<dyn Fn(&mut PragmaSet)>;
-    let options: [(&str, Vec<(String, Edit)>, &str); 3] = [
+    /// A dimension: its name, its values (each a label and an edit of the best so far), why.
+    type Search = (&'static str, Vec<(String, Edit)>, &'static str);
+    let options: [Search; 3] = [
         (
             "mmap_size",
             vec![
