@@ -218,3 +218,53 @@ fn tune_refuses_bad_input_naming_the_flag_and_what_is_allowed() {
     }
     assert_eq!(listing(&tmp), Vec::<String>::new(), "nothing copied");
 }
+
+#[cfg(unix)]
+#[test]
+fn tune_interrupted_prints_the_best_so_far_and_removes_every_copy() {
+    let f = fixture();
+    let tmp = f.path("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let db = f.path("data/main.db");
+    let hash = sha256(&db);
+    let child = Command::new(env!("CARGO_BIN_EXE_litepool"))
+        .args(["tune", "--time-budget", "60s", "--threads", "2"])
+        .current_dir(f.dir.path())
+        .env("TMPDIR", &tmp)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The second candidate's copy exists once the first run (the configured profile) is
+    // measured and kept as the best so far.
+    let second = || {
+        std::fs::read_dir(&tmp)
+            .unwrap()
+            .any(|d| d.unwrap().path().join("1").exists())
+    };
+    let t0 = Instant::now();
+    while !second() {
+        assert!(t0.elapsed() < Duration::from_secs(50), "no second run");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("interrupted; best so far") && stdout.contains("[profiles.tuned]"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("synchronous = \"full\""), "{stdout}");
+    assert_eq!(listing(&tmp), Vec::<String>::new(), "every copy removed");
+    assert_eq!(sha256(&db), hash);
+}

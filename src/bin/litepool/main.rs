@@ -26,6 +26,7 @@ mod replica_env;
 mod report;
 mod scratch;
 mod tune;
+mod tune_args;
 mod tune_out;
 mod userbench;
 mod workload;
@@ -123,7 +124,7 @@ enum Command {
     /// temp_store, journal_size_limit) with your workloads on private copies, within
     /// --time-budget, and print the best as a [profiles.tuned] snippet with its measured ratio to
     /// the configured profile. Never changes synchronous or durability. See docs/bench.md.
-    Tune(tune::TuneArgs),
+    Tune(tune_args::TuneArgs),
     /// Fill the configured demo databases (prod_customer_data, jobs, audit) with litepool's demo
     /// data, to try `litepool bench --env demo` on. Only new or empty files are filled.
     DemoData {

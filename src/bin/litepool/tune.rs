@@ -14,7 +14,6 @@
 //! share of what is left of `--time-budget`; the run's first 30% warms the cache and is not
 //! counted. A difference inside the spread of repeated runs is never called a win.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -22,8 +21,9 @@ use anyhow::{anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use litepool::pragma::{ByteSize, CacheSize, MmapSize, TempStore};
 use litepool::settings::{DatabaseSettings, Durability, Workload};
-use litepool::{PragmaSet, Profile, Settings};
+use litepool::{PragmaSet, Profile};
 
+use crate::tune_args::{choose, TuneArgs};
 use crate::tune_out::{Confirmation, Dimension, Point, Tuned};
 use crate::userbench::{Mode, Session};
 
@@ -39,106 +39,11 @@ const WARM: f64 = 0.3;
 const MISS_FALL: f64 = 0.10;
 const MISS_FLOOR: f64 = 0.01;
 
-/// `litepool tune`'s arguments.
-#[derive(clap::Args)]
-pub struct TuneArgs {
-    #[command(flatten)]
-    source: crate::Source,
-    /// The database to tune [default: the one database the workloads use].
-    #[arg(long, value_name = "NAME")]
-    database: Option<String>,
-    /// Measure only these configured workloads, comma-separated [default: every workload on
-    /// the database].
-    #[arg(long, value_delimiter = ',')]
-    workloads: Vec<String>,
-    /// How long the whole run may take, 5s to 24h (e.g. 90s, 5m).
-    #[arg(long, default_value = "5m", value_parser = time_budget)]
-    time_budget: Duration,
-    /// Also write a self-contained HTML report: each dimension's measured curve, the chosen
-    /// point, the final comparison. Checked before anything is measured.
-    #[arg(long, value_name = "FILE.html")]
-    report: Option<PathBuf>,
-    /// Print one JSON document instead of text.
-    #[arg(long)]
-    json: bool,
-    /// Threads of the mixed run, 1 to 256.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
-    threads: u16,
-    /// Seed for the workloads' random choices.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-}
-
-/// `--time-budget`: a duration from 5s to 24h.
-fn time_budget(text: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(text).map_err(|e| format!("{e}; expected e.g. 90s or 5m"))?;
-    if d < Duration::from_secs(5) || d > Duration::from_secs(24 * 3600) {
-        return Err(format!("{text} is not in 5s..=24h"));
-    }
-    Ok(d)
-}
-
-/// The database to tune and the workloads that run on it.
-fn choose(
-    settings: &Settings,
-    args: &TuneArgs,
-) -> anyhow::Result<(DatabaseSettings, Vec<Workload>)> {
-    let names = |it: &mut dyn Iterator<Item = &String>| {
-        it.map(String::as_str).collect::<Vec<_>>().join(", ")
-    };
-    let db = match &args.database {
-        Some(n) => settings.databases.get(n).ok_or_else(|| {
-            anyhow!(
-                "unknown database {n:?} in --database: configured databases are {}",
-                names(&mut settings.databases.keys())
-            )
-        })?,
-        None => {
-            let used: std::collections::BTreeSet<&String> =
-                settings.workloads.values().map(|w| &w.database).collect();
-            match used.len() {
-                0 => bail!("no workload configured: tune measures your [bench.workloads.<name>]; see docs/bench.md"),
-                1 => &settings.databases[*used.iter().next().unwrap_or(&&String::new())],
-                _ => bail!(
-                    "--database is required: the workloads run on {}; tune tunes one database at a time",
-                    names(&mut used.into_iter())
-                ),
-            }
-        }
-    };
-    let workloads: Vec<Workload> = if args.workloads.is_empty() {
-        settings
-            .workloads
-            .values()
-            .filter(|w| w.database == db.name)
-            .cloned()
-            .collect()
-    } else {
-        args.workloads
-            .iter()
-            .map(|n| {
-                let w = settings.workloads.get(n).ok_or_else(|| {
-                    anyhow!(
-                        "unknown workload {n:?} in --workloads: configured workloads are {}",
-                        names(&mut settings.workloads.keys())
-                    )
-                })?;
-                if w.database != db.name {
-                    bail!("workload {n:?} in --workloads runs on database {:?}, not on {:?}: tune measures one database's workloads", w.database, db.name);
-                }
-                Ok(w.clone())
-            })
-            .collect::<anyhow::Result<_>>()?
-    };
-    if workloads.is_empty() {
-        bail!("no workload configured on database {:?}: tune measures your [bench.workloads.<name>] on it; see docs/bench.md", db.name);
-    }
-    Ok((db.clone(), workloads))
-}
-
 /// The search's state: the session, the clock and what was measured.
 struct Tuner<'a> {
     session: Session<'a>,
+    /// `Split` on a split database: every run has its writer and readers.
+    mode: Mode,
     threads: usize,
     seed: u64,
     deadline: Instant,
@@ -146,6 +51,8 @@ struct Tuner<'a> {
     overhead: Duration,
     points: Vec<Point>,
     bar: ProgressBar,
+    database: String,
+    configured_readers: Option<u32>,
 }
 
 impl Tuner<'_> {
@@ -161,7 +68,7 @@ impl Tuner<'_> {
         &mut self,
         dimension: &str,
         value: String,
-        set: &PragmaSet,
+        (set, readers): (&PragmaSet, Option<u32>),
         run: Duration,
     ) -> anyhow::Result<Point> {
         let t0 = Instant::now();
@@ -169,7 +76,7 @@ impl Tuner<'_> {
         let profile = Profile::new(format!("{dimension}={value}"), set.clone())?;
         let c = self
             .session
-            .candidate(&profile, Mode::Plain, self.threads)?;
+            .candidate(&profile, self.mode, self.threads, readers)?;
         let warm = run.mul_f64(WARM);
         c.mixed(&self.session, self.threads, warm, self.seed)?;
         c.all.reset_stats();
@@ -179,12 +86,18 @@ impl Tuner<'_> {
             run - warm,
             self.seed.wrapping_add(1),
         )?;
-        let (hit, miss) = c
-            .all
-            .stats()
+        let stats = c.all.stats();
+        let (hit, miss) = stats
             .0
             .values()
             .fold((0, 0), |(h, m), p| (h + p.cache.hit, m + p.cache.miss));
+        let waited = stats.0.values().map(|p| p.waited).sum();
+        let wait_p99 = stats
+            .0
+            .values()
+            .map(|p| p.wait.p99)
+            .max()
+            .unwrap_or_default();
         drop(c);
         let spent = t0.elapsed().saturating_sub(run);
         self.overhead = if self.points.is_empty() {
@@ -192,7 +105,10 @@ impl Tuner<'_> {
         } else {
             (self.overhead + spent) / 2
         };
-        let point = Point::new(dimension, value, set.clone(), row, hit, miss);
+        let mut point = Point::new(dimension, value, set.clone(), row, hit, miss);
+        point.readers = readers;
+        point.waited = waited;
+        point.wait_p99_seconds = wait_p99.as_secs_f64();
         self.bar.inc(1);
         Ok(point)
     }
@@ -202,7 +118,7 @@ impl Tuner<'_> {
         &mut self,
         dimension: &str,
         value: String,
-        set: &PragmaSet,
+        set: (&PragmaSet, Option<u32>),
         runs_left: usize,
     ) -> anyhow::Result<Option<usize>> {
         let Some(run) = self.slice(runs_left + 3 * REPEATS) else {
@@ -212,6 +128,128 @@ impl Tuner<'_> {
         self.points.push(p);
         crate::scratch::on_interrupt(self.interrupted_text());
         Ok(Some(self.points.len() - 1))
+    }
+
+    /// `cache_size` from SQLite's default, doubling through `steps` (KiB) while misses per
+    /// operation fall, then bisecting below the chosen step (up to 3 times) for the smallest size
+    /// that misses no more. Every run with `mmap_size = 0`: mapped pages bypass the cache and its
+    /// counters. The chosen point and why.
+    fn search_cache(
+        &mut self,
+        configured: &PragmaSet,
+        steps: &[u64],
+        exploring: usize,
+    ) -> anyhow::Result<(Option<usize>, String)> {
+        let readers = self.configured_readers;
+        let with_cache = |k: u64| {
+            let mut s = configured.clone();
+            s.cache_size = Some(CacheSize::Bytes(ByteSize(k * 1024)));
+            s.mmap_size = "0".parse::<MmapSize>().ok();
+            s
+        };
+        let label = |k: u64| ByteSize(k * 1024).to_string();
+        // True when the run `less` (a larger cache) missed clearly less than `more`.
+        let fell = |t: &Self, more: usize, less: usize| {
+            let (more, less) = (
+                t.points[more].misses_per_op(),
+                t.points[less].misses_per_op(),
+            );
+            more - less >= (more * MISS_FALL).max(MISS_FLOOR)
+        };
+        let mut chosen: Option<(usize, u64)> = None;
+        let mut prev: Option<(usize, u64)> = None;
+        for (i, &k) in steps.iter().enumerate() {
+            let Some(p) = self.explore(
+                "cache_size",
+                label(k),
+                (&with_cache(k), readers),
+                exploring - i,
+            )?
+            else {
+                break;
+            };
+            if let Some((pp, pk)) = prev {
+                // Misses stopped falling: the step before is the working set.
+                if !fell(self, pp, p) {
+                    chosen = Some((pp, pk));
+                    break;
+                }
+            }
+            prev = Some((p, k));
+        }
+        let Some((mut cp, mut hi)) = chosen.or(prev) else {
+            return Ok((None, "not measured: the time budget ran out".into()));
+        };
+        let mut lo = steps.iter().rev().find(|&&s| s < hi).copied();
+        for round in 0..3 {
+            let Some(l) = lo.filter(|l| hi - l >= 64) else {
+                break;
+            };
+            let mid = (l + hi) / 2;
+            let Some(p) = self.explore(
+                "cache_size",
+                label(mid),
+                (&with_cache(mid), readers),
+                8 - round,
+            )?
+            else {
+                break;
+            };
+            if !fell(self, p, cp) {
+                (cp, hi) = (p, mid);
+            } else {
+                lo = Some(mid);
+            }
+        }
+        let hit = self.points[cp]
+            .hit_ratio()
+            .map_or("-".into(), |h| format!("{:.1}%", h * 100.0));
+        Ok((
+            Some(cp),
+            format!("grown from SQLite's default (2000KiB) by doubling up to the file size, then bisected below the step chosen, measured with mmap_size = 0 so every page goes through the cache; the smallest size past which misses stopped falling (hit ratio {hit})"),
+        ))
+    }
+
+    /// Runs the configured profile, the leader and the runner-up [`REPEATS`] times each, with
+    /// equal shares of the time left.
+    fn confirm(
+        &mut self,
+        configured: &PragmaSet,
+        configured_readers: Option<u32>,
+        leader: &(PragmaSet, Option<u32>),
+    ) -> anyhow::Result<Vec<Confirmation>> {
+        let base = (configured.clone(), configured_readers);
+        let runner_up = self
+            .points
+            .iter()
+            .filter(|p| {
+                (&p.set, p.readers) != (&leader.0, leader.1)
+                    && (&p.set, p.readers) != (&base.0, base.1)
+            })
+            .max_by(|a, b| a.row.ops_per_sec.total_cmp(&b.row.ops_per_sec))
+            .map(|p| (p.set.clone(), p.readers));
+        let mut contenders = vec![("configured", base.clone())];
+        if *leader != base {
+            contenders.push(("tuned", leader.clone()));
+        }
+        contenders.extend(runner_up.map(|r| ("runner-up", r)));
+        let slice = self.slice(contenders.len() * REPEATS).unwrap_or(MIN_RUN);
+        let mut confirm = Vec::new();
+        for (name, (set, readers)) in contenders {
+            let mut c = Confirmation::new(name, set.clone(), readers);
+            for _ in 0..REPEATS {
+                c.push(self.run(name, String::new(), (&set, readers), slice)?);
+            }
+            confirm.push(c);
+        }
+        Ok(confirm)
+    }
+
+    /// The `[databases.<name>.readers]` table a point needs, when it changes the readers.
+    fn readers_key(&self, p: &Point) -> Option<(String, u32)> {
+        p.readers
+            .filter(|r| Some(*r) != self.configured_readers)
+            .map(|r| (self.database.clone(), r))
     }
 
     /// What SIGINT prints: the best point so far, unconfirmed.
@@ -224,10 +262,58 @@ impl Tuner<'_> {
             format!(
                 "# litepool tune: interrupted; best so far ({:.0} ops/s, not confirmed by repeated runs)\n{}",
                 p.row.ops_per_sec,
-                crate::tune_out::snippet(&p.set)
+                crate::tune_out::snippet(&p.set, self.readers_key(p).as_ref())
             )
         })
     }
+}
+
+/// The readers' pool sizes to try on a split database: 1 to 4 × the CPUs, and the configured.
+fn readers_sizes(configured: Option<u32>, threads: usize) -> Vec<u32> {
+    let Some(configured) = configured else {
+        return Vec::new();
+    };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    let mut v = vec![1, cpus, 2 * cpus, 4 * cpus, configured];
+    v.retain(|&n| n >= 1 && n as usize <= threads.max(1) * 4);
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+type Edit = Box<dyn Fn(&mut PragmaSet)>;
+/// A dimension: its name, its values (each a label and an edit of the best so far), why.
+type Search = (&'static str, Vec<(String, Edit)>, &'static str);
+
+/// The dimensions searched one value at a time against the best so far.
+fn options(mmap_file: MmapSize) -> anyhow::Result<[Search; 3]> {
+    let zero: MmapSize = "0".parse().map_err(|e| anyhow!("{e}"))?;
+    Ok([
+        (
+            "mmap_size",
+            vec![
+                ("0".into(), Box::new(move |s| s.mmap_size = Some(zero))),
+                (mmap_file.to_string(), Box::new(move |s| s.mmap_size = Some(mmap_file))),
+            ],
+            "reads through memory-mapped I/O need no read() call per page, up to the file size; notice: an I/O error on a mapped page raises SIGBUS, which kills the process, instead of returning an error (https://sqlite.org/mmap.html)",
+        ),
+        (
+            "temp_store",
+            [TempStore::Default, TempStore::Memory]
+                .into_iter()
+                .map(|v| (v.to_string(), Box::new(move |s: &mut PragmaSet| s.temp_store = Some(v)) as Edit))
+                .collect(),
+            "sorts and temporary tables in memory instead of temporary files",
+        ),
+        (
+            "journal_size_limit",
+            [4u64 << 20, 64 << 20]
+                .into_iter()
+                .map(|v| (ByteSize(v).to_string(), Box::new(move |s: &mut PragmaSet| s.journal_size_limit = Some(ByteSize(v))) as Edit))
+                .collect(),
+            "the WAL or journal kept after a checkpoint is truncated to this size (disk use, not speed, on most workloads)",
+        ),
+    ])
 }
 
 /// `litepool tune`.
@@ -262,36 +348,43 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
     bar.set_prefix(humantime::format_duration(args.time_budget).to_string());
     // The output, a report and removing the copies take a moment: the runs end a little early.
     let deadline = start + args.time_budget.mul_f64(0.92);
+    let configured_readers = db.split.as_ref().map(|s| s.readers.max_size);
     let mut t = Tuner {
         session,
+        mode: if db.split.is_some() {
+            Mode::Split
+        } else {
+            Mode::Plain
+        },
         threads: usize::from(args.threads),
         seed: args.seed,
         deadline,
         overhead: Duration::ZERO,
         points: Vec::new(),
         bar,
+        database: db.name.clone(),
+        configured_readers,
     };
-    let mut dims = Vec::new();
     // Steps of the cache search, in KiB: SQLite's default doubling up to the file, under the cap.
-    let kib = |b: u64| b.div_ceil(1024).max(1);
     let mut steps = Vec::new();
     let mut v = DEFAULT_CACHE / 1024;
     while v * 1024 < file_bytes {
         steps.push(v);
         v *= 2;
     }
-    steps.push(kib(file_bytes).max(DEFAULT_CACHE / 1024));
+    steps.push(file_bytes.div_ceil(1024).max(DEFAULT_CACHE / 1024));
     if let Some(cap) = cap {
         steps.retain(|s| s * 1024 <= cap);
         if steps.is_empty() && cap >= 1024 {
             steps.push(cap / 1024);
         }
     }
-    let exploring = steps.len() + 5;
+    let readers_sizes = readers_sizes(configured_readers, t.threads);
+    let exploring = steps.len() + 3 + 5 + readers_sizes.len();
     let base = t.explore(
         "configured",
         db.profile.name().to_owned(),
-        &configured,
+        (&configured, configured_readers),
         exploring,
     )?;
     let Some(base) = base else {
@@ -300,100 +393,35 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
             humantime::format_duration(args.time_budget)
         );
     };
-    let with_cache = |set: &PragmaSet, k: u64| {
-        let mut s = set.clone();
-        s.cache_size = Some(CacheSize::Bytes(ByteSize(k * 1024)));
-        s.mmap_size = "0".parse::<MmapSize>().ok();
-        s
-    };
-    let cache_label = |k: u64| ByteSize(k * 1024).to_string();
-    // 1. cache_size.
-    let mut chosen: Option<(usize, u64)> = None;
-    let mut prev: Option<(usize, u64)> = None;
-    for (i, &k) in steps.iter().enumerate() {
-        let Some(p) = t.explore(
-            "cache_size",
-            cache_label(k),
-            &with_cache(&configured, k),
-            exploring - i,
-        )?
-        else {
-            break;
-        };
-        if let Some((pp, pk)) = prev {
-            let (before, now) = (t.points[pp].misses_per_op(), t.points[p].misses_per_op());
-            if before - now < (before * MISS_FALL).max(MISS_FLOOR) {
-                chosen = Some((pp, pk));
-                break;
-            }
-        }
-        prev = Some((p, k));
-    }
-    let mut chosen = chosen.or(prev);
-    // Refine: the midpoint below the chosen step, kept if it misses no more.
-    if let Some((cp, ck)) = chosen {
-        let lower = steps.iter().rev().find(|&&s| s < ck).copied();
-        if let Some(lo) = lower {
-            let mid = (lo + ck) / 2;
-            if let Some(p) = t.explore(
-                "cache_size",
-                cache_label(mid),
-                &with_cache(&configured, mid),
-                4,
-            )? {
-                let (c, m) = (t.points[cp].misses_per_op(), t.points[p].misses_per_op());
-                if m - c < (c * MISS_FALL).max(MISS_FLOOR) {
-                    chosen = Some((p, mid));
-                }
-            }
-        }
-    }
-    let mut current = chosen.map_or(base, |(p, _)| p);
+    // The noise: the configured profile once more. A value is adopted only if it beats the
+    // best so far by more than this (at least 2%); the confirmation decides in the end.
+    let again = t.explore(
+        "configured",
+        db.profile.name().to_owned(),
+        (&configured, configured_readers),
+        exploring,
+    )?;
+    let noise = again.map_or(0.0, |a| {
+        let (x, y) = (t.points[base].row.ops_per_sec, t.points[a].row.ops_per_sec);
+        (x - y).abs() / x.max(y).max(f64::MIN_POSITIVE)
+    });
+    let margin = 1.0 + noise.max(0.02);
+    let mut dims = Vec::new();
+    let (chosen, reason) = t.search_cache(&configured, &steps, exploring)?;
     let reason = match (steps.len(), chosen) {
-        (1, _) => format!("the file ({}) fits in the first step; grown no further", litepool::budget::human(file_bytes)),
-        (_, Some((p, _))) => format!(
-            "grown from SQLite's default (2000KiB) by doubling{}, measured with mmap_size = 0 so every page goes through the cache; chosen where misses stopped falling (hit ratio {})",
-            cap.map_or(String::new(), |c| format!(", at most {} per connection ({} connections under limits.memory_budget)", litepool::budget::human(c), conns)),
-            t.points[p].hit_ratio().map_or("-".into(), |h| format!("{:.1}%", h * 100.0))
+        (1, Some(_)) => format!("the file ({}) fits in the first step, SQLite's default or the budget's cap; grown no further", litepool::budget::human(file_bytes)),
+        (_, Some(_)) => format!(
+            "{reason}{}",
+            cap.map_or(String::new(), |c| format!("; at most {} per connection ({conns} connections under limits.memory_budget)", litepool::budget::human(c)))
         ),
-        _ => "not measured: the time budget ran out".into(),
+        _ => reason,
     };
-    dims.push(Dimension::new("cache_size", reason, chosen.map(|(p, _)| p)));
-    // 2.-4. One value at a time against the best so far.
+    dims.push(Dimension::new("cache_size", reason, chosen));
+    let mut current = chosen.unwrap_or(base);
     let mmap_file: MmapSize = format!("{}MiB", file_bytes.div_ceil(1 << 20).clamp(1, 2047))
         .parse()
         .map_err(|e| anyhow!("{e}"))?;
-    let zero: MmapSize = "0".parse().map_err(|e| anyhow!("{e}"))?;
-    type Edit = Box<dyn Fn(&mut PragmaSet)>;
-    /// A dimension: its name, its values (each a label and an edit of the best so far), why.
-    type Search = (&'static str, Vec<(String, Edit)>, &'static str);
-    let options: [Search; 3] = [
-        (
-            "mmap_size",
-            vec![
-                ("0".into(), Box::new(move |s| s.mmap_size = Some(zero))),
-                (mmap_file.to_string(), Box::new(move |s| s.mmap_size = Some(mmap_file))),
-            ],
-            "reads through memory-mapped I/O need no read() call per page, up to the file size; notice: an I/O error on a mapped page raises SIGBUS, which kills the process, instead of returning an error (https://sqlite.org/mmap.html)",
-        ),
-        (
-            "temp_store",
-            [TempStore::Default, TempStore::Memory]
-                .into_iter()
-                .map(|v| (v.to_string(), Box::new(move |s: &mut PragmaSet| s.temp_store = Some(v)) as Edit))
-                .collect(),
-            "sorts and temporary tables in memory instead of temporary files",
-        ),
-        (
-            "journal_size_limit",
-            [4u64 << 20, 64 << 20]
-                .into_iter()
-                .map(|v| (ByteSize(v).to_string(), Box::new(move |s: &mut PragmaSet| s.journal_size_limit = Some(ByteSize(v))) as Edit))
-                .collect(),
-            "the WAL or journal kept after a checkpoint is truncated to this size (disk use, not speed, on most workloads)",
-        ),
-    ];
-    for (round, (name, values, why)) in options.into_iter().enumerate() {
+    for (round, (name, values, why)) in options(mmap_file)?.into_iter().enumerate() {
         let from = t.points[current].set.clone();
         let mut best = None;
         for (label, edit) in values {
@@ -402,44 +430,81 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
             if set == from {
                 continue;
             }
-            let Some(p) = t.explore(name, label, &set, 3 - round)? else {
+            let readers = t.points[current].readers;
+            let Some(p) = t.explore(
+                name,
+                label,
+                (&set, readers),
+                3 + readers_sizes.len() - round,
+            )?
+            else {
                 break;
             };
-            if t.points[p].row.ops_per_sec > t.points[current].row.ops_per_sec * 1.02 {
+            if t.points[p].row.ops_per_sec > t.points[current].row.ops_per_sec * margin {
                 best = Some(p);
                 current = p;
             }
         }
-        dims.push(Dimension::new(name, why.to_string(), best));
+        let why = format!(
+            "{why}; a value is kept only when it beats the best so far by more than the noise ({:.1}%, two runs of the configured profile)",
+            (margin - 1.0) * 100.0
+        );
+        dims.push(Dimension::new(name, why, best));
     }
-    // Confirmation: the configured profile, the leader and the runner-up, each run REPEATS times.
-    let leader = t.points[current].set.clone();
-    let runner_up = t
-        .points
-        .iter()
-        .filter(|p| p.set != leader && p.set != configured)
-        .max_by(|a, b| a.row.ops_per_sec.total_cmp(&b.row.ops_per_sec))
-        .map(|p| p.set.clone());
-    let mut contenders = vec![
-        ("configured", configured.clone()),
-        ("tuned", leader.clone()),
-    ];
-    if let Some(r) = runner_up {
-        contenders.push(("runner-up", r));
-    }
-    if leader == configured {
-        contenders.remove(1);
-    }
-    let runs = contenders.len() * REPEATS;
-    let slice = t.slice(runs).unwrap_or(MIN_RUN);
-    let mut confirm = Vec::new();
-    for (name, set) in &contenders {
-        let mut c = Confirmation::new(name, set.clone());
-        for _ in 0..REPEATS {
-            c.push(t.run(name, String::new(), set, slice)?);
+    if configured_readers.is_some() {
+        // The readers' pool of a split database: its cache times its size stays in the budget.
+        let per_conn = t.points[current]
+            .set
+            .cache_size
+            .map_or(DEFAULT_CACHE, |c| c.bytes_per_connection(page_size as u32));
+        let budget_readers = settings.memory_budget.map(|b| {
+            let rest = litepool::budget::Budget::without_files(&others).worst_case;
+            (b.bytes().saturating_sub(rest) / per_conn.max(1)).saturating_sub(1)
+        });
+        let set = t.points[current].set.clone();
+        let mut measured: Vec<usize> = vec![current];
+        for (i, &n) in readers_sizes.iter().enumerate() {
+            if Some(n) == t.points[current].readers
+                || budget_readers.is_some_and(|b| u64::from(n) > b)
+            {
+                continue;
+            }
+            match t.explore(
+                "readers.max_size",
+                n.to_string(),
+                (&set, Some(n)),
+                readers_sizes.len() - i,
+            )? {
+                Some(p) => measured.push(p),
+                None => break,
+            }
         }
-        confirm.push(c);
+        // The smallest pool within the noise of the fastest: more readers than that only wait.
+        let fastest = measured
+            .iter()
+            .map(|&p| t.points[p].row.ops_per_sec)
+            .fold(0.0, f64::max);
+        let pick = measured
+            .iter()
+            .copied()
+            .filter(|&p| t.points[p].row.ops_per_sec * margin >= fastest)
+            .min_by_key(|&p| t.points[p].readers);
+        let best = pick.filter(|&p| p != current);
+        if let Some(p) = best {
+            current = p;
+        }
+        dims.push(Dimension::new(
+            "readers.max_size",
+            format!(
+                "readers serve concurrent reads until they wait for the CPUs ({} here) or the disk; the smallest pool within the noise of the fastest, guided by checkout waits (the table's waited column){}",
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+                if budget_readers.is_some() { "; never over limits.memory_budget with the chosen cache_size" } else { "" }
+            ),
+            best,
+        ));
     }
+    let leader = (t.points[current].set.clone(), t.points[current].readers);
+    let confirm = t.confirm(&configured, configured_readers, &leader)?;
     t.bar.finish_and_clear();
     crate::scratch::on_interrupt(String::new());
     let tuned = Tuned::new(TunedFrom {
@@ -454,6 +519,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
         dims,
         confirm,
         configured,
+        configured_readers,
         leader,
     });
     let mut out = std::io::stdout().lock();
@@ -487,7 +553,8 @@ pub struct TunedFrom<'a> {
     pub dims: Vec<Dimension>,
     pub confirm: Vec<Confirmation>,
     pub configured: PragmaSet,
-    pub leader: PragmaSet,
+    pub configured_readers: Option<u32>,
+    pub leader: (PragmaSet, Option<u32>),
 }
 
 /// The durability every run was measured at, as configured.

@@ -26,6 +26,11 @@ pub struct Point {
     /// Page-cache hits and misses of the run, summed over its connections.
     pub cache_hit: u64,
     pub cache_miss: u64,
+    /// A split database's readers (`max_size`) in the run; `None` on a single pool.
+    pub readers: Option<u32>,
+    /// Checkouts that waited (every pool of the database), and the longest p99 wait.
+    pub waited: u64,
+    pub wait_p99_seconds: f64,
 }
 
 impl Point {
@@ -44,6 +49,9 @@ impl Point {
             row,
             cache_hit: hit,
             cache_miss: miss,
+            readers: None,
+            waited: 0,
+            wait_p99_seconds: 0.0,
         }
     }
 
@@ -82,15 +90,17 @@ impl Dimension {
 pub struct Confirmation {
     pub name: String,
     pub set: PragmaSet,
+    pub readers: Option<u32>,
     pub ops_per_sec: Vec<f64>,
     pub p99_seconds: Vec<f64>,
 }
 
 impl Confirmation {
-    pub fn new(name: &str, set: PragmaSet) -> Confirmation {
+    pub fn new(name: &str, set: PragmaSet, readers: Option<u32>) -> Confirmation {
         Confirmation {
             name: name.to_owned(),
             set,
+            readers,
             ops_per_sec: Vec::new(),
             p99_seconds: Vec::new(),
         }
@@ -150,7 +160,10 @@ pub struct Tuned {
     /// Runs measured, warm-up excluded, the confirmation included.
     pub measured: usize,
     pub configured: PragmaSet,
+    /// A split database's readers as configured, and as proposed.
+    pub configured_readers: Option<u32>,
     pub tuned: PragmaSet,
+    pub tuned_readers: Option<u32>,
     pub snippet: String,
 }
 
@@ -170,6 +183,11 @@ impl Tuned {
             (_, None) => "no measurable gain; keep your profile (no candidate beat it)".to_owned(),
             (Some(b), Some(l)) if gain => format!(
                 "tuned is {ratio:.2}x the configured profile: all {REPEATS} runs of tuned beat all {REPEATS} of configured (spread {:.1}% and {:.1}%)",
+                l.spread() * 100.0,
+                b.spread() * 100.0
+            ),
+            (Some(b), Some(l)) if l.max() < b.min() => format!(
+                "no measurable gain; keep your profile (tuned {ratio:.2}x: slower than the configured profile in every run; spread {:.1}% and {:.1}%)",
                 l.spread() * 100.0,
                 b.spread() * 100.0
             ),
@@ -199,15 +217,24 @@ impl Tuned {
             ratio,
             gain,
             verdict,
-            snippet: snippet(&f.leader),
+            snippet: snippet(
+                &f.leader.0,
+                f.leader
+                    .1
+                    .filter(|r| Some(*r) != f.configured_readers)
+                    .map(|r| (f.db.name.clone(), r))
+                    .as_ref(),
+            ),
             configured: f.configured,
-            tuned: f.leader,
+            configured_readers: f.configured_readers,
+            tuned: f.leader.0,
+            tuned_readers: f.leader.1,
         }
     }
 }
 
-/// `set` as a `[profiles.tuned]` table to paste.
-pub fn snippet(set: &PragmaSet) -> String {
+/// `set` as a `[profiles.tuned]` table to paste, and a database's readers if they change.
+pub fn snippet(set: &PragmaSet, readers: Option<&(String, u32)>) -> String {
     let mut out = String::from("[profiles.tuned]\n");
     if let Ok(serde_json::Value::Object(keys)) = serde_json::to_value(set) {
         for (k, v) in keys {
@@ -224,6 +251,10 @@ pub fn snippet(set: &PragmaSet) -> String {
             };
             let _ = writeln!(out, "{k} = {value}");
         }
+    }
+    if let Some((db, n)) = readers {
+        let db = serde_json::Value::String(db.clone());
+        let _ = write!(out, "\n[databases.{db}.readers]\nmax_size = {n}\n");
     }
     out
 }
@@ -249,14 +280,14 @@ impl fmt::Display for Tuned {
         )?;
         writeln!(
             f,
-            "{:<20} {:>10} {:>11} {:>10} {:>9} {:>10}",
-            "dimension", "value", "ops/s", "p99", "hit ratio", "misses/op"
+            "{:<18} {:>10} {:>10} {:>9} {:>9} {:>9} {:>7}",
+            "dimension", "value", "ops/s", "p99", "hit ratio", "misses/op", "waited"
         )?;
         for (i, p) in self.points.iter().enumerate() {
             let chosen = self.dimensions.iter().any(|d| d.chosen == Some(i));
             writeln!(
                 f,
-                "{:<20} {:>10} {:>11.0} {:>10} {:>9} {:>10.3}{}",
+                "{:<18} {:>10} {:>10.0} {:>9} {:>9} {:>9.3} {:>7}{}",
                 p.dimension,
                 p.value,
                 p.row.ops_per_sec,
@@ -264,6 +295,7 @@ impl fmt::Display for Tuned {
                 p.hit_ratio()
                     .map_or("-".into(), |h| format!("{:.1}%", h * 100.0)),
                 p.misses_per_op(),
+                p.waited,
                 if chosen { "  <- chosen" } else { "" }
             )?;
         }

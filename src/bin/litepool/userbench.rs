@@ -206,14 +206,13 @@ impl Mode {
 /// The suffix of a profile name that asks for the split with group commit.
 pub const GROUP_SUFFIX: &str = "+group";
 
-/// Opens pools of `threads` connections (a writer and readers unless `Plain`) on each copy, at
-/// the given durability (default: normal).
+/// Opens pools of `threads` connections (a writer and readers unless `Plain`, `readers` readers
+/// if given) on each copy, at the given durability (default: normal).
 #[allow(clippy::type_complexity)]
 fn open(
     copies: &BTreeMap<String, PathBuf>,
     profile: &Profile,
-    mode: Mode,
-    threads: usize,
+    (mode, threads, readers): (Mode, usize, Option<u32>),
     durability: &BTreeMap<String, Durability>,
 ) -> anyhow::Result<(BTreeMap<String, Pools>, litepool::Pools)> {
     let mut dbs = Vec::new();
@@ -226,7 +225,11 @@ fn open(
         let mut pool = PoolSettings::default();
         pool.max_size = threads as u32;
         if mode != Mode::Plain {
-            db.split = Some(Split::new(&pool));
+            let mut split = Split::new(&pool);
+            if let Some(n) = readers {
+                split.readers.max_size = n;
+            }
+            db.split = Some(split);
         }
         db.pool = pool;
         dbs.push(db);
@@ -381,13 +384,14 @@ impl<'a> Session<'a> {
     }
 
     /// Fresh copies of the session's copies, with pools of `threads` connections under
-    /// `profile` on them (a writer and readers unless `Plain`). The copies are removed when the
-    /// candidate is dropped.
+    /// `profile` on them (a writer and readers unless `Plain`; `readers` readers if given). The
+    /// copies are removed when the candidate is dropped.
     pub fn candidate(
         &mut self,
         profile: &Profile,
         mode: Mode,
         threads: usize,
+        readers: Option<u32>,
     ) -> anyhow::Result<Candidate> {
         let dir = self.scratch.path().join(self.candidates.to_string());
         self.candidates += 1;
@@ -398,7 +402,12 @@ impl<'a> Session<'a> {
             copy_database(src, &dest, name)?;
             run_copies.insert(name.clone(), dest);
         }
-        let (pools, all) = open(&run_copies, profile, mode, threads, &self.durability)?;
+        let (pools, all) = open(
+            &run_copies,
+            profile,
+            (mode, threads, readers),
+            &self.durability,
+        )?;
         Ok(Candidate {
             label: format!("{}{}", profile.name(), mode.suffix()),
             pools,
@@ -480,7 +489,7 @@ pub fn run(
     let mut step = 0;
     let mut results = Vec::new();
     for (profile, mode) in profiles {
-        let candidate = session.candidate(profile, *mode, threads.max(2))?;
+        let candidate = session.candidate(profile, *mode, threads.max(2), None)?;
         for r in &session.ready {
             progress(step, steps, &format!("{} / {}", candidate.label, r.w.name));
             step += 1;

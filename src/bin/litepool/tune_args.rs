@@ -1,0 +1,105 @@
+//! `litepool tune`'s arguments, and the database and workloads they choose.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail};
+use litepool::settings::{DatabaseSettings, Workload};
+use litepool::Settings;
+
+/// `litepool tune`'s arguments.
+#[derive(clap::Args)]
+pub struct TuneArgs {
+    #[command(flatten)]
+    pub source: crate::Source,
+    /// The database to tune [default: the one database the workloads use].
+    #[arg(long, value_name = "NAME")]
+    pub database: Option<String>,
+    /// Measure only these configured workloads, comma-separated [default: every workload on
+    /// the database].
+    #[arg(long, value_delimiter = ',')]
+    pub workloads: Vec<String>,
+    /// How long the whole run may take, 5s to 24h (e.g. 90s, 5m).
+    #[arg(long, default_value = "5m", value_parser = time_budget)]
+    pub time_budget: Duration,
+    /// Also write a self-contained HTML report: each dimension's measured curve, the chosen
+    /// point, the final comparison. Checked before anything is measured.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Threads of the mixed run, 1 to 256.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
+    /// Seed for the workloads' random choices.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// `--time-budget`: a duration from 5s to 24h.
+fn time_budget(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| format!("{e}; expected e.g. 90s or 5m"))?;
+    if d < Duration::from_secs(5) || d > Duration::from_secs(24 * 3600) {
+        return Err(format!("{text} is not in 5s..=24h"));
+    }
+    Ok(d)
+}
+
+/// The database to tune and the workloads that run on it.
+pub fn choose(
+    settings: &Settings,
+    args: &TuneArgs,
+) -> anyhow::Result<(DatabaseSettings, Vec<Workload>)> {
+    let names = |it: &mut dyn Iterator<Item = &String>| {
+        it.map(String::as_str).collect::<Vec<_>>().join(", ")
+    };
+    let db = match &args.database {
+        Some(n) => settings.databases.get(n).ok_or_else(|| {
+            anyhow!(
+                "unknown database {n:?} in --database: configured databases are {}",
+                names(&mut settings.databases.keys())
+            )
+        })?,
+        None => {
+            let used: std::collections::BTreeSet<&String> =
+                settings.workloads.values().map(|w| &w.database).collect();
+            match used.len() {
+                0 => bail!("no workload configured: tune measures your [bench.workloads.<name>]; see docs/bench.md"),
+                1 => &settings.databases[*used.iter().next().unwrap_or(&&String::new())],
+                _ => bail!(
+                    "--database is required: the workloads run on {}; tune tunes one database at a time",
+                    names(&mut used.into_iter())
+                ),
+            }
+        }
+    };
+    let workloads: Vec<Workload> = if args.workloads.is_empty() {
+        settings
+            .workloads
+            .values()
+            .filter(|w| w.database == db.name)
+            .cloned()
+            .collect()
+    } else {
+        args.workloads
+            .iter()
+            .map(|n| {
+                let w = settings.workloads.get(n).ok_or_else(|| {
+                    anyhow!(
+                        "unknown workload {n:?} in --workloads: configured workloads are {}",
+                        names(&mut settings.workloads.keys())
+                    )
+                })?;
+                if w.database != db.name {
+                    bail!("workload {n:?} in --workloads runs on database {:?}, not on {:?}: tune measures one database's workloads", w.database, db.name);
+                }
+                Ok(w.clone())
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    if workloads.is_empty() {
+        bail!("no workload configured on database {:?}: tune measures your [bench.workloads.<name>] on it; see docs/bench.md", db.name);
+    }
+    Ok((db.clone(), workloads))
+}
