@@ -15,10 +15,15 @@ const HOT: i64 = 3072;
 const WORKING_SET: u64 = (HOT as u64 / 4) * 4096;
 
 fn fixture() -> Fixture {
+    fixture_with("512MiB", "")
+}
+
+/// The table and its workload, under `budget` (`limits.memory_budget`), `extra` appended.
+fn fixture_with(budget: &str, extra: &str) -> Fixture {
     let f = Fixture::new(&format!(
         r#"
 [limits]
-memory_budget = "512MiB"
+memory_budget = "{budget}"
 
 [profiles.mine]
 busy_timeout = "5s"
@@ -35,6 +40,7 @@ durability = "strict"
 database = "main"
 sql = "SELECT length(pad) FROM t WHERE id = ?1"
 params = [{{ int = [1, {HOT}] }}]
+{extra}
 "#
     ));
     let c = rusqlite::Connection::open(f.path("data/main.db")).unwrap();
@@ -267,4 +273,47 @@ fn tune_interrupted_prints_the_best_so_far_and_removes_every_copy() {
     assert!(stdout.contains("synchronous = \"full\""), "{stdout}");
     assert_eq!(listing(&tmp), Vec::<String>::new(), "every copy removed");
     assert_eq!(sha256(&db), hash);
+}
+
+#[test]
+fn tune_on_a_split_database_never_proposes_over_the_memory_budget() {
+    // 6 MiB for a writer and 2 readers: at most 2 MiB of cache per connection, and with
+    // SQLite's default cache (2000 KiB) at most 2 readers.
+    let f = fixture_with(
+        "6MiB",
+        "[databases.main.pool]\nmax_size = 2\n[databases.main.readers]\nmax_size = 2\n",
+    );
+    let tmp = f.path("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let out = tune(
+        &f,
+        &tmp,
+        &["--time-budget", "10s", "--threads", "4", "--json"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["configured_readers"], 2);
+    let cache = |set: &serde_json::Value| set["cache_size"].as_str().map_or(2000 << 10, bytes);
+    for p in json["points"].as_array().unwrap() {
+        let readers = p["readers"]
+            .as_u64()
+            .expect("every run on the split layout");
+        assert!(
+            cache(&p["set"]) * (1 + readers) <= 6 << 20,
+            "a candidate over the budget: {p}"
+        );
+    }
+    let readers = json["tuned_readers"].as_u64().unwrap();
+    assert!(cache(&json["tuned"]) * (1 + readers) <= 6 << 20, "{json}");
+    assert!(json["dimensions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["name"] == "readers.max_size"));
+    assert_eq!(listing(&tmp), Vec::<String>::new(), "no copy left");
 }
