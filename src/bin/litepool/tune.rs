@@ -72,7 +72,18 @@ impl Tuner<'_> {
         run: Duration,
     ) -> anyhow::Result<Point> {
         let t0 = Instant::now();
-        self.bar.set_message(format!("{dimension} = {value}"));
+        let what = format!("{dimension} = {value}");
+        if self.bar.is_hidden() {
+            // stderr is not a terminal: one line per run instead of the bar.
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            eprintln!(
+                "litepool: tune: run {}: {what} ({:.1}s; {:.0}s left)",
+                self.bar.position() + 1,
+                run.as_secs_f64(),
+                left.as_secs_f64()
+            );
+        }
+        self.bar.set_message(what);
         let profile = Profile::new(format!("{dimension}={value}"), set.clone())?;
         let c = self
             .session
