@@ -429,6 +429,26 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
     };
     dims.push(Dimension::new("cache_size", reason, chosen));
     let mut current = chosen.unwrap_or(base);
+    // mmap_size = 0 was how the cache was measured, not a proposal: the mmap dimension starts
+    // from the configured mmap_size, with the chosen cache.
+    let configured_mmap = configured.mmap_size.map_or(0, MmapSize::bytes);
+    if chosen.is_some() && configured_mmap == 0 {
+        // The same as SQLite's default: proposed as configured (unset stays unset).
+        t.points[current].set.mmap_size = configured.mmap_size;
+    } else if chosen.is_some() {
+        let mut set = t.points[current].set.clone();
+        set.mmap_size = configured.mmap_size;
+        let readers = t.points[current].readers;
+        let label = configured
+            .mmap_size
+            .map_or_else(String::new, |m| m.to_string());
+        if let Some(p) = t.explore("mmap_size", label, (&set, readers), 4 + readers_sizes.len())? {
+            // The configured value stays unless mmap_size = 0 beat it by more than the noise.
+            if t.points[current].row.ops_per_sec <= t.points[p].row.ops_per_sec * margin {
+                current = p;
+            }
+        }
+    }
     let mmap_file: MmapSize = format!("{}MiB", file_bytes.div_ceil(1 << 20).clamp(1, 2047))
         .parse()
         .map_err(|e| anyhow!("{e}"))?;
@@ -438,19 +458,26 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
         for (label, edit) in values {
             let mut set = from.clone();
             edit(&mut set);
-            if set == from {
+            let readers = t.points[current].readers;
+            let mmap = |s: &PragmaSet| s.mmap_size.map_or(0, MmapSize::bytes);
+            if set == from || (name == "mmap_size" && mmap(&set) == mmap(&from)) {
                 continue;
             }
-            let readers = t.points[current].readers;
-            let Some(p) = t.explore(
-                name,
-                label,
-                (&set, readers),
-                3 + readers_sizes.len() - round,
-            )?
-            else {
-                break;
+            // Measured already (mmap_size = 0 in the cache search): compared, not run again.
+            let seen = t
+                .points
+                .iter()
+                .position(|p| p.set == set && p.readers == readers && p.dimension != "configured");
+            let measured = match seen {
+                Some(p) => Some(p),
+                None => t.explore(
+                    name,
+                    label,
+                    (&set, readers),
+                    3 + readers_sizes.len() - round,
+                )?,
             };
+            let Some(p) = measured else { break };
             if t.points[p].row.ops_per_sec > t.points[current].row.ops_per_sec * margin {
                 best = Some(p);
                 current = p;
