@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use litepool::pragma::{ByteSize, CacheSize, MmapSize, TempStore};
+use litepool::pragma::{ByteSize, CacheSize, MmapSize};
 use litepool::settings::{DatabaseSettings, Durability, Workload};
 use litepool::{PragmaSet, Profile};
 
-use crate::tune_args::{choose, TuneArgs};
+use crate::tune_args::{choose, options, readers_sizes, TuneArgs};
 use crate::tune_out::{Confirmation, Dimension, Point, Tuned};
 use crate::userbench::{Mode, Session};
 
@@ -277,54 +277,6 @@ impl Tuner<'_> {
             )
         })
     }
-}
-
-/// The readers' pool sizes to try on a split database: 1 to 4 × the CPUs, and the configured.
-fn readers_sizes(configured: Option<u32>, threads: usize) -> Vec<u32> {
-    let Some(configured) = configured else {
-        return Vec::new();
-    };
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
-    let mut v = vec![1, cpus, 2 * cpus, 4 * cpus, configured];
-    v.retain(|&n| n >= 1 && n as usize <= threads.max(1) * 4);
-    v.sort_unstable();
-    v.dedup();
-    v
-}
-
-type Edit = Box<dyn Fn(&mut PragmaSet)>;
-/// A dimension: its name, its values (each a label and an edit of the best so far), why.
-type Search = (&'static str, Vec<(String, Edit)>, &'static str);
-
-/// The dimensions searched one value at a time against the best so far.
-fn options(mmap_file: MmapSize) -> anyhow::Result<[Search; 3]> {
-    let zero: MmapSize = "0".parse().map_err(|e| anyhow!("{e}"))?;
-    Ok([
-        (
-            "mmap_size",
-            vec![
-                ("0".into(), Box::new(move |s| s.mmap_size = Some(zero))),
-                (mmap_file.to_string(), Box::new(move |s| s.mmap_size = Some(mmap_file))),
-            ],
-            "reads through memory-mapped I/O need no read() call per page, up to the file size; notice: an I/O error on a mapped page raises SIGBUS, which kills the process, instead of returning an error (https://sqlite.org/mmap.html)",
-        ),
-        (
-            "temp_store",
-            [TempStore::Default, TempStore::Memory]
-                .into_iter()
-                .map(|v| (v.to_string(), Box::new(move |s: &mut PragmaSet| s.temp_store = Some(v)) as Edit))
-                .collect(),
-            "sorts and temporary tables in memory instead of temporary files",
-        ),
-        (
-            "journal_size_limit",
-            [4u64 << 20, 64 << 20]
-                .into_iter()
-                .map(|v| (ByteSize(v).to_string(), Box::new(move |s: &mut PragmaSet| s.journal_size_limit = Some(ByteSize(v))) as Edit))
-                .collect(),
-            "the WAL or journal kept after a checkpoint is truncated to this size (disk use, not speed, on most workloads)",
-        ),
-    ])
 }
 
 /// `litepool tune`.

@@ -1,11 +1,13 @@
-//! `litepool tune`'s arguments, and the database and workloads they choose.
+//! `litepool tune`'s arguments, the database and workloads they choose, and the values the
+//! search tries.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
+use litepool::pragma::{ByteSize, MmapSize, TempStore};
 use litepool::settings::{DatabaseSettings, Workload};
-use litepool::Settings;
+use litepool::{PragmaSet, Settings};
 
 /// `litepool tune`'s arguments.
 #[derive(clap::Args)]
@@ -102,4 +104,52 @@ pub fn choose(
         bail!("no workload configured on database {:?}: tune measures your [bench.workloads.<name>] on it; see docs/bench.md", db.name);
     }
     Ok((db.clone(), workloads))
+}
+
+/// The readers' pool sizes to try on a split database: 1 to 4 × the CPUs, and the configured.
+pub fn readers_sizes(configured: Option<u32>, threads: usize) -> Vec<u32> {
+    let Some(configured) = configured else {
+        return Vec::new();
+    };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    let mut v = vec![1, cpus, 2 * cpus, 4 * cpus, configured];
+    v.retain(|&n| n >= 1 && n as usize <= threads.max(1) * 4);
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+pub type Edit = Box<dyn Fn(&mut PragmaSet)>;
+/// A dimension: its name, its values (each a label and an edit of the best so far), why.
+pub type Search = (&'static str, Vec<(String, Edit)>, &'static str);
+
+/// The dimensions searched one value at a time against the best so far.
+pub fn options(mmap_file: MmapSize) -> anyhow::Result<[Search; 3]> {
+    let zero: MmapSize = "0".parse().map_err(|e| anyhow!("{e}"))?;
+    Ok([
+        (
+            "mmap_size",
+            vec![
+                ("0".into(), Box::new(move |s| s.mmap_size = Some(zero))),
+                (mmap_file.to_string(), Box::new(move |s| s.mmap_size = Some(mmap_file))),
+            ],
+            "reads through memory-mapped I/O need no read() call per page, up to the file size; notice: an I/O error on a mapped page raises SIGBUS, which kills the process, instead of returning an error (https://sqlite.org/mmap.html)",
+        ),
+        (
+            "temp_store",
+            [TempStore::Default, TempStore::Memory]
+                .into_iter()
+                .map(|v| (v.to_string(), Box::new(move |s: &mut PragmaSet| s.temp_store = Some(v)) as Edit))
+                .collect(),
+            "sorts and temporary tables in memory instead of temporary files",
+        ),
+        (
+            "journal_size_limit",
+            [4u64 << 20, 64 << 20]
+                .into_iter()
+                .map(|v| (ByteSize(v).to_string(), Box::new(move |s: &mut PragmaSet| s.journal_size_limit = Some(ByteSize(v))) as Edit))
+                .collect(),
+            "the WAL or journal kept after a checkpoint is truncated to this size (disk use, not speed, on most workloads)",
+        ),
+    ])
 }
