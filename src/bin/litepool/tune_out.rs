@@ -335,6 +335,16 @@ impl fmt::Display for Tuned {
     }
 }
 
+/// Where a point sits on its dimension's axis: bytes of cache or map, readers.
+fn value_key(p: &Point) -> Option<u64> {
+    match p.dimension.as_str() {
+        "cache_size" => p.set.cache_size.map(|c| c.bytes_per_connection(4096)),
+        "mmap_size" => p.set.mmap_size.map(|m| m.bytes()),
+        "readers.max_size" => p.readers.map(u64::from),
+        _ => None,
+    }
+}
+
 /// The HTML page: each dimension's curve (ops/s, p99), the chosen points marked, the
 /// confirmation, the configuration used. Everything from the user's configuration is escaped.
 pub fn html(t: &Tuned, config_text: &str) -> String {
@@ -352,11 +362,16 @@ pub fn html(t: &Tuned, config_text: &str) -> String {
         names
             .iter()
             .map(|n| {
-                let s = t
+                let mut of: Vec<(usize, &Point)> = t
                     .points
                     .iter()
                     .enumerate()
                     .filter(|(_, p)| p.dimension == *n)
+                    .collect();
+                // A curve: the points in the order of their values, not of their runs.
+                of.sort_by_key(|(i, p)| value_key(p).unwrap_or(*i as u64));
+                let s = of
+                    .into_iter()
                     .map(|(i, p)| (label(i, p), value(p)))
                     .collect();
                 (n.to_string(), s)
