@@ -36,6 +36,7 @@ path = "{{data}}/main.db"
 profile = "mine"
 durability = "strict"
 
+# Escaped in the report: <script>alert("tune")</script>
 [bench.workloads.hot_rows]
 database = "main"
 sql = "SELECT length(pad) FROM t WHERE id = ?1"
@@ -189,6 +190,8 @@ fn tune_finds_the_working_set_keeps_durability_and_the_time_budget() {
     // The report: one curve per dimension, the chosen point marked.
     let html = std::fs::read_to_string(&report).unwrap();
     assert!(html.contains(r#"data-group="cache_size""#));
+    assert!(!html.contains("<script>"), "the configuration is escaped");
+    assert!(html.contains("&lt;script&gt;alert(&quot;tune&quot;)&lt;/script&gt;"));
     assert!(html.contains(&format!("{} (chosen)", chosen["value"].as_str().unwrap())));
 
     assert_eq!(sha256(&db), hash, "the original's bytes");
