@@ -463,3 +463,42 @@ pre {{ background: #f6f6f6; padding: 8px; overflow-x: auto; }}
         config = esc(config_text),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_snippet_loads_back_as_the_same_profile_and_readers() {
+        let settings = litepool::Settings::from_toml(
+            r#"
+            [profiles.p]
+            busy_timeout = "5s"
+            journal_mode = "wal"
+            synchronous = "full"
+            cache_size = { pages = 500 }
+            mmap_size = "0"
+            temp_store = "memory"
+            journal_size_limit = "4MiB"
+            foreign_keys = true
+            transaction_behavior = "immediate"
+            [databases.main]
+            path = "main.db"
+            profile = "p"
+            "#,
+        )
+        .unwrap();
+        let set = settings.databases["main"].profile.pragmas().clone();
+        let text = snippet(&set, Some(&("main".to_owned(), 3)));
+        let pasted = format!("{text}\n[databases.main]\npath = \"main.db\"\nprofile = \"tuned\"\n");
+        let back = litepool::Settings::from_toml(&pasted).unwrap();
+        assert_eq!(back.databases["main"].profile.pragmas(), &set, "{text}");
+        let readers = back.databases["main"]
+            .split
+            .as_ref()
+            .unwrap()
+            .readers
+            .max_size;
+        assert_eq!(readers, 3, "{text}");
+    }
+}
