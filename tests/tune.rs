@@ -244,12 +244,20 @@ fn tune_interrupted_prints_the_best_so_far_and_removes_every_copy() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // The second candidate's copy exists once the first run (the configured profile) is
-    // measured and kept as the best so far.
+    // A later candidate's copies (directory 1, 2, …) exist only once the first run (the
+    // configured profile) is measured and kept as the best so far.
     let second = || {
-        std::fs::read_dir(&tmp)
-            .unwrap()
-            .any(|d| d.unwrap().path().join("1").exists())
+        std::fs::read_dir(&tmp).unwrap().any(|d| {
+            let scratch = d.unwrap().path();
+            std::fs::read_dir(scratch).is_ok_and(|mut runs| {
+                runs.any(|r| {
+                    let name = r.map(|r| r.file_name()).unwrap_or_default();
+                    name.to_str()
+                        .and_then(|n| n.parse::<u32>().ok())
+                        .is_some_and(|n| n >= 1)
+                })
+            })
+        })
     };
     let t0 = Instant::now();
     while !second() {
