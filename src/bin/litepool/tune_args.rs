@@ -14,7 +14,8 @@ use litepool::{PragmaSet, Settings};
 pub struct TuneArgs {
     #[command(flatten)]
     pub source: crate::Source,
-    /// The database to tune [default: the one database the workloads use].
+    /// The database to tune [default: the one database the workloads (those named by
+    /// --workloads, if given) run on].
     #[arg(long, value_name = "NAME")]
     pub database: Option<String>,
     /// Measure only these configured workloads, comma-separated [default: every workload on
@@ -64,11 +65,22 @@ pub fn choose(
             )
         })?,
         None => {
-            let used: std::collections::BTreeSet<&String> =
-                settings.workloads.values().map(|w| &w.database).collect();
-            match used.len() {
-                0 => bail!("no workload configured: tune measures your [bench.workloads.<name>]; see docs/bench.md"),
-                1 => &settings.databases[*used.iter().next().unwrap_or(&&String::new())],
+            // The databases the workloads run on (the named ones, with --workloads).
+            let used: std::collections::BTreeSet<&String> = settings
+                .workloads
+                .values()
+                .filter(|w| args.workloads.is_empty() || args.workloads.contains(&w.name))
+                .map(|w| &w.database)
+                .collect();
+            let mut each = used.iter();
+            match (each.next(), each.next()) {
+                (Some(one), None) => &settings.databases[*one],
+                (None, _) if !args.workloads.is_empty() => bail!(
+                    "unknown workload {:?} in --workloads: configured workloads are {}",
+                    args.workloads[0],
+                    names(&mut settings.workloads.keys())
+                ),
+                (None, _) => bail!("no workload configured: tune measures your [bench.workloads.<name>]; see docs/bench.md"),
                 _ => bail!(
                     "--database is required: the workloads run on {}; tune tunes one database at a time",
                     names(&mut used.into_iter())
