@@ -55,6 +55,7 @@ mod settings;
 mod startup_sql;
 mod stats;
 mod trust;
+mod tune;
 mod userbench;
 mod write_path;
 mod write_truth;

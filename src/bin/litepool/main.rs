@@ -13,6 +13,7 @@ use litepool::settings::LitestreamVersion;
 use litepool::{Pools, Settings};
 
 mod bench;
+mod bench_text;
 #[cfg(unix)]
 mod client;
 mod datagen;
@@ -24,6 +25,9 @@ mod render;
 mod replica_env;
 mod report;
 mod scratch;
+mod tune;
+mod tune_args;
+mod tune_out;
 mod userbench;
 mod workload;
 
@@ -116,6 +120,11 @@ enum Command {
         #[arg(long, value_name = "FILE.html")]
         report: Option<PathBuf>,
     },
+    /// Search for a faster profile for one database: measure candidates (cache_size, mmap_size,
+    /// temp_store, journal_size_limit) with your workloads on private copies, within
+    /// --time-budget, and print the best as a [profiles.tuned] snippet with its measured ratio to
+    /// the configured profile. Never changes synchronous or durability. See docs/bench.md.
+    Tune(tune_args::TuneArgs),
     /// Fill the configured demo databases (prod_customer_data, jobs, audit) with litepool's demo
     /// data, to try `litepool bench --env demo` on. Only new or empty files are filled.
     DemoData {
@@ -249,6 +258,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Reload { socket } => client::reload(&socket),
+        Command::Tune(args) => tune::run(args),
         Command::Check {
             source,
             apply,

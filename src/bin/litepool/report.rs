@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use crate::userbench::{Report, Row};
 
 /// Text for HTML (and SVG) content and attributes.
-fn esc(text: &str) -> String {
+pub fn esc(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -24,7 +24,7 @@ const COLORS: [&str; 6] = [
 
 /// How a chart turns values into bar lengths.
 #[derive(Clone, Copy, PartialEq)]
-enum Scale {
+pub enum Scale {
     /// Linear, each group (workload) on its own scale from 0 to its largest value: a slow
     /// workload's bars are as readable as a fast one's. The group's heading says its scale.
     PerGroup,
@@ -43,7 +43,7 @@ fn decades(lo: f64, hi: f64) -> (f64, f64) {
 /// A horizontal bar chart: one group per workload, one bar per series (profile, or measure),
 /// values labelled. `id` names the chart for tests and readers. `per_color` bars in a row share a
 /// color (a profile's p50 and p99); the later ones are lighter.
-fn bars(
+pub fn bars(
     id: &str,
     title: &str,
     unit: &str,

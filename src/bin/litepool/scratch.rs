@@ -20,6 +20,13 @@ use rusqlite::Connection;
 
 /// Directories to remove if the process is interrupted.
 static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// What to print on stdout if the process is interrupted (`tune`: the best profile so far).
+static LAST_WORDS: Mutex<String> = Mutex::new(String::new());
+
+/// Sets what SIGINT/SIGTERM print on stdout before the process exits (empty: nothing).
+pub fn on_interrupt(text: String) {
+    *LAST_WORDS.lock().unwrap_or_else(PoisonError::into_inner) = text;
+}
 #[cfg(unix)]
 static HANDLER: OnceLock<std::result::Result<(), String>> = OnceLock::new();
 
@@ -45,6 +52,13 @@ fn install_handler() -> Result<()> {
                         let dirs = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
                         for dir in dirs.iter() {
                             let _ = std::fs::remove_dir_all(dir);
+                        }
+                        let words = LAST_WORDS.lock().unwrap_or_else(PoisonError::into_inner);
+                        if !words.is_empty() {
+                            use std::io::Write as _;
+                            let mut out = std::io::stdout().lock();
+                            let _ = writeln!(out, "{words}");
+                            let _ = out.flush();
                         }
                         eprintln!(
                             "litepool: interrupted (signal {signal}); removed {} scratch director{}",

@@ -6,13 +6,13 @@
 //! configured generators (samples are drawn from the copy once, before timing).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::bail;
 use litepool::histogram::Summary;
 use litepool::settings::{
-    BenchTransaction, DatabaseSettings, ParamGen, PoolSettings, Split, Workload,
+    BenchTransaction, DatabaseSettings, Durability, ParamGen, PoolSettings, Split, Workload,
 };
 use litepool::{Profile, Settings};
 use rusqlite::types::Value;
@@ -206,27 +206,36 @@ impl Mode {
 /// The suffix of a profile name that asks for the split with group commit.
 pub const GROUP_SUFFIX: &str = "+group";
 
-/// Opens pools of `threads` connections (a writer and readers unless `Plain`) on each copy.
+/// Opens pools of `threads` connections (a writer and readers unless `Plain`, `readers` readers
+/// if given) on each copy, at the given durability (default: normal).
+#[allow(clippy::type_complexity)]
 fn open(
-    copies: &BTreeMap<String, std::path::PathBuf>,
+    copies: &BTreeMap<String, PathBuf>,
     profile: &Profile,
-    mode: Mode,
-    threads: usize,
-) -> anyhow::Result<BTreeMap<String, Pools>> {
+    (mode, threads, readers): (Mode, usize, Option<u32>),
+    durability: &BTreeMap<String, Durability>,
+) -> anyhow::Result<(BTreeMap<String, Pools>, litepool::Pools)> {
     let mut dbs = Vec::new();
     for (name, path) in copies {
         let mut db = DatabaseSettings::new(name, path, profile.clone());
         db.create_if_missing = false;
+        if let Some(d) = durability.get(name) {
+            db.durability = *d;
+        }
         let mut pool = PoolSettings::default();
         pool.max_size = threads as u32;
         if mode != Mode::Plain {
-            db.split = Some(Split::new(&pool));
+            let mut split = Split::new(&pool);
+            if let Some(n) = readers {
+                split.readers.max_size = n;
+            }
+            db.split = Some(split);
         }
         db.pool = pool;
         dbs.push(db);
     }
     let all = litepool::Pools::new(&Settings::from_databases(dbs, None)?)?;
-    copies
+    let pools = copies
         .keys()
         .map(|name| {
             Ok((
@@ -238,14 +247,15 @@ fn open(
                 },
             ))
         })
-        .collect()
+        .collect::<anyhow::Result<_>>()?;
+    Ok((pools, all))
 }
 
 /// Checks every workload against the copies (the statement prepares, its parameter count matches
 /// its generators) and draws its samples. An error names the workload.
 fn prepare<'a>(
     workloads: &'a [Workload],
-    copies: &BTreeMap<String, std::path::PathBuf>,
+    copies: &BTreeMap<String, PathBuf>,
 ) -> anyhow::Result<Vec<Ready<'a>>> {
     workloads
         .iter()
@@ -297,80 +307,150 @@ fn prepare<'a>(
         .collect()
 }
 
-/// Runs the user's `workloads` under each of `profiles` (`true`: with the split).
-#[allow(clippy::too_many_arguments)]
-pub fn run(
-    settings: &Settings,
-    workloads: &[Workload],
-    profiles: &[(Profile, Mode)],
-    seconds: f64,
-    threads: usize,
-    seed: u64,
-    progress: &mut dyn FnMut(usize, usize, &str),
-) -> anyhow::Result<Report> {
-    let scratch = Scratch::new()?;
-    let sources = scratch.path().join("sources");
-    std::fs::create_dir(&sources)?;
-    // One private copy of each database the workloads use; each profile copies that copy.
-    let mut data = BTreeMap::new();
-    let mut copies = BTreeMap::new();
-    for (i, name) in workloads
-        .iter()
-        .map(|w| &w.database)
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .enumerate()
-    {
-        let db = &settings.databases[name];
-        if !db.path.exists() {
-            bail!(
-                "database {name:?}: {} does not exist: litepool bench measures your data; create it, or pass --builtin for litepool's demo workloads on generated data",
-                db.path.display()
+/// What `bench` and `tune` share: one private copy of each database the workloads use, and the
+/// workloads checked against it, with their samples drawn. Each measured profile gets copies of
+/// these copies ([`Session::candidate`]); the originals are read once, never opened with SQLite.
+pub struct Session<'a> {
+    scratch: Scratch,
+    copies: BTreeMap<String, PathBuf>,
+    /// Each database and what its copy holds: "your data (PATH, N bytes)".
+    pub data: BTreeMap<String, String>,
+    ready: Vec<Ready<'a>>,
+    candidates: usize,
+    /// Each database's configured durability; empty: SQLite's (bench compares profiles as given).
+    durability: BTreeMap<String, Durability>,
+}
+
+impl<'a> Session<'a> {
+    /// Copies the databases `workloads` use into a new scratch directory and checks the
+    /// workloads against the copies.
+    pub fn new(settings: &Settings, workloads: &'a [Workload]) -> anyhow::Result<Session<'a>> {
+        let scratch = Scratch::new()?;
+        let sources = scratch.path().join("sources");
+        std::fs::create_dir(&sources)?;
+        let mut data = BTreeMap::new();
+        let mut copies = BTreeMap::new();
+        for (i, name) in workloads
+            .iter()
+            .map(|w| &w.database)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .enumerate()
+        {
+            let db = &settings.databases[name];
+            if !db.path.exists() {
+                bail!(
+                    "database {name:?}: {} does not exist: litepool bench measures your data; create it, or pass --builtin for litepool's demo workloads on generated data",
+                    db.path.display()
+                );
+            }
+            let dest = sources.join(format!("{i}.db"));
+            copy_database(&db.path, &dest, name)?;
+            data.insert(
+                name.clone(),
+                format!(
+                    "your data ({}, {} bytes)",
+                    db.path.display(),
+                    std::fs::metadata(&db.path)?.len()
+                ),
             );
+            copies.insert(name.clone(), dest);
         }
-        let dest = sources.join(format!("{i}.db"));
-        copy_database(&db.path, &dest, name)?;
-        data.insert(
-            name.clone(),
-            format!(
-                "your data ({}, {} bytes)",
-                db.path.display(),
-                std::fs::metadata(&db.path)?.len()
-            ),
-        );
-        copies.insert(name.clone(), dest);
+        let ready = prepare(workloads, &copies)?;
+        Ok(Session {
+            scratch,
+            copies,
+            data,
+            ready,
+            candidates: 0,
+            durability: BTreeMap::new(),
+        })
     }
-    let ready = prepare(workloads, &copies)?;
-    let duration = Duration::from_secs_f64(seconds);
-    let steps = profiles.len() * (ready.len() + 1);
-    let mut step = 0;
-    let mut results = Vec::new();
-    for (pi, (profile, mode)) in profiles.iter().enumerate() {
-        let label = format!("{}{}", profile.name(), mode.suffix());
-        let dir = scratch.path().join(pi.to_string());
+
+    /// Opens every candidate with each database's configured `durability` (what `tune` does:
+    /// durability is the user's decision, never a candidate's).
+    pub fn with_durability(mut self, settings: &Settings) -> Self {
+        self.durability = self
+            .copies
+            .keys()
+            .map(|n| (n.clone(), settings.databases[n].durability))
+            .collect();
+        self
+    }
+
+    /// The private copy of `database` every candidate starts from.
+    pub fn copy_of(&self, database: &str) -> Option<&Path> {
+        self.copies.get(database).map(PathBuf::as_path)
+    }
+
+    /// Fresh copies of the session's copies, with pools of `threads` connections under
+    /// `profile` on them (a writer and readers unless `Plain`; `readers` readers if given). The
+    /// copies are removed when the candidate is dropped.
+    pub fn candidate(
+        &mut self,
+        profile: &Profile,
+        mode: Mode,
+        threads: usize,
+        readers: Option<u32>,
+    ) -> anyhow::Result<Candidate> {
+        let dir = self.scratch.path().join(self.candidates.to_string());
+        self.candidates += 1;
         std::fs::create_dir(&dir)?;
         let mut run_copies = BTreeMap::new();
-        for (name, src) in &copies {
+        for (name, src) in &self.copies {
             let dest = dir.join(Path::new(src).file_name().unwrap_or_default());
             copy_database(src, &dest, name)?;
             run_copies.insert(name.clone(), dest);
         }
-        let pools = open(&run_copies, profile, *mode, threads.max(2))?;
-        for r in &ready {
-            progress(step, steps, &format!("{label} / {}", r.w.name));
-            step += 1;
-            let p = &pools[&r.w.database];
-            results.push(measure(
-                &r.w.name,
-                &label,
-                1,
-                duration,
-                seed,
-                &|rng, bound| op(r, p, rng, bound),
-            )?);
-        }
-        progress(step, steps, &format!("{label} / mixed"));
-        step += 1;
+        let (pools, all) = open(
+            &run_copies,
+            profile,
+            (mode, threads, readers),
+            &self.durability,
+        )?;
+        Ok(Candidate {
+            label: format!("{}{}", profile.name(), mode.suffix()),
+            pools,
+            all,
+            dir,
+        })
+    }
+}
+
+/// One profile's pools on its own copies; the copies are removed when it is dropped.
+pub struct Candidate {
+    label: String,
+    pools: BTreeMap<String, Pools>,
+    /// Every pool, for their statistics.
+    pub all: litepool::Pools,
+    dir: PathBuf,
+}
+
+impl Drop for Candidate {
+    fn drop(&mut self) {
+        self.pools.clear();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Candidate {
+    /// The workload `r` alone on one thread.
+    fn alone(&self, r: &Ready<'_>, duration: Duration, seed: u64) -> anyhow::Result<Row> {
+        let p = &self.pools[&r.w.database];
+        measure(&r.w.name, &self.label, 1, duration, seed, &|rng, bound| {
+            op(r, p, rng, bound)
+        })
+    }
+
+    /// Every workload of `session` as a weighted mix on `threads` threads.
+    pub fn mixed(
+        &self,
+        session: &Session<'_>,
+        threads: usize,
+        duration: Duration,
+        seed: u64,
+    ) -> anyhow::Result<Row> {
+        let ready = &session.ready;
         let total: u64 = ready.iter().map(|r| u64::from(r.w.weight)).sum();
         let pick = |rng: &mut Rng, bound: &Bound| {
             let mut x = rng.below(total);
@@ -386,9 +466,38 @@ pub fn run(
                     }
                 })
                 .unwrap_or(&ready[0]);
-            op(r, &pools[&r.w.database], rng, bound)
+            op(r, &self.pools[&r.w.database], rng, bound)
         };
-        results.push(measure("mixed", &label, threads, duration, seed, &pick)?);
+        measure("mixed", &self.label, threads, duration, seed, &pick)
+    }
+}
+
+/// Runs the user's `workloads` under each of `profiles`.
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    settings: &Settings,
+    workloads: &[Workload],
+    profiles: &[(Profile, Mode)],
+    seconds: f64,
+    threads: usize,
+    seed: u64,
+    progress: &mut dyn FnMut(usize, usize, &str),
+) -> anyhow::Result<Report> {
+    let mut session = Session::new(settings, workloads)?;
+    let duration = Duration::from_secs_f64(seconds);
+    let steps = profiles.len() * (session.ready.len() + 1);
+    let mut step = 0;
+    let mut results = Vec::new();
+    for (profile, mode) in profiles {
+        let candidate = session.candidate(profile, *mode, threads.max(2), None)?;
+        for r in &session.ready {
+            progress(step, steps, &format!("{} / {}", candidate.label, r.w.name));
+            step += 1;
+            results.push(candidate.alone(r, duration, seed)?);
+        }
+        progress(step, steps, &format!("{} / mixed", candidate.label));
+        step += 1;
+        results.push(candidate.mixed(&session, threads, duration, seed)?);
     }
     progress(steps, steps, "done");
     Ok(Report {
@@ -401,136 +510,9 @@ pub fn run(
             .map(|(p, m)| format!("{}{}", p.name(), m.suffix()))
             .collect(),
         workloads: workloads.to_vec(),
-        data,
+        data: session.data.clone(),
         results,
         command: std::env::args().collect::<Vec<_>>().join(" "),
         sources: settings.sources.clone(),
     })
-}
-
-impl std::fmt::Display for Report {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let first = self.profiles.first().map_or("", String::as_str);
-        writeln!(
-            f,
-            "litepool bench ({}): runs of {}, mixed on {} threads, {} cpus; ratio = ops/s against {first}",
-            self.kind, self.took(), self.threads, self.cpus
-        )?;
-        for (db, what) in &self.data {
-            writeln!(f, "  {db}: {what}")?;
-        }
-        writeln!(
-            f,
-            "{:<20} {:<22} {:>7} {:>7} {:>10} {:>9} {:>9} {:>9} {:>7} {:>6} {:>6} {:>11}",
-            "workload",
-            "profile",
-            "threads",
-            "seconds",
-            "ops/s",
-            "p50",
-            "p99",
-            "max",
-            "ratio",
-            "busy",
-            "errors",
-            "interrupted"
-        )?;
-        let mut names: Vec<&str> = Vec::new();
-        for r in &self.results {
-            if !names.contains(&r.workload.as_str()) {
-                names.push(&r.workload);
-            }
-        }
-        for name in names {
-            let rows: Vec<_> = self.results.iter().filter(|r| r.workload == name).collect();
-            let base = rows
-                .iter()
-                .find(|r| r.profile == first)
-                .map(|r| r.ops_per_sec);
-            for r in rows {
-                let ratio = base
-                    .filter(|b| *b > 0.0)
-                    .map_or("-".to_owned(), |b| format!("{:.2}x", r.ops_per_sec / b));
-                writeln!(
-                    f,
-                    "{:<20} {:<22} {:>7} {:>7.2} {:>10.0} {:>9} {:>9} {:>9} {:>7} {:>6} {:>6} {:>11}",
-                    r.workload,
-                    r.profile,
-                    r.threads,
-                    r.seconds,
-                    r.ops_per_sec,
-                    latency(r, r.latency.p50),
-                    latency(r, r.latency.p99),
-                    latency(r, r.latency.max),
-                    ratio,
-                    r.busy,
-                    r.errors,
-                    r.interrupted
-                )?;
-                if let Some(e) = &r.first_error {
-                    writeln!(f, "  first error: {e}")?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A latency of `r` for the table: `-` when no operation completed (there is none to show).
-fn latency(r: &Row, d: std::time::Duration) -> String {
-    if r.ops == 0 {
-        "-".to_owned()
-    } else {
-        litepool::histogram::human(d)
-    }
-}
-
-impl Report {
-    /// The runs' length for a header: the `--seconds` bound and what the runs really took,
-    /// e.g. "0.3s (took 0.30-0.31s)".
-    pub fn took(&self) -> String {
-        let secs = self.results.iter().map(|r| r.seconds);
-        let (lo, hi) = (
-            secs.clone().fold(f64::INFINITY, f64::min),
-            secs.fold(0.0, f64::max),
-        );
-        if self.results.is_empty() {
-            format!("{}s", self.requested_seconds)
-        } else {
-            format!("{}s (took {lo:.2}-{hi:.2}s)", self.requested_seconds)
-        }
-    }
-
-    /// The built-in comparison as a report, with what each copy held.
-    pub fn from_builtin(c: crate::bench::Comparison, settings: &Settings) -> Report {
-        let threads = c.results.iter().map(|m| m.threads).max().unwrap_or(1);
-        Report {
-            kind: "built-in demo workloads",
-            requested_seconds: c.seconds,
-            threads,
-            cpus: c.cpus,
-            profiles: c.profiles,
-            workloads: Vec::new(),
-            data: c.data.into_iter().collect(),
-            results: c
-                .results
-                .into_iter()
-                .map(|m| Row {
-                    workload: m.workload.to_string(),
-                    profile: m.profile,
-                    threads: m.threads,
-                    ops: m.ops,
-                    interrupted: m.interrupted,
-                    seconds: m.seconds,
-                    ops_per_sec: m.ops_per_sec,
-                    latency: m.latency,
-                    busy: m.busy,
-                    errors: m.errors,
-                    first_error: None,
-                })
-                .collect(),
-            command: std::env::args().collect::<Vec<_>>().join(" "),
-            sources: settings.sources.clone(),
-        }
-    }
 }

@@ -1,0 +1,504 @@
+//! What `litepool tune` prints: the measured points, each dimension with its reason, the
+//! repeated runs that decide, the `[profiles.tuned]` snippet; as text, JSON and an HTML page
+//! drawn with `bench`'s report charts.
+
+use std::fmt::{self, Write as _};
+
+use litepool::PragmaSet;
+use serde::Serialize;
+
+use crate::report::{bars, esc, Scale};
+use crate::tune::{durability_text, TunedFrom, REPEATS};
+use crate::userbench::Row;
+
+/// One measured run of a candidate.
+#[derive(Debug, Clone, Serialize)]
+pub struct Point {
+    /// What the run varied: `configured`, `cache_size`, `mmap_size`, … (or, in the
+    /// confirmation, the contender's name).
+    pub dimension: String,
+    /// The value it tried.
+    pub value: String,
+    /// The whole candidate profile.
+    pub set: PragmaSet,
+    /// The mixed run (after the warm-up).
+    pub row: Row,
+    /// Page-cache hits and misses of the run, summed over its connections.
+    pub cache_hit: u64,
+    pub cache_miss: u64,
+    /// A split database's readers (`max_size`) in the run; `None` on a single pool.
+    pub readers: Option<u32>,
+    /// Checkouts that waited (every pool of the database), and the longest p99 wait.
+    pub waited: u64,
+    pub wait_p99_seconds: f64,
+}
+
+impl Point {
+    pub fn new(
+        dimension: &str,
+        value: String,
+        set: PragmaSet,
+        row: Row,
+        hit: u64,
+        miss: u64,
+    ) -> Point {
+        Point {
+            dimension: dimension.to_owned(),
+            value,
+            set,
+            row,
+            cache_hit: hit,
+            cache_miss: miss,
+            readers: None,
+            waited: 0,
+            wait_p99_seconds: 0.0,
+        }
+    }
+
+    /// Page-cache misses per completed operation.
+    pub fn misses_per_op(&self) -> f64 {
+        self.cache_miss as f64 / self.row.ops.max(1) as f64
+    }
+
+    /// `hit / (hit + miss)`, if any page was looked up.
+    pub fn hit_ratio(&self) -> Option<f64> {
+        let n = self.cache_hit + self.cache_miss;
+        (n > 0).then(|| self.cache_hit as f64 / n as f64)
+    }
+}
+
+/// One searched dimension: why, and which point was chosen (none: the value in force stays).
+#[derive(Debug, Clone, Serialize)]
+pub struct Dimension {
+    pub name: String,
+    pub reason: String,
+    pub chosen: Option<usize>,
+}
+
+impl Dimension {
+    pub fn new(name: &str, reason: String, chosen: Option<usize>) -> Dimension {
+        Dimension {
+            name: name.to_owned(),
+            reason,
+            chosen,
+        }
+    }
+}
+
+/// One contender's repeated runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Confirmation {
+    pub name: String,
+    pub set: PragmaSet,
+    pub readers: Option<u32>,
+    pub ops_per_sec: Vec<f64>,
+    pub p99_seconds: Vec<f64>,
+}
+
+impl Confirmation {
+    pub fn new(name: &str, set: PragmaSet, readers: Option<u32>) -> Confirmation {
+        Confirmation {
+            name: name.to_owned(),
+            set,
+            readers,
+            ops_per_sec: Vec::new(),
+            p99_seconds: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, p: Point) {
+        self.ops_per_sec.push(p.row.ops_per_sec);
+        self.p99_seconds.push(p.row.latency.p99.as_secs_f64());
+    }
+
+    fn median(&self) -> f64 {
+        let mut v = self.ops_per_sec.clone();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    }
+
+    fn min(&self) -> f64 {
+        self.ops_per_sec
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min)
+    }
+
+    fn max(&self) -> f64 {
+        self.ops_per_sec.iter().copied().fold(0.0, f64::max)
+    }
+
+    /// (max − min) / median: the run-to-run noise.
+    fn spread(&self) -> f64 {
+        (self.max() - self.min()) / self.median().max(f64::MIN_POSITIVE)
+    }
+}
+
+/// The whole result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tuned {
+    pub database: String,
+    pub path: String,
+    pub file_bytes: u64,
+    pub page_size: u64,
+    pub workloads: Vec<String>,
+    pub threads: usize,
+    pub time_budget_seconds: f64,
+    pub elapsed_seconds: f64,
+    /// `synchronous` every run was measured at (the configured one).
+    pub synchronous: String,
+    /// The database's `durability`, as configured.
+    pub durability: String,
+    pub points: Vec<Point>,
+    pub dimensions: Vec<Dimension>,
+    pub confirmation: Vec<Confirmation>,
+    /// Median ops/s of `tuned` over `configured`.
+    pub ratio: f64,
+    /// True only when every run of `tuned` beat every run of `configured`.
+    pub gain: bool,
+    pub verdict: String,
+    /// Runs measured, warm-up excluded, the confirmation included.
+    pub measured: usize,
+    pub configured: PragmaSet,
+    /// A split database's readers as configured, and as proposed.
+    pub configured_readers: Option<u32>,
+    pub tuned: PragmaSet,
+    pub tuned_readers: Option<u32>,
+    pub snippet: String,
+}
+
+impl Tuned {
+    pub fn new(f: TunedFrom<'_>) -> Tuned {
+        let find = |n: &str| f.confirm.iter().find(|c| c.name == n);
+        let base = find("configured");
+        let lead = find("tuned");
+        let (ratio, gain) = match (base, lead) {
+            (Some(b), Some(l)) => (
+                l.median() / b.median().max(f64::MIN_POSITIVE),
+                l.min() > b.max(),
+            ),
+            _ => (1.0, false),
+        };
+        let verdict = match (base, lead) {
+            (_, None) => "no measurable gain; keep your profile (no candidate beat it)".to_owned(),
+            (Some(b), Some(l)) if gain => format!(
+                "tuned is {ratio:.2}x the configured profile: all {REPEATS} runs of tuned beat all {REPEATS} of configured (spread {:.1}% and {:.1}%)",
+                l.spread() * 100.0,
+                b.spread() * 100.0
+            ),
+            (Some(b), Some(l)) if l.max() < b.min() => format!(
+                "no measurable gain; keep your profile (tuned {ratio:.2}x: slower than the configured profile in every run; spread {:.1}% and {:.1}%)",
+                l.spread() * 100.0,
+                b.spread() * 100.0
+            ),
+            (Some(b), Some(l)) => format!(
+                "no measurable gain; keep your profile (tuned {ratio:.2}x, inside the noise: spread {:.1}% and {:.1}%)",
+                l.spread() * 100.0,
+                b.spread() * 100.0
+            ),
+            _ => "no measurable gain; keep your profile".to_owned(),
+        };
+        let (synchronous, durability) = durability_text(f.db);
+        Tuned {
+            database: f.db.name.clone(),
+            path: f.db.path.display().to_string(),
+            file_bytes: f.file_bytes,
+            page_size: f.page_size,
+            workloads: f.workloads.iter().map(|w| w.name.clone()).collect(),
+            threads: f.threads,
+            time_budget_seconds: f.budget.as_secs_f64(),
+            elapsed_seconds: f.elapsed.as_secs_f64(),
+            synchronous,
+            durability,
+            measured: f.points.len() + f.confirm.iter().map(|c| c.ops_per_sec.len()).sum::<usize>(),
+            points: f.points,
+            dimensions: f.dims,
+            confirmation: f.confirm,
+            ratio,
+            gain,
+            verdict,
+            snippet: snippet(
+                &f.leader.0,
+                f.leader
+                    .1
+                    .filter(|r| Some(*r) != f.configured_readers)
+                    .map(|r| (f.db.name.clone(), r))
+                    .as_ref(),
+            ),
+            configured: f.configured,
+            configured_readers: f.configured_readers,
+            tuned: f.leader.0,
+            tuned_readers: f.leader.1,
+        }
+    }
+}
+
+/// `set` as a `[profiles.tuned]` table to paste, and a database's readers if they change.
+pub fn snippet(set: &PragmaSet, readers: Option<&(String, u32)>) -> String {
+    let mut out = String::from("[profiles.tuned]\n");
+    if let Ok(serde_json::Value::Object(keys)) = serde_json::to_value(set) {
+        for (k, v) in keys {
+            let value = match v {
+                serde_json::Value::Null => continue,
+                serde_json::Value::Object(o) => format!(
+                    "{{ {} }}",
+                    o.iter()
+                        .map(|(k, v)| format!("{k} = {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                other => other.to_string(),
+            };
+            let _ = writeln!(out, "{k} = {value}");
+        }
+    }
+    if let Some((db, n)) = readers {
+        let db = serde_json::Value::String(db.clone());
+        let _ = write!(out, "\n[databases.{db}.readers]\nmax_size = {n}\n");
+    }
+    out
+}
+
+impl fmt::Display for Tuned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "litepool tune: database {:?} ({}, {}, page size {}), workloads {}; mixed on {} threads; {} of a {:.0}s budget",
+            self.database,
+            self.path,
+            litepool::budget::human(self.file_bytes),
+            self.page_size,
+            self.workloads.join(", "),
+            self.threads,
+            format_args!("{:.1}s", self.elapsed_seconds),
+            self.time_budget_seconds
+        )?;
+        writeln!(
+            f,
+            "every run measured at synchronous = {}, durability = {} (as configured: tune never changes them)",
+            self.synchronous, self.durability
+        )?;
+        writeln!(
+            f,
+            "{:<18} {:>10} {:>10} {:>9} {:>9} {:>9} {:>7}",
+            "dimension", "value", "ops/s", "p99", "hit ratio", "misses/op", "waited"
+        )?;
+        for (i, p) in self.points.iter().enumerate() {
+            let chosen = self.dimensions.iter().any(|d| d.chosen == Some(i));
+            writeln!(
+                f,
+                "{:<18} {:>10} {:>10.0} {:>9} {:>9} {:>9.3} {:>7}{}",
+                p.dimension,
+                p.value,
+                p.row.ops_per_sec,
+                litepool::histogram::human(p.row.latency.p99),
+                p.hit_ratio()
+                    .map_or("-".into(), |h| format!("{:.1}%", h * 100.0)),
+                p.misses_per_op(),
+                p.waited,
+                if chosen { "  <- chosen" } else { "" }
+            )?;
+        }
+        for d in &self.dimensions {
+            let value = d.chosen.map_or("kept as it was".to_owned(), |i| {
+                self.points[i].value.clone()
+            });
+            writeln!(f, "{}: {value}: {}", d.name, d.reason)?;
+        }
+        writeln!(
+            f,
+            "confirmation, {REPEATS} runs each (ops/s; spread = (max - min) / median):"
+        )?;
+        for c in &self.confirmation {
+            let runs: Vec<String> = c.ops_per_sec.iter().map(|o| format!("{o:.0}")).collect();
+            writeln!(
+                f,
+                "  {:<11} median {:>9.0}  spread {:>5.1}%  runs {}",
+                c.name,
+                c.median(),
+                c.spread() * 100.0,
+                runs.join(", ")
+            )?;
+        }
+        writeln!(f, "verdict: {}", self.verdict)?;
+        writeln!(
+            f,
+            "{} runs measured in {:.1}s (time budget {:.0}s)",
+            self.measured, self.elapsed_seconds, self.time_budget_seconds
+        )?;
+        writeln!(
+            f,
+            "\n# Paste into your configuration, then set profile = \"tuned\" on database {:?}:",
+            self.database
+        )?;
+        write!(f, "{}", self.snippet)
+    }
+}
+
+/// Where a point sits on its dimension's axis: bytes of cache or map, readers.
+fn value_key(p: &Point) -> Option<u64> {
+    match p.dimension.as_str() {
+        "cache_size" => p.set.cache_size.map(|c| c.bytes_per_connection(4096)),
+        "mmap_size" => p.set.mmap_size.map(|m| m.bytes()),
+        "readers.max_size" => p.readers.map(u64::from),
+        _ => None,
+    }
+}
+
+/// The HTML page: each dimension's curve (ops/s, p99), the chosen points marked, the
+/// confirmation, the configuration used. Everything from the user's configuration is escaped.
+pub fn html(t: &Tuned, config_text: &str) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for p in &t.points {
+        if !names.contains(&p.dimension.as_str()) {
+            names.push(&p.dimension);
+        }
+    }
+    let label = |i: usize, p: &Point| {
+        let chosen = t.dimensions.iter().any(|d| d.chosen == Some(i));
+        format!("{}{}", p.value, if chosen { " (chosen)" } else { "" })
+    };
+    let series = |value: &dyn Fn(&Point) -> f64| -> Vec<(String, Vec<(String, f64)>)> {
+        names
+            .iter()
+            .map(|n| {
+                let mut of: Vec<(usize, &Point)> = t
+                    .points
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.dimension == *n)
+                    .collect();
+                // A curve: the points in the order of their values, not of their runs.
+                of.sort_by_key(|(i, p)| value_key(p).unwrap_or(*i as u64));
+                let s = of
+                    .into_iter()
+                    .map(|(i, p)| (label(i, p), value(p)))
+                    .collect();
+                (n.to_string(), s)
+            })
+            .collect()
+    };
+    let ops = series(&|p| p.row.ops_per_sec);
+    let p99 = series(&|p| p.row.latency.p99.as_secs_f64() * 1e6);
+    let confirm: Vec<(String, Vec<(String, f64)>)> = vec![(
+        "median of the repeated runs".into(),
+        t.confirmation
+            .iter()
+            .map(|c| (c.name.clone(), c.median()))
+            .collect(),
+    )];
+    let mut reasons = String::new();
+    for d in &t.dimensions {
+        let value = d
+            .chosen
+            .map_or("kept as it was".to_owned(), |i| t.points[i].value.clone());
+        let _ = write!(
+            reasons,
+            "<li><b>{}</b>: {}: {}</li>",
+            esc(&d.name),
+            esc(&value),
+            esc(&d.reason)
+        );
+    }
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>litepool tune</title>
+<style>
+body {{ font: 14px/1.4 sans-serif; margin: 24px; color: #222; }}
+svg text {{ font: 12px sans-serif; fill: #222; }}
+svg .title {{ font-weight: bold; font-size: 14px; }}
+svg .group {{ font-weight: bold; }}
+pre {{ background: #f6f6f6; padding: 8px; overflow-x: auto; }}
+</style></head><body>
+<h1>litepool tune: {db}</h1>
+<p>{path}, {size}; workloads {workloads}; mixed on {threads} threads; every run at synchronous = {sync}, durability = {dur}. {measured} runs in {elapsed:.1}s (budget {budget:.0}s).</p>
+<ul>{reasons}</ul>
+<h2>Each dimension</h2>
+{ops_chart}
+{p99_chart}
+<h2>Final comparison</h2>
+{confirm_chart}
+<p id="verdict">{verdict}</p>
+<pre id="snippet">{snippet}</pre>
+<p>Configuration:</p>
+<pre id="config">{config}</pre>
+</body></html>
+"#,
+        db = esc(&t.database),
+        path = esc(&t.path),
+        size = esc(&litepool::budget::human(t.file_bytes)),
+        workloads = esc(&t.workloads.join(", ")),
+        threads = t.threads,
+        sync = esc(&t.synchronous),
+        dur = esc(&t.durability),
+        measured = t.measured,
+        elapsed = t.elapsed_seconds,
+        budget = t.time_budget_seconds,
+        ops_chart = bars(
+            "ops",
+            "ops/s against each value (higher is better), each dimension on its own scale",
+            "ops/s",
+            &ops,
+            1,
+            Scale::PerGroup
+        ),
+        p99_chart = bars(
+            "p99",
+            "p99 latency against each value (lower is better), logarithmic axis",
+            "µs",
+            &p99,
+            1,
+            Scale::Log
+        ),
+        confirm_chart = bars(
+            "confirmation",
+            "Median ops/s of the repeated runs",
+            "ops/s",
+            &confirm,
+            1,
+            Scale::PerGroup
+        ),
+        verdict = esc(&t.verdict),
+        snippet = esc(&t.snippet),
+        config = esc(config_text),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_snippet_loads_back_as_the_same_profile_and_readers() {
+        let settings = litepool::Settings::from_toml(
+            r#"
+            [profiles.p]
+            busy_timeout = "5s"
+            journal_mode = "wal"
+            synchronous = "full"
+            cache_size = { pages = 500 }
+            mmap_size = "0"
+            temp_store = "memory"
+            journal_size_limit = "4MiB"
+            foreign_keys = true
+            transaction_behavior = "immediate"
+            [databases.main]
+            path = "main.db"
+            profile = "p"
+            "#,
+        )
+        .unwrap();
+        let set = settings.databases["main"].profile.pragmas().clone();
+        let text = snippet(&set, Some(&("main".to_owned(), 3)));
+        let pasted = format!("{text}\n[databases.main]\npath = \"main.db\"\nprofile = \"tuned\"\n");
+        let back = litepool::Settings::from_toml(&pasted).unwrap();
+        assert_eq!(back.databases["main"].profile.pragmas(), &set, "{text}");
+        let readers = back.databases["main"]
+            .split
+            .as_ref()
+            .unwrap()
+            .readers
+            .max_size;
+        assert_eq!(readers, 3, "{text}");
+    }
+}
