@@ -59,3 +59,4 @@ mod tune;
 mod userbench;
 mod write_path;
 mod write_truth;
+mod hostile21;

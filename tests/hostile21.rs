@@ -1,0 +1,477 @@
+//! Hostile cases against `litepool tune` (docs/bench.md, "Search for a faster profile").
+//! Every real run uses the minimum `--time-budget` (5s) and a tiny table.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_litepool");
+/// The documented bound: the budget + 10%, plus a little for process start on a shared machine.
+const BOUND: Duration = Duration::from_millis(5_500 + 1_500);
+
+fn config(budget: &str, sync: &str, durability: &str, db: &str, workloads: &str) -> String {
+    format!(
+        r#"
+[limits]
+memory_budget = "{budget}"
+
+[profiles.mine]
+busy_timeout = "1s"
+journal_mode = "wal"
+synchronous = "{sync}"
+cache_size = "64KiB"
+
+[databases.main]
+path = "{{data}}/{db}"
+profile = "mine"
+durability = "{durability}"
+
+[databases.main.pool]
+max_size = 4
+
+[bench.workloads.point]
+database = "main"
+sql = "SELECT v FROM t WHERE id = ?1"
+params = [{{ int = [1, 200] }}]
+{workloads}
+"#
+    )
+}
+
+fn fill(path: &Path) {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.execute_batch(
+        "PRAGMA journal_mode = wal;
+         CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
+         INSERT INTO t SELECT i, hex(randomblob(20)) FROM n;
+         PRAGMA wal_checkpoint(TRUNCATE);",
+    )
+    .unwrap();
+}
+
+fn fixture_text(text: &str) -> (Fixture, std::path::PathBuf) {
+    let f = Fixture::new(text);
+    let tmp = f.path("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    (f, tmp)
+}
+
+fn fixture(workloads: &str) -> (Fixture, std::path::PathBuf) {
+    let (f, tmp) = fixture_text(&config("512MiB", "normal", "normal", "main.db", workloads));
+    fill(&f.path("data/main.db"));
+    (f, tmp)
+}
+
+fn cmd(f: &Fixture, tmp: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("tune")
+        .args(args)
+        .current_dir(f.dir.path())
+        .env("TMPDIR", tmp);
+    c
+}
+
+fn tune(f: &Fixture, tmp: &Path, args: &[&str]) -> (Output, Duration) {
+    let t0 = Instant::now();
+    let out = cmd(f, tmp, args).output().unwrap();
+    (out, t0.elapsed())
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn hashes(dir: &Path) -> Vec<(String, String)> {
+    listing(dir)
+        .into_iter()
+        .map(|n| {
+            let p = dir.join(&n);
+            let h = if p.is_file() { sha256(&p) } else { String::new() };
+            (n, h)
+        })
+        .collect()
+}
+
+fn err(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn no_panic(out: &Output) {
+    assert!(!err(out).contains("panicked"), "panic: {}", err(out));
+}
+
+/// Bad input: exit 2 naming `says`, before any work, nothing copied, data untouched.
+fn refused(f: &Fixture, tmp: &Path, args: &[&str], says: &[&str]) {
+    let before = hashes(&f.path("data"));
+    let (out, took) = tune(f, tmp, args);
+    no_panic(&out);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {}", err(&out));
+    for s in says {
+        assert!(err(&out).contains(s), "{args:?}: {s:?} in {}", err(&out));
+    }
+    assert!(took < Duration::from_secs(3), "{args:?}: refused only after {took:?}");
+    assert_eq!(hashes(&f.path("data")), before, "{args:?}: data");
+    assert_eq!(listing(tmp), Vec::<String>::new(), "{args:?}: copies left");
+}
+
+#[test]
+fn hostile21_time_budget_values_are_refused_naming_the_flag() {
+    let (f, tmp) = fixture("");
+    for v in [
+        "0", "0s", "1ms", "4.999s", "-5s", "-5", "24h1s", "25h", "99999999999999999999s", "nan",
+        "inf", "", "5秒", "５s", "5 s",
+    ] {
+        refused(&f, &tmp, &["--time-budget", v], &["--time-budget"]);
+    }
+}
+
+#[test]
+fn hostile21_threads_values_are_refused_naming_the_flag() {
+    let (f, tmp) = fixture("");
+    for v in ["0", "-1", "1.5", "abc", "", "99999999999999999999"] {
+        refused(
+            &f,
+            &tmp,
+            &["--time-budget", "5s", "--threads", v],
+            &["--threads"],
+        );
+    }
+}
+
+#[test]
+fn hostile21_workloads_empty_unknown_and_of_names_with_commas() {
+    let (f, tmp) = fixture("");
+    for v in ["", ",", "point,", "point,nope", " point"] {
+        refused(&f, &tmp, &["--time-budget", "5s", "--workloads", v], &["--workloads"]);
+    }
+    refused(
+        &f,
+        &tmp,
+        &["--time-budget", "5s", "--database", "../main"],
+        &["--database", "../main"],
+    );
+}
+
+#[test]
+fn hostile21_report_paths_checked_before_the_work() {
+    let (f, tmp) = fixture("");
+    std::fs::create_dir(f.path("dir.html")).unwrap();
+    for p in [
+        f.path("dir.html"),
+        f.path("missing/sub/r.html"),
+        Path::new("/proc/r.html").to_path_buf(),
+    ] {
+        refused(
+            &f,
+            &tmp,
+            &["--time-budget", "5s", "--report", p.to_str().unwrap()],
+            &["--report"],
+        );
+    }
+}
+
+#[test]
+fn hostile21_missing_database_file_is_not_created() {
+    let (f, tmp) = fixture_text(&config("512MiB", "normal", "normal", "main.db", ""));
+    let (out, took) = tune(&f, &tmp, &["--time-budget", "5s", "--threads", "2"]);
+    no_panic(&out);
+    assert_ne!(out.status.code(), Some(0), "{}", err(&out));
+    assert!(err(&out).contains("main.db"), "names the file: {}", err(&out));
+    assert!(took < BOUND, "{took:?}");
+    assert_eq!(listing(&f.path("data")), Vec::<String>::new(), "a file created");
+    assert_eq!(listing(&tmp), Vec::<String>::new());
+}
+
+#[test]
+fn hostile21_zero_byte_and_not_sqlite_files_untouched() {
+    for (name, bytes) in [("zero.db", &b""[..]), ("text.db", &b"hello, not a database\n"[..])] {
+        let (f, tmp) = fixture_text(&config("512MiB", "normal", "normal", name, ""));
+        let db = f.path("data").join(name);
+        std::fs::write(&db, bytes).unwrap();
+        let before = hashes(&f.path("data"));
+        let (out, took) = tune(&f, &tmp, &["--time-budget", "5s", "--threads", "2"]);
+        no_panic(&out);
+        assert_ne!(out.status.code(), Some(0), "{name}: {}", err(&out));
+        assert!(err(&out).contains(name), "{name}: names the file: {}", err(&out));
+        assert!(took < BOUND, "{name}: {took:?}");
+        assert_eq!(hashes(&f.path("data")), before, "{name}");
+        assert_eq!(listing(&tmp), Vec::<String>::new(), "{name}");
+    }
+}
+
+#[test]
+fn hostile21_failing_and_writing_workloads_leave_the_original_alone() {
+    let (f, tmp) = fixture(
+        r#"
+[bench.workloads.broken]
+database = "main"
+sql = "SELECT * FROM no_such_table"
+"#,
+    );
+    let before = hashes(&f.path("data"));
+    let (out, took) = tune(
+        &f,
+        &tmp,
+        &["--time-budget", "5s", "--threads", "2", "--workloads", "broken"],
+    );
+    no_panic(&out);
+    assert_ne!(out.status.code(), Some(0), "a workload that fails every time: {}", err(&out));
+    assert!(err(&out).contains("broken"), "names the workload: {}", err(&out));
+    assert!(took < BOUND, "{took:?}");
+    assert_eq!(hashes(&f.path("data")), before);
+    assert_eq!(listing(&tmp), Vec::<String>::new());
+}
+
+#[test]
+fn hostile21_writing_workload_never_reaches_the_original() {
+    let (f, tmp) = fixture(
+        r#"
+[bench.workloads.writes]
+database = "main"
+sql = "INSERT INTO t(v) VALUES ('x')"
+"#,
+    );
+    let before = hashes(&f.path("data"));
+    let (out, took) = tune(
+        &f,
+        &tmp,
+        &["--time-budget", "5s", "--threads", "2", "--workloads", "writes,point"],
+    );
+    no_panic(&out);
+    assert!(took < BOUND, "{took:?}");
+    assert_eq!(hashes(&f.path("data")), before, "the original changed");
+    assert_eq!(listing(&tmp), Vec::<String>::new());
+    let c = rusqlite::Connection::open(f.path("data/main.db")).unwrap();
+    let n: i64 = c.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 200);
+}
+
+#[test]
+fn hostile21_endless_statement_stays_within_the_budget() {
+    let (f, tmp) = fixture(
+        r#"
+[bench.workloads.endless]
+database = "main"
+sql = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n"
+"#,
+    );
+    let (out, took) = tune(
+        &f,
+        &tmp,
+        &["--time-budget", "5s", "--threads", "2", "--workloads", "endless"],
+    );
+    no_panic(&out);
+    assert!(took < BOUND, "an endless statement held tune for {took:?}");
+    // Nothing was measured: no profile may be proposed as a measured result.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !(out.status.code() == Some(0) && stdout.contains("verdict: tuned")),
+        "{stdout}"
+    );
+    assert_eq!(listing(&tmp), Vec::<String>::new());
+}
+
+#[test]
+fn hostile21_strict_extra_under_a_tight_budget_json_agrees() {
+    // 4 connections under 1 MiB: at most 256 KiB of cache each.
+    let (f, tmp) = fixture_text(&config("1MiB", "extra", "strict", "main.db", ""));
+    fill(&f.path("data/main.db"));
+    let before = hashes(&f.path("data"));
+    let (out, took) = tune(&f, &tmp, &["--time-budget", "5s", "--threads", "2", "--json"]);
+    no_panic(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", err(&out));
+    assert!(took < BOUND, "{took:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["synchronous"], "extra", "{json}");
+    assert_eq!(json["durability"], "strict", "{json}");
+    for p in json["points"].as_array().unwrap() {
+        assert_eq!(p["set"]["synchronous"], "extra", "{p}");
+    }
+    let snippet = json["snippet"].as_str().unwrap();
+    assert!(snippet.contains("synchronous = \"extra\""), "{snippet}");
+    let pasted = format!(
+        "[limits]\nmemory_budget = \"1MiB\"\n{snippet}\n[databases.main]\npath = \"x.db\"\nprofile = \"tuned\"\ndurability = \"strict\"\n[databases.main.pool]\nmax_size = 4\n"
+    );
+    let settings = litepool::Settings::from_toml(&pasted)
+        .unwrap_or_else(|e| panic!("the snippet does not load back: {e}\n{pasted}"));
+    let cache = settings.databases["main"].profile.pragmas().cache_size;
+    let bytes = match cache.map(|c| format!("{c:?}")) {
+        None => 2000 << 10,
+        Some(_) => {
+            let s = snippet
+                .lines()
+                .find_map(|l| l.strip_prefix("cache_size = \""))
+                .unwrap()
+                .trim_end_matches('"');
+            if let Some(k) = s.strip_suffix("KiB") {
+                k.parse::<u64>().unwrap() << 10
+            } else if let Some(m) = s.strip_suffix("MiB") {
+                m.parse::<u64>().unwrap() << 20
+            } else {
+                panic!("cache_size {s}")
+            }
+        }
+    };
+    assert!(bytes * 4 <= 1 << 20, "cache {bytes} x 4 connections over 1MiB: {snippet}");
+    assert_eq!(hashes(&f.path("data")), before);
+    assert_eq!(listing(&tmp), Vec::<String>::new());
+}
+
+#[test]
+fn hostile21_uncheckpointed_wal_is_neither_checkpointed_nor_lost() {
+    let (f, tmp) = fixture("");
+    let db = f.path("data/main.db");
+    // A process that leaves committed rows in the -wal (no checkpoint at close).
+    let st = Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "import sqlite3,os\nc=sqlite3.connect({db:?})\nc.execute('PRAGMA wal_autocheckpoint=0')\nc.execute(\"UPDATE t SET v='wal' WHERE id<=50\")\nc.commit()\nos._exit(0)\n",
+            db = db.to_str().unwrap()
+        ))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(f.path("data/main.db-wal").exists());
+    let before = hashes(&f.path("data"));
+    let (out, took) = tune(&f, &tmp, &["--time-budget", "5s", "--threads", "2"]);
+    no_panic(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", err(&out));
+    assert!(took < BOUND, "{took:?}");
+    assert_eq!(hashes(&f.path("data")), before, "the WAL or database changed");
+    assert_eq!(listing(&tmp), Vec::<String>::new());
+}
+
+#[cfg(unix)]
+#[test]
+fn hostile21_read_only_database_file_copies_removed() {
+    use std::os::unix::fs::PermissionsExt;
+    let (f, tmp) = fixture("");
+    let db = f.path("data/main.db");
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let before = hashes(&f.path("data"));
+    let (out, took) = tune(&f, &tmp, &["--time-budget", "5s", "--threads", "2"]);
+    no_panic(&out);
+    assert!(took < BOUND, "{took:?}");
+    assert_eq!(hashes(&f.path("data")), before);
+    assert_eq!(listing(&tmp), Vec::<String>::new(), "copies of a read-only file left");
+    assert_eq!(
+        std::fs::metadata(&db).unwrap().permissions().mode() & 0o777,
+        0o444
+    );
+}
+
+#[test]
+fn hostile21_exclusive_lock_held_elsewhere_no_hang() {
+    let (f, tmp) = fixture("");
+    let db = f.path("data/main.db");
+    let mut holder = Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "import sqlite3,time,sys\nc=sqlite3.connect({db:?},isolation_level=None)\nc.execute('PRAGMA locking_mode=EXCLUSIVE')\nc.execute('BEGIN EXCLUSIVE')\nprint('locked',flush=True)\ntime.sleep(30)\n",
+            db = db.to_str().unwrap()
+        ))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "locked");
+    let (out, took) = tune(&f, &tmp, &["--time-budget", "5s", "--threads", "2"]);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    no_panic(&out);
+    assert!(took < BOUND, "{took:?}");
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "measured a database it could not read consistently? {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(err(&out).contains("main.db"), "names the file: {}", err(&out));
+    assert_eq!(listing(&tmp), Vec::<String>::new());
+}
+
+#[test]
+fn hostile21_read_replica_is_refused_naming_it() {
+    let (f, tmp) = fixture_text(
+        r#"
+[databases.rep]
+replica_url = "s3://bucket/rep"
+profile = "recommended"
+[databases.rep.readers]
+max_size = 2
+
+[bench.workloads.q]
+database = "rep"
+sql = "SELECT 1"
+"#,
+    );
+    let (out, took) = tune(&f, &tmp, &["--time-budget", "5s", "--database", "rep"]);
+    no_panic(&out);
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert_ne!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(err(&out).contains("rep"), "{}", err(&out));
+    assert_eq!(listing(&tmp), Vec::<String>::new());
+}
+
+#[cfg(unix)]
+#[test]
+fn hostile21_sigterm_exits_143_and_removes_copies() {
+    let (f, tmp) = fixture("");
+    let before = hashes(&f.path("data"));
+    let child = cmd(&f, &tmp, &["--time-budget", "5s", "--threads", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while listing(&tmp).is_empty() {
+        assert!(t0.elapsed() < Duration::from_secs(5), "no copy made");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    no_panic(&out);
+    assert_eq!(out.status.code(), Some(143), "{}", err(&out));
+    assert_eq!(listing(&tmp), Vec::<String>::new(), "copies left after SIGTERM");
+    assert_eq!(hashes(&f.path("data")), before);
+}
+
+#[cfg(unix)]
+#[test]
+fn hostile21_closed_stdout_pipe_no_panic_no_copies() {
+    let (f, tmp) = fixture("");
+    let report = f.path("r.html");
+    let mut child = cmd(
+        &f,
+        &tmp,
+        &["--time-budget", "5s", "--threads", "2", "--report", report.to_str().unwrap()],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    no_panic(&out);
+    assert_ne!(out.status.code(), None, "killed by a signal: {:?}", out.status);
+    assert_eq!(listing(&tmp), Vec::<String>::new());
+    assert!(report.exists(), "the work's results lost: no report written");
+}
