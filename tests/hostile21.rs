@@ -308,6 +308,7 @@ fn hostile21_strict_extra_under_a_tight_budget_json_agrees() {
     }
     let snippet = json["snippet"].as_str().unwrap();
     assert!(snippet.contains("synchronous = \"extra\""), "{snippet}");
+    measured_and_honest(&json);
     let pasted = format!(
         "[limits]\nmemory_budget = \"1MiB\"\n{snippet}\n[databases.main]\npath = \"x.db\"\nprofile = \"tuned\"\ndurability = \"strict\"\n[databases.main.pool]\nmax_size = 4\n"
     );
@@ -546,4 +547,59 @@ fn hostile21_report_over_an_existing_file_is_replaced_whole() {
     let mut here = listing(f.dir.path());
     here.retain(|n| n.contains("r.html") && n != "r.html");
     assert!(here.is_empty(), "temporary report files left: {here:?}");
+}
+
+/// The proposal is a set that was measured; a win is one by the documented rule (every run of
+/// the tuned profile beat every run of the configured one) and, as the verdict's own words have
+/// it, outside the noise: the ratio's gain exceeds both spreads.
+fn measured_and_honest(json: &serde_json::Value) {
+    let tuned = &json["tuned"];
+    assert!(
+        json["points"].as_array().unwrap().iter().any(|p| &p["set"] == tuned),
+        "proposed a set never measured as a point: {tuned}"
+    );
+    let conf = json["confirmation"].as_array().unwrap();
+    let runs = |name: &str| -> Vec<f64> {
+        conf.iter()
+            .find(|c| c["name"] == name)
+            .unwrap()["ops_per_sec"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    let spread = |v: &[f64]| {
+        let mut s = v.to_vec();
+        s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        (s[s.len() - 1] - s[0]) / s[s.len() / 2]
+    };
+    let (c, t) = (runs("configured"), runs("tuned"));
+    if json["gain"].as_bool().unwrap() {
+        let cmax = c.iter().cloned().fold(f64::MIN, f64::max);
+        assert!(t.iter().all(|&x| x > cmax), "a win by less than the rule: {json}");
+        let ratio = json["ratio"].as_f64().unwrap();
+        assert!(
+            ratio - 1.0 > spread(&c).max(spread(&t)),
+            "a win inside the noise: ratio {ratio}, spreads {} and {}: {}",
+            spread(&c),
+            spread(&t),
+            json["verdict"]
+        );
+    }
+}
+
+#[test]
+fn hostile21_a_win_is_measured_and_outside_the_noise() {
+    // Candidates that can hardly matter: 200 rows, one point query.
+    let (f, tmp) = fixture("");
+    for _ in 0..2 {
+        let (out, took) = tune(&f, &tmp, &["--time-budget", "5s", "--threads", "2", "--json"]);
+        no_panic(&out);
+        assert_eq!(out.status.code(), Some(0), "{}", err(&out));
+        assert!(took < BOUND, "{took:?}");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        measured_and_honest(&json);
+    }
+    assert_eq!(listing(&tmp), Vec::<String>::new());
 }
