@@ -156,7 +156,7 @@ fn hostile21_threads_values_are_refused_naming_the_flag() {
 #[test]
 fn hostile21_workloads_empty_unknown_and_of_names_with_commas() {
     let (f, tmp) = fixture("");
-    for v in ["", ",", "point,", "point,nope", " point"] {
+    for v in ["", ",", "point,", "point,nope", " point", "point\n"] {
         refused(&f, &tmp, &["--time-budget", "5s", "--workloads", v], &["--workloads"]);
     }
     refused(
@@ -602,4 +602,85 @@ fn hostile21_a_win_is_measured_and_outside_the_noise() {
         measured_and_honest(&json);
     }
     assert_eq!(listing(&tmp), Vec::<String>::new());
+}
+
+#[cfg(unix)]
+#[test]
+fn hostile21_report_through_a_symlink_never_writes_the_target() {
+    let (f, tmp) = fixture("");
+    let target = f.path("data/notes.html");
+    std::fs::write(&target, "the user's own page").unwrap();
+    let report = f.path("r.html");
+    std::os::unix::fs::symlink(&target, &report).unwrap();
+    let before = hashes(&f.path("data"));
+    let (out, _) = tune(
+        &f,
+        &tmp,
+        &["--time-budget", "5s", "--threads", "2", "--report", report.to_str().unwrap()],
+    );
+    no_panic(&out);
+    assert!(matches!(out.status.code(), Some(0) | Some(2)), "{}", err(&out));
+    assert_eq!(hashes(&f.path("data")), before, "wrote through the symlink into the user's file");
+    assert_eq!(listing(&tmp), Vec::<String>::new());
+}
+
+#[cfg(unix)]
+#[test]
+fn hostile21_sigterm_at_start_leaves_nothing() {
+    let (f, tmp) = fixture("");
+    let before = hashes(&f.path("data"));
+    for delay in [5u64, 60, 200] {
+        let child = cmd(&f, &tmp, &["--time-budget", "5s", "--threads", "2"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let t0 = Instant::now();
+        let out = child.wait_with_output().unwrap();
+        no_panic(&out);
+        assert!(t0.elapsed() < Duration::from_secs(3), "{delay}ms: slow to stop");
+        assert!(
+            matches!(out.status.code(), Some(143) | None),
+            "{delay}ms: exit {:?}: {}",
+            out.status,
+            err(&out)
+        );
+        assert_eq!(listing(&tmp), Vec::<String>::new(), "{delay}ms: copies left");
+        assert_eq!(hashes(&f.path("data")), before, "{delay}ms");
+    }
+}
+
+#[test]
+fn hostile21_workload_of_another_database_and_a_database_without_workloads() {
+    let (f, tmp) = fixture(
+        r#"
+[databases.other]
+path = "{data}/other.db"
+profile = "mine"
+
+[bench.workloads.elsewhere]
+database = "other"
+sql = "SELECT 1"
+"#,
+    );
+    fill(&f.path("data/other.db"));
+    // Two databases' workloads and no --database: which one? Refused, naming both.
+    refused(&f, &tmp, &["--time-budget", "5s"], &["--database"]);
+    refused(
+        &f,
+        &tmp,
+        &["--time-budget", "5s", "--database", "main", "--workloads", "elsewhere"],
+        &["elsewhere", "other"],
+    );
+    refused(
+        &f,
+        &tmp,
+        &["--time-budget", "5s", "--workloads", "point,elsewhere"],
+        &["--database", "main", "other"],
+    );
 }
