@@ -33,6 +33,7 @@ mod hostile;
 mod hostile19;
 #[cfg(feature = "admin")]
 mod hostile20;
+mod hostile21;
 mod hostile22;
 mod hostile22b;
 mod hostile23;
@@ -59,4 +60,3 @@ mod tune;
 mod userbench;
 mod write_path;
 mod write_truth;
-mod hostile21;

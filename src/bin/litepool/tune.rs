@@ -512,22 +512,29 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
         configured_readers,
         leader,
     });
-    let mut out = std::io::stdout().lock();
-    use std::io::Write as _;
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &tuned)?;
-        writeln!(out)?;
-    } else {
-        write!(out, "{tuned}")?;
-    }
-    out.flush()?;
+    // The report first: it keeps the results even when standard output is gone (a closed pipe).
     if let Some(path) = &args.report {
         crate::output::write_report(
             path,
             &crate::tune_out::html(&tuned, &crate::output::config_text(&settings)),
         )?;
     }
-    Ok(ExitCode::SUCCESS)
+    let mut out = std::io::stdout().lock();
+    use std::io::Write as _;
+    let printed = if args.json {
+        serde_json::to_writer_pretty(&mut out, &tuned)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out))
+    } else {
+        write!(out, "{tuned}")
+    }
+    .and_then(|()| out.flush());
+    match printed {
+        // Nobody reads the output any more (`| head`): the work is done and the copies are
+        // removed; that is no error of the run.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        other => other.map(|()| ExitCode::SUCCESS).map_err(Into::into),
+    }
 }
 
 /// What the output is made of.

@@ -23,7 +23,7 @@ pub struct TuneArgs {
     #[arg(long, value_delimiter = ',')]
     pub workloads: Vec<String>,
     /// How long the whole run may take, 5s to 24h (e.g. 90s, 5m).
-    #[arg(long, default_value = "5m", value_parser = time_budget)]
+    #[arg(long, default_value = "5m", value_parser = time_budget, allow_hyphen_values = true)]
     pub time_budget: Duration,
     /// Also write a self-contained HTML report: each dimension's measured curve, the chosen
     /// point, the final comparison. Checked before anything is measured.
@@ -33,7 +33,7 @@ pub struct TuneArgs {
     #[arg(long)]
     pub json: bool,
     /// Threads of the mixed run, 1 to 256.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256), allow_hyphen_values = true)]
     pub threads: u16,
     /// Seed for the workloads' random choices.
     #[arg(long, default_value_t = 1)]

@@ -154,7 +154,8 @@ pub struct Tuned {
     pub confirmation: Vec<Confirmation>,
     /// Median ops/s of `tuned` over `configured`.
     pub ratio: f64,
-    /// True only when every run of `tuned` beat every run of `configured`.
+    /// True only when every run of `tuned` beat every run of `configured`, by more than either
+    /// one's spread.
     pub gain: bool,
     pub verdict: String,
     /// Runs measured, warm-up excluded, the confirmation included.
@@ -173,16 +174,21 @@ impl Tuned {
         let base = find("configured");
         let lead = find("tuned");
         let (ratio, gain) = match (base, lead) {
-            (Some(b), Some(l)) => (
-                l.median() / b.median().max(f64::MIN_POSITIVE),
-                l.min() > b.max(),
-            ),
+            (Some(b), Some(l)) => {
+                let ratio = l.median() / b.median().max(f64::MIN_POSITIVE);
+                // A win: every run of tuned beat every run of configured, and by more than
+                // either profile's own run-to-run spread.
+                (
+                    ratio,
+                    l.min() > b.max() && ratio - 1.0 > l.spread().max(b.spread()),
+                )
+            }
             _ => (1.0, false),
         };
         let verdict = match (base, lead) {
             (_, None) => "no measurable gain; keep your profile (no candidate beat it)".to_owned(),
             (Some(b), Some(l)) if gain => format!(
-                "tuned is {ratio:.2}x the configured profile: all {REPEATS} runs of tuned beat all {REPEATS} of configured (spread {:.1}% and {:.1}%)",
+                "tuned is {ratio:.2}x the configured profile: all {REPEATS} runs of tuned beat all {REPEATS} of configured, by more than their spreads ({:.1}% and {:.1}%)",
                 l.spread() * 100.0,
                 b.spread() * 100.0
             ),
