@@ -89,6 +89,9 @@ impl Scratch {
     /// Creates the directory under the system's temporary directory.
     pub fn new() -> Result<Scratch> {
         install_handler()?;
+        // Held from before the directory exists until it is listed: a signal in between makes
+        // the handler wait for the list, then remove it (found by a SIGTERM 5 ms after start).
+        let mut live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
         let dir = tempfile::Builder::new()
             .prefix("litepool-")
             .tempdir()
@@ -96,10 +99,9 @@ impl Scratch {
                 path: std::env::temp_dir(),
                 source,
             })?;
+        live.push(dir.path().to_owned());
+        drop(live);
         set_mode(dir.path(), 0o700)?;
-        LIVE.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(dir.path().to_owned());
         Ok(Scratch { dir })
     }
 
