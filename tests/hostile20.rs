@@ -574,8 +574,18 @@ fn hostile20_socket_path_edge_cases() {
     listener.accept().unwrap();
     drop(listener);
 
-    // Now stale (nobody listens): replaced.
-    let server = pools.serve_admin(&live).unwrap();
+    // Now stale (nobody listens): replaced. (A child process another test forks at the moment
+    // of the drop holds a copy of the listener until it execs: wait for that, bounded.)
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let server = loop {
+        match pools.serve_admin(&live) {
+            Ok(s) => break s,
+            Err(e) if Instant::now() < deadline && e.to_string().contains("another process") => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
     assert!(ask(&live, "help").contains("pools"));
 
     // A second server on the same path while the first serves: refused, first intact.
