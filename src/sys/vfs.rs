@@ -120,9 +120,13 @@ pub fn load_litestream_vfs(path: &Path) -> Result<LoadedVfs, String> {
     Ok(LoadedVfs { auto })
 }
 
-/// `RTLD_NOLOAD` on Linux (glibc and musl agree); libloading does not name it.
+/// `RTLD_NOLOAD` (libloading does not name it): 4 in glibc and musl, 0x10 on macOS.
 fn libc_rtld_noload() -> c_int {
-    4
+    if cfg!(target_os = "macos") {
+        0x10
+    } else {
+        4
+    }
 }
 
 impl LoadedVfs {
