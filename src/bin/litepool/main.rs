@@ -28,6 +28,7 @@ mod scratch;
 mod tune;
 mod tune_args;
 mod tune_out;
+mod tune_search;
 mod userbench;
 mod workload;
 

@@ -8,8 +8,21 @@ use litepool::PragmaSet;
 use serde::Serialize;
 
 use crate::report::{bars, esc, Scale};
-use crate::tune::{durability_text, TunedFrom, REPEATS};
+use crate::tune::{durability_text, TunedFrom};
+use crate::tune_search::REPEATS;
 use crate::userbench::Row;
+
+/// A candidate: the pragmas, a split database's readers and write path, who checkpoints.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cand {
+    pub set: PragmaSet,
+    /// A split database's readers (`max_size`); `None` on a single pool.
+    pub readers: Option<u32>,
+    /// Writes through group commit (`Handle::write`) instead of a transaction each.
+    pub group_commit: bool,
+    /// `checkpoint = "background"`.
+    pub background_checkpoints: bool,
+}
 
 /// One measured run of a candidate.
 #[derive(Debug, Clone, Serialize)]
@@ -28,30 +41,42 @@ pub struct Point {
     pub cache_miss: u64,
     /// A split database's readers (`max_size`) in the run; `None` on a single pool.
     pub readers: Option<u32>,
+    /// Writes went through group commit.
+    pub group_commit: bool,
+    /// `checkpoint = "background"`.
+    pub background_checkpoints: bool,
     /// Checkouts that waited (every pool of the database), and the longest p99 wait.
     pub waited: u64,
     pub wait_p99_seconds: f64,
+    /// Checkouts of the readers' pool that waited (a split database).
+    pub readers_waited: u64,
 }
 
 impl Point {
-    pub fn new(
-        dimension: &str,
-        value: String,
-        set: PragmaSet,
-        row: Row,
-        hit: u64,
-        miss: u64,
-    ) -> Point {
+    pub fn new(dimension: &str, value: String, cand: &Cand, row: Row) -> Point {
         Point {
             dimension: dimension.to_owned(),
             value,
-            set,
+            set: cand.set.clone(),
             row,
-            cache_hit: hit,
-            cache_miss: miss,
-            readers: None,
+            cache_hit: 0,
+            cache_miss: 0,
+            readers: cand.readers,
+            group_commit: cand.group_commit,
+            background_checkpoints: cand.background_checkpoints,
             waited: 0,
             wait_p99_seconds: 0.0,
+            readers_waited: 0,
+        }
+    }
+
+    /// The candidate the run measured.
+    pub fn cand(&self) -> Cand {
+        Cand {
+            set: self.set.clone(),
+            readers: self.readers,
+            group_commit: self.group_commit,
+            background_checkpoints: self.background_checkpoints,
         }
     }
 
@@ -89,18 +114,17 @@ impl Dimension {
 #[derive(Debug, Clone, Serialize)]
 pub struct Confirmation {
     pub name: String,
-    pub set: PragmaSet,
-    pub readers: Option<u32>,
+    #[serde(flatten)]
+    pub cand: Cand,
     pub ops_per_sec: Vec<f64>,
     pub p99_seconds: Vec<f64>,
 }
 
 impl Confirmation {
-    pub fn new(name: &str, set: PragmaSet, readers: Option<u32>) -> Confirmation {
+    pub fn new(name: &str, cand: Cand) -> Confirmation {
         Confirmation {
             name: name.to_owned(),
-            set,
-            readers,
+            cand,
             ops_per_sec: Vec::new(),
             p99_seconds: Vec::new(),
         }
@@ -111,7 +135,7 @@ impl Confirmation {
         self.p99_seconds.push(p.row.latency.p99.as_secs_f64());
     }
 
-    fn median(&self) -> f64 {
+    pub fn median(&self) -> f64 {
         let mut v = self.ops_per_sec.clone();
         v.sort_by(f64::total_cmp);
         v.get(v.len() / 2).copied().unwrap_or(0.0)
@@ -165,6 +189,13 @@ pub struct Tuned {
     pub configured_readers: Option<u32>,
     pub tuned: PragmaSet,
     pub tuned_readers: Option<u32>,
+    /// Writes through group commit (`Handle::write`), as proposed (a split database).
+    pub tuned_group_commit: bool,
+    /// `checkpoint = "background"`, as configured and as proposed.
+    pub configured_background_checkpoints: bool,
+    pub tuned_background_checkpoints: bool,
+    /// Distinct candidates measured (the configured profile included, repeats not).
+    pub candidates: usize,
     pub snippet: String,
 }
 
@@ -217,32 +248,43 @@ impl Tuned {
             synchronous,
             durability,
             measured: f.points.len() + f.confirm.iter().map(|c| c.ops_per_sec.len()).sum::<usize>(),
+            candidates: distinct(&f.points),
             points: f.points,
             dimensions: f.dims,
             confirmation: f.confirm,
             ratio,
             gain,
             verdict,
-            snippet: snippet(
-                &f.leader.0,
-                f.leader
-                    .1
-                    .filter(|r| Some(*r) != f.configured_readers)
-                    .map(|r| (f.db.name.clone(), r))
-                    .as_ref(),
-            ),
-            configured: f.configured,
-            configured_readers: f.configured_readers,
-            tuned: f.leader.0,
-            tuned_readers: f.leader.1,
+            snippet: snippet(&f.db.name, &f.leader, &f.configured),
+            configured_readers: f.configured.readers,
+            configured_background_checkpoints: f.configured.background_checkpoints,
+            configured: f.configured.set,
+            tuned: f.leader.set,
+            tuned_readers: f.leader.readers,
+            tuned_group_commit: f.leader.group_commit,
+            tuned_background_checkpoints: f.leader.background_checkpoints,
         }
     }
 }
 
-/// `set` as a `[profiles.tuned]` table to paste, and a database's readers if they change.
-pub fn snippet(set: &PragmaSet, readers: Option<&(String, u32)>) -> String {
+/// Distinct candidates among `points`.
+pub fn distinct(points: &[Point]) -> usize {
+    let mut seen: Vec<Cand> = Vec::new();
+    for p in points {
+        let c = p.cand();
+        if !seen.contains(&c) {
+            seen.push(c);
+        }
+    }
+    seen.len()
+}
+
+/// `leader` as a `[profiles.tuned]` table to paste, then what changes outside the profile (the
+/// database's `checkpoint`, its readers, the write path), as comments: those keys belong in the
+/// user's own `[databases.<name>]` tables, which a pasted header would define twice.
+pub fn snippet(database: &str, leader: &Cand, configured: &Cand) -> String {
     let mut out = String::from("[profiles.tuned]\n");
-    if let Ok(serde_json::Value::Object(keys)) = serde_json::to_value(set) {
+    if let Ok(serde_json::Value::Object(keys)) = serde_json::to_value(&leader.set) {
         for (k, v) in keys {
             let value = match v {
                 serde_json::Value::Null => continue,
@@ -258,9 +300,29 @@ pub fn snippet(set: &PragmaSet, readers: Option<&(String, u32)>) -> String {
             let _ = writeln!(out, "{k} = {value}");
         }
     }
-    if let Some((db, n)) = readers {
-        let db = serde_json::Value::String(db.clone());
-        let _ = write!(out, "\n[databases.{db}.readers]\nmax_size = {n}\n");
+    let db = serde_json::Value::String(database.to_owned());
+    if leader.background_checkpoints != configured.background_checkpoints {
+        let v = if leader.background_checkpoints {
+            "background"
+        } else {
+            "sqlite"
+        };
+        let _ = write!(
+            out,
+            "\n# and in your [databases.{db}] table:\n# checkpoint = \"{v}\"\n"
+        );
+    }
+    if let Some(n) = leader.readers.filter(|r| Some(*r) != configured.readers) {
+        let _ = write!(
+            out,
+            "\n# and in your [databases.{db}.readers] table:\n# max_size = {n}\n"
+        );
+    }
+    if leader.group_commit && !configured.group_commit {
+        let _ = write!(
+            out,
+            "\n# and write through Handle::write or write_async (group commit): measured faster than a transaction per write on the writer\n"
+        );
     }
     out
 }
@@ -329,8 +391,8 @@ impl fmt::Display for Tuned {
         writeln!(f, "verdict: {}", self.verdict)?;
         writeln!(
             f,
-            "{} runs measured in {:.1}s (time budget {:.0}s)",
-            self.measured, self.elapsed_seconds, self.time_budget_seconds
+            "{} runs measured ({} distinct candidates) in {:.1}s (time budget {:.0}s)",
+            self.measured, self.candidates, self.elapsed_seconds, self.time_budget_seconds
         )?;
         writeln!(
             f,
@@ -495,16 +557,42 @@ mod tests {
         )
         .unwrap();
         let set = settings.databases["main"].profile.pragmas().clone();
-        let text = snippet(&set, Some(&("main".to_owned(), 3)));
-        let pasted = format!("{text}\n[databases.main]\npath = \"main.db\"\nprofile = \"tuned\"\n");
+        let configured = Cand {
+            set: set.clone(),
+            readers: Some(2),
+            group_commit: false,
+            background_checkpoints: false,
+        };
+        let leader = Cand {
+            readers: Some(3),
+            group_commit: true,
+            background_checkpoints: true,
+            ..configured.clone()
+        };
+        let text = snippet("main", &leader, &configured);
+        // The commented keys, uncommented into the user's own tables, load as proposed.
+        let keys = |table: &str| {
+            let at = text.find(&format!("[{table}] table:\n")).unwrap();
+            text[at..]
+                .lines()
+                .nth(1)
+                .unwrap()
+                .trim_start_matches("# ")
+                .to_owned()
+        };
+        let pasted = format!(
+            "{text}\n[databases.main]\npath = \"main.db\"\nprofile = \"tuned\"\n{}\n[databases.main.writer]\n[databases.main.readers]\n{}\n",
+            keys("databases.\"main\""),
+            keys("databases.\"main\".readers"),
+        );
         let back = litepool::Settings::from_toml(&pasted).unwrap();
-        assert_eq!(back.databases["main"].profile.pragmas(), &set, "{text}");
-        let readers = back.databases["main"]
-            .split
-            .as_ref()
-            .unwrap()
-            .readers
-            .max_size;
-        assert_eq!(readers, 3, "{text}");
+        let main = &back.databases["main"];
+        assert_eq!(main.profile.pragmas(), &set, "{text}");
+        assert_eq!(main.split.as_ref().unwrap().readers.max_size, 3, "{pasted}");
+        assert_eq!(main.checkpoint, litepool::settings::Checkpoint::Background);
+        assert!(text.contains("Handle::write"), "{text}");
+        // Nothing outside the profile changes: no comment at all.
+        let same = snippet("main", &configured, &configured);
+        assert!(!same.contains('#'), "{same}");
     }
 }

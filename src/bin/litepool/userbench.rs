@@ -12,7 +12,8 @@ use std::time::Duration;
 use anyhow::bail;
 use litepool::histogram::Summary;
 use litepool::settings::{
-    BenchTransaction, DatabaseSettings, Durability, ParamGen, PoolSettings, Split, Workload,
+    BenchTransaction, Checkpoint, DatabaseSettings, Durability, ParamGen, PoolSettings, Split,
+    Workload,
 };
 use litepool::{Profile, Settings};
 use rusqlite::types::Value;
@@ -206,21 +207,53 @@ impl Mode {
 /// The suffix of a profile name that asks for the split with group commit.
 pub const GROUP_SUFFIX: &str = "+group";
 
-/// Opens pools of `threads` connections (a writer and readers unless `Plain`, `readers` readers
-/// if given) on each copy, at the given durability (default: normal).
-#[allow(clippy::type_complexity)]
+/// How a candidate's pools are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// One pool, a split, or a split with group commit.
+    pub mode: Mode,
+    /// Connections of a single pool, and the readers of a split unless `readers` says.
+    pub threads: usize,
+    /// A split's readers (`max_size`).
+    pub readers: Option<u32>,
+    /// `checkpoint = "background"`.
+    pub background: bool,
+}
+
+impl Layout {
+    /// `mode` on `threads` connections, SQLite's checkpoints.
+    pub fn new(mode: Mode, threads: usize) -> Layout {
+        Layout {
+            mode,
+            threads,
+            readers: None,
+            background: false,
+        }
+    }
+}
+
+/// Opens pools laid out as `layout` on each copy, at the given durability (default: normal).
 fn open(
     copies: &BTreeMap<String, PathBuf>,
     profile: &Profile,
-    (mode, threads, readers): (Mode, usize, Option<u32>),
+    layout: Layout,
     durability: &BTreeMap<String, Durability>,
 ) -> anyhow::Result<(BTreeMap<String, Pools>, litepool::Pools)> {
+    let Layout {
+        mode,
+        threads,
+        readers,
+        background,
+    } = layout;
     let mut dbs = Vec::new();
     for (name, path) in copies {
         let mut db = DatabaseSettings::new(name, path, profile.clone());
         db.create_if_missing = false;
         if let Some(d) = durability.get(name) {
             db.durability = *d;
+        }
+        if background {
+            db.checkpoint = Checkpoint::Background;
         }
         let mut pool = PoolSettings::default();
         pool.max_size = threads as u32;
@@ -378,21 +411,21 @@ impl<'a> Session<'a> {
         self
     }
 
+    /// True when a workload on `database` writes (it runs on the writer of a split database).
+    pub fn writes(&self, database: &str) -> bool {
+        self.ready
+            .iter()
+            .any(|r| !r.reads && r.w.database == database)
+    }
+
     /// The private copy of `database` every candidate starts from.
     pub fn copy_of(&self, database: &str) -> Option<&Path> {
         self.copies.get(database).map(PathBuf::as_path)
     }
 
-    /// Fresh copies of the session's copies, with pools of `threads` connections under
-    /// `profile` on them (a writer and readers unless `Plain`; `readers` readers if given). The
-    /// copies are removed when the candidate is dropped.
-    pub fn candidate(
-        &mut self,
-        profile: &Profile,
-        mode: Mode,
-        threads: usize,
-        readers: Option<u32>,
-    ) -> anyhow::Result<Candidate> {
+    /// Fresh copies of the session's copies, with pools laid out as `layout` under `profile` on
+    /// them. The copies are removed when the candidate is dropped.
+    pub fn candidate(&mut self, profile: &Profile, layout: Layout) -> anyhow::Result<Candidate> {
         let dir = self.scratch.path().join(self.candidates.to_string());
         self.candidates += 1;
         std::fs::create_dir(&dir)?;
@@ -402,14 +435,9 @@ impl<'a> Session<'a> {
             copy_database(src, &dest, name)?;
             run_copies.insert(name.clone(), dest);
         }
-        let (pools, all) = open(
-            &run_copies,
-            profile,
-            (mode, threads, readers),
-            &self.durability,
-        )?;
+        let (pools, all) = open(&run_copies, profile, layout, &self.durability)?;
         Ok(Candidate {
-            label: format!("{}{}", profile.name(), mode.suffix()),
+            label: format!("{}{}", profile.name(), layout.mode.suffix()),
             pools,
             all,
             dir,
@@ -489,7 +517,7 @@ pub fn run(
     let mut step = 0;
     let mut results = Vec::new();
     for (profile, mode) in profiles {
-        let candidate = session.candidate(profile, *mode, threads.max(2), None)?;
+        let candidate = session.candidate(profile, Layout::new(*mode, threads.max(2)))?;
         for r in &session.ready {
             progress(step, steps, &format!("{} / {}", candidate.label, r.w.name));
             step += 1;
