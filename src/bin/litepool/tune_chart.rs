@@ -52,21 +52,13 @@ const ZERO_GAP: f64 = 0.15;
 /// (lower is better, logarithmic y), the chosen point marked, `baseline` (the configured profile's ops/s
 /// and p99) as a dashed reference line labelled "configured". See the module doc for the ids.
 pub fn curves(curves: &[Curve], baseline: Option<(f64, f64)>) -> String {
-    let mut out = String::new();
-    for c in curves.iter().filter(|c| !c.points.is_empty()) {
-        out.push_str(&chart(c, baseline));
-        out.push('\n');
-    }
-    out
+    let drawn = curves.iter().filter(|c| !c.points.is_empty());
+    drawn.map(|c| chart(c, baseline) + "\n").collect()
 }
 
 /// `v`, or 0 when it is NaN or infinite: nothing non-finite reaches a coordinate.
 fn finite(v: f64) -> f64 {
-    if v.is_finite() {
-        v
-    } else {
-        0.0
-    }
+    Some(v).filter(|v| v.is_finite()).unwrap_or(0.0)
 }
 
 /// A position on the x axis: where (0..=1), its tick label, the points there (indices).
@@ -74,6 +66,13 @@ struct Slot {
     u: f64,
     label: String,
     members: Vec<usize>,
+}
+
+impl Slot {
+    fn new(p: &CurvePoint, i: usize) -> Slot {
+        let (u, label, members) = (0.0, p.label.clone(), vec![i]);
+        Slot { u, label, members }
+    }
 }
 
 /// The x positions of a curve's points: sorted by x on a numeric axis (equal x share a slot),
@@ -85,32 +84,18 @@ fn slots(c: &Curve) -> (Vec<Slot>, &'static str) {
         for (i, p) in c.points.iter().enumerate() {
             match out.iter_mut().find(|s| s.label == p.label) {
                 Some(s) => s.members.push(i),
-                None => out.push(Slot {
-                    u: 0.0,
-                    label: p.label.clone(),
-                    members: vec![i],
-                }),
+                None => out.push(Slot::new(p, i)),
             }
         }
         let n = out.len();
         for (k, s) in out.iter_mut().enumerate() {
-            s.u = if n > 1 {
-                k as f64 / (n - 1) as f64
-            } else {
-                0.5
-            };
+            s.u = k as f64 / (n - 1).max(1) as f64;
         }
-        return (out, "categorical");
+        return (centred(out), "categorical");
     }
     // On a log axis every x ≤ 0 is the one "0" position.
-    let key = |i: usize| {
-        let x = c.points[i].x.unwrap_or(0.0);
-        if c.log_x {
-            x.max(0.0)
-        } else {
-            x
-        }
-    };
+    let floor = if c.log_x { 0.0 } else { f64::MIN };
+    let key = |i: usize| c.points[i].x.unwrap_or(0.0).max(floor);
     let mut order: Vec<usize> = (0..c.points.len()).collect();
     order.sort_by(|a, b| key(*a).total_cmp(&key(*b)));
     let mut xs: Vec<f64> = Vec::new();
@@ -121,18 +106,12 @@ fn slots(c: &Curve) -> (Vec<Slot>, &'static str) {
             }
         } else {
             xs.push(key(i));
-            out.push(Slot {
-                u: 0.0,
-                label: c.points[i].label.clone(),
-                members: vec![i],
-            });
+            out.push(Slot::new(&c.points[i], i));
         }
     }
     let (lo, hi) = (xs[0], xs[xs.len() - 1]);
     for (s, x) in out.iter_mut().zip(&xs) {
-        s.u = if xs.len() == 1 {
-            0.5
-        } else if !c.log_x {
+        s.u = if !c.log_x {
             (x - lo) / (hi - lo)
         } else if *x <= 0.0 {
             0.0
@@ -149,18 +128,22 @@ fn slots(c: &Curve) -> (Vec<Slot>, &'static str) {
         };
         s.u = finite(s.u).clamp(0.0, 1.0);
     }
-    (out, if c.log_x { "log" } else { "linear" })
+    (centred(out), if c.log_x { "log" } else { "linear" })
+}
+
+/// A lone slot sits in the middle of the axis.
+fn centred(mut slots: Vec<Slot>) -> Vec<Slot> {
+    if let [one] = slots.as_mut_slice() {
+        one.u = 0.5;
+    }
+    slots
 }
 
 /// The median of `v` (not empty).
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        v[n / 2 - 1] / 2.0 + v[n / 2] / 2.0
-    }
+    v[(n - 1) / 2] / 2.0 + v[n / 2] / 2.0
 }
 
 /// Trailing zeros off a number printed with two decimals: 12.50 → 12.5, 12.00 → 12.
@@ -172,32 +155,26 @@ fn trim(v: f64) -> String {
 /// Ops/s for a tick: 950, 12k, 1.2M, 3G.
 pub fn human_ops(v: f64) -> String {
     let v = finite(v);
-    let a = v.abs();
-    if a >= 1e9 {
-        format!("{}G", trim(v / 1e9))
-    } else if a >= 1e6 {
-        format!("{}M", trim(v / 1e6))
-    } else if a >= 1e3 {
-        format!("{}k", trim(v / 1e3))
-    } else {
-        trim(v)
+    for (unit, m) in [("G", 1e9), ("M", 1e6), ("k", 1e3)] {
+        if v.abs() >= m {
+            return format!("{}{unit}", trim(v / m));
+        }
     }
+    trim(v)
 }
 
 /// Seconds for a tick or a title: 800ns, 250µs, 1.2ms, 3s.
 pub fn human_secs(v: f64) -> String {
     let v = finite(v);
     if v == 0.0 {
-        "0".to_owned()
-    } else if v < 1e-6 {
-        format!("{}ns", trim(v * 1e9))
-    } else if v < 1e-3 {
-        format!("{}µs", trim(v * 1e6))
-    } else if v < 1.0 {
-        format!("{}ms", trim(v * 1e3))
-    } else {
-        format!("{}s", trim(v))
+        return "0".to_owned();
     }
+    for (unit, m) in [("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)] {
+        if v >= m {
+            return format!("{}{unit}", trim(v / m));
+        }
+    }
+    format!("{}ns", trim(v * 1e9))
 }
 
 /// A y axis: value → 0..=1 (bottom to top), and its ticks.
@@ -264,14 +241,12 @@ impl YAxis {
     }
 
     fn frac(&self, v: f64) -> f64 {
-        let t = if self.log {
-            if v <= self.lo {
-                0.0
-            } else {
-                (v / self.lo).log10() / (self.hi / self.lo).log10()
-            }
-        } else {
+        let t = if !self.log {
             (v - self.lo) / (self.hi - self.lo)
+        } else if v <= self.lo {
+            0.0
+        } else {
+            (v / self.lo).log10() / (self.hi / self.lo).log10()
         };
         finite(t).clamp(0.0, 1.0)
     }
@@ -280,38 +255,9 @@ impl YAxis {
 /// One dimension's svg: the two panels side by side.
 fn chart(c: &Curve, baseline: Option<(f64, f64)>) -> String {
     let (slots, axis) = slots(c);
-    let ops: Vec<f64> = c.points.iter().map(|p| finite(p.ops_per_sec)).collect();
-    let p99: Vec<f64> = c.points.iter().map(|p| finite(p.p99_seconds)).collect();
-    let base = baseline.map(|(o, p)| (finite(o), finite(p)));
+    let base = |k: usize| baseline.map(|b| finite([b.0, b.1][k]));
+    let body: String = (0..2).map(|k| panel(c, &slots, k, base(k))).collect();
     let dim = esc(&c.dimension);
-    let mut body = String::new();
-    let panels = [
-        ("ops", "ops/s (higher is better)", &ops, base.map(|b| b.0)),
-        (
-            "p99",
-            "p99 latency (lower is better, log)",
-            &p99,
-            base.map(|b| b.1),
-        ),
-    ];
-    for (k, (class, title, values, base)) in panels.into_iter().enumerate() {
-        let mut all = values.clone();
-        all.extend(base);
-        let y = if class == "ops" {
-            YAxis::linear(&all)
-        } else {
-            YAxis::log(&all)
-        };
-        body.push_str(&panel(
-            c,
-            &slots,
-            k as f64 * W,
-            (class, title),
-            values,
-            &y,
-            base,
-        ));
-    }
     let width = 2.0 * W;
     format!(
         r#"<svg id="curve-{dim}" class="curve" data-group="{dim}" data-axis="{axis}" xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{H:.0}" viewBox="0 0 {width:.0} {H:.0}" role="img" aria-label="{dim}: ops/s and p99 against the value"><text x="4" y="18" class="title">{dim}</text>
@@ -319,75 +265,67 @@ fn chart(c: &Curve, baseline: Option<(f64, f64)>) -> String {
     )
 }
 
-/// One panel at horizontal offset `ox`: axes and ticks, the baseline, the median line, the
-/// dots, the chosen marker.
-fn panel(
-    c: &Curve,
-    slots: &[Slot],
-    ox: f64,
-    (class, title): (&str, &str),
-    values: &[f64],
-    y: &YAxis,
-    base: Option<f64>,
-) -> String {
+/// Panel `k` (0: ops/s, 1: p99): axes and ticks, the baseline, the median line, the dots, the
+/// chosen marker.
+fn panel(c: &Curve, slots: &[Slot], k: usize, base: Option<f64>) -> String {
+    let (class, title, color) = [
+        ("ops", "ops/s (higher is better)", "#4e79a7"),
+        ("p99", "p99 latency (lower is better, log)", "#f28e2b"),
+    ][k];
+    let value = |p: &CurvePoint| finite([p.ops_per_sec, p.p99_seconds][k]);
+    let values: Vec<f64> = c.points.iter().map(value).collect();
+    let all: Vec<f64> = values.iter().copied().chain(base).collect();
+    let y = [YAxis::linear, YAxis::log][k](&all);
+    let ox = k as f64 * W;
     let (x0, x1, y0, y1) = (ox + LEFT, ox + W - RIGHT, TOP, H - BOTTOM);
     let px = |u: f64| x0 + PAD + u * (x1 - x0 - 2.0 * PAD);
     let py = |v: f64| y1 - y.frac(v) * (y1 - y0);
-    let color = if class == "ops" { "#4e79a7" } else { "#f28e2b" };
     let mut s = String::new();
     let _ = writeln!(
         s,
-        r##"<g class="panel {class}"><text x="{x0:.1}" y="38" class="panel-title">{}</text><line class="axis" x1="{x0:.1}" y1="{y0:.1}" x2="{x0:.1}" y2="{y1:.1}" stroke="#444"/><line class="axis" x1="{x0:.1}" y1="{y1:.1}" x2="{x1:.1}" y2="{y1:.1}" stroke="#444"/>"##,
-        esc(title)
+        r##"<g class="panel {class}"><text x="{x0:.1}" y="38" class="panel-title">{title}</text><line class="axis" x1="{x0:.1}" y1="{y0:.1}" x2="{x0:.1}" y2="{y1:.1}" stroke="#444"/><line class="axis" x1="{x0:.1}" y1="{y1:.1}" x2="{x1:.1}" y2="{y1:.1}" stroke="#444"/>"##
     );
     for (v, label) in &y.ticks {
-        let ty = py(*v);
+        let (ty, label) = (py(*v), esc(label));
         let _ = writeln!(
             s,
-            r##"<line class="grid" x1="{x0:.1}" y1="{ty:.1}" x2="{x1:.1}" y2="{ty:.1}" stroke="#e4e4e4"/><text class="ytick" x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
+            r##"<line class="grid" x1="{x0:.1}" y1="{ty:.1}" x2="{x1:.1}" y2="{ty:.1}" stroke="#e4e4e4"/><text class="ytick" x="{:.1}" y="{:.1}" text-anchor="end">{label}</text>"##,
             x0 - 6.0,
-            ty + 4.0,
-            esc(label)
+            ty + 4.0
         );
     }
     for sl in slots {
-        let tx = px(sl.u);
+        let (tx, label) = (px(sl.u), esc(&sl.label));
         let _ = writeln!(
             s,
-            r##"<line class="xtick" x1="{tx:.1}" y1="{y1:.1}" x2="{tx:.1}" y2="{:.1}" stroke="#444"/><text class="xtick" x="{tx:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+            r##"<line class="xtick" x1="{tx:.1}" y1="{y1:.1}" x2="{tx:.1}" y2="{:.1}" stroke="#444"/><text class="xtick" x="{tx:.1}" y="{:.1}" text-anchor="middle">{label}</text>"##,
             y1 + 5.0,
-            y1 + 18.0,
-            esc(&sl.label)
+            y1 + 18.0
         );
     }
+    let (mid, dim) = ((x0 + x1) / 2.0, esc(&c.dimension));
     let _ = writeln!(
         s,
-        r#"<text class="xlabel" x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-        (x0 + x1) / 2.0,
-        H - 10.0,
-        esc(&c.dimension)
+        r#"<text class="xlabel" x="{mid:.1}" y="{:.1}" text-anchor="middle">{dim}</text>"#,
+        H - 10.0
     );
     if let Some(b) = base {
-        let by = py(b);
+        let (by, lx) = (py(b), x1 - 2.0);
         let _ = writeln!(
             s,
-            r##"<line class="baseline" x1="{x0:.1}" y1="{by:.1}" x2="{x1:.1}" y2="{by:.1}" stroke="#777" stroke-dasharray="5 4"/><text class="baseline" x="{:.1}" y="{:.1}" text-anchor="end" fill="#777">configured</text>"##,
-            x1 - 2.0,
+            r##"<line class="baseline" x1="{x0:.1}" y1="{by:.1}" x2="{x1:.1}" y2="{by:.1}" stroke="#777" stroke-dasharray="5 4"/><text class="baseline" x="{lx:.1}" y="{:.1}" text-anchor="end" fill="#777">configured</text>"##,
             by - 4.0
         );
     }
     if slots.len() > 1 {
-        let line: Vec<String> = slots
-            .iter()
-            .map(|sl| {
-                let m = median(sl.members.iter().map(|i| values[*i]).collect());
-                format!("{:.1},{:.1}", px(sl.u), py(m))
-            })
-            .collect();
+        let vertex = |sl: &Slot| {
+            let m = median(sl.members.iter().map(|i| values[*i]).collect());
+            format!("{:.1},{:.1}", px(sl.u), py(m))
+        };
+        let line = slots.iter().map(vertex).collect::<Vec<_>>().join(" ");
         let _ = writeln!(
             s,
-            r#"<polyline class="median" points="{}" fill="none" stroke="{color}" stroke-width="2"/>"#,
-            line.join(" ")
+            r#"<polyline class="median" points="{line}" fill="none" stroke="{color}" stroke-width="2"/>"#
         );
     }
     let mut chosen = String::new();
@@ -395,19 +333,17 @@ fn panel(
         for i in &sl.members {
             let p = &c.points[*i];
             let (cx, cy) = (px(sl.u), py(values[*i]));
+            let (label, mark) = (esc(&p.label), if p.chosen { " (chosen)" } else { "" });
+            let (ops, p99) = (finite(p.ops_per_sec), human_secs(p.p99_seconds));
             let _ = writeln!(
                 s,
-                r#"<circle class="dot" cx="{cx:.1}" cy="{cy:.1}" r="3.5" fill="{color}"><title>{}{}: {:.0} ops/s, p99 {}</title></circle>"#,
-                esc(&p.label),
-                if p.chosen { " (chosen)" } else { "" },
-                finite(p.ops_per_sec),
-                human_secs(p.p99_seconds)
+                r#"<circle class="dot" cx="{cx:.1}" cy="{cy:.1}" r="3.5" fill="{color}"><title>{label}{mark}: {ops:.0} ops/s, p99 {p99}</title></circle>"#
             );
             if p.chosen {
+                let ly = (cy - 12.0).max(y0 - 2.0);
                 let _ = writeln!(
                     chosen,
-                    r##"<circle class="chosen" cx="{cx:.1}" cy="{cy:.1}" r="8" fill="none" stroke="#e15759" stroke-width="2.5"/><text class="chosen-label" x="{cx:.1}" y="{:.1}" text-anchor="middle" fill="#e15759">chosen</text>"##,
-                    (cy - 12.0).max(y0 - 2.0)
+                    r##"<circle class="chosen" cx="{cx:.1}" cy="{cy:.1}" r="8" fill="none" stroke="#e15759" stroke-width="2.5"/><text class="chosen-label" x="{cx:.1}" y="{ly:.1}" text-anchor="middle" fill="#e15759">chosen</text>"##
                 );
             }
         }
@@ -422,31 +358,60 @@ fn panel(
 mod tests {
     use super::*;
 
-    fn pt(label: &str, x: Option<f64>, ops: f64, p99: f64, chosen: bool) -> CurvePoint {
+    /// A run at `x` (`None`: categorical).
+    fn pt(label: &str, x: Option<f64>, ops: f64, p99: f64) -> CurvePoint {
+        let (label, chosen) = (label.to_owned(), false);
+        let (ops_per_sec, p99_seconds) = (ops, p99);
         CurvePoint {
-            label: label.to_owned(),
+            label,
             x,
-            ops_per_sec: ops,
-            p99_seconds: p99,
+            ops_per_sec,
+            p99_seconds,
             chosen,
         }
     }
 
+    fn chosen(mut p: CurvePoint) -> CurvePoint {
+        p.chosen = true;
+        p
+    }
+
+    /// The chart of one curve.
+    fn one(dimension: &str, log_x: bool, points: Vec<CurvePoint>, b: Option<(f64, f64)>) -> String {
+        curves(&[curve(dimension, log_x, points)], b)
+    }
+
+    fn curve(dimension: &str, log_x: bool, points: Vec<CurvePoint>) -> Curve {
+        let dimension = dimension.to_owned();
+        Curve {
+            dimension,
+            log_x,
+            points,
+        }
+    }
+
     const MIB: f64 = 1048576.0;
+    const DOT: &str = r#"<circle class="dot""#;
+    const RING: &str = r#"<circle class="chosen""#;
+
+    /// The dot of a panel whose title starts with `title`.
+    fn dot<'a>(panel: &'a str, title: &str) -> &'a str {
+        let titles = panel.match_indices("<title>").map(|(i, _)| &panel[i + 7..]);
+        let mut dots = tags(panel, DOT).into_iter().zip(titles);
+        dots.find(|(_, t)| t.starts_with(title)).unwrap().0
+    }
 
     /// The value of attribute `name` in the tag text `tag`.
     fn attr(tag: &str, name: &str) -> f64 {
-        let key = format!(" {name}=\"");
-        let from = tag.find(&key).unwrap() + key.len();
-        let len = tag[from..].find('"').unwrap();
-        tag[from..from + len].parse().unwrap()
+        let from = tag.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+        let to = from + tag[from..].find('"').unwrap();
+        tag[from..to].parse().unwrap()
     }
 
     /// The svg of `dimension`, and its two panels.
     fn svg<'a>(out: &'a str, dimension: &str) -> (&'a str, &'a str, &'a str) {
-        let from = out
-            .find(&format!(r#"<svg id="curve-{dimension}""#))
-            .unwrap();
+        let id = format!(r#"<svg id="curve-{dimension}""#);
+        let from = out.find(&id).unwrap();
         let svg = &out[from..from + out[from..].find("</svg>").unwrap()];
         let ops = svg.find(r#"<g class="panel ops">"#).unwrap();
         let p99 = svg.find(r#"<g class="panel p99">"#).unwrap();
@@ -455,41 +420,30 @@ mod tests {
 
     /// Every tag of a panel that starts with `start`.
     fn tags<'a>(panel: &'a str, start: &str) -> Vec<&'a str> {
-        panel
-            .match_indices(start)
-            .map(|(i, _)| &panel[i..i + panel[i..].find('>').unwrap()])
-            .collect()
+        let tag = |i: usize| &panel[i..i + panel[i..].find('>').unwrap()];
+        panel.match_indices(start).map(|(i, _)| tag(i)).collect()
     }
 
-    fn polyline_xs(panel: &str) -> Vec<f64> {
+    /// The polyline's vertices.
+    fn line(panel: &str) -> Vec<(f64, f64)> {
         let line = tags(panel, "<polyline");
         assert_eq!(line.len(), 1, "{panel}");
-        let from = line[0].find("points=\"").unwrap() + 8;
-        let pts = &line[0][from..from + line[0][from..].find('"').unwrap()];
-        pts.split(' ')
-            .map(|p| p.split(',').next().unwrap().parse().unwrap())
+        let points = line[0].split('"').nth(3).unwrap().split(' ');
+        let num = |v: &str| v.parse::<f64>().unwrap();
+        points
+            .map(|p| p.split_once(',').map(|(x, y)| (num(x), num(y))).unwrap())
             .collect()
     }
 
     #[test]
     fn one_svg_per_dimension_with_an_ops_and_a_p99_panel_empty_ones_skipped() {
+        let p = vec![pt("2MiB", Some(2.0 * MIB), 1000.0, 1e-3)];
         let out = curves(
-            &[
-                Curve {
-                    dimension: "cache_size".into(),
-                    log_x: true,
-                    points: vec![pt("2MiB", Some(2.0 * MIB), 1000.0, 1e-3, false)],
-                },
-                Curve {
-                    dimension: "nothing".into(),
-                    log_x: false,
-                    points: vec![],
-                },
-            ],
+            &[curve("cache_size", true, p), curve("none", true, vec![])],
             None,
         );
         assert_eq!(out.matches("<svg ").count(), 1, "{out}");
-        assert!(!out.contains("curve-nothing"));
+        assert!(!out.contains("curve-none"));
         let (_, ops, p99) = svg(&out, "cache_size");
         assert!(ops.contains("ops/s") && p99.contains("p99"));
         assert!(!out.contains("class=\"baseline\""), "no baseline given");
@@ -497,136 +451,85 @@ mod tests {
 
     #[test]
     fn the_chosen_marker_is_once_per_panel_at_the_chosen_point() {
-        let out = curves(
-            &[
-                Curve {
-                    dimension: "cache_size".into(),
-                    log_x: true,
-                    points: vec![
-                        pt("16MiB", Some(16.0 * MIB), 900.0, 4e-3, false),
-                        pt("1MiB", Some(MIB), 500.0, 9e-3, false),
-                        pt("4MiB", Some(4.0 * MIB), 1200.0, 2e-3, true),
-                    ],
-                },
-                Curve {
-                    dimension: "mmap_size".into(),
-                    log_x: true,
-                    points: vec![pt("0", Some(0.0), 700.0, 5e-3, false)],
-                },
-            ],
-            Some((800.0, 6e-3)),
-        );
-        for panel in [svg(&out, "cache_size").1, svg(&out, "cache_size").2] {
-            let rings = tags(panel, r#"<circle class="chosen""#);
+        let points = vec![
+            pt("16MiB", Some(16.0 * MIB), 900.0, 4e-3),
+            pt("1MiB", Some(MIB), 500.0, 9e-3),
+            chosen(pt("4MiB", Some(4.0 * MIB), 1200.0, 2e-3)),
+        ];
+        let out = one("cache_size", true, points, Some((800.0, 6e-3)));
+        let (_, ops, p99) = svg(&out, "cache_size");
+        for panel in [ops, p99] {
+            let rings = tags(panel, RING);
             assert_eq!(rings.len(), 1, "{panel}");
             assert_eq!(panel.matches(r#"class="chosen""#).count(), 1);
             assert_eq!(panel.matches(">chosen</text>").count(), 1);
-            let dot = tags(panel, r#"<circle class="dot""#)
-                .into_iter()
-                .zip(panel.match_indices("<title>").map(|(i, _)| &panel[i..]))
-                .find(|(_, title)| title.starts_with("<title>4MiB (chosen): 1200 ops/s"))
-                .unwrap()
-                .0;
+            let dot = dot(panel, "4MiB (chosen): 1200 ops/s");
             assert_eq!(attr(rings[0], "cx"), attr(dot, "cx"));
             assert_eq!(attr(rings[0], "cy"), attr(dot, "cy"));
             assert!(panel.contains(">configured</text>"));
         }
-        assert!(!svg(&out, "mmap_size").0.contains(r#"class="chosen""#));
         // 4MiB is the best ops/s: the highest dot (smallest y) in the ops panel.
-        let ops = svg(&out, "cache_size").1;
-        let ring_y = attr(tags(ops, r#"<circle class="chosen""#)[0], "cy");
-        for d in tags(ops, r#"<circle class="dot""#) {
-            assert!(attr(d, "cy") >= ring_y);
-        }
+        let ring_y = attr(tags(ops, RING)[0], "cy");
+        assert!(tags(ops, DOT).iter().all(|d| attr(d, "cy") >= ring_y));
+        let out = one("mmap_size", true, vec![pt("0", Some(0.0), 7.0, 5e-3)], None);
+        assert!(
+            !out.contains(r#"class="chosen""#),
+            "nothing chosen, no marker"
+        );
     }
 
     #[test]
     fn points_are_ordered_by_x_and_the_line_goes_through_the_median_per_x() {
-        let out = curves(
-            &[Curve {
-                dimension: "readers.max_size".into(),
-                log_x: false,
-                points: vec![
-                    pt("16", Some(16.0), 100.0, 1e-3, false),
-                    pt("1", Some(1.0), 200.0, 1e-3, false),
-                    pt("4", Some(4.0), 10.0, 1e-3, false),
-                    pt("8", Some(8.0), 300.0, 1e-3, false),
-                    pt("4", Some(4.0), 90.0, 1e-3, false),
-                    pt("4", Some(4.0), 20.0, 1e-3, false),
-                ],
-            }],
-            None,
-        );
+        let runs = [(16, 100), (1, 200), (4, 10), (8, 300), (4, 90), (4, 20)];
+        let points = runs
+            .iter()
+            .map(|(x, o)| pt(&x.to_string(), Some(*x as f64), *o as f64, 1e-3));
+        let out = one("readers.max_size", false, points.collect(), None);
         let (_, ops, p99) = svg(&out, "readers.max_size");
         for panel in [ops, p99] {
-            let xs = polyline_xs(panel);
+            let xs: Vec<f64> = line(panel).iter().map(|v| v.0).collect();
             assert_eq!(xs.len(), 4, "one vertex per distinct x: {panel}");
             assert!(xs.windows(2).all(|w| w[0] < w[1]), "{xs:?}");
-            assert_eq!(
-                tags(panel, r#"<circle class="dot""#).len(),
-                6,
-                "every run a dot"
-            );
+            assert_eq!(tags(panel, DOT).len(), 6, "every run a dot");
         }
         // The x ticks in the order of the values.
+        let label = |(i, _): (usize, &str)| {
+            let t = &ops[i..];
+            &t[t.find('>').unwrap() + 1..t.find("</text>").unwrap()]
+        };
         let labels: Vec<&str> = ops
             .match_indices(r#"<text class="xtick""#)
-            .map(|(i, _)| {
-                let t = &ops[i..];
-                &t[t.find('>').unwrap() + 1..t.find("</text>").unwrap()]
-            })
+            .map(label)
             .collect();
         assert_eq!(labels, ["1", "4", "8", "16"]);
         // At x = 4 the line passes through the median run (20 ops/s).
-        let line = tags(ops, "<polyline")[0];
-        let vertex = line.split('"').nth(3).unwrap().split(' ').nth(1).unwrap();
-        let median_y: f64 = vertex.split(',').nth(1).unwrap().parse().unwrap();
-        let dot = tags(ops, r#"<circle class="dot""#)
-            .into_iter()
-            .zip(ops.match_indices("<title>").map(|(i, _)| &ops[i..]))
-            .find(|(_, t)| t.starts_with("<title>4: 20 ops/s"))
-            .unwrap()
-            .0;
-        assert_eq!(attr(dot, "cy"), median_y);
+        assert_eq!(attr(dot(ops, "4: 20 ops/s"), "cy"), line(ops)[1].1);
     }
 
     #[test]
     fn mmap_zero_on_a_log_axis_is_finite_and_left_of_the_smallest_positive() {
-        let out = curves(
-            &[Curve {
-                dimension: "mmap_size".into(),
-                log_x: true,
-                points: vec![
-                    pt("1GiB", Some(1024.0 * MIB), 900.0, 1e-3, false),
-                    pt("0", Some(0.0), 700.0, 2e-3, true),
-                    pt("256MiB", Some(256.0 * MIB), 800.0, 1.5e-3, false),
-                ],
-            }],
-            Some((700.0, 2e-3)),
-        );
+        let points = vec![
+            pt("1GiB", Some(1024.0 * MIB), 900.0, 1e-3),
+            chosen(pt("0", Some(0.0), 700.0, 2e-3)),
+            pt("256MiB", Some(256.0 * MIB), 800.0, 1.5e-3),
+        ];
+        let out = one("mmap_size", true, points, Some((700.0, 2e-3)));
         assert!(!out.contains("NaN") && !out.to_lowercase().contains("inf"));
         let (_, ops, _) = svg(&out, "mmap_size");
-        let xs = polyline_xs(ops);
+        let xs: Vec<f64> = line(ops).iter().map(|v| v.0).collect();
         assert!(xs.iter().all(|x| x.is_finite()));
         assert!(xs.windows(2).all(|w| w[0] < w[1]), "{xs:?}");
-        let ring = tags(ops, r#"<circle class="chosen""#)[0];
-        assert_eq!(attr(ring, "cx"), xs[0], "0 is the leftmost");
+        assert_eq!(attr(tags(ops, RING)[0], "cx"), xs[0], "0 is the leftmost");
         assert!(ops.contains(">0</text>"));
     }
 
     #[test]
     fn labels_and_dimension_names_are_escaped() {
-        let out = curves(
-            &[Curve {
-                dimension: "<script>alert('d')</script>".into(),
-                log_x: false,
-                points: vec![
-                    pt("<script>x</script>", None, 1.0, 1e-3, true),
-                    pt("a\"b&c", None, 2.0, 1e-3, false),
-                ],
-            }],
-            None,
-        );
+        let points = vec![
+            chosen(pt("<script>x</script>", None, 1.0, 1e-3)),
+            pt("a\"b&c", None, 2.0, 1e-3),
+        ];
+        let out = one("<script>alert('d')</script>", false, points, None);
         assert!(!out.contains("<script>"), "{out}");
         assert!(out.contains(r#"id="curve-&lt;script&gt;alert(&#39;d&#39;)&lt;/script&gt;""#));
         assert!(out.contains("&lt;script&gt;x&lt;/script&gt; (chosen): 1 ops/s"));
@@ -634,77 +537,64 @@ mod tests {
     }
 
     #[test]
-    fn degenerate_input_never_gives_nan_or_inf() {
-        let cases = vec![
-            // All zeros, with a zero baseline.
-            vec![
-                pt("0", Some(0.0), 0.0, 0.0, true),
-                pt("0", Some(0.0), 0.0, 0.0, false),
-            ],
+    fn degenerate_input_never_gives_nan_or_inf_and_a_single_point_has_no_line() {
+        let zero = |label: &str, x| pt(label, x, 0.0, 0.0);
+        let cases = [
+            // All zeros (with a zero baseline below).
+            vec![chosen(zero("0", Some(0.0))), zero("0", Some(0.0))],
             // All equal.
-            vec![pt("8MiB", Some(8.0 * MIB), 5.0, 1e-3, false); 3],
+            vec![pt("8MiB", Some(8.0 * MIB), 5.0, 1e-3); 3],
             // One point.
-            vec![pt("memory", None, 123.0, 2e-4, true)],
-            // Categorical, repeated and equal.
+            vec![chosen(pt("memory", None, 123.0, 2e-4))],
+            // Categorical, repeated and all zero.
             vec![
-                pt("transaction", None, 0.0, 0.0, false),
-                pt("group commit", None, 0.0, 0.0, true),
-                pt("transaction", None, 0.0, 0.0, false),
+                zero("transaction", None),
+                chosen(zero("group commit", None)),
+                zero("transaction", None),
             ],
             // Extremes.
             vec![
-                pt("tiny", Some(f64::MIN_POSITIVE), 1e-300, 5e-324, false),
-                pt("huge", Some(f64::MAX), f64::MAX, f64::MAX, true),
+                pt("tiny", Some(f64::MIN_POSITIVE), 1e-300, 5e-324),
+                chosen(pt("huge", Some(f64::MAX), f64::MAX, f64::MAX)),
             ],
         ];
         for (k, points) in cases.into_iter().enumerate() {
             for (log_x, baseline) in [(true, Some((0.0, 0.0))), (false, None)] {
-                let c = Curve {
-                    dimension: format!("d{k}"),
-                    log_x,
-                    points: points.clone(),
-                };
-                let out = curves(&[c], baseline);
+                let out = one(&format!("d{k}"), log_x, points.clone(), baseline);
                 assert!(out.contains(&format!("curve-d{k}")));
                 assert!(!out.contains("NaN"), "{out}");
                 assert!(!out.to_lowercase().contains("inf"), "{out}");
+                if k == 2 {
+                    // One point: a dot in each panel, no line.
+                    assert!(!out.contains("<polyline"));
+                    assert_eq!(out.matches(DOT).count(), 2);
+                }
             }
         }
     }
 
     #[test]
-    fn a_single_point_is_a_dot_without_a_line() {
-        let out = curves(
-            &[Curve {
-                dimension: "temp_store".into(),
-                log_x: false,
-                points: vec![pt("memory", None, 50.0, 1e-3, true)],
-            }],
-            None,
-        );
-        assert!(!out.contains("<polyline"));
-        assert_eq!(
-            out.matches(r#"<circle class="dot""#).count(),
-            2,
-            "one per panel"
-        );
-    }
-
-    #[test]
     fn ticks_are_human_numbers() {
-        assert_eq!(human_ops(12000.0), "12k");
-        assert_eq!(human_ops(1.2e6), "1.2M");
-        assert_eq!(human_ops(2500.0), "2.5k");
-        assert_eq!(human_ops(950.0), "950");
-        assert_eq!(human_secs(0.0012), "1.2ms");
-        assert_eq!(human_secs(250e-6), "250µs");
-        assert_eq!(human_secs(3.0), "3s");
-        let y = YAxis::linear(&[12345.0]);
-        assert!(y.hi >= 12345.0 && y.ticks.len() <= 11);
-        let labels: Vec<&str> = y.ticks.iter().map(|t| t.1.as_str()).collect();
-        assert_eq!(labels, ["0", "5k", "10k", "15k"]);
-        let y = YAxis::log(&[2e-4, 3e-2]);
-        let labels: Vec<&str> = y.ticks.iter().map(|t| t.1.as_str()).collect();
-        assert_eq!(labels, ["100µs", "1ms", "10ms", "100ms"]);
+        let ops = [
+            (12000.0, "12k"),
+            (1.2e6, "1.2M"),
+            (2500.0, "2.5k"),
+            (950.0, "950"),
+        ];
+        for (v, text) in ops {
+            assert_eq!(human_ops(v), text);
+        }
+        for (v, text) in [
+            (0.0012, "1.2ms"),
+            (250e-6, "250µs"),
+            (3.0, "3s"),
+            (0.0, "0"),
+        ] {
+            assert_eq!(human_secs(v), text);
+        }
+        let labels = |y: YAxis| y.ticks.into_iter().map(|t| t.1).collect::<Vec<String>>();
+        assert_eq!(labels(YAxis::linear(&[12345.0])), ["0", "5k", "10k", "15k"]);
+        let log = labels(YAxis::log(&[2e-4, 3e-2]));
+        assert_eq!(log, ["100µs", "1ms", "10ms", "100ms"]);
     }
 }
