@@ -7,10 +7,9 @@
 //! `<g class="panel p99">` (p99, logarithmic, lower is better). The chosen point is marked in
 //! each panel: a ring `class="chosen"` (so once per panel, twice per svg) and a text "chosen".
 //!
-//! Written by hand, as inline SVG (no script, nothing fetched): a few polylines, circles and
-//! lines; a charting crate would bring a font stack or JavaScript for that. Every coordinate
-//! is finite for any finite input (zeros, a single point, all-equal values, x = 0 on a
-//! logarithmic axis); curves without points are skipped.
+//! Written by hand, as inline SVG (no script, nothing fetched): a charting crate would bring a
+//! font stack or JavaScript for a few polylines and circles. Every coordinate is finite for any
+//! finite input (zeros, one point, equal values, x = 0 on a log axis); empty curves are skipped.
 
 use std::fmt::Write as _;
 
@@ -192,11 +191,11 @@ impl YAxis {
         let max = if max > 0.0 { max.min(1e300) } else { 1.0 };
         let raw = max / 4.0;
         let mag = 10f64.powf(raw.log10().floor());
-        let step = [1.0, 2.0, 2.5, 5.0, 10.0]
-            .iter()
-            .map(|m| m * mag)
-            .find(|s| *s >= raw)
-            .unwrap_or(10.0 * mag);
+        let step = mag
+            * [1.0, 2.0, 2.5, 5.0]
+                .into_iter()
+                .find(|m| m * mag >= raw)
+                .unwrap_or(10.0);
         let n = (max / step).ceil().clamp(1.0, 10.0) as usize;
         let hi = step * n as f64;
         let ticks = (0..=n)
@@ -294,8 +293,8 @@ fn panel(c: &Curve, slots: &[Slot], k: usize, base: Option<f64>) -> String {
             ty + 4.0
         );
     }
-    for sl in slots {
-        let (tx, label) = (px(sl.u), esc(&sl.label));
+    for (sl, shown) in slots.iter().zip(shown(c, slots, px)) {
+        let (tx, label) = (px(sl.u), if shown { esc(&sl.label) } else { String::new() });
         let _ = writeln!(
             s,
             r##"<line class="xtick" x1="{tx:.1}" y1="{y1:.1}" x2="{tx:.1}" y2="{:.1}" stroke="#444"/><text class="xtick" x="{tx:.1}" y="{:.1}" text-anchor="middle">{label}</text>"##,
@@ -354,14 +353,29 @@ fn panel(c: &Curve, slots: &[Slot], k: usize, base: Option<f64>) -> String {
     s
 }
 
+/// Which x tick labels are written: those that overlap no label already kept, the chosen
+/// points' first (a dropped value is still in its dot's title).
+fn shown(c: &Curve, slots: &[Slot], px: impl Fn(f64) -> f64) -> Vec<bool> {
+    let mut order: Vec<usize> = (0..slots.len()).collect();
+    order.sort_by_key(|k| !slots[*k].members.iter().any(|i| c.points[*i].chosen));
+    let (mut kept, mut shown) = (Vec::<(f64, f64)>::new(), vec![false; slots.len()]);
+    for k in order {
+        let x = px(slots[k].u);
+        let half = slots[k].label.chars().count() as f64 * 3.3 + 4.0;
+        shown[k] = kept.iter().all(|(a, b)| x + half < *a || x - half > *b);
+        kept.extend(shown[k].then_some((x - half, x + half)));
+    }
+    shown
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A run at `x` (`None`: categorical).
+    /// A run at `x` (`None`: categorical); a label ending in `*` marks the chosen point.
     fn pt(label: &str, x: Option<f64>, ops: f64, p99: f64) -> CurvePoint {
-        let (label, chosen) = (label.to_owned(), false);
-        let (ops_per_sec, p99_seconds) = (ops, p99);
+        let (chosen, ops_per_sec, p99_seconds) = (label.ends_with('*'), ops, p99);
+        let label = label.trim_end_matches('*').to_owned();
         CurvePoint {
             label,
             x,
@@ -369,11 +383,6 @@ mod tests {
             p99_seconds,
             chosen,
         }
-    }
-
-    fn chosen(mut p: CurvePoint) -> CurvePoint {
-        p.chosen = true;
-        p
     }
 
     /// The chart of one curve.
@@ -436,27 +445,18 @@ mod tests {
     }
 
     #[test]
-    fn one_svg_per_dimension_with_an_ops_and_a_p99_panel_empty_ones_skipped() {
-        let p = vec![pt("2MiB", Some(2.0 * MIB), 1000.0, 1e-3)];
-        let out = curves(
-            &[curve("cache_size", true, p), curve("none", true, vec![])],
-            None,
-        );
-        assert_eq!(out.matches("<svg ").count(), 1, "{out}");
-        assert!(!out.contains("curve-none"));
-        let (_, ops, p99) = svg(&out, "cache_size");
-        assert!(ops.contains("ops/s") && p99.contains("p99"));
-        assert!(!out.contains("class=\"baseline\""), "no baseline given");
-    }
-
-    #[test]
     fn the_chosen_marker_is_once_per_panel_at_the_chosen_point() {
         let points = vec![
             pt("16MiB", Some(16.0 * MIB), 900.0, 4e-3),
             pt("1MiB", Some(MIB), 500.0, 9e-3),
-            chosen(pt("4MiB", Some(4.0 * MIB), 1200.0, 2e-3)),
+            pt("4MiB*", Some(4.0 * MIB), 1200.0, 2e-3),
         ];
         let out = one("cache_size", true, points, Some((800.0, 6e-3)));
+        assert_eq!(
+            out.matches("<svg ").count(),
+            1,
+            "one svg, two panels: {out}"
+        );
         let (_, ops, p99) = svg(&out, "cache_size");
         for panel in [ops, p99] {
             let rings = tags(panel, RING);
@@ -510,7 +510,7 @@ mod tests {
     fn mmap_zero_on_a_log_axis_is_finite_and_left_of_the_smallest_positive() {
         let points = vec![
             pt("1GiB", Some(1024.0 * MIB), 900.0, 1e-3),
-            chosen(pt("0", Some(0.0), 700.0, 2e-3)),
+            pt("0*", Some(0.0), 700.0, 2e-3),
             pt("256MiB", Some(256.0 * MIB), 800.0, 1.5e-3),
         ];
         let out = one("mmap_size", true, points, Some((700.0, 2e-3)));
@@ -524,9 +524,29 @@ mod tests {
     }
 
     #[test]
+    fn close_tick_labels_do_not_overlap_and_the_chosen_one_is_kept() {
+        let x = |label: &str, mib: f64| pt(label, Some(mib * MIB), 1.0, 1e-3);
+        let points = vec![
+            x("6000KiB", 5.9),
+            x("6500KiB*", 6.4),
+            x("7000KiB", 6.9),
+            x("1GiB", 1024.0),
+        ];
+        let out = one("cache_size", true, points, None);
+        let ops = svg(&out, "cache_size").1;
+        assert!(ops.contains(">6500KiB</text>") && ops.contains(">1GiB</text>"));
+        assert!(!ops.contains(">6000KiB</text>") && !ops.contains(">7000KiB</text>"));
+        assert_eq!(
+            tags(ops, r#"<line class="xtick""#).len(),
+            4,
+            "every tick drawn"
+        );
+    }
+
+    #[test]
     fn labels_and_dimension_names_are_escaped() {
         let points = vec![
-            chosen(pt("<script>x</script>", None, 1.0, 1e-3)),
+            pt("<script>x</script>*", None, 1.0, 1e-3),
             pt("a\"b&c", None, 2.0, 1e-3),
         ];
         let out = one("<script>alert('d')</script>", false, points, None);
@@ -537,31 +557,36 @@ mod tests {
     }
 
     #[test]
-    fn degenerate_input_never_gives_nan_or_inf_and_a_single_point_has_no_line() {
+    fn degenerate_input_never_gives_nan_or_inf_a_single_point_has_no_line_empty_is_skipped() {
         let zero = |label: &str, x| pt(label, x, 0.0, 0.0);
         let cases = [
             // All zeros (with a zero baseline below).
-            vec![chosen(zero("0", Some(0.0))), zero("0", Some(0.0))],
+            vec![zero("0*", Some(0.0)), zero("0", Some(0.0))],
             // All equal.
             vec![pt("8MiB", Some(8.0 * MIB), 5.0, 1e-3); 3],
             // One point.
-            vec![chosen(pt("memory", None, 123.0, 2e-4))],
+            vec![pt("memory*", None, 123.0, 2e-4)],
             // Categorical, repeated and all zero.
             vec![
                 zero("transaction", None),
-                chosen(zero("group commit", None)),
+                zero("group commit*", None),
                 zero("transaction", None),
             ],
             // Extremes.
             vec![
                 pt("tiny", Some(f64::MIN_POSITIVE), 1e-300, 5e-324),
-                chosen(pt("huge", Some(f64::MAX), f64::MAX, f64::MAX)),
+                pt("huge*", Some(f64::MAX), f64::MAX, f64::MAX),
             ],
         ];
         for (k, points) in cases.into_iter().enumerate() {
             for (log_x, baseline) in [(true, Some((0.0, 0.0))), (false, None)] {
                 let out = one(&format!("d{k}"), log_x, points.clone(), baseline);
                 assert!(out.contains(&format!("curve-d{k}")));
+                assert_eq!(
+                    curves(&[curve("none", log_x, vec![])], baseline),
+                    "",
+                    "skipped"
+                );
                 assert!(!out.contains("NaN"), "{out}");
                 assert!(!out.to_lowercase().contains("inf"), "{out}");
                 if k == 2 {
@@ -575,23 +600,14 @@ mod tests {
 
     #[test]
     fn ticks_are_human_numbers() {
-        let ops = [
-            (12000.0, "12k"),
-            (1.2e6, "1.2M"),
-            (2500.0, "2.5k"),
-            (950.0, "950"),
-        ];
-        for (v, text) in ops {
-            assert_eq!(human_ops(v), text);
-        }
-        for (v, text) in [
-            (0.0012, "1.2ms"),
-            (250e-6, "250µs"),
-            (3.0, "3s"),
-            (0.0, "0"),
-        ] {
-            assert_eq!(human_secs(v), text);
-        }
+        assert_eq!(human_ops(12000.0), "12k");
+        assert_eq!(human_ops(1.2e6), "1.2M");
+        assert_eq!(human_ops(2500.0), "2.5k");
+        assert_eq!(human_ops(950.0), "950");
+        assert_eq!(human_secs(0.0012), "1.2ms");
+        assert_eq!(human_secs(250e-6), "250µs");
+        assert_eq!(human_secs(3.0), "3s");
+        assert_eq!(human_secs(0.0), "0");
         let labels = |y: YAxis| y.ticks.into_iter().map(|t| t.1).collect::<Vec<String>>();
         assert_eq!(labels(YAxis::linear(&[12345.0])), ["0", "5k", "10k", "15k"]);
         let log = labels(YAxis::log(&[2e-4, 3e-2]));
