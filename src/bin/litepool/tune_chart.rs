@@ -99,13 +99,12 @@ fn slots(c: &Curve) -> (Vec<Slot>, &'static str) {
     order.sort_by(|a, b| key(*a).total_cmp(&key(*b)));
     let mut xs: Vec<f64> = Vec::new();
     for i in order {
-        if xs.last() == Some(&key(i)) {
-            if let Some(s) = out.last_mut() {
-                s.members.push(i);
+        match out.last_mut() {
+            Some(s) if xs.last() == Some(&key(i)) => s.members.push(i),
+            _ => {
+                xs.push(key(i));
+                out.push(Slot::new(&c.points[i], i));
             }
-        } else {
-            xs.push(key(i));
-            out.push(Slot::new(&c.points[i], i));
         }
     }
     let (lo, hi) = (xs[0], xs[xs.len() - 1]);
@@ -119,11 +118,8 @@ fn slots(c: &Curve) -> (Vec<Slot>, &'static str) {
             let start = if lo <= 0.0 { ZERO_GAP } else { 0.0 };
             let first = xs.iter().copied().find(|v| *v > 0.0).unwrap_or(*x);
             let (a, b) = (first.log10(), hi.log10());
-            if b > a {
-                start + (1.0 - start) * (x.log10() - a) / (b - a)
-            } else {
-                1.0
-            }
+            // One positive value: 0 / 0 is NaN, and NaN.min(1.0) is 1 (the right end).
+            start + (1.0 - start) * ((x.log10() - a) / (b - a)).min(1.0)
         };
         s.u = finite(s.u).clamp(0.0, 1.0);
     }
@@ -191,16 +187,12 @@ impl YAxis {
         let max = if max > 0.0 { max.min(1e300) } else { 1.0 };
         let raw = max / 4.0;
         let mag = 10f64.powf(raw.log10().floor());
-        let step = mag
-            * [1.0, 2.0, 2.5, 5.0]
-                .into_iter()
-                .find(|m| m * mag >= raw)
-                .unwrap_or(10.0);
+        let m = [1.0, 2.0, 2.5, 5.0].into_iter().find(|m| m * mag >= raw);
+        let step = mag * m.unwrap_or(10.0);
         let n = (max / step).ceil().clamp(1.0, 10.0) as usize;
         let hi = step * n as f64;
-        let ticks = (0..=n)
-            .map(|k| (k as f64 * step, human_ops(k as f64 * step)))
-            .collect();
+        let tick = |k: usize| (k as f64 * step, human_ops(k as f64 * step));
+        let ticks = (0..=n).map(tick).collect();
         YAxis {
             log: false,
             lo: 0.0,
@@ -215,11 +207,11 @@ impl YAxis {
         let positive = || values.iter().copied().filter(|v| *v > 0.0);
         let lo = positive().fold(f64::INFINITY, f64::min);
         let hi = positive().fold(0.0f64, f64::max);
-        let (lo, hi) = if hi > 0.0 {
-            (lo.clamp(1e-12, 1e12), hi.clamp(1e-12, 1e12))
-        } else {
-            (1e-3, 1e-3)
-        };
+        let hi = Some(hi)
+            .filter(|h| *h > 0.0)
+            .unwrap_or(1e-3)
+            .clamp(1e-12, 1e12);
+        let lo = lo.clamp(1e-12, hi);
         let a = lo.log10().floor();
         let b = hi.log10().ceil().max(a + 1.0);
         // At most nine labelled powers of ten.
@@ -433,6 +425,14 @@ mod tests {
         panel.match_indices(start).map(|(i, _)| tag(i)).collect()
     }
 
+    /// The x tick labels of a panel.
+    fn xticks(panel: &str) -> Vec<&str> {
+        let texts = panel.split(r#"<text class="xtick""#).skip(1);
+        texts
+            .map(|t| &t[t.find('>').unwrap() + 1..t.find('<').unwrap()])
+            .collect()
+    }
+
     /// The polyline's vertices.
     fn line(panel: &str) -> Vec<(f64, f64)> {
         let line = tags(panel, "<polyline");
@@ -452,11 +452,7 @@ mod tests {
             pt("4MiB*", Some(4.0 * MIB), 1200.0, 2e-3),
         ];
         let out = one("cache_size", true, points, Some((800.0, 6e-3)));
-        assert_eq!(
-            out.matches("<svg ").count(),
-            1,
-            "one svg, two panels: {out}"
-        );
+        assert_eq!(out.matches("<svg ").count(), 1, "one svg, two panels");
         let (_, ops, p99) = svg(&out, "cache_size");
         for panel in [ops, p99] {
             let rings = tags(panel, RING);
@@ -472,19 +468,14 @@ mod tests {
         let ring_y = attr(tags(ops, RING)[0], "cy");
         assert!(tags(ops, DOT).iter().all(|d| attr(d, "cy") >= ring_y));
         let out = one("mmap_size", true, vec![pt("0", Some(0.0), 7.0, 5e-3)], None);
-        assert!(
-            !out.contains(r#"class="chosen""#),
-            "nothing chosen, no marker"
-        );
+        assert!(!out.contains(r#"class="chosen""#), "nothing chosen");
     }
 
     #[test]
     fn points_are_ordered_by_x_and_the_line_goes_through_the_median_per_x() {
         let runs = [(16, 100), (1, 200), (4, 10), (8, 300), (4, 90), (4, 20)];
-        let points = runs
-            .iter()
-            .map(|(x, o)| pt(&x.to_string(), Some(*x as f64), *o as f64, 1e-3));
-        let out = one("readers.max_size", false, points.collect(), None);
+        let points = runs.map(|(x, o)| pt(&x.to_string(), Some(x as f64), o as f64, 1e-3));
+        let out = one("readers.max_size", false, points.into(), None);
         let (_, ops, p99) = svg(&out, "readers.max_size");
         for panel in [ops, p99] {
             let xs: Vec<f64> = line(panel).iter().map(|v| v.0).collect();
@@ -492,16 +483,11 @@ mod tests {
             assert!(xs.windows(2).all(|w| w[0] < w[1]), "{xs:?}");
             assert_eq!(tags(panel, DOT).len(), 6, "every run a dot");
         }
-        // The x ticks in the order of the values.
-        let label = |(i, _): (usize, &str)| {
-            let t = &ops[i..];
-            &t[t.find('>').unwrap() + 1..t.find("</text>").unwrap()]
-        };
-        let labels: Vec<&str> = ops
-            .match_indices(r#"<text class="xtick""#)
-            .map(label)
-            .collect();
-        assert_eq!(labels, ["1", "4", "8", "16"]);
+        assert_eq!(
+            xticks(ops),
+            ["1", "4", "8", "16"],
+            "in the order of the values"
+        );
         // At x = 4 the line passes through the median run (20 ops/s).
         assert_eq!(attr(dot(ops, "4: 20 ops/s"), "cy"), line(ops)[1].1);
     }
@@ -526,20 +512,18 @@ mod tests {
     #[test]
     fn close_tick_labels_do_not_overlap_and_the_chosen_one_is_kept() {
         let x = |label: &str, mib: f64| pt(label, Some(mib * MIB), 1.0, 1e-3);
-        let points = vec![
-            x("6000KiB", 5.9),
-            x("6500KiB*", 6.4),
-            x("7000KiB", 6.9),
-            x("1GiB", 1024.0),
-        ];
-        let out = one("cache_size", true, points, None);
+        let points = vec![x("6000KiB", 5.9), x("6500KiB*", 6.4), x("7000KiB", 6.9)];
+        let out = one(
+            "cache_size",
+            true,
+            [points, vec![x("1GiB", 1e3)]].concat(),
+            None,
+        );
         let ops = svg(&out, "cache_size").1;
-        assert!(ops.contains(">6500KiB</text>") && ops.contains(">1GiB</text>"));
-        assert!(!ops.contains(">6000KiB</text>") && !ops.contains(">7000KiB</text>"));
         assert_eq!(
-            tags(ops, r#"<line class="xtick""#).len(),
-            4,
-            "every tick drawn"
+            xticks(ops),
+            ["", "6500KiB", "", "1GiB"],
+            "every tick, not every label"
         );
     }
 
@@ -568,9 +552,9 @@ mod tests {
             vec![pt("memory*", None, 123.0, 2e-4)],
             // Categorical, repeated and all zero.
             vec![
-                zero("transaction", None),
-                zero("group commit*", None),
-                zero("transaction", None),
+                zero("write", None),
+                zero("group*", None),
+                zero("write", None),
             ],
             // Extremes.
             vec![
