@@ -27,6 +27,7 @@ mod report;
 mod scratch;
 mod tune;
 mod tune_args;
+mod tune_chart;
 mod tune_out;
 mod tune_search;
 mod userbench;

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::report::{bars, esc, Scale};
 use crate::tune::{durability_text, TunedFrom};
+use crate::tune_chart::{self, Curve, CurvePoint};
 use crate::tune_search::REPEATS;
 use crate::userbench::Row;
 
@@ -413,41 +414,53 @@ fn value_key(p: &Point) -> Option<u64> {
     }
 }
 
+/// Each searched dimension's runs as a curve (in the order the dimensions were searched), and
+/// the configured profile's median ops/s and p99 as the baseline. The confirmation's runs are
+/// left out: they are its own chart.
+fn curves_of(t: &Tuned) -> (Vec<Curve>, Option<(f64, f64)>) {
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    };
+    let configured: Vec<&Point> = t
+        .points
+        .iter()
+        .filter(|p| p.dimension == "configured")
+        .collect();
+    let baseline = median(configured.iter().map(|p| p.row.ops_per_sec).collect()).zip(median(
+        configured
+            .iter()
+            .map(|p| p.row.latency.p99.as_secs_f64())
+            .collect(),
+    ));
+    let mut curves: Vec<Curve> = Vec::new();
+    for (i, p) in t.points.iter().enumerate() {
+        if p.dimension == "configured" || t.confirmation.iter().any(|c| c.name == p.dimension) {
+            continue;
+        }
+        let point = CurvePoint {
+            label: p.value.clone(),
+            x: value_key(p).map(|k| k as f64),
+            ops_per_sec: p.row.ops_per_sec,
+            p99_seconds: p.row.latency.p99.as_secs_f64(),
+            chosen: t.dimensions.iter().any(|d| d.chosen == Some(i)),
+        };
+        match curves.iter_mut().find(|c| c.dimension == p.dimension) {
+            Some(c) => c.points.push(point),
+            None => curves.push(Curve {
+                dimension: p.dimension.clone(),
+                log_x: matches!(p.dimension.as_str(), "cache_size" | "mmap_size"),
+                points: vec![point],
+            }),
+        }
+    }
+    (curves, baseline)
+}
+
 /// The HTML page: each dimension's curve (ops/s, p99), the chosen points marked, the
 /// confirmation, the configuration used. Everything from the user's configuration is escaped.
 pub fn html(t: &Tuned, config_text: &str) -> String {
-    let mut names: Vec<&str> = Vec::new();
-    for p in &t.points {
-        if !names.contains(&p.dimension.as_str()) {
-            names.push(&p.dimension);
-        }
-    }
-    let label = |i: usize, p: &Point| {
-        let chosen = t.dimensions.iter().any(|d| d.chosen == Some(i));
-        format!("{}{}", p.value, if chosen { " (chosen)" } else { "" })
-    };
-    let series = |value: &dyn Fn(&Point) -> f64| -> Vec<(String, Vec<(String, f64)>)> {
-        names
-            .iter()
-            .map(|n| {
-                let mut of: Vec<(usize, &Point)> = t
-                    .points
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| p.dimension == *n)
-                    .collect();
-                // A curve: the points in the order of their values, not of their runs.
-                of.sort_by_key(|(i, p)| value_key(p).unwrap_or(*i as u64));
-                let s = of
-                    .into_iter()
-                    .map(|(i, p)| (label(i, p), value(p)))
-                    .collect();
-                (n.to_string(), s)
-            })
-            .collect()
-    };
-    let ops = series(&|p| p.row.ops_per_sec);
-    let p99 = series(&|p| p.row.latency.p99.as_secs_f64() * 1e6);
+    let (curves, baseline) = curves_of(t);
     let confirm: Vec<(String, Vec<(String, f64)>)> = vec![(
         "median of the repeated runs".into(),
         t.confirmation
@@ -476,15 +489,17 @@ body {{ font: 14px/1.4 sans-serif; margin: 24px; color: #222; }}
 svg text {{ font: 12px sans-serif; fill: #222; }}
 svg .title {{ font-weight: bold; font-size: 14px; }}
 svg .group {{ font-weight: bold; }}
+svg .panel-title {{ font-weight: bold; }}
+svg .xtick, svg .ytick {{ font-size: 11px; }}
+svg text.chosen-label {{ fill: #e15759; font-weight: bold; }}
+svg text.baseline {{ fill: #777; }}
 pre {{ background: #f6f6f6; padding: 8px; overflow-x: auto; }}
 </style></head><body>
 <h1>litepool tune: {db}</h1>
 <p>{path}, {size}; workloads {workloads}; mixed on {threads} threads; every run at synchronous = {sync}, durability = {dur}. {measured} runs in {elapsed:.1}s (budget {budget:.0}s).</p>
 <ul>{reasons}</ul>
 <h2>Each dimension</h2>
-{ops_chart}
-{p99_chart}
-<h2>Final comparison</h2>
+{curves}<h2>Final comparison</h2>
 {confirm_chart}
 <p id="verdict">{verdict}</p>
 <pre id="snippet">{snippet}</pre>
@@ -502,22 +517,7 @@ pre {{ background: #f6f6f6; padding: 8px; overflow-x: auto; }}
         measured = t.measured,
         elapsed = t.elapsed_seconds,
         budget = t.time_budget_seconds,
-        ops_chart = bars(
-            "ops",
-            "ops/s against each value (higher is better), each dimension on its own scale",
-            "ops/s",
-            &ops,
-            1,
-            Scale::PerGroup
-        ),
-        p99_chart = bars(
-            "p99",
-            "p99 latency against each value (lower is better), logarithmic axis",
-            "µs",
-            &p99,
-            1,
-            Scale::Log
-        ),
+        curves = tune_chart::curves(&curves, baseline),
         confirm_chart = bars(
             "confirmation",
             "Median ops/s of the repeated runs",
