@@ -328,3 +328,112 @@ fn tune_on_a_split_database_never_proposes_over_the_memory_budget() {
         .any(|d| d["name"] == "readers.max_size"));
     assert_eq!(listing(&tmp), Vec::<String>::new(), "no copy left");
 }
+
+#[test]
+fn tune_with_writes_on_a_split_database_measures_group_commit_and_background_checkpoints() {
+    let f = fixture_with(
+        "512MiB",
+        r#"weight = 3
+
+[bench.workloads.rewrite]
+database = "main"
+sql = "UPDATE t SET pad = randomblob(900) WHERE id = ?1"
+params = [{ int = [1, 16384] }]
+transaction = "immediate"
+
+[databases.main.writer]
+[databases.main.readers]
+max_size = 4
+"#,
+    );
+    let tmp = f.path("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let db = f.path("data/main.db");
+    let hash = sha256(&db);
+    let out = tune(
+        &f,
+        &tmp,
+        &["--time-budget", "20s", "--threads", "4", "--json"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let points = json["points"].as_array().unwrap();
+    let named = |d: &str| {
+        points
+            .iter()
+            .filter(|p| p["dimension"] == d)
+            .collect::<Vec<_>>()
+    };
+    // Group commit and background checkpoints each measured, every run at the configured
+    // durability, and no run of a group commit lost or failed a write.
+    let group = named("writes");
+    assert_eq!(group.len(), 1, "{json}");
+    assert_eq!(group[0]["group_commit"], true);
+    assert_eq!(group[0]["value"], "group commit");
+    let checkpoint = named("checkpoint");
+    assert_eq!(checkpoint.len(), 1, "{json}");
+    assert_eq!(checkpoint[0]["background_checkpoints"], true);
+    for p in points {
+        assert_eq!(p["set"]["synchronous"], "full", "{p}");
+        assert_eq!(p["row"]["errors"], 0, "{p}");
+        assert!(p["row"]["ops"].as_u64().unwrap() > 0, "{p}");
+    }
+    // The readers grow only past a size whose checkouts waited.
+    let readers: Vec<(u64, u64)> = points
+        .iter()
+        .filter(|p| p["dimension"] == "readers.max_size" || p["dimension"] == "configured")
+        .map(|p| {
+            (
+                p["readers"].as_u64().unwrap(),
+                p["readers_waited"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let dimension = json["dimensions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "readers.max_size")
+        .unwrap();
+    // The search compares with the point it started from, then with each size it measured.
+    let mut searched = vec![&points[dimension["from"].as_u64().unwrap() as usize]];
+    searched.extend(named("readers.max_size"));
+    for (i, p) in searched.iter().enumerate().skip(1) {
+        let n = p["readers"].as_u64().unwrap();
+        let before = searched[..i]
+            .iter()
+            .map(|q| {
+                (
+                    q["readers"].as_u64().unwrap(),
+                    q["readers_waited"].as_u64().unwrap(),
+                )
+            })
+            .filter(|(m, _)| *m < n)
+            .max();
+        if let Some((m, waited)) = before {
+            assert!(
+                waited > 0,
+                "grew to {n} readers after {m} readers had no wait: {readers:?}"
+            );
+        }
+    }
+    // What the proposal changes outside the profile is said, as keys to put in the user's
+    // tables.
+    let snippet = json["snippet"].as_str().unwrap();
+    if json["tuned_group_commit"] == true {
+        assert!(snippet.contains("Handle::write"), "{snippet}");
+    }
+    if json["tuned_background_checkpoints"] == true {
+        assert!(
+            snippet.contains("# checkpoint = \"background\""),
+            "{snippet}"
+        );
+    }
+    assert_eq!(sha256(&db), hash, "the original is untouched");
+    assert_eq!(listing(&tmp), Vec::<String>::new(), "no copy left");
+}

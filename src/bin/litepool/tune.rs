@@ -3,12 +3,13 @@
 //! proposes the best one as a `[profiles.tuned]` snippet, confirmed by repeated runs.
 //!
 //! The search ([`Tuner`]), coarse first, one dimension after another from the best so far:
-//! 1. `cache_size`, from SQLite's default doubling up to the file size (and never over the memory
+//! 1. With writes: on a split database, group commit; in WAL mode (not replicated), background
+//!    checkpoints (one run each, first: on a workload that writes, the largest effect).
+//! 2. `cache_size`, from SQLite's default doubling up to the file size (and never over the memory
 //!    budget), measured with `mmap_size = 0` so that every page goes through the cache; it stops
 //!    growing when misses per operation stop falling, then bisects below.
-//! 2. `mmap_size`: 0 or the file size. 3. `temp_store`. 4. `journal_size_limit`.
-//! 5. On a split database: the readers' `max_size`, grown while checkouts wait; with writes,
-//!    group commit. 6. With writes in WAL mode (not replicated): background checkpoints.
+//! 3. `mmap_size`: 0 or twice the file size. 4. `temp_store`. 5. `journal_size_limit`.
+//! 6. On a split database: the readers' `max_size`, grown while checkouts wait.
 //!
 //! Then it refines around the best: each change measured without it (what it contributes), and
 //! the values next to the ones chosen, while the planned runs last. `synchronous`,
@@ -101,6 +102,12 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
         plan,
         explored: 0,
         margin: 1.02,
+        budget_left: settings
+            .memory_budget
+            .map(|b| b.bytes().saturating_sub(rest)),
+        conns,
+        page_size,
+        file_pages: file_bytes / page_size.max(512),
     };
     // Steps of the cache search, in KiB: SQLite's default doubling up to the file, under the cap.
     let mut steps = Vec::new();
@@ -136,61 +143,8 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
         (t.margin - 1.0) * 100.0
     );
     let mut dims = Vec::new();
-    let (chosen, reason) = t.search_cache(&steps)?;
-    let reason = match (steps.len(), chosen) {
-        (1, Some(_)) => format!("the file ({}) fits in the first step, SQLite's default or the budget's cap; grown no further", litepool::budget::human(file_bytes)),
-        (_, Some(_)) => format!(
-            "{reason}{}",
-            cap.map_or(String::new(), |c| format!("; at most {} per connection ({conns} connections under limits.memory_budget)", litepool::budget::human(c)))
-        ),
-        _ => reason,
-    };
-    dims.push(Dimension::new("cache_size", reason, chosen));
-    let mut current = chosen.unwrap_or(base);
-    // mmap_size = 0 was how the cache was measured, not a proposal: the mmap dimension starts
-    // from the configured mmap_size, with the chosen cache.
-    let configured_mmap = configured.set.mmap_size.map_or(0, MmapSize::bytes);
-    if chosen.is_some() && configured_mmap == 0 {
-        // The same as SQLite's default: proposed as configured (unset stays unset).
-        t.points[current].set.mmap_size = configured.set.mmap_size;
-    } else if chosen.is_some() {
-        let mut c = t.points[current].cand();
-        c.set.mmap_size = configured.set.mmap_size;
-        let label = configured
-            .set
-            .mmap_size
-            .map_or_else(String::new, |m| m.to_string());
-        if let Some(p) = t.explore("mmap_size", label, &c)? {
-            // The configured value stays unless mmap_size = 0 beat it by more than the noise.
-            if t.ops(current) <= t.ops(p) * t.margin {
-                current = p;
-            }
-        }
-    }
-    let mmap_file = mmap_of(file_bytes)?;
-    for (name, values, why) in options(mmap_file)? {
-        let from = t.points[current].cand();
-        let mut best = None;
-        for (label, edit) in values {
-            let mut c = from.clone();
-            edit(&mut c.set);
-            let mmap = |s: &PragmaSet| s.mmap_size.map_or(0, MmapSize::bytes);
-            if c == from || (name == "mmap_size" && mmap(&c.set) == mmap(&from.set)) {
-                continue;
-            }
-            match t.try_value(name, label, &c, &mut current)? {
-                None => break,
-                Some(true) => best = Some(current),
-                Some(false) => {}
-            }
-        }
-        dims.push(Dimension::new(name, format!("{why}; {noise_text}"), best));
-    }
-    if configured.readers.is_some() {
-        let (best, why) = readers(&mut t, &settings, &others, current, page_size)?;
-        current = best.unwrap_or(current);
-        dims.push(Dimension::new("readers.max_size", why, best));
-    }
+    let mut current = base;
+    // The write path first: one run each, and on a workload that writes the largest effect.
     if writes && t.split {
         let c = Cand {
             group_commit: true,
@@ -217,6 +171,63 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
             .filter(|b| *b)
             .map(|_| current);
         dims.push(Dimension::new("checkpoint", format!("checkpoint = \"background\": a thread of litepool's checkpoints the WAL (PASSIVE, past checkpoint_wal_size) off the committing callers' path; \"sqlite\": the connection whose commit crosses wal_autocheckpoint does it; {noise_text}"), best));
+    }
+    let (chosen, reason) = t.search_cache(&steps, current)?;
+    let reason = match (steps.len(), chosen) {
+        (1, Some(_)) => format!("the file ({}) fits in the first step, SQLite's default or the budget's cap; grown no further", litepool::budget::human(file_bytes)),
+        (_, Some(_)) => format!(
+            "{reason}{}",
+            cap.map_or(String::new(), |c| format!("; at most {} per connection ({conns} connections under limits.memory_budget)", litepool::budget::human(c)))
+        ),
+        _ => reason,
+    };
+    dims.push(Dimension::new("cache_size", reason, chosen));
+    current = chosen.unwrap_or(current);
+    // mmap_size = 0 was how the cache was measured, not a proposal: the mmap dimension starts
+    // from the configured mmap_size, with the chosen cache.
+    let configured_mmap = configured.set.mmap_size.map_or(0, MmapSize::bytes);
+    if chosen.is_some() && configured_mmap == 0 {
+        // The same as SQLite's default: proposed as configured (unset stays unset).
+        t.points[current].set.mmap_size = configured.set.mmap_size;
+    } else if chosen.is_some() {
+        let mut c = t.points[current].cand();
+        c.set.mmap_size = configured.set.mmap_size;
+        let label = configured
+            .set
+            .mmap_size
+            .map_or_else(String::new, |m| m.to_string());
+        if let Some(p) = t.explore("mmap_size", label, &c)? {
+            // The configured value stays unless mmap_size = 0 beat it by more than the noise.
+            if t.ops(current) <= t.ops(p) * t.margin {
+                current = p;
+            }
+        }
+    }
+    // Twice the file, rounded up to a power of two: room to grow (past the file's end nothing
+    // is mapped, so a larger size costs nothing now).
+    let mmap_file = mmap_of(file_bytes.saturating_mul(2).next_power_of_two())?;
+    for (name, values, why) in options(mmap_file)? {
+        let from = t.points[current].cand();
+        let mut best = None;
+        for (label, edit) in values {
+            let mut c = from.clone();
+            edit(&mut c.set);
+            let mmap = |s: &PragmaSet| s.mmap_size.map_or(0, MmapSize::bytes);
+            if c == from || (name == "mmap_size" && mmap(&c.set) == mmap(&from.set)) {
+                continue;
+            }
+            match t.try_value(name, label, &c, &mut current)? {
+                None => break,
+                Some(true) => best = Some(current),
+                Some(false) => {}
+            }
+        }
+        dims.push(Dimension::new(name, format!("{why}; {noise_text}"), best));
+    }
+    if configured.readers.is_some() {
+        let (best, why) = readers(&mut t, &settings, &others, current, page_size)?;
+        dims.push(Dimension::new("readers.max_size", why, best).from(current));
+        current = best.unwrap_or(current);
     }
     let refine = refine(&mut t, &mut current, (mmap_file, cap, page_size))?;
     dims.push(refine);
@@ -334,7 +345,7 @@ fn refine(
         .set
         .cache_size
         .map_or(DEFAULT_CACHE, |c| c.bytes_per_connection(page_size as u32));
-    for f in [0.5, 1.5, 0.75, 2.0] {
+    for f in [0.5, 1.5, 0.75, 2.0, 1.25, 3.0] {
         let kib = ((cache as f64 * f) as u64 / 1024).max(DEFAULT_CACHE / 4096);
         if cap.is_some_and(|c| kib * 1024 > c) {
             continue;
@@ -373,7 +384,7 @@ fn refine(
         if t.explored >= t.plan {
             break;
         }
-        if t.seen(&c).is_some() || c == base {
+        if t.seen(&c).is_some() || c == base || !t.fits(&c) {
             continue;
         }
         match t.try_value("refine", label, &c, current)? {

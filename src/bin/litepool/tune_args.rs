@@ -145,19 +145,19 @@ pub fn options(mmap_file: MmapSize) -> anyhow::Result<[Search; 3]> {
                 ("0".into(), Box::new(move |s| s.mmap_size = Some(zero))),
                 (mmap_file.to_string(), Box::new(move |s| s.mmap_size = Some(mmap_file))),
             ],
-            "reads through memory-mapped I/O need no read() call per page, up to the file size; notice: an I/O error on a mapped page raises SIGBUS, which kills the process, instead of returning an error (https://sqlite.org/mmap.html)",
+            "reads through memory-mapped I/O need no read() call per page: 0, or twice the file size rounded up to a power of two (room to grow; past the end of the file nothing is mapped); notice: an I/O error on a mapped page raises SIGBUS, which kills the process, instead of returning an error (https://sqlite.org/mmap.html)",
         ),
         (
             "temp_store",
-            [TempStore::Default, TempStore::Memory]
+            [TempStore::Default, TempStore::File, TempStore::Memory]
                 .into_iter()
                 .map(|v| (v.to_string(), Box::new(move |s: &mut PragmaSet| s.temp_store = Some(v)) as Edit))
                 .collect(),
-            "sorts and temporary tables in memory instead of temporary files",
+            "where sorts, temporary indexes and temporary tables live: in memory, or in temporary files (default: files, unless SQLite was built otherwise)",
         ),
         (
             "journal_size_limit",
-            [4u64 << 20, 64 << 20]
+            [4u64 << 20, 16 << 20, 64 << 20]
                 .into_iter()
                 .map(|v| (ByteSize(v).to_string(), Box::new(move |s: &mut PragmaSet| s.journal_size_limit = Some(ByteSize(v))) as Edit))
                 .collect(),

@@ -99,6 +99,9 @@ pub struct Dimension {
     pub name: String,
     pub reason: String,
     pub chosen: Option<usize>,
+    /// The point the dimension's search started from (the best so far then), when it was
+    /// compared with the values tried.
+    pub from: Option<usize>,
 }
 
 impl Dimension {
@@ -107,6 +110,15 @@ impl Dimension {
             name: name.to_owned(),
             reason,
             chosen,
+            from: None,
+        }
+    }
+
+    /// The same, searched from point `from`.
+    pub fn from(self, from: usize) -> Dimension {
+        Dimension {
+            from: Some(from),
+            ..self
         }
     }
 }

@@ -44,6 +44,13 @@ pub struct Tuner<'a> {
     pub explored: usize,
     /// A value is adopted only when it beats the best so far by this factor.
     pub margin: f64,
+    /// What `limits.memory_budget` leaves for this database's connections, if set.
+    pub budget_left: Option<u64>,
+    /// The database's connections as configured, its readers' among them.
+    pub conns: u64,
+    pub page_size: u64,
+    /// Pages in the database file.
+    pub file_pages: u64,
 }
 
 impl Tuner<'_> {
@@ -167,6 +174,27 @@ impl Tuner<'_> {
         Ok(Some(better))
     }
 
+    /// Connections a run of `cand` opens: `threads` on a single pool; the writer and the
+    /// readers on a split database.
+    pub fn connections(&self, cand: &Cand) -> u64 {
+        match (self.split, cand.readers) {
+            (false, _) => self.threads as u64,
+            (true, r) => 1 + u64::from(r.unwrap_or(self.threads as u32)),
+        }
+    }
+
+    /// True when `cand`'s cache on every connection it would have (the configured pools, with
+    /// its readers) stays within what the memory budget leaves, or no budget is set.
+    pub fn fits(&self, cand: &Cand) -> bool {
+        let per = cand.set.cache_size.map_or(DEFAULT_CACHE, |c| {
+            c.bytes_per_connection(self.page_size as u32)
+        });
+        let conns = self.conns - u64::from(self.configured.readers.unwrap_or(0))
+            + u64::from(cand.readers.unwrap_or(0));
+        self.budget_left
+            .is_none_or(|b| per.saturating_mul(conns) <= b)
+    }
+
     pub fn ops(&self, p: usize) -> f64 {
         self.points[p].row.ops_per_sec
     }
@@ -175,8 +203,12 @@ impl Tuner<'_> {
     /// operation fall, then bisecting below the chosen step (up to 3 times) for the smallest size
     /// that misses no more. Every run with `mmap_size = 0`: mapped pages bypass the cache and its
     /// counters. The chosen point and why.
-    pub fn search_cache(&mut self, steps: &[u64]) -> anyhow::Result<(Option<usize>, String)> {
-        let configured = self.configured.clone();
+    pub fn search_cache(
+        &mut self,
+        steps: &[u64],
+        from: usize,
+    ) -> anyhow::Result<(Option<usize>, String)> {
+        let configured = self.points[from].cand();
         let with_cache = |k: u64| {
             let mut c = configured.clone();
             c.set.cache_size = Some(CacheSize::Bytes(ByteSize(k * 1024)));
@@ -184,12 +216,19 @@ impl Tuner<'_> {
             c
         };
         let label = |k: u64| ByteSize(k * 1024).to_string();
+        // Misses per operation beyond what filling each connection's cache once explains: a
+        // short run (or a busy machine) leaves caches cold after the warm-up, and those misses,
+        // divided by however many operations the run got, are not the working set's.
+        let (page, file_pages) = (self.page_size.max(512), self.file_pages);
+        let conns = self.connections(&configured) as f64;
+        let steady = |t: &Self, p: usize, kib: u64| {
+            let fill = conns * (kib * 1024 / page).min(file_pages) as f64;
+            let p = &t.points[p];
+            (p.cache_miss as f64 - fill).max(0.0) / p.row.ops.max(1) as f64
+        };
         // True when the run `less` (a larger cache) missed clearly less than `more`.
-        let fell = |t: &Self, more: usize, less: usize| {
-            let (more, less) = (
-                t.points[more].misses_per_op(),
-                t.points[less].misses_per_op(),
-            );
+        let fell = |t: &Self, (more, mk): (usize, u64), (less, lk): (usize, u64)| {
+            let (more, less) = (steady(t, more, mk), steady(t, less, lk));
             more - less >= (more * MISS_FALL).max(MISS_FLOOR)
         };
         let mut chosen: Option<(usize, u64)> = None;
@@ -200,7 +239,7 @@ impl Tuner<'_> {
             };
             if let Some((pp, pk)) = prev {
                 // Misses stopped falling: the step before is the working set.
-                if !fell(self, pp, p) {
+                if !fell(self, (pp, pk), (p, k)) {
                     chosen = Some((pp, pk));
                     break;
                 }
@@ -219,7 +258,7 @@ impl Tuner<'_> {
             let Some(p) = self.explore("cache_size", label(mid), &with_cache(mid))? else {
                 break;
             };
-            if !fell(self, p, cp) {
+            if !fell(self, (p, mid), (cp, hi)) {
                 (cp, hi) = (p, mid);
             } else {
                 lo = Some(mid);
@@ -230,7 +269,7 @@ impl Tuner<'_> {
             .map_or("-".into(), |h| format!("{:.1}%", h * 100.0));
         Ok((
             Some(cp),
-            format!("grown from SQLite's default (2000KiB) by doubling up to the file size, then bisected below the step chosen, measured with mmap_size = 0 so every page goes through the cache; the smallest size past which misses stopped falling (hit ratio {hit})"),
+            format!("grown from SQLite's default (2000KiB) by doubling up to the file size, then bisected below the step chosen, measured with mmap_size = 0 so every page goes through the cache; the smallest size past which misses stopped falling (misses beyond filling each connection's cache once, per operation; hit ratio {hit})"),
         ))
     }
 
