@@ -35,6 +35,8 @@ use crate::userbench::Session;
 
 /// About one exploring run per this much of the budget (between [`PLAN`]'s bounds).
 const RUN: Duration = Duration::from_secs(6);
+/// The least noise assumed: two runs of one profile often differ by less than later runs will.
+const MIN_NOISE: f64 = 0.05;
 /// Fewest and most exploring runs planned.
 const PLAN: (usize, usize) = (6, 60);
 
@@ -131,13 +133,13 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
         );
     };
     // The noise: the configured profile once more. A value is adopted only if it beats the
-    // best so far by more than this (at least 2%); the confirmation decides in the end.
+    // best so far by more than this (at least 5%); the confirmation decides in the end.
     let again = t.explore("configured", name, &configured)?;
     let noise = again.map_or(0.0, |a| {
         let (x, y) = (t.ops(base), t.ops(a));
         (x - y).abs() / x.max(y).max(f64::MIN_POSITIVE)
     });
-    t.margin = 1.0 + noise.max(0.02);
+    t.margin = 1.0 + noise.max(MIN_NOISE);
     let noise_text = format!(
         "a value is kept only when it beats the best so far by more than the noise ({:.1}%, two runs of the configured profile)",
         (t.margin - 1.0) * 100.0
@@ -231,6 +233,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
     }
     let refine = refine(&mut t, &mut current, (mmap_file, cap, page_size))?;
     dims.push(refine);
+    contributions(&t, &mut dims, current);
     let leader = t.points[current].cand();
     let confirm = t.confirm(&leader)?;
     t.bar.finish_and_clear();
@@ -309,6 +312,57 @@ fn readers(
     Ok((best, why))
 }
 
+/// The dimensions a candidate differs from the configured one in.
+const KEYS: [&str; 7] = [
+    "cache_size",
+    "mmap_size",
+    "temp_store",
+    "journal_size_limit",
+    "readers.max_size",
+    "writes",
+    "checkpoint",
+];
+
+/// `leader` with dimension `key` as `base` has it; `None` when they agree on it.
+fn reverted(key: &str, leader: &Cand, base: &Cand) -> Option<Cand> {
+    let mut c = leader.clone();
+    match key {
+        "cache_size" => c.set.cache_size = base.set.cache_size,
+        "mmap_size" => c.set.mmap_size = base.set.mmap_size,
+        "temp_store" => c.set.temp_store = base.set.temp_store,
+        "journal_size_limit" => c.set.journal_size_limit = base.set.journal_size_limit,
+        "readers.max_size" => c.readers = base.readers,
+        "writes" => c.group_commit = base.group_commit,
+        "checkpoint" => c.background_checkpoints = base.background_checkpoints,
+        _ => return None,
+    }
+    (c != *leader).then_some(c)
+}
+
+/// What each value of the leader that differs from the configured one contributes: the run of
+/// the leader without it (reverted to the configured value), if one was measured, added to its
+/// dimension's reason.
+fn contributions(t: &Tuner<'_>, dims: &mut [Dimension], leader: usize) {
+    let (lead, base) = (t.points[leader].cand(), &t.configured);
+    for d in dims.iter_mut() {
+        let Some(without) = reverted(&d.name, &lead, base) else {
+            continue;
+        };
+        // Among the runs of that candidate, the fastest: the most the value could be worth.
+        let best = (0..t.points.len())
+            .filter(|&p| t.points[p].cand() == without)
+            .max_by(|&a, &b| t.ops(a).total_cmp(&t.ops(b)));
+        if let Some(p) = best {
+            d.reason.push_str(&format!(
+                "; the proposal without it (as configured) measured {:.0} ops/s, with it {:.0} (single runs)",
+                t.ops(p),
+                t.ops(leader)
+            ));
+            d.without = Some(p);
+        }
+    }
+}
+
 /// Refines around the best, while the planned runs last: first each change from the
 /// configured candidate measured without it (reverted to the configured value: what it
 /// contributes), then the values next to the ones chosen. A candidate that beats the best by
@@ -320,26 +374,14 @@ fn refine(
 ) -> anyhow::Result<Dimension> {
     let leader = t.points[*current].cand();
     let base = t.configured.clone();
-    let mut queue: Vec<(String, Cand)> = Vec::new();
+    // (the dimension its chart shows it on, the value, the candidate)
+    let mut queue: Vec<(&str, String, Cand)> = Vec::new();
     // Each change, reverted.
-    let mut revert = |key: &str, edit: &dyn Fn(&mut Cand)| {
-        let mut c = leader.clone();
-        edit(&mut c);
-        if c != leader {
-            queue.push((format!("{key} as configured"), c));
+    for key in KEYS {
+        if let Some(c) = reverted(key, &leader, &base) {
+            queue.push(("refine reverted", format!("{key} as configured"), c));
         }
-    };
-    revert("cache_size", &|c| c.set.cache_size = base.set.cache_size);
-    revert("mmap_size", &|c| c.set.mmap_size = base.set.mmap_size);
-    revert("temp_store", &|c| c.set.temp_store = base.set.temp_store);
-    revert("journal_size_limit", &|c| {
-        c.set.journal_size_limit = base.set.journal_size_limit
-    });
-    revert("readers.max_size", &|c| c.readers = base.readers);
-    revert("writes", &|c| c.group_commit = base.group_commit);
-    revert("checkpoint", &|c| {
-        c.background_checkpoints = base.background_checkpoints
-    });
+    }
     // The values next to the chosen ones, with everything else as the leader has it.
     let cache = leader
         .set
@@ -352,7 +394,7 @@ fn refine(
         }
         let mut c = leader.clone();
         c.set.cache_size = Some(CacheSize::Bytes(ByteSize(kib * 1024)));
-        queue.push((format!("cache_size = {}", ByteSize(kib * 1024)), c));
+        queue.push(("refine cache_size", ByteSize(kib * 1024).to_string(), c));
     }
     let file = mmap_file.bytes();
     for m in [file / 2, file / 4, 0, file] {
@@ -363,31 +405,34 @@ fn refine(
         };
         let mut c = leader.clone();
         c.set.mmap_size = Some(m);
-        queue.push((format!("mmap_size = {m}"), c));
+        let label = if m.bytes() == 0 {
+            "0".to_owned()
+        } else {
+            m.to_string()
+        };
+        queue.push(("refine mmap_size", label, c));
     }
     if let Some(r) = leader.readers {
         for n in [r.saturating_sub(1), r + 1] {
             if n >= 1 && n as usize <= t.threads {
-                queue.push((
-                    format!("readers.max_size = {n}"),
-                    Cand {
-                        readers: Some(n),
-                        ..leader.clone()
-                    },
-                ));
+                let c = Cand {
+                    readers: Some(n),
+                    ..leader.clone()
+                };
+                queue.push(("refine readers.max_size", n.to_string(), c));
             }
         }
     }
     let mut best = None;
     let mut tried = 0;
-    for (label, c) in queue {
+    for (dimension, value, c) in queue {
         if t.explored >= t.plan {
             break;
         }
         if t.seen(&c).is_some() || c == base || !t.fits(&c) {
             continue;
         }
-        match t.try_value("refine", label, &c, current)? {
+        match t.try_value(dimension, value, &c, current)? {
             None => break,
             Some(true) => best = Some(*current),
             Some(false) => {}
@@ -428,4 +473,39 @@ pub fn durability_text(db: &DatabaseSettings) -> (String, String) {
         _ => "normal",
     };
     (sync, d.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_dimension_reverts_only_its_own_key() {
+        let base = Cand {
+            set: PragmaSet::default(),
+            readers: Some(4),
+            group_commit: false,
+            background_checkpoints: false,
+        };
+        let mut leader = base.clone();
+        leader.set.cache_size = Some(CacheSize::Bytes(ByteSize(4 << 20)));
+        leader.set.mmap_size = Some(mmap_of(8 << 20).unwrap());
+        leader.readers = Some(2);
+        leader.group_commit = true;
+        leader.background_checkpoints = true;
+        for key in KEYS {
+            let Some(c) = reverted(key, &leader, &base) else {
+                // Only the keys the leader left as configured have nothing to revert.
+                assert!(["temp_store", "journal_size_limit"].contains(&key), "{key}");
+                continue;
+            };
+            let differs: Vec<&str> = KEYS
+                .into_iter()
+                .filter(|k| reverted(k, &c, &leader).is_some())
+                .collect();
+            assert_eq!(differs, vec![key], "reverting {key} changed {differs:?}");
+            assert!(reverted(key, &c, &base).is_none(), "{key} is as configured");
+        }
+        assert!(reverted("refine", &leader, &base).is_none());
+    }
 }

@@ -102,6 +102,8 @@ pub struct Dimension {
     /// The point the dimension's search started from (the best so far then), when it was
     /// compared with the values tried.
     pub from: Option<usize>,
+    /// The run of the proposal with this dimension as configured, if measured.
+    pub without: Option<usize>,
 }
 
 impl Dimension {
@@ -111,6 +113,7 @@ impl Dimension {
             reason,
             chosen,
             from: None,
+            without: None,
         }
     }
 
@@ -361,14 +364,14 @@ impl fmt::Display for Tuned {
         )?;
         writeln!(
             f,
-            "{:<18} {:>10} {:>10} {:>9} {:>9} {:>9} {:>7}",
+            "{:<24} {:>14} {:>10} {:>9} {:>9} {:>9} {:>7}",
             "dimension", "value", "ops/s", "p99", "hit ratio", "misses/op", "waited"
         )?;
         for (i, p) in self.points.iter().enumerate() {
             let chosen = self.dimensions.iter().any(|d| d.chosen == Some(i));
             writeln!(
                 f,
-                "{:<18} {:>10} {:>10.0} {:>9} {:>9} {:>9.3} {:>7}{}",
+                "{:<24} {:>14} {:>10.0} {:>9} {:>9} {:>9.3} {:>7}{}",
                 p.dimension,
                 p.value,
                 p.row.ops_per_sec,
@@ -418,7 +421,8 @@ impl fmt::Display for Tuned {
 
 /// Where a point sits on its dimension's axis: bytes of cache or map, readers.
 fn value_key(p: &Point) -> Option<u64> {
-    match p.dimension.as_str() {
+    // The refinement's values sit on their dimension's axis ("refine cache_size").
+    match p.dimension.strip_prefix("refine ").unwrap_or(&p.dimension) {
         "cache_size" => p.set.cache_size.map(|c| c.bytes_per_connection(4096)),
         "mmap_size" => p.set.mmap_size.map(|m| m.bytes()),
         "readers.max_size" => p.readers.map(u64::from),
