@@ -29,6 +29,7 @@ mod tune;
 mod tune_args;
 mod tune_chart;
 mod tune_out;
+mod tune_report;
 mod tune_search;
 mod userbench;
 mod workload;

@@ -256,7 +256,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.report {
         crate::output::write_report(
             path,
-            &crate::tune_out::html(&tuned, &crate::output::config_text(&settings)),
+            &crate::tune_report::html(&tuned, &crate::output::config_text(&settings)),
         )?;
     }
     let mut out = std::io::stdout().lock();
