@@ -302,7 +302,7 @@ fn readers(
         (b.bytes().saturating_sub(rest) / per_conn.max(1)).saturating_sub(1)
     });
     let mut sizes = readers_sizes(t.configured.readers, t.threads);
-    sizes.retain(|&n| budget_readers.is_none_or(|b| u64::from(n) <= b));
+    sizes.retain(|&n| budget_readers.map_or(true, |b| u64::from(n) <= b));
     let (best, why) = t.search_readers(&sizes, current)?;
     let why = if budget_readers.is_some() {
         format!("{why}; never over limits.memory_budget with the chosen cache_size")

@@ -192,7 +192,7 @@ impl Tuner<'_> {
         let conns = self.conns - u64::from(self.configured.readers.unwrap_or(0))
             + u64::from(cand.readers.unwrap_or(0));
         self.budget_left
-            .is_none_or(|b| per.saturating_mul(conns) <= b)
+            .map_or(true, |b| per.saturating_mul(conns) <= b)
     }
 
     pub fn ops(&self, p: usize) -> f64 {
