@@ -38,11 +38,11 @@ pub struct Curve {
 
 /// Panel size, and the plot area's margins within it.
 const W: f64 = 460.0;
-const H: f64 = 270.0;
+const H: f64 = 284.0;
 const LEFT: f64 = 62.0;
 const RIGHT: f64 = 18.0;
 const TOP: f64 = 50.0;
-const BOTTOM: f64 = 50.0;
+const BOTTOM: f64 = 64.0;
 /// Room between the y axis (and the right edge) and the first (last) x tick.
 const PAD: f64 = 20.0;
 /// Where x ≤ 0 ends on a log axis, as a fraction of the axis: the positive values start here.
@@ -298,20 +298,21 @@ fn panel(c: &Curve, slots: &[Slot], k: usize, base: Option<f64>) -> String {
             ty + 4.0
         );
     }
-    for (sl, shown) in slots.iter().zip(shown(c, slots, px)) {
-        let (tx, label) = (px(sl.u), if shown { esc(&sl.label) } else { String::new() });
+    for (sl, row) in slots.iter().zip(shown(c, slots, px)) {
+        let tx = px(sl.u);
+        let label = row.map_or(String::new(), |_| esc(&sl.label));
         let _ = writeln!(
             s,
             r##"<line class="xtick" x1="{tx:.1}" y1="{y1:.1}" x2="{tx:.1}" y2="{:.1}" stroke="#444"/><text class="xtick" x="{tx:.1}" y="{:.1}" text-anchor="middle">{label}</text>"##,
             y1 + 5.0,
-            y1 + 18.0
+            y1 + 18.0 + 13.0 * row.unwrap_or(0) as f64
         );
     }
     let (mid, dim) = ((x0 + x1) / 2.0, esc(&c.dimension));
     let _ = writeln!(
         s,
         r#"<text class="xlabel" x="{mid:.1}" y="{:.1}" text-anchor="middle">{dim}</text>"#,
-        H - 10.0
+        H - 8.0
     );
     if let Some(b) = base {
         let (by, lx) = (py(b), x1 - 2.0);
@@ -358,17 +359,22 @@ fn panel(c: &Curve, slots: &[Slot], k: usize, base: Option<f64>) -> String {
     s
 }
 
-/// Which x tick labels are written: those that overlap no label already kept, the chosen
-/// points' first (a dropped value is still in its dot's title).
-fn shown(c: &Curve, slots: &[Slot], px: impl Fn(f64) -> f64) -> Vec<bool> {
+/// The row (0 or 1, one under the other) each x tick label is written in, if any: a label
+/// goes in the first row where it overlaps no label already kept, the chosen points' first (a
+/// dropped value is still in its dot's title).
+fn shown(c: &Curve, slots: &[Slot], px: impl Fn(f64) -> f64) -> Vec<Option<usize>> {
     let mut order: Vec<usize> = (0..slots.len()).collect();
     order.sort_by_key(|k| !slots[*k].members.iter().any(|i| c.points[*i].chosen));
-    let (mut kept, mut shown) = (Vec::<(f64, f64)>::new(), vec![false; slots.len()]);
+    let mut kept = [Vec::<(f64, f64)>::new(), Vec::new()];
+    let mut shown = vec![None; slots.len()];
     for k in order {
         let x = px(slots[k].u);
         let half = slots[k].label.chars().count() as f64 * 3.3 + 4.0;
-        shown[k] = kept.iter().all(|(a, b)| x + half < *a || x - half > *b);
-        kept.extend(shown[k].then_some((x - half, x + half)));
+        let free = |row: &Vec<(f64, f64)>| row.iter().all(|(a, b)| x + half < *a || x - half > *b);
+        shown[k] = (0..2).find(|&r| free(&kept[r]));
+        if let Some(r) = shown[k] {
+            kept[r].push((x - half, x + half));
+        }
     }
     shown
 }

@@ -157,11 +157,18 @@ fn close_tick_labels_do_not_overlap_and_the_chosen_one_is_kept() {
         None,
     );
     let ops = svg(&out, "cache_size").1;
+    // The chosen one first, in the first row; a neighbour in the second row; the one that fits
+    // in neither is left out (every tick is drawn).
     assert_eq!(
         xticks(ops),
-        ["", "6500KiB", "", "1GiB"],
+        ["6000KiB", "6500KiB", "", "1GiB"],
         "every tick, not every label"
     );
+    let rows: Vec<f64> = tags(ops, r#"<text class="xtick""#)
+        .iter()
+        .map(|t| attr(t, "y"))
+        .collect();
+    assert!(rows[0] > rows[1] && rows[1] == rows[3], "{rows:?}");
 }
 
 #[test]
