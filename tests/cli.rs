@@ -108,6 +108,22 @@ fn check_exits_2_on_a_configuration_error_and_creates_nothing() {
 }
 
 #[test]
+fn a_configuration_error_says_its_cause_once() {
+    // Error::At shows its cause in its own text: the printed chain must not repeat it.
+    for (pragma, cause) in [
+        ("journal_mode = \"walx\"", "invalid journal_mode"),
+        ("synchronous = \"off\"", "is unsafe"),
+    ] {
+        let f = Fixture::new(&one_db(pragma, "max_size = 2"));
+        let out = litepool(f.dir.path(), &["check", "--config", "config"]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = stderr(&out);
+        assert_eq!(err.matches(cause).count(), 1, "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}
+
+#[test]
 fn stats_exits_2_and_check_1_when_a_held_lock_keeps_a_setting_from_taking_effect() {
     // The file is in WAL and another connection is reading: a switch back to `delete` needs
     // exclusive access it cannot get, so journal_mode stays `wal`. `stats` opens the pools as an

@@ -15,7 +15,11 @@ const HOT: i64 = 3072;
 const WORKING_SET: u64 = (HOT as u64 / 4) * 4096;
 
 fn fixture() -> Fixture {
-    fixture_with("512MiB", "")
+    // A `recommended` profile whose searched keys tune tries; its others never reach a candidate.
+    fixture_with(
+        "512MiB",
+        "[profiles.recommended]\nsynchronous = \"normal\"\nforeign_keys = true\ncache_size = \"8MiB\"\nmmap_size = \"64MiB\"\n",
+    )
 }
 
 /// The table and its workload, under `budget` (`limits.memory_budget`), `extra` appended.
@@ -135,6 +139,17 @@ fn tune_finds_the_working_set_keeps_durability_and_the_time_budget() {
         (WORKING_SET..=2 * WORKING_SET).contains(&size),
         "chose {size} bytes for a working set of {WORKING_SET}: {json}"
     );
+    // The recommended profile's searched keys were measured, at the configured durability and
+    // with the configured profile's other keys.
+    let rec: Vec<_> = points
+        .iter()
+        .filter(|p| p["dimension"] == "recommended")
+        .collect();
+    assert_eq!(rec.len(), 1, "{json}");
+    assert_eq!(rec[0]["set"]["cache_size"], "8MiB");
+    assert_eq!(rec[0]["set"]["mmap_size"], "64MiB");
+    assert_eq!(rec[0]["set"]["synchronous"], "full");
+    assert_eq!(rec[0]["set"]["foreign_keys"], serde_json::Value::Null);
     let ratio = |p: &serde_json::Value| {
         let (h, m) = (
             p["cache_hit"].as_f64().unwrap(),

@@ -243,7 +243,7 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("litepool: {e:#}");
+            eprintln!("litepool: {}", output::causes(&e));
             ExitCode::from(exit_code(&e))
         }
     }

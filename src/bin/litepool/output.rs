@@ -141,3 +141,17 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&link).unwrap(), "<html>");
     }
 }
+
+/// The error and its causes, joined by ": " as `{:#}` does, each said once: litepool's errors
+/// that name a file and key (`Error::At`) show their cause in their own text too.
+pub fn causes(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
+}

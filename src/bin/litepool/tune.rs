@@ -174,6 +174,35 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
             .map(|_| current);
         dims.push(Dimension::new("checkpoint", format!("checkpoint = \"background\": a thread of litepool's checkpoints the WAL (PASSIVE, past checkpoint_wal_size) off the committing callers' path; \"sqlite\": the connection whose commit crosses wal_autocheckpoint does it; {noise_text}"), best));
     }
+    // litepool's `recommended` values of the searched keys, when the configuration has that
+    // profile: the proposal is then never slower than them beyond the noise. Only those keys:
+    // the profile's others (foreign_keys, busy_timeout, …) are the application's semantics.
+    if let Some(rec) = settings
+        .profiles
+        .get("recommended")
+        .filter(|_| db.profile.name() != "recommended")
+    {
+        let r = rec.pragmas();
+        let mut c = t.points[current].cand();
+        c.set.cache_size = r.cache_size;
+        c.set.mmap_size = r.mmap_size;
+        c.set.temp_store = r.temp_store;
+        c.set.journal_size_limit = r.journal_size_limit;
+        if c != t.points[current].cand() && t.fits(&c) {
+            let best = t
+                .try_value(
+                    "recommended",
+                    "cache, mmap, temp_store, journal_size_limit".into(),
+                    &c,
+                    &mut current,
+                )?
+                .filter(|b| *b)
+                .map(|_| current);
+            dims.push(Dimension::new("recommended", format!("the `recommended` profile's cache_size, mmap_size, temp_store and journal_size_limit (its other keys are your application's: not taken); {noise_text}"), best));
+        }
+    }
+    // The mmap_size in force before the cache search (which measures with mmap_size = 0).
+    let mmap_before = t.points[current].set.mmap_size;
     let (chosen, reason) = t.search_cache(&steps, current)?;
     let reason = match (steps.len(), chosen) {
         (1, Some(_)) => format!("the file ({}) fits in the first step, SQLite's default or the budget's cap; grown no further", litepool::budget::human(file_bytes)),
@@ -186,20 +215,16 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
     dims.push(Dimension::new("cache_size", reason, chosen));
     current = chosen.unwrap_or(current);
     // mmap_size = 0 was how the cache was measured, not a proposal: the mmap dimension starts
-    // from the configured mmap_size, with the chosen cache.
-    let configured_mmap = configured.set.mmap_size.map_or(0, MmapSize::bytes);
-    if chosen.is_some() && configured_mmap == 0 {
-        // The same as SQLite's default: proposed as configured (unset stays unset).
-        t.points[current].set.mmap_size = configured.set.mmap_size;
+    // from the mmap_size in force before it, with the chosen cache.
+    if chosen.is_some() && mmap_before.map_or(0, MmapSize::bytes) == 0 {
+        // The same as SQLite's default: proposed as it was (unset stays unset).
+        t.points[current].set.mmap_size = mmap_before;
     } else if chosen.is_some() {
         let mut c = t.points[current].cand();
-        c.set.mmap_size = configured.set.mmap_size;
-        let label = configured
-            .set
-            .mmap_size
-            .map_or_else(String::new, |m| m.to_string());
+        c.set.mmap_size = mmap_before;
+        let label = mmap_before.map_or_else(String::new, |m| m.to_string());
         if let Some(p) = t.explore("mmap_size", label, &c)? {
-            // The configured value stays unless mmap_size = 0 beat it by more than the noise.
+            // The value in force stays unless mmap_size = 0 beat it by more than the noise.
             if t.ops(current) <= t.ops(p) * t.margin {
                 current = p;
             }
