@@ -78,9 +78,15 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
     let mut others = settings.clone();
     others.databases.remove(&db.name);
     let rest = litepool::budget::Budget::without_files(&others).worst_case;
+    // The runs open `--threads` connections (a split: the writer and the readers), the proposal
+    // the configured pools': the budget holds for both.
+    let run_conns = match &db.split {
+        Some(split) => 1 + u64::from(split.readers.max_size),
+        None => u64::from(args.threads),
+    };
     let cap = settings
         .memory_budget
-        .map(|b| b.bytes().saturating_sub(rest) / conns.max(1));
+        .map(|b| b.bytes().saturating_sub(rest) / conns.max(run_conns).max(1));
     let bar = ProgressBar::new(0).with_style(ProgressStyle::with_template(
         "tune: {msg:40} {pos} runs {elapsed}/{prefix}",
     )?);
@@ -208,7 +214,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
         (1, Some(_)) => format!("the file ({}) fits in the first step, SQLite's default or the budget's cap; grown no further", litepool::budget::human(file_bytes)),
         (_, Some(_)) => format!(
             "{reason}{}",
-            cap.map_or(String::new(), |c| format!("; at most {} per connection ({conns} connections under limits.memory_budget)", litepool::budget::human(c)))
+            cap.map_or(String::new(), |c| format!("; at most {} per connection ({} connections under limits.memory_budget: the configured pools' or the runs', the more)", litepool::budget::human(c), conns.max(run_conns)))
         ),
         _ => reason,
     };

@@ -184,13 +184,16 @@ impl Tuner<'_> {
     }
 
     /// True when `cand`'s cache on every connection it would have (the configured pools, with
-    /// its readers) stays within what the memory budget leaves, or no budget is set.
+    /// its readers), and on every connection of its run, stays within what the memory budget
+    /// leaves, or no budget is set.
     pub fn fits(&self, cand: &Cand) -> bool {
         let per = cand.set.cache_size.map_or(DEFAULT_CACHE, |c| {
             c.bytes_per_connection(self.page_size as u32)
         });
-        let conns = self.conns - u64::from(self.configured.readers.unwrap_or(0))
-            + u64::from(cand.readers.unwrap_or(0));
+        // The proposal's connections (the configured pools, with its readers), or the run's.
+        let conns = (self.conns - u64::from(self.configured.readers.unwrap_or(0))
+            + u64::from(cand.readers.unwrap_or(0)))
+        .max(self.connections(cand));
         self.budget_left
             .map_or(true, |b| per.saturating_mul(conns) <= b)
     }
