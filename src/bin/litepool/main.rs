@@ -29,6 +29,7 @@ mod tune;
 mod tune_args;
 mod tune_chart;
 mod tune_out;
+mod tune_refine;
 mod tune_report;
 mod tune_search;
 mod userbench;
@@ -371,6 +372,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 output::check_report_path(path)?;
             }
             let settings = replica_env::without_replicas(&source.load()?, "bench")?;
+            if let Some(path) = &report {
+                output::refuse_user_files(path, &settings)?;
+            }
             // The configured files are only read (copied), but a bad one is refused as by every
             // other command.
             prep::preflight_copies(&settings)?;

@@ -26,8 +26,11 @@ pub const TICK: Duration = Duration::from_millis(10);
 
 /// One measuring thread's hold on the statement it is running, for the deadline to interrupt.
 /// Cheap to clone: a write that runs on group commit's thread takes a clone along.
-#[derive(Clone, Default)]
-pub struct Bound(Arc<Mutex<Option<InterruptHandle>>>);
+/// A statement asked to start after the deadline does not start: a thread that waited past it
+/// for a connection (hundreds of threads behind one writer) stops at once instead of one timer
+/// tick each.
+#[derive(Clone)]
+pub struct Bound(Arc<Mutex<Option<InterruptHandle>>>, Instant);
 
 impl std::fmt::Debug for Bound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -38,6 +41,11 @@ impl std::fmt::Debug for Bound {
 }
 
 impl Bound {
+    /// A bound for statements of a run that ends at `deadline`.
+    pub fn until(deadline: Instant) -> Bound {
+        Bound(Arc::default(), deadline)
+    }
+
     fn slot(&self) -> MutexGuard<'_, Option<InterruptHandle>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -49,6 +57,13 @@ impl Bound {
         conn: &Connection,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
+        if Instant::now() >= self.1 {
+            // What an interrupt at the deadline answers: counted as interrupted, not an error.
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_INTERRUPT),
+                Some("the run's time is up".into()),
+            ));
+        }
         *self.slot() = Some(conn.get_interrupt_handle());
         let out = f(conn);
         // An interrupt that lands after `f` returned finds no running statement; SQLite clears
@@ -103,10 +118,10 @@ pub fn measure(
     op: &(dyn Fn(&mut Rng, &Bound) -> Result<()> + Sync),
 ) -> Result<Tally> {
     let latency = Histogram::default();
-    let bounds: Vec<Bound> = (0..threads).map(|_| Bound::default()).collect();
     let stopped = AtomicBool::new(false);
     let start = Instant::now();
     let deadline = start + duration;
+    let bounds: Vec<Bound> = (0..threads).map(|_| Bound::until(deadline)).collect();
     let counts: std::io::Result<Vec<Counts>> = std::thread::scope(|s| {
         let (bounds, stopped) = (&bounds, &stopped);
         let timer = std::thread::Builder::new().spawn_scoped(s, move || {

@@ -2,7 +2,7 @@
 //! measured, and the page is written to a new file beside it, then renamed into place.
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail};
 
@@ -37,6 +37,47 @@ pub fn check_report_path(path: &Path) -> anyhow::Result<()> {
             dir.display()
         )
     })
+}
+
+/// The directory entry `path` names: its directory resolved (symbolic links, `..`), its own
+/// name kept (a report replaces the entry, whatever it points to).
+fn entry(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?;
+    let dir = dir_of(path).canonicalize().ok()?;
+    Some(dir.join(name))
+}
+
+/// Refuses a `--report` that names a file of the user's: a configured database, its `-wal`,
+/// `-shm` or `-journal`, or a configuration file read. The report is renamed over its path:
+/// that entry would be replaced, and with it the data or the configuration.
+pub fn refuse_user_files(path: &Path, settings: &litepool::Settings) -> anyhow::Result<()> {
+    let Some(report) = entry(path) else {
+        return Ok(());
+    };
+    let mut theirs: Vec<(PathBuf, String)> = Vec::new();
+    for db in settings.databases.values() {
+        if db.replica.is_some() {
+            continue;
+        }
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut p = db.path.clone().into_os_string();
+            p.push(suffix);
+            theirs.push((p.into(), format!("database {:?}'s file", db.name)));
+        }
+    }
+    for source in &settings.sources {
+        theirs.push((PathBuf::from(source), "a configuration file".to_owned()));
+    }
+    for (p, what) in theirs {
+        if entry(&p).as_ref() == Some(&report) {
+            bail!(
+                "invalid --report {}: it is {what} ({}); the report would replace it. Expected another file name ending in .html",
+                path.display(),
+                p.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Writes `html` to `path`: into a new temporary file in the same directory, then renamed over
@@ -75,6 +116,20 @@ pub fn config_text(settings: &litepool::Settings) -> String {
                 let text = std::fs::read_to_string(source).unwrap_or_default();
                 out.push_str(&format!("# {source}\n{text}\n"));
             }
+        }
+    }
+    out
+}
+
+/// The error and its causes, joined by ": " as `{:#}` does, each said once: litepool's errors
+/// that name a file and key (`Error::At`) show their cause in their own text too.
+pub fn causes(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
         }
     }
     out
@@ -140,18 +195,4 @@ mod tests {
         assert_eq!(meta.permissions().mode() & 0o777, 0o644);
         assert_eq!(std::fs::read_to_string(&link).unwrap(), "<html>");
     }
-}
-
-/// The error and its causes, joined by ": " as `{:#}` does, each said once: litepool's errors
-/// that name a file and key (`Error::At`) show their cause in their own text too.
-pub fn causes(e: &anyhow::Error) -> String {
-    let mut out = e.to_string();
-    for cause in e.chain().skip(1) {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-    }
-    out
 }

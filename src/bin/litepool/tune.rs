@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use litepool::pragma::{ByteSize, CacheSize, JournalMode, MmapSize};
+use litepool::pragma::{JournalMode, MmapSize};
 use litepool::settings::{DatabaseSettings, Durability, Replication, Workload};
 use litepool::PragmaSet;
 
@@ -47,6 +47,9 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
         crate::output::check_report_path(path)?;
     }
     let settings = crate::replica_env::without_replicas(&args.source.load()?, "tune")?;
+    if let Some(path) = &args.report {
+        crate::output::refuse_user_files(path, &settings)?;
+    }
     crate::prep::preflight_copies(&settings)?;
     let (db, workloads) = crate::tune_args::choose(&settings, &args)?;
     let session = Session::new(&settings, &workloads)?.with_durability(&settings);
@@ -116,6 +119,8 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
         conns,
         page_size,
         file_pages: file_bytes / page_size.max(512),
+        tried: Default::default(),
+        overridden: overridden(&settings, &db),
     };
     // Steps of the cache search, in KiB: SQLite's default doubling up to the file, under the cap.
     let mut steps = Vec::new();
@@ -138,6 +143,15 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
             humantime::format_duration(args.time_budget)
         );
     };
+    // A workload that fails every time measures nothing: said, not searched.
+    let row = &t.points[base].row;
+    if row.ops == 0 && row.errors > 0 {
+        bail!(
+            "every operation of the configured profile's run failed ({} errors), so there is nothing to measure: {}",
+            row.errors,
+            row.first_error.as_deref().unwrap_or("no message")
+        );
+    }
     // The noise: the configured profile once more. A value is adopted only if it beats the
     // best so far by more than this (at least 5%); the confirmation decides in the end.
     let again = t.explore("configured", name, &configured)?;
@@ -146,10 +160,17 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
         (x - y).abs() / x.max(y).max(f64::MIN_POSITIVE)
     });
     t.margin = 1.0 + noise.max(MIN_NOISE);
-    let noise_text = format!(
-        "a value is kept only when it beats the best so far by more than the noise ({:.1}%, two runs of the configured profile)",
-        (t.margin - 1.0) * 100.0
-    );
+    let noise_text = match again {
+        Some(_) => format!(
+            "a value is kept only when it beats the best so far by more than the noise ({:.1}%: two runs of the configured profile, at least {:.0}%)",
+            (t.margin - 1.0) * 100.0,
+            MIN_NOISE * 100.0
+        ),
+        None => format!(
+            "a value is kept only when it beats the best so far by more than {:.0}% (the noise was not measured: the time budget allowed one run of the configured profile)",
+            MIN_NOISE * 100.0
+        ),
+    };
     let mut dims = Vec::new();
     let mut current = base;
     // The write path first: one run each, and on a workload that writes the largest effect.
@@ -209,14 +230,30 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
     }
     // The mmap_size in force before the cache search (which measures with mmap_size = 0).
     let mmap_before = t.points[current].set.mmap_size;
-    let (chosen, reason) = t.search_cache(&steps, current)?;
+    let in_force = t.points[current]
+        .set
+        .cache_size
+        .map_or(DEFAULT_CACHE, |c| c.bytes_per_connection(page_size as u32));
+    let (chosen, reason) = if in_force >= file_bytes {
+        // Nothing to find: every page fits already (a larger cache would hold nothing more).
+        (
+            None,
+            format!(
+                "the cache_size in force ({}) already holds the whole file ({}): not searched",
+                litepool::budget::human(in_force),
+                litepool::budget::human(file_bytes)
+            ),
+        )
+    } else {
+        t.search_cache(&steps, current)?
+    };
     let reason = match (steps.len(), chosen) {
+        (_, None) => reason,
         (1, Some(_)) => format!("the file ({}) fits in the first step, SQLite's default or the budget's cap; grown no further", litepool::budget::human(file_bytes)),
         (_, Some(_)) => format!(
             "{reason}{}",
             cap.map_or(String::new(), |c| format!("; at most {} per connection ({} connections under limits.memory_budget: the configured pools' or the runs', the more)", litepool::budget::human(c), conns.max(run_conns)))
         ),
-        _ => reason,
     };
     dims.push(Dimension::new("cache_size", reason, chosen));
     current = chosen.unwrap_or(current);
@@ -231,7 +268,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
         let label = mmap_before.map_or_else(String::new, |m| m.to_string());
         if let Some(p) = t.explore("mmap_size", label, &c)? {
             // The value in force stays unless mmap_size = 0 beat it by more than the noise.
-            if t.ops(current) <= t.ops(p) * t.margin {
+            if t.ops(current) <= t.ops(p) * t.margin && !t.fails_more(p, current) {
                 current = p;
             }
         }
@@ -262,11 +299,13 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
         dims.push(Dimension::new("readers.max_size", why, best).from(current));
         current = best.unwrap_or(current);
     }
-    let refine = refine(&mut t, &mut current, (mmap_file, cap, page_size))?;
+    let refine = crate::tune_refine::refine(&mut t, &mut current, (mmap_file, cap, page_size))?;
     dims.push(refine);
-    contributions(&t, &mut dims, current);
+    crate::tune_refine::contributions(&t, &mut dims, current);
+    crate::tune_refine::unmeasured(&t, &mut dims);
     let leader = t.points[current].cand();
     let confirm = t.confirm(&leader)?;
+    let overridden = std::mem::take(&mut t.overridden);
     t.bar.finish_and_clear();
     crate::scratch::on_interrupt(String::new());
     let tuned = Tuned::new(TunedFrom {
@@ -282,6 +321,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
         confirm,
         configured,
         leader,
+        overridden: &overridden,
     });
     // The report first: it keeps the results even when standard output is gone (a closed pipe).
     if let Some(path) = &args.report {
@@ -309,7 +349,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `bytes` as an `mmap_size`, rounded up to whole MiB (1MiB to 2047MiB).
-fn mmap_of(bytes: u64) -> anyhow::Result<MmapSize> {
+pub fn mmap_of(bytes: u64) -> anyhow::Result<MmapSize> {
     format!("{}MiB", bytes.div_ceil(1 << 20).clamp(1, 2047))
         .parse()
         .map_err(|e| anyhow!("{e}"))
@@ -343,138 +383,22 @@ fn readers(
     Ok((best, why))
 }
 
-/// The dimensions a candidate differs from the configured one in.
-const KEYS: [&str; 7] = [
-    "cache_size",
-    "mmap_size",
-    "temp_store",
-    "journal_size_limit",
-    "readers.max_size",
-    "writes",
-    "checkpoint",
-];
-
-/// `leader` with dimension `key` as `base` has it; `None` when they agree on it.
-fn reverted(key: &str, leader: &Cand, base: &Cand) -> Option<Cand> {
-    let mut c = leader.clone();
-    match key {
-        "cache_size" => c.set.cache_size = base.set.cache_size,
-        "mmap_size" => c.set.mmap_size = base.set.mmap_size,
-        "temp_store" => c.set.temp_store = base.set.temp_store,
-        "journal_size_limit" => c.set.journal_size_limit = base.set.journal_size_limit,
-        "readers.max_size" => c.readers = base.readers,
-        "writes" => c.group_commit = base.group_commit,
-        "checkpoint" => c.background_checkpoints = base.background_checkpoints,
-        _ => return None,
-    }
-    (c != *leader).then_some(c)
-}
-
-/// What each value of the leader that differs from the configured one contributes: the run of
-/// the leader without it (reverted to the configured value), if one was measured, added to its
-/// dimension's reason.
-fn contributions(t: &Tuner<'_>, dims: &mut [Dimension], leader: usize) {
-    let (lead, base) = (t.points[leader].cand(), &t.configured);
-    for d in dims.iter_mut() {
-        let Some(without) = reverted(&d.name, &lead, base) else {
-            continue;
-        };
-        // Among the runs of that candidate, the fastest: the most the value could be worth.
-        let best = (0..t.points.len())
-            .filter(|&p| t.points[p].cand() == without)
-            .max_by(|&a, &b| t.ops(a).total_cmp(&t.ops(b)));
-        if let Some(p) = best {
-            d.reason.push_str(&format!(
-                "; the proposal without it (as configured) measured {:.0} ops/s, with it {:.0} (single runs)",
-                t.ops(p),
-                t.ops(leader)
-            ));
-            d.without = Some(p);
-        }
-    }
-}
-
-/// Refines around the best, while the planned runs last: first each change from the
-/// configured candidate measured without it (reverted to the configured value: what it
-/// contributes), then the values next to the ones chosen. A candidate that beats the best by
-/// more than the noise becomes the best.
-fn refine(
-    t: &mut Tuner<'_>,
-    current: &mut usize,
-    (mmap_file, cap, page_size): (MmapSize, Option<u64>, u64),
-) -> anyhow::Result<Dimension> {
-    let leader = t.points[*current].cand();
-    let base = t.configured.clone();
-    // (the dimension its chart shows it on, the value, the candidate)
-    let mut queue: Vec<(&str, String, Cand)> = Vec::new();
-    // Each change, reverted.
-    for key in KEYS {
-        if let Some(c) = reverted(key, &leader, &base) {
-            queue.push(("refine reverted", format!("{key} as configured"), c));
-        }
-    }
-    // The values next to the chosen ones, with everything else as the leader has it.
-    let cache = leader
-        .set
-        .cache_size
-        .map_or(DEFAULT_CACHE, |c| c.bytes_per_connection(page_size as u32));
-    for f in [0.5, 1.5, 0.75, 2.0, 1.25, 3.0] {
-        let kib = ((cache as f64 * f) as u64 / 1024).max(DEFAULT_CACHE / 4096);
-        if cap.is_some_and(|c| kib * 1024 > c) {
-            continue;
-        }
-        let mut c = leader.clone();
-        c.set.cache_size = Some(CacheSize::Bytes(ByteSize(kib * 1024)));
-        queue.push(("refine cache_size", ByteSize(kib * 1024).to_string(), c));
-    }
-    let file = mmap_file.bytes();
-    for m in [file / 2, file / 4, 0, file] {
-        let m = if m == 0 {
-            "0".parse().map_err(|e| anyhow!("{e}"))?
-        } else {
-            mmap_of(m)?
-        };
-        let mut c = leader.clone();
-        c.set.mmap_size = Some(m);
-        let label = if m.bytes() == 0 {
-            "0".to_owned()
-        } else {
-            m.to_string()
-        };
-        queue.push(("refine mmap_size", label, c));
-    }
-    if let Some(r) = leader.readers {
-        for n in [r.saturating_sub(1), r + 1] {
-            if n >= 1 && n as usize <= t.threads {
-                let c = Cand {
-                    readers: Some(n),
-                    ..leader.clone()
-                };
-                queue.push(("refine readers.max_size", n.to_string(), c));
-            }
-        }
-    }
-    let mut best = None;
-    let mut tried = 0;
-    for (dimension, value, c) in queue {
-        if t.explored >= t.plan {
-            break;
-        }
-        if t.seen(&c).is_some() || c == base || !t.fits(&c) {
-            continue;
-        }
-        match t.try_value(dimension, value, &c, current)? {
-            None => break,
-            Some(true) => best = Some(*current),
-            Some(false) => {}
-        }
-        tried += 1;
-    }
-    Ok(Dimension::new(
-        "refine",
-        format!("{tried} candidate(s) around the best: each change measured reverted to the configured value (what it contributes), then the values next to the chosen ones; a candidate is kept only when it beats the best by more than the noise ({:.1}%)", (t.margin - 1.0) * 100.0),
-        best,
-    ))
+/// The keys a database's own `pragmas` (or its role's) set over its named profile: a pasted
+/// profile does not change them.
+fn overridden(settings: &litepool::Settings, db: &DatabaseSettings) -> Vec<String> {
+    let keys = |set: &PragmaSet| match serde_json::to_value(set) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => Default::default(),
+    };
+    let Some(named) = settings.profiles.get(db.profile.name()) else {
+        return Vec::new();
+    };
+    let (named, merged) = (keys(named.pragmas()), keys(db.profile.pragmas()));
+    merged
+        .iter()
+        .filter(|(k, v)| !v.is_null() && named.get(*k) != Some(*v))
+        .map(|(k, _)| k.clone())
+        .collect()
 }
 
 /// What the output is made of.
@@ -491,6 +415,8 @@ pub struct TunedFrom<'a> {
     pub confirm: Vec<Confirmation>,
     pub configured: Cand,
     pub leader: Cand,
+    /// Keys the database's own `pragmas` set over its profile.
+    pub overridden: &'a [String],
 }
 
 /// The durability every run was measured at, as configured.
@@ -504,39 +430,4 @@ pub fn durability_text(db: &DatabaseSettings) -> (String, String) {
         _ => "normal",
     };
     (sync, d.to_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn each_dimension_reverts_only_its_own_key() {
-        let base = Cand {
-            set: PragmaSet::default(),
-            readers: Some(4),
-            group_commit: false,
-            background_checkpoints: false,
-        };
-        let mut leader = base.clone();
-        leader.set.cache_size = Some(CacheSize::Bytes(ByteSize(4 << 20)));
-        leader.set.mmap_size = Some(mmap_of(8 << 20).unwrap());
-        leader.readers = Some(2);
-        leader.group_commit = true;
-        leader.background_checkpoints = true;
-        for key in KEYS {
-            let Some(c) = reverted(key, &leader, &base) else {
-                // Only the keys the leader left as configured have nothing to revert.
-                assert!(["temp_store", "journal_size_limit"].contains(&key), "{key}");
-                continue;
-            };
-            let differs: Vec<&str> = KEYS
-                .into_iter()
-                .filter(|k| reverted(k, &c, &leader).is_some())
-                .collect();
-            assert_eq!(differs, vec![key], "reverting {key} changed {differs:?}");
-            assert!(reverted(key, &c, &base).is_none(), "{key} is as configured");
-        }
-        assert!(reverted("refine", &leader, &base).is_none());
-    }
 }

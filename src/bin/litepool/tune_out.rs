@@ -269,7 +269,7 @@ impl Tuned {
             ratio,
             gain,
             verdict,
-            snippet: snippet(&f.db.name, &f.leader, &f.configured),
+            snippet: snippet(&f.db.name, &f.leader, &f.configured, f.overridden),
             configured_readers: f.configured.readers,
             configured_background_checkpoints: f.configured.background_checkpoints,
             configured: f.configured.set,
@@ -296,25 +296,48 @@ pub fn distinct(points: &[Point]) -> usize {
 /// `leader` as a `[profiles.tuned]` table to paste, then what changes outside the profile (the
 /// database's `checkpoint`, its readers, the write path), as comments: those keys belong in the
 /// user's own `[databases.<name>]` tables, which a pasted header would define twice.
-pub fn snippet(database: &str, leader: &Cand, configured: &Cand) -> String {
+pub fn snippet(database: &str, leader: &Cand, configured: &Cand, overridden: &[String]) -> String {
+    let keys = |set: &PragmaSet| -> Vec<(String, String)> {
+        let Ok(serde_json::Value::Object(keys)) = serde_json::to_value(set) else {
+            return Vec::new();
+        };
+        keys.into_iter()
+            .filter_map(|(k, v)| {
+                let value = match v {
+                    serde_json::Value::Null => return None,
+                    serde_json::Value::Object(o) => format!(
+                        "{{ {} }}",
+                        o.iter()
+                            .map(|(k, v)| format!("{k} = {v}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    other => other.to_string(),
+                };
+                Some((k, value))
+            })
+            .collect()
+    };
     let mut out = String::from("[profiles.tuned]\n");
-    if let Ok(serde_json::Value::Object(keys)) = serde_json::to_value(&leader.set) {
-        for (k, v) in keys {
-            let value = match v {
-                serde_json::Value::Null => continue,
-                serde_json::Value::Object(o) => format!(
-                    "{{ {} }}",
-                    o.iter()
-                        .map(|(k, v)| format!("{k} = {v}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                other => other.to_string(),
-            };
-            let _ = writeln!(out, "{k} = {value}");
+    let (tuned, before) = (keys(&leader.set), keys(&configured.set));
+    for (k, v) in &tuned {
+        let _ = writeln!(out, "{k} = {v}");
+    }
+    // The database's own pragmas override the profile: a changed key goes there too.
+    let shadowed: Vec<&(String, String)> = tuned
+        .iter()
+        .filter(|kv| overridden.contains(&kv.0) && !before.contains(kv))
+        .collect();
+    let db = serde_json::Value::String(database.to_owned());
+    if !shadowed.is_empty() {
+        let _ = write!(
+            out,
+            "\n# and in your [databases.{db}.pragmas] table, which overrides the profile:\n"
+        );
+        for (k, v) in shadowed {
+            let _ = writeln!(out, "# {k} = {v}");
         }
     }
-    let db = serde_json::Value::String(database.to_owned());
     if leader.background_checkpoints != configured.background_checkpoints {
         let v = if leader.background_checkpoints {
             "background"
@@ -454,7 +477,7 @@ mod tests {
             background_checkpoints: true,
             ..configured.clone()
         };
-        let text = snippet("main", &leader, &configured);
+        let text = snippet("main", &leader, &configured, &[]);
         // The commented keys, uncommented into the user's own tables, load as proposed.
         let keys = |table: &str| {
             let at = text.find(&format!("[{table}] table:\n")).unwrap();
@@ -477,7 +500,7 @@ mod tests {
         assert_eq!(main.checkpoint, litepool::settings::Checkpoint::Background);
         assert!(text.contains("Handle::write"), "{text}");
         // Nothing outside the profile changes: no comment at all.
-        let same = snippet("main", &configured, &configured);
+        let same = snippet("main", &configured, &configured, &[]);
         assert!(!same.contains('#'), "{same}");
     }
 }

@@ -49,6 +49,11 @@ pub struct Tuner<'a> {
     /// The database's connections as configured, its readers' among them.
     pub conns: u64,
     pub page_size: u64,
+    /// Values each dimension wanted to compare, and compared (measured, or measured before),
+    /// by the dimension's first word ("refine cache_size" counts as "refine").
+    pub tried: std::collections::BTreeMap<String, (usize, usize)>,
+    /// Keys the database's own `pragmas` set over its profile (see [`crate::tune_out::snippet`]).
+    pub overridden: Vec<String>,
     /// Pages in the database file.
     pub file_pages: u64,
 }
@@ -134,10 +139,13 @@ impl Tuner<'_> {
         cand: &Cand,
     ) -> anyhow::Result<Option<usize>> {
         let planned = self.plan.saturating_sub(self.explored).max(1);
+        let key = dimension.split(' ').next().unwrap_or(dimension).to_owned();
+        self.tried.entry(key.clone()).or_default().0 += 1;
         let Some(run) = self.slice(planned + 3 * REPEATS) else {
             return Ok(None);
         };
         let p = self.run(dimension, value, cand, run)?;
+        self.tried.entry(key).or_default().1 += 1;
         self.points.push(p);
         self.explored += 1;
         crate::scratch::on_interrupt(self.interrupted_text());
@@ -161,17 +169,39 @@ impl Tuner<'_> {
         current: &mut usize,
     ) -> anyhow::Result<Option<bool>> {
         let p = match self.seen(cand) {
-            Some(p) => p,
+            Some(p) => {
+                let key = dimension.split(' ').next().unwrap_or(dimension).to_owned();
+                let t = self.tried.entry(key).or_default();
+                (t.0, t.1) = (t.0 + 1, t.1 + 1);
+                p
+            }
             None => match self.explore(dimension, value, cand)? {
                 Some(p) => p,
                 None => return Ok(None),
             },
         };
-        let better = self.ops(p) > self.ops(*current) * self.margin;
+        let better = self.beats(p, *current);
         if better {
             *current = p;
         }
         Ok(Some(better))
+    }
+
+    /// True when run `p` beat run `current` by more than the noise without failing more of its
+    /// operations.
+    pub fn beats(&self, p: usize, current: usize) -> bool {
+        self.ops(p) > self.ops(current) * self.margin && !self.fails_more(p, current)
+    }
+
+    /// True when run `p` failed a larger share of its operations than run `than` (beyond a
+    /// little noise): a candidate that changes what the workload's operations answer (group
+    /// commit failing a batch-mate's writes along with a failing one) is no gain.
+    pub fn fails_more(&self, p: usize, than: usize) -> bool {
+        let share = |p: usize| {
+            let r = &self.points[p].row;
+            r.errors as f64 / (r.ops + r.errors).max(1) as f64
+        };
+        share(p) > share(than) * 1.5 + 0.005
     }
 
     /// Connections a run of `cand` opens: `threads` on a single pool; the writer and the
@@ -315,6 +345,7 @@ impl Tuner<'_> {
             .iter()
             .copied()
             .filter(|&p| self.ops(p) * self.margin >= fastest)
+            .filter(|&p| !self.fails_more(p, current))
             .min_by_key(|&p| self.points[p].readers);
         let why = format!(
             "readers serve concurrent reads until they wait for the CPUs ({} here) or the disk: grown from 1 while the readers' checkouts waited{}; the smallest pool within the noise of the fastest",
@@ -367,7 +398,7 @@ impl Tuner<'_> {
             format!(
                 "# litepool tune: interrupted; best so far ({:.0} ops/s, not confirmed by repeated runs)\n{}",
                 p.row.ops_per_sec,
-                crate::tune_out::snippet(&self.database, &p.cand(), &self.configured)
+                crate::tune_out::snippet(&self.database, &p.cand(), &self.configured, &self.overridden)
             )
         })
     }
