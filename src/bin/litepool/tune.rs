@@ -147,7 +147,8 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
     let row = &t.points[base].row;
     if row.ops == 0 && row.errors > 0 {
         bail!(
-            "every operation of the configured profile's run failed ({} errors), so there is nothing to measure: {}",
+            "every operation of the configured profile's run of workloads {} failed ({} errors), so there is nothing to measure: {}",
+            workloads.iter().map(|w| w.name.as_str()).collect::<Vec<_>>().join(", "),
             row.errors,
             row.first_error.as_deref().unwrap_or("no message")
         );
@@ -234,12 +235,12 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
         .set
         .cache_size
         .map_or(DEFAULT_CACHE, |c| c.bytes_per_connection(page_size as u32));
-    let (chosen, reason) = if in_force >= file_bytes {
+    let (chosen, reason) = if in_force >= file_bytes && cap.map_or(true, |c| in_force <= c) {
         // Nothing to find: every page fits already (a larger cache would hold nothing more).
         (
             None,
             format!(
-                "the cache_size in force ({}) already holds the whole file ({}): not searched",
+                "not measured: the cache_size in force ({}) already holds the whole file ({})",
                 litepool::budget::human(in_force),
                 litepool::budget::human(file_bytes)
             ),
@@ -266,7 +267,12 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
         let mut c = t.points[current].cand();
         c.set.mmap_size = mmap_before;
         let label = mmap_before.map_or_else(String::new, |m| m.to_string());
-        if let Some(p) = t.explore("mmap_size", label, &c)? {
+        let measured = if t.fits(&c) {
+            t.explore("mmap_size", label, &c)?
+        } else {
+            None
+        };
+        if let Some(p) = measured {
             // The value in force stays unless mmap_size = 0 beat it by more than the noise.
             if t.ops(current) <= t.ops(p) * t.margin && !t.fails_more(p, current) {
                 current = p;

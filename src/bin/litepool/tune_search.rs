@@ -168,6 +168,10 @@ impl Tuner<'_> {
         cand: &Cand,
         current: &mut usize,
     ) -> anyhow::Result<Option<bool>> {
+        if !self.fits(cand) {
+            // Over limits.memory_budget: neither measured nor proposed.
+            return Ok(Some(false));
+        }
         let p = match self.seen(cand) {
             Some(p) => {
                 let key = dimension.split(' ').next().unwrap_or(dimension).to_owned();
