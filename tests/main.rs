@@ -37,6 +37,7 @@ mod hostile21;
 mod hostile22;
 mod hostile22b;
 mod hostile23;
+mod hostile24;
 mod hostile_core;
 mod library;
 mod litefs_state;

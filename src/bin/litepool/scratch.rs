@@ -50,8 +50,21 @@ fn install_handler() -> Result<()> {
                 .spawn(move || {
                     if let Some(signal) = signals.forever().next() {
                         let dirs = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
+                        // The measuring threads run on until the process exits: one of them may
+                        // create a file in a directory being removed (ENOTEMPTY). Again, until
+                        // it is gone, for at most a second.
+                        let mut left = Vec::new();
                         for dir in dirs.iter() {
-                            let _ = std::fs::remove_dir_all(dir);
+                            for _ in 0..100 {
+                                let _ = std::fs::remove_dir_all(dir);
+                                if !dir.exists() {
+                                    break;
+                                }
+                                std::thread::sleep(std::time::Duration::from_millis(10));
+                            }
+                            if dir.exists() {
+                                left.push(dir.display().to_string());
+                            }
                         }
                         let words = LAST_WORDS.lock().unwrap_or_else(PoisonError::into_inner);
                         if !words.is_empty() {
@@ -60,10 +73,15 @@ fn install_handler() -> Result<()> {
                             let _ = writeln!(out, "{words}");
                             let _ = out.flush();
                         }
+                        let removed = dirs.len() - left.len();
                         eprintln!(
-                            "litepool: interrupted (signal {signal}); removed {} scratch director{}",
-                            dirs.len(),
-                            if dirs.len() == 1 { "y" } else { "ies" }
+                            "litepool: interrupted (signal {signal}); removed {removed} scratch director{}{}",
+                            if removed == 1 { "y" } else { "ies" },
+                            if left.is_empty() {
+                                String::new()
+                            } else {
+                                format!("; could not remove {}", left.join(", "))
+                            }
                         );
                         std::process::exit(128 + signal);
                     }

@@ -358,7 +358,7 @@ pub fn snippet(database: &str, leader: &Cand, configured: &Cand, overridden: &[S
     if leader.group_commit && !configured.group_commit {
         let _ = write!(
             out,
-            "\n# and write through Handle::write or write_async (group commit): measured faster than a transaction per write on the writer\n"
+            "\n# and write through Handle::write or write_async (group commit): in the search's single runs it beat a transaction per write on the writer by more than the noise\n"
         );
     }
     out
@@ -431,11 +431,19 @@ impl fmt::Display for Tuned {
             "{} runs measured ({} distinct candidates) in {:.1}s (time budget {:.0}s)",
             self.measured, self.candidates, self.elapsed_seconds, self.time_budget_seconds
         )?;
-        writeln!(
-            f,
-            "\n# Paste into your configuration, then set profile = \"tuned\" on database {:?}:",
-            self.database
-        )?;
+        if self.gain {
+            writeln!(
+                f,
+                "\n# Paste into your configuration, then set profile = \"tuned\" on database {:?}:",
+                self.database
+            )?;
+        } else {
+            writeln!(
+                f,
+                "\n# No measurable gain: keep your profile. The best candidate, for reference only (not a proposal; to try it, paste it and set profile = \"tuned\" on database {:?}):",
+                self.database
+            )?;
+        }
         write!(f, "{}", self.snippet)
     }
 }

@@ -355,7 +355,7 @@ impl Tuner<'_> {
             "readers serve concurrent reads until they wait for the CPUs ({} here) or the disk: grown from 1 while the readers' checkouts waited{}; the smallest pool within the noise of the fastest",
             std::thread::available_parallelism().map_or(1, |n| n.get()),
             stopped.map_or(String::new(), |n| format!(
-                " (no checkout waited with {n}: larger pools not measured)"
+                " (no readers' checkout waited with {n}: larger pools not measured; the table's waited column counts every pool's, the writer's too)"
             )),
         );
         Ok((pick.filter(|&p| p != current), why))
