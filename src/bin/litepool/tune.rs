@@ -235,12 +235,17 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
         .set
         .cache_size
         .map_or(DEFAULT_CACHE, |c| c.bytes_per_connection(page_size as u32));
-    let (chosen, reason) = if in_force >= file_bytes && cap.map_or(true, |c| in_force <= c) {
-        // Nothing to find: every page fits already (a larger cache would hold nothing more).
+    // A cache in force that holds the whole file (within the budget) is never grown: a larger
+    // one holds nothing more. Only smaller sizes are searched, for the smallest that misses no
+    // more (memory, not speed); there may be none.
+    if in_force >= file_bytes && cap.map_or(true, |c| in_force <= c) {
+        steps.retain(|k| k * 1024 < in_force);
+    }
+    let (chosen, reason) = if steps.is_empty() {
         (
             None,
             format!(
-                "not measured: the cache_size in force ({}) already holds the whole file ({})",
+                "not measured: the cache_size in force ({}) already holds the whole file ({}), and no smaller step to try",
                 litepool::budget::human(in_force),
                 litepool::budget::human(file_bytes)
             ),
