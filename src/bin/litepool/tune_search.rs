@@ -22,6 +22,8 @@ const WARM: f64 = 0.3;
 /// A cache step must cut misses per operation by this share, and by [`MISS_FLOOR`], to count.
 const MISS_FALL: f64 = 0.10;
 const MISS_FLOOR: f64 = 0.01;
+/// The hit ratio at which a cache that misses no less than the next step holds the working set.
+const HELD: f64 = 0.95;
 
 /// The search's state: the session, the clock and what was measured.
 pub struct Tuner<'a> {
@@ -275,8 +277,11 @@ impl Tuner<'_> {
                 break;
             };
             if let Some((pp, pk)) = prev {
-                // Misses stopped falling: the step before is the working set.
-                if !fell(self, (pp, pk), (p, k)) {
+                // Misses stopped falling, and the step before already hit (at least 95%): it
+                // holds the working set. Below that, two steps both far under the working set
+                // can miss alike (random reads over a large table): the doubling goes on.
+                let held = self.points[pp].hit_ratio().is_some_and(|h| h >= HELD);
+                if !fell(self, (pp, pk), (p, k)) && held {
                     chosen = Some((pp, pk));
                     break;
                 }
