@@ -1,5 +1,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use litepool::settings::Loader;
 use litepool::Settings;
@@ -164,4 +165,36 @@ pub fn toml_string(text: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// The names in `dir`, sorted.
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Each name in `dir` with its file's SHA-256 (empty for what is not a file), to compare before
+/// and after a command.
+pub fn hashes(dir: &Path) -> Vec<(String, String)> {
+    listing(dir)
+        .into_iter()
+        .map(|n| {
+            let p = dir.join(&n);
+            let h = if p.is_file() {
+                sha256(&p)
+            } else {
+                String::new()
+            };
+            (n, h)
+        })
+        .collect()
+}
+
+/// A command's standard error, as text.
+pub fn err(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }

@@ -80,34 +80,6 @@ fn tune(f: &Fixture, tmp: &Path, args: &[&str]) -> (Output, Duration) {
     (out, t0.elapsed())
 }
 
-fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
-fn hashes(dir: &Path) -> Vec<(String, String)> {
-    listing(dir)
-        .into_iter()
-        .map(|n| {
-            let p = dir.join(&n);
-            let h = if p.is_file() {
-                sha256(&p)
-            } else {
-                String::new()
-            };
-            (n, h)
-        })
-        .collect()
-}
-
-fn err(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 fn no_panic(out: &Output) {
     assert!(!err(out).contains("panicked"), "panic: {}", err(out));
 }

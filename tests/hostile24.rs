@@ -115,34 +115,6 @@ impl Case {
     }
 }
 
-fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
-fn hashes(dir: &Path) -> Vec<(String, String)> {
-    listing(dir)
-        .into_iter()
-        .map(|n| {
-            let p = dir.join(&n);
-            let h = if p.is_file() {
-                sha256(&p)
-            } else {
-                String::new()
-            };
-            (n, h)
-        })
-        .collect()
-}
-
-fn err(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 fn text(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

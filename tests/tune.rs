@@ -70,15 +70,6 @@ fn tune(f: &Fixture, tmp: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
 fn bytes(size: &str) -> u64 {
     let n = |s: &str, unit: &str| s.strip_suffix(unit).map(|n| n.parse::<u64>().unwrap());
     n(size, "KiB")

@@ -52,15 +52,6 @@ fn bench(f: &Fixture, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn a_user_schema_runs_only_the_configured_workloads_on_its_own_data() {
     let f = fixture(WORKLOADS);
